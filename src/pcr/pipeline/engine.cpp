@@ -1,0 +1,631 @@
+#include <fmt/format.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <pcr/pipeline/engine.hpp>
+#include <pcr/proc/loop.hpp>
+#include <pcr/proc/process.hpp>
+#include <pcr/sched/scheduler.hpp>
+#include <pcr/util/glob.hpp>
+#include <pcr/util/text.hpp>
+#include <random>
+#include <regex>
+#include <thread>
+
+extern char** environ;
+
+namespace pcr::pipeline {
+
+namespace fs = std::filesystem;
+using proc::Clock;
+
+namespace {
+
+Millis since(Clock::time_point t) {
+  return std::chrono::duration_cast<Millis>(Clock::now() - t);
+}
+
+std::vector<std::string> read_lines(const std::string& path) {
+  std::vector<std::string> lines;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) lines.push_back(std::move(line));
+  return lines;
+}
+
+std::string tail_of(const std::string& path, size_t max_lines) {
+  auto lines = read_lines(path);
+  size_t from = lines.size() > max_lines ? lines.size() - max_lines : 0;
+  std::string out;
+  for (size_t i = from; i < lines.size(); ++i) out += lines[i] + "\n";
+  return out;
+}
+
+unsigned worker_count(const Step& step, size_t jobs) {
+  switch (step.form) {
+    case Form::run:
+      return 1;
+    case Form::parallel:
+      return step.parallel;
+    case Form::commands:
+      return static_cast<unsigned>(step.commands.size());
+    case Form::for_each: {
+      unsigned w = step.workers > 0 ? step.workers : default_workers();
+      return std::max(1u, std::min<unsigned>(w, static_cast<unsigned>(std::max<size_t>(jobs, 1))));
+    }
+  }
+  return 1;
+}
+
+struct JobPlan {
+  size_t command = 0;  // index into Step::commands
+  std::vector<std::string> items;
+};
+
+std::vector<JobPlan> expand_jobs(const Step& step, const std::vector<std::string>& items) {
+  std::vector<JobPlan> jobs;
+  switch (step.form) {
+    case Form::run:
+      jobs.push_back({});
+      break;
+    case Form::parallel:
+      jobs.resize(step.parallel);
+      break;
+    case Form::commands:
+      for (size_t i = 0; i < step.commands.size(); ++i) jobs.push_back({i, {}});
+      break;
+    case Form::for_each: {
+      const size_t batch = std::max(1u, step.batch);
+      for (size_t i = 0; i < items.size(); i += batch) {
+        JobPlan j;
+        j.items.assign(items.begin() + static_cast<long>(i),
+                       items.begin() + static_cast<long>(std::min(items.size(), i + batch)));
+        jobs.push_back(std::move(j));
+      }
+      break;
+    }
+  }
+  return jobs;
+}
+
+std::string base_dir_of(const Pipeline& p) { return p.base_dir.empty() ? "." : p.base_dir; }
+
+std::string step_dir(const Pipeline& p, const Step& s) {
+  if (s.options.workdir.empty()) return base_dir_of(p);
+  fs::path w(s.options.workdir);
+  return w.is_absolute() ? w.string() : (fs::path(base_dir_of(p)) / w).string();
+}
+
+std::vector<const Step*> selected_steps(const Pipeline& p, const RunOptions& o) {
+  std::vector<const Step*> out;
+  for (const auto& s : p.steps)
+    if (o.only_step.empty() || s.name == o.only_step) out.push_back(&s);
+  return out;
+}
+
+const char* signal_name(int sig) {
+  switch (sig) {
+    case SIGINT: return "SIGINT";
+    case SIGTERM: return "SIGTERM";
+    case SIGHUP: return "SIGHUP";
+    default: return "a signal";
+  }
+}
+
+class Engine {
+ public:
+  Engine(const Pipeline& p, const RunOptions& o, Observer& obs)
+      : m_pipeline(p), m_options(o), m_observer(obs), m_procs(m_loop) {}
+
+  int run();
+
+ private:
+  struct StepRun;
+  enum class Phase { steps, cleanup, done };
+
+  void next();
+  void start_step(const Step& step);
+  void launch_step(StepRun& run, const std::vector<std::string>& items);
+  void step_done();
+  void finish();
+  void on_signal(int sig);
+  std::map<std::string, std::string> step_env(const Step& step) const;
+  const std::vector<const Step*>& current_list() const {
+    return m_phase == Phase::steps ? m_steps : m_cleanup;
+  }
+
+  const Pipeline& m_pipeline;
+  const RunOptions& m_options;
+  Observer& m_observer;
+  proc::Loop m_loop;
+  proc::ProcessSet m_procs;
+  std::string m_run_id;
+  std::string m_spool_dir;
+  bool m_own_spool = false;
+  std::vector<const Step*> m_steps, m_cleanup;
+  Phase m_phase = Phase::steps;
+  size_t m_index = 0;
+  std::unique_ptr<StepRun> m_current;
+  std::map<std::string, std::vector<std::string>> m_captures;
+  bool m_failed = false;
+  bool m_timed_out = false;
+  int m_interrupt = 0;
+  int m_signals = 0;
+  Clock::time_point m_started;
+  proc::Loop::TimerId m_tick = 0, m_deadline = 0;
+  RunResult m_result;
+};
+
+struct Engine::StepRun : sched::JobRunner {
+  struct Job {
+    JobPlan plan;
+    JobInfo info;
+    proc::ProcessSet::Id process = 0;
+    std::string stdout_path;
+  };
+
+  Engine& engine;
+  const Step& step;
+  StepInfo info;
+  std::vector<Job> jobs;
+  std::unique_ptr<sched::Scheduler> scheduler;
+  std::map<std::string, std::string> env;
+  std::vector<std::vector<std::string>> stdout_lines;  // per job, when captured
+  std::optional<std::regex> expect;
+  Clock::time_point started = Clock::now();
+  StepResult result;
+  proc::ProcessSet::Id lister = 0;  // the for_each command, while it runs
+  bool keep_stdout = false;
+
+  StepRun(Engine& e, const Step& s) : engine(e), step(s) {}
+
+  void start(size_t index, unsigned worker, unsigned attempt) override {
+    Job& job = jobs[index];
+    JobContext ctx{worker, job.info.job, static_cast<unsigned>(jobs.size()), job.plan.items,
+                   engine.m_run_id, info.name};
+    job.info.worker = worker;
+    job.info.attempt = attempt;
+    std::string prefix = fmt::format("{}/{}-{}-{}-{}", engine.m_spool_dir, info.cleanup ? "c" : "s",
+                                     info.index, job.info.job, attempt);
+    job.info.spool = prefix + ".log";
+    job.stdout_path = keep_stdout ? prefix + ".out" : "";
+    std::string error;
+    try {
+      job.info.command = step.commands[job.plan.command](ctx);
+    } catch (const std::exception& ex) {
+      error = fmt::format("the command could not be built: {}", ex.what());
+    }
+    proc::Spawn spawn;
+    spawn.command = job.info.command;
+    auto vars = env;
+    vars["CI_COMMAND_NUMBER"] = std::to_string(worker);
+    vars["CI_JOB_NUMBER"] = std::to_string(job.info.job);
+    for (auto& [k, v] : vars) spawn.env.push_back(k + "=" + v);
+    spawn.workdir = step_dir(engine.m_pipeline, step);
+    spawn.spool_path = job.info.spool;
+    spawn.stdout_path = job.stdout_path;
+    spawn.timeout = step.options.timeout.value_or(Millis(0));
+    spawn.idle_timeout = step.options.idle_timeout.value_or(Millis(0));
+    spawn.kill_grace = step.options.kill_grace;
+    if (!error.empty()) spawn.command = "exit 127";  // reported below as not started
+    engine.m_observer.job_started(job.info);
+    job.process = engine.m_procs.spawn(
+        std::move(spawn),
+        [this, index](proc::Stream, std::string_view data) {
+          engine.m_observer.job_output(jobs[index].info, data);
+        },
+        [this, index, error](const proc::Exit& exit) { ended(index, exit, error); });
+  }
+
+  void stop(size_t index, bool immediately) override {
+    engine.m_procs.stop(jobs[index].process, immediately);
+  }
+
+  void ended(size_t index, const proc::Exit& exit, const std::string& build_error) {
+    Job& job = jobs[index];
+    JobResult r;
+    r.exit_code = exit.exit_code;
+    r.signal = exit.signal;
+    r.duration = exit.duration;
+    r.leftovers = exit.leftovers;
+    r.bytes = exit.bytes;
+    if (!build_error.empty() || !exit.spawn_error.empty()) {
+      r.status = JobStatus::not_started;
+      r.detail = build_error.empty() ? fmt::format("could not start: {}", exit.spawn_error) : build_error;
+    } else if (exit.timed_out) {
+      r.status = JobStatus::timed_out;
+      r.limit = step.options.timeout.value_or(Millis(0));
+    } else if (exit.idle_timed_out) {
+      r.status = JobStatus::idle_timeout;
+      r.limit = step.options.idle_timeout.value_or(Millis(0));
+    } else if (exit.stopped && engine.m_timed_out && !info.cleanup) {
+      r.status = JobStatus::timed_out;
+      r.limit = engine.m_pipeline.timeout.value_or(Millis(0));
+      r.detail = "the pipeline's timeout expired";
+    } else if (exit.stopped) {
+      r.status = JobStatus::cancelled;
+    } else if (exit.signal != 0) {
+      r.status = JobStatus::signalled;
+    } else if (exit.exit_code != 0) {
+      r.status = JobStatus::failed;
+    } else if (keep_stdout) {
+      auto lines = read_lines(job.stdout_path);
+      bool ok = true;
+      if (expect) {
+        ok = std::any_of(lines.begin(), lines.end(),
+                         [&](const std::string& l) { return std::regex_search(l, *expect); });
+        if (!ok) r.detail = fmt::format("no line of stdout matches /{}/", step.options.expect);
+      }
+      if (ok && step.options.check && !step.options.check(lines)) {
+        ok = false;
+        r.detail = "the output check rejected stdout";
+      }
+      if (!ok) r.status = JobStatus::unexpected_output;
+      if (ok && !step.options.capture.empty()) stdout_lines[index] = std::move(lines);
+    }
+    const sched::Ended ended = r.status == JobStatus::passed      ? sched::Ended::passed
+                               : r.status == JobStatus::cancelled ? sched::Ended::cancelled
+                                                                  : sched::Ended::failed;
+    r.will_retry = scheduler->will_retry(index, ended);
+    r.flaky = r.status == JobStatus::passed && job.info.attempt > 0;
+    if (r.status == JobStatus::passed) ++result.passed;
+    if (r.flaky) ++result.flaky;
+    if (!r.will_retry && ended == sched::Ended::failed) ++result.failed;
+    if (ended == sched::Ended::cancelled) ++result.cancelled;
+    engine.m_observer.job_finished(job.info, r);
+    scheduler->finished(index, ended);
+  }
+};
+
+std::map<std::string, std::string> Engine::step_env(const Step& step) const {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string_view kv(*e);
+    size_t eq = kv.find('=');
+    if (eq != std::string_view::npos) env[std::string(kv.substr(0, eq))] = std::string(kv.substr(eq + 1));
+  }
+  for (const auto& [k, v] : m_pipeline.env) env[k] = v;
+  for (const auto& [var, lines] : m_captures) {
+    std::string joined;
+    for (const auto& l : lines) joined += (joined.empty() ? "" : "\n") + l;
+    env[var] = joined;
+  }
+  for (const auto& [k, v] : step.options.env) env[k] = v;
+  env["CI_RUN_ID"] = m_run_id;
+  return env;
+}
+
+int Engine::run() {
+  m_run_id = m_options.run_id.empty() ? make_run_id() : m_options.run_id;
+  if (m_options.spool_dir.empty()) {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string templ = fmt::format("{}/pcr-{}-XXXXXX", tmp && *tmp ? tmp : "/tmp", m_run_id);
+    if (::mkdtemp(templ.data()) == nullptr) {
+      m_observer.note(fmt::format("cannot create a spool folder {}: {}", templ, std::strerror(errno)));
+      return 1;
+    }
+    m_spool_dir = templ;
+    m_own_spool = true;
+  } else {
+    m_spool_dir = m_options.spool_dir;
+    std::error_code ec;
+    fs::create_directories(m_spool_dir, ec);
+    fs::permissions(m_spool_dir, fs::perms::owner_all, ec);
+  }
+  m_steps = selected_steps(m_pipeline, m_options);
+  for (const auto& s : m_pipeline.cleanup) m_cleanup.push_back(&s);
+
+  ::signal(SIGPIPE, SIG_IGN);  // `pcr run | head` must still run cleanup
+  proc::ProcessSet::become_subreaper();
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) m_loop.watch_signal(sig, [this](int s) { on_signal(s); });
+  m_started = Clock::now();
+  m_tick = m_loop.add_timer(Millis(1000), Millis(1000), [this] { m_observer.tick(); });
+  if (m_pipeline.timeout) {
+    m_deadline = m_loop.add_timer(*m_pipeline.timeout, Millis(0), [this] {
+      m_deadline = 0;
+      if (m_phase != Phase::steps) return;
+      m_timed_out = true;
+      m_observer.note(fmt::format("the pipeline's timeout of {} expired: stopping the running jobs",
+                                  util::format_duration_spec(*m_pipeline.timeout)));
+      if (m_current && m_current->scheduler) m_current->scheduler->cancel(false);
+      if (m_current && m_current->lister) m_procs.stop(m_current->lister, false);
+    });
+  }
+  m_observer.run_started({m_pipeline.name, m_run_id, m_steps.size(), m_cleanup.size()});
+  m_loop.post([this] { next(); });
+  m_loop.run();
+
+  if (m_own_spool) {
+    std::error_code ec;
+    fs::remove_all(m_spool_dir, ec);
+  }
+  return m_result.exit_code;
+}
+
+void Engine::next() {
+  const auto& list = current_list();
+  if (m_phase == Phase::steps && (m_failed || m_interrupt || m_timed_out)) {
+    for (; m_index < list.size(); ++m_index) {
+      StepInfo info;
+      info.index = m_index + 1;
+      info.of = list.size();
+      info.name = list[m_index]->name;
+      info.step = list[m_index];
+      StepResult r;
+      r.outcome = StepOutcome::skipped;
+      m_observer.step_finished(info, r);
+    }
+  }
+  if (m_index >= list.size()) {
+    if (m_phase == Phase::steps) {
+      m_phase = Phase::cleanup;
+      m_index = 0;
+      if (m_deadline) m_loop.cancel(m_deadline), m_deadline = 0;
+      next();
+    } else {
+      finish();
+    }
+    return;
+  }
+  start_step(*list[m_index]);
+}
+
+void Engine::start_step(const Step& step) {
+  m_current = std::make_unique<StepRun>(*this, step);
+  StepRun& run = *m_current;
+  run.info.index = m_index + 1;
+  run.info.of = current_list().size();
+  run.info.cleanup = m_phase == Phase::cleanup;
+  run.info.name = step.name;
+  run.info.step = &step;
+  run.keep_stdout = !step.options.capture.empty() || !step.options.expect.empty() ||
+                    static_cast<bool>(step.options.check);
+  if (!step.options.expect.empty()) {
+    try {
+      run.expect.emplace(step.options.expect);
+    } catch (const std::regex_error&) {
+      run.result.error = fmt::format("expect: bad regular expression /{}/", step.options.expect);
+    }
+  }
+  run.env = step_env(step);
+
+  const ForEach& fe = step.for_each;
+  std::vector<std::string> items;
+  if (step.form == Form::for_each && run.result.error.empty()) {
+    switch (fe.source) {
+      case ForEach::Source::list:
+        items = fe.list;
+        break;
+      case ForEach::Source::glob:
+        items = util::glob(step_dir(m_pipeline, step), fe.value);
+        break;
+      case ForEach::Source::lines: {
+        auto it = m_captures.find(fe.value);
+        if (it != m_captures.end()) {
+          items = it->second;
+        } else if (const char* v = std::getenv(fe.value.c_str())) {
+          items = util::split_lines(v);  // e.g. `--step` without the capturing step
+        } else {
+          run.result.error = fmt::format("for_each lines: nothing was captured as {}", fe.value);
+        }
+        break;
+      }
+      case ForEach::Source::command: {
+        proc::Spawn spawn;
+        spawn.command = fe.value;
+        for (auto& [k, v] : run.env) spawn.env.push_back(k + "=" + v);
+        spawn.workdir = step_dir(m_pipeline, step);
+        spawn.spool_path = fmt::format("{}/list-{}.log", m_spool_dir, run.info.index);
+        spawn.stdout_path = fmt::format("{}/list-{}.out", m_spool_dir, run.info.index);
+        spawn.timeout = step.options.timeout.value_or(Millis(0));
+        spawn.kill_grace = step.options.kill_grace;
+        run.lister = m_procs.spawn(std::move(spawn), nullptr, [this, &run, &fe, spawn_out = fmt::format("{}/list-{}", m_spool_dir, run.info.index)](const proc::Exit& exit) {
+          run.lister = 0;
+          if (exit.exit_code == 0 && exit.signal == 0 && exit.spawn_error.empty() && !exit.stopped &&
+              !exit.timed_out) {
+            std::vector<std::string> found;
+            for (auto& l : read_lines(spawn_out + ".out"))
+              if (!l.empty()) found.push_back(std::move(l));
+            launch_step(run, found);
+            return;
+          }
+          std::string why = !exit.spawn_error.empty() ? exit.spawn_error
+                            : exit.timed_out          ? "timed out"
+                            : exit.stopped            ? "stopped"
+                            : exit.signal             ? fmt::format("killed by signal {}", exit.signal)
+                                          : fmt::format("exit code {}", exit.exit_code);
+          run.result.error = fmt::format("the for_each command `{}` failed ({})", fe.value, why);
+          std::string tail = tail_of(spawn_out + ".log", 20);
+          if (!tail.empty()) run.result.error += ":\n" + tail;
+          launch_step(run, {});
+        });
+        return;
+      }
+      case ForEach::Source::none:
+        break;
+    }
+  }
+  launch_step(run, items);
+}
+
+void Engine::launch_step(StepRun& run, const std::vector<std::string>& items) {
+  const Step& step = run.step;
+  auto plans = run.result.error.empty() ? expand_jobs(step, items) : std::vector<JobPlan>{};
+  run.info.jobs = plans.size();
+  run.info.workers = worker_count(step, plans.size());
+  run.stdout_lines.resize(plans.size());
+  for (size_t i = 0; i < plans.size(); ++i) {
+    StepRun::Job job;
+    job.plan = std::move(plans[i]);
+    job.info.step = &run.info;
+    job.info.index = i;
+    job.info.job = static_cast<unsigned>(i + 1);
+    job.info.items = job.plan.items;
+    run.jobs.push_back(std::move(job));
+  }
+  run.env["CI_STEP"] = run.info.name;
+  run.env["CI_WORKERS"] = std::to_string(run.info.workers);
+  run.env["CI_TOTAL_JOBS"] = std::to_string(run.jobs.size());
+
+  sched::Options so;
+  so.workers = run.info.workers;
+  so.cap = m_options.jobs;
+  so.retries = step.options.retries;
+  so.fail_fast = step.options.fail_fast;
+  so.pinned = step.form == Form::parallel || step.form == Form::commands;
+  std::vector<size_t> order(run.jobs.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  run.scheduler = std::make_unique<sched::Scheduler>(std::move(order), so, run);
+  run.scheduler->on_done = [this] { m_loop.post([this] { step_done(); }); };
+  m_observer.step_started(run.info);
+  // A step whose start was interrupted (or timed out) runs nothing.
+  bool stopping = run.info.cleanup ? false : (m_interrupt || m_timed_out);
+  if (stopping) run.scheduler->cancel(false);
+  run.scheduler->start();
+}
+
+void Engine::step_done() {
+  StepRun& run = *m_current;
+  run.result.duration = since(run.started);
+  const bool failed = run.scheduler->failed() || !run.result.error.empty();
+  if (failed)
+    run.result.outcome = StepOutcome::failed;
+  else if (!run.info.cleanup && (m_interrupt || m_timed_out) && run.result.cancelled > 0)
+    run.result.outcome = m_timed_out ? StepOutcome::failed : StepOutcome::interrupted;
+  else
+    run.result.outcome = StepOutcome::passed;
+  if (!run.info.cleanup) {
+    if (run.result.outcome == StepOutcome::failed) m_failed = true;
+    if (!run.step.options.capture.empty() && run.result.outcome == StepOutcome::passed) {
+      auto& lines = m_captures[run.step.options.capture];
+      lines.clear();
+      for (auto& job_lines : run.stdout_lines)
+        for (auto& l : job_lines) lines.push_back(std::move(l));
+    }
+  }
+  m_observer.step_finished(run.info, run.result);
+  m_current.reset();
+  ++m_index;
+  next();
+}
+
+void Engine::finish() {
+  m_phase = Phase::done;
+  if (m_tick) m_loop.cancel(m_tick);
+  m_result.orphans_killed = m_procs.kill_orphans();
+  if (m_result.orphans_killed > 0)
+    m_observer.note(fmt::format("killed {} process(es) left behind by jobs (setsid or daemons)",
+                                m_result.orphans_killed));
+  m_result.duration = since(m_started);
+  m_result.signal = m_interrupt;
+  m_result.timed_out = m_timed_out;
+  m_result.exit_code = m_interrupt ? 128 + m_interrupt : (m_failed || m_timed_out) ? 1 : 0;
+  m_observer.run_finished(m_result);
+  m_loop.stop();
+}
+
+void Engine::on_signal(int sig) {
+  ++m_signals;
+  if (m_phase == Phase::done) return;
+  const bool first = m_interrupt == 0;
+  if (first) m_interrupt = sig;
+  if (m_phase == Phase::steps) {
+    m_observer.note(first ? fmt::format("{}: stopping the running jobs, then cleanup (again to kill at once)",
+                                        signal_name(sig))
+                          : fmt::format("{} again: killing the running jobs now", signal_name(sig)));
+    if (m_current) {
+      if (m_current->scheduler) m_current->scheduler->cancel(!first);
+      if (m_current->lister) m_procs.stop(m_current->lister, !first);
+    }
+    return;
+  }
+  // Cleanup is what an interrupt asks for: the first one lets it run; each further one
+  // kills the current cleanup step's jobs at once and moves on to the next.
+  if (first && m_signals == 1) {
+    m_observer.note(fmt::format("{} during cleanup: finishing cleanup (again to kill the current cleanup jobs)",
+                                signal_name(sig)));
+    return;
+  }
+  m_observer.note(fmt::format("{}: killing the current cleanup jobs", signal_name(sig)));
+  if (m_current) {
+    if (m_current->scheduler) m_current->scheduler->cancel(true);
+    if (m_current->lister) m_procs.stop(m_current->lister, true);
+  }
+}
+
+}  // namespace
+
+int run(const Pipeline& pipeline, const RunOptions& options, Observer& observer) {
+  Engine engine(pipeline, options, observer);
+  return engine.run();
+}
+
+bool has_step(const Pipeline& pipeline, const std::string& name) {
+  return std::any_of(pipeline.steps.begin(), pipeline.steps.end(),
+                     [&](const Step& s) { return s.name == name; });
+}
+
+std::string make_run_id() {
+  std::random_device rd;
+  std::mt19937_64 gen((static_cast<uint64_t>(rd()) << 32) ^ rd() ^ static_cast<uint64_t>(::getpid()));
+  static const char k_alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  std::string id;
+  for (int i = 0; i < 8; ++i) id += k_alphabet[gen() % 36];
+  return id;
+}
+
+unsigned default_workers() { return std::max(1u, std::thread::hardware_concurrency()); }
+
+std::vector<PlannedStep> plan(const Pipeline& pipeline, const RunOptions& options) {
+  std::vector<PlannedStep> out;
+  auto add = [&](const Step& step, bool cleanup) {
+    PlannedStep ps;
+    ps.name = step.name;
+    ps.cleanup = cleanup;
+    std::vector<std::string> items;
+    if (step.form == Form::for_each) {
+      switch (step.for_each.source) {
+        case ForEach::Source::list: items = step.for_each.list; break;
+        case ForEach::Source::glob: items = util::glob(step_dir(pipeline, step), step.for_each.value); break;
+        case ForEach::Source::lines:
+          ps.note = fmt::format("items: the lines captured as {} (known at run time)", step.for_each.value);
+          break;
+        case ForEach::Source::command:
+          ps.note = fmt::format("items: the lines printed by `{}` (run at step start)", step.for_each.value);
+          break;
+        case ForEach::Source::none: break;
+      }
+    }
+    auto jobs = expand_jobs(step, items);
+    const bool pinned = step.form != Form::for_each;
+    ps.workers = worker_count(step, jobs.size());
+    if (!ps.note.empty()) {
+      ps.workers = step.workers > 0 ? step.workers : default_workers();
+      jobs.clear();
+    }
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      PlannedJob pj;
+      pj.job = static_cast<unsigned>(i + 1);
+      pj.worker = pinned ? pj.job : 0;
+      pj.items = jobs[i].items;
+      JobContext ctx{pj.worker, pj.job, static_cast<unsigned>(jobs.size()), pj.items, "{run_id}", step.name};
+      try {
+        pj.command = step.commands[jobs[i].command](ctx);
+      } catch (const std::exception& ex) {
+        pj.command = fmt::format("<cannot build the command: {}>", ex.what());
+      }
+      ps.jobs.push_back(std::move(pj));
+    }
+    if (!ps.note.empty() && !step.texts.empty()) ps.note += "; command: " + step.texts[0];
+    out.push_back(std::move(ps));
+  };
+  for (const Step* s : selected_steps(pipeline, options)) add(*s, false);
+  for (const auto& s : pipeline.cleanup) add(s, true);
+  return out;
+}
+
+}  // namespace pcr::pipeline

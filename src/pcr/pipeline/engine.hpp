@@ -1,0 +1,52 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <pcr/pipeline/events.hpp>
+#include <pcr/pipeline/model.hpp>
+
+namespace pcr::pipeline {
+
+struct RunOptions {
+  unsigned jobs = 0;      // cap on jobs running at once across the run; 0: none
+  std::string only_step;  // run only the step of this name (plus cleanup)
+  std::string run_id;     // empty: a fresh one
+  std::string spool_dir;  // empty: a private temporary folder, removed at the end
+};
+
+// Run `pipeline` to its end and return the exit code: 0 passed, 1 a step failed or the
+// pipeline timed out, 128+N interrupted by signal N. Cleanup steps always run. Job
+// processes and whatever escaped them are gone when this returns.
+int run(const Pipeline& pipeline, const RunOptions& options, Observer& observer);
+
+// A job as a plan shows it: the command expanded as far as is known before the run.
+struct PlannedJob {
+  unsigned job = 0;
+  unsigned worker = 0;  // 0: the first free worker takes it
+  std::string command;
+  std::vector<std::string> items;
+};
+
+struct PlannedStep {
+  std::string name;
+  bool cleanup = false;
+  unsigned workers = 0;
+  std::vector<PlannedJob> jobs;
+  std::string note;  // e.g. items that are only known at run time
+};
+
+// The plan of `pipeline`: every step with its jobs, running nothing. Items of `for_each`
+// from a `command` or a captured variable cannot be known and are described instead.
+std::vector<PlannedStep> plan(const Pipeline& pipeline, const RunOptions& options);
+
+// The names of the steps `options.only_step` may choose from; empty when it names one.
+bool has_step(const Pipeline& pipeline, const std::string& name);
+
+// A fresh run id: lowercase letters and digits, unique per run.
+std::string make_run_id();
+
+// The default size of a for_each pool: the number of CPUs.
+unsigned default_workers();
+
+}  // namespace pcr::pipeline

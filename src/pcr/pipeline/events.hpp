@@ -1,0 +1,126 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <pcr/pipeline/model.hpp>
+
+namespace pcr::pipeline {
+
+// What the engine tells its observers. Observers (console, reports) watch; they never
+// steer the run. All events arrive on the engine's thread, in order.
+
+struct RunInfo {
+  std::string name;
+  std::string run_id;
+  std::size_t steps = 0;    // main steps that will be attempted
+  std::size_t cleanup = 0;  // cleanup steps
+};
+
+struct StepInfo {
+  std::size_t index = 0;  // 1-based among its list
+  std::size_t of = 0;     // length of its list
+  bool cleanup = false;
+  std::string name;
+  std::size_t jobs = 0;
+  unsigned workers = 0;
+  const Step* step = nullptr;
+};
+
+struct JobInfo {
+  const StepInfo* step = nullptr;
+  std::size_t index = 0;  // 0-based job index in the step
+  unsigned job = 0;       // 1-based, as {job}
+  unsigned worker = 0;    // {n}
+  unsigned attempt = 0;   // 0 = first run
+  std::string command;
+  std::vector<std::string> items;
+  std::string spool;      // both streams of this attempt, in arrival order
+};
+
+enum class JobStatus {
+  passed,
+  failed,             // non-zero exit
+  signalled,          // killed by a signal not sent by pcr
+  timed_out,          // its own timeout or the pipeline's
+  idle_timeout,       // printed nothing for idle_timeout
+  unexpected_output,  // exit 0 but `expect`/check failed
+  cancelled,          // stopped by fail_fast or an interrupt
+  not_started,        // could not be spawned (bad workdir, …)
+};
+
+struct JobResult {
+  JobStatus status = JobStatus::passed;
+  int exit_code = 0;
+  int signal = 0;
+  Millis duration{0};
+  Millis limit{0};        // the timeout that expired, for timed_out / idle_timeout
+  int leftovers = 0;      // processes killed after the shell exited
+  bool will_retry = false;
+  bool flaky = false;     // passed on a retry
+  std::string detail;     // why, in words, where the status alone does not say
+  std::uint64_t bytes = 0;
+};
+
+enum class StepOutcome { passed, failed, skipped, interrupted };
+
+struct StepResult {
+  StepOutcome outcome = StepOutcome::passed;
+  Millis duration{0};
+  std::size_t passed = 0, failed = 0, cancelled = 0, flaky = 0;
+  std::string error;  // a failure of the step itself (e.g. its for_each command)
+};
+
+struct RunResult {
+  int exit_code = 0;
+  Millis duration{0};
+  int signal = 0;            // the interrupt that ended the run, if any
+  bool timed_out = false;    // the pipeline's timeout expired
+  int orphans_killed = 0;    // escaped processes killed at the end
+};
+
+class Observer {
+ public:
+  virtual ~Observer() = default;
+  virtual void run_started(const RunInfo&) {}
+  virtual void step_started(const StepInfo&) {}
+  virtual void job_started(const JobInfo&) {}
+  virtual void job_output(const JobInfo&, std::string_view) {}
+  virtual void job_finished(const JobInfo&, const JobResult&) {}
+  // A skipped step gets only this event, with outcome `skipped`.
+  virtual void step_finished(const StepInfo&, const StepResult&) {}
+  virtual void run_finished(const RunResult&) {}
+  // Once a second while the run goes on.
+  virtual void tick() {}
+  // Something the engine says in words: an interrupt, the pipeline timeout, leftovers.
+  virtual void note(std::string_view) {}
+};
+
+// Forwards every event to several observers, in order.
+class Observers : public Observer {
+ public:
+  void add(Observer& o) { m_list.push_back(&o); }
+  void run_started(const RunInfo& r) override { for (auto* o : m_list) o->run_started(r); }
+  void step_started(const StepInfo& s) override { for (auto* o : m_list) o->step_started(s); }
+  void job_started(const JobInfo& j) override { for (auto* o : m_list) o->job_started(j); }
+  void job_output(const JobInfo& j, std::string_view d) override {
+    for (auto* o : m_list) o->job_output(j, d);
+  }
+  void job_finished(const JobInfo& j, const JobResult& r) override {
+    for (auto* o : m_list) o->job_finished(j, r);
+  }
+  void step_finished(const StepInfo& s, const StepResult& r) override {
+    for (auto* o : m_list) o->step_finished(s, r);
+  }
+  void run_finished(const RunResult& r) override { for (auto* o : m_list) o->run_finished(r); }
+  void tick() override { for (auto* o : m_list) o->tick(); }
+  void note(std::string_view n) override { for (auto* o : m_list) o->note(n); }
+
+ private:
+  std::vector<Observer*> m_list;
+};
+
+}  // namespace pcr::pipeline

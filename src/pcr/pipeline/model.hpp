@@ -1,0 +1,82 @@
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <pcr/util/duration.hpp>
+
+namespace pcr::pipeline {
+
+using util::Millis;
+using Env = std::vector<std::pair<std::string, std::string>>;
+
+// Everything a command may depend on. `number` is the worker slot `{n}` (1-based; 0 only
+// in a plan printed before the run, where the slot is not known yet).
+struct JobContext {
+  unsigned number = 0;
+  unsigned job = 0;    // 1-based position among the step's jobs
+  unsigned total = 0;  // jobs in the step
+  std::vector<std::string> items;
+  std::string run_id;
+  std::string step;
+};
+
+// A command is a function of the job's context returning one `/bin/sh -c` string.
+using Command = std::function<std::string(const JobContext&)>;
+
+// An output check gets the job's stdout lines; returning false fails the job as
+// "unexpected output".
+using OutputCheck = std::function<bool(const std::vector<std::string>& stdout_lines)>;
+
+enum class OutputMode { show, hide, on_failure };
+
+struct StepOptions {
+  std::optional<Millis> timeout;       // per job
+  std::optional<Millis> idle_timeout;  // fail a job silent this long
+  Millis kill_grace{10'000};           // SIGTERM → SIGKILL
+  unsigned retries = 0;
+  bool fail_fast = false;
+  OutputMode output = OutputMode::show;
+  std::string capture;  // VAR: keep the step's stdout lines
+  std::string expect;   // ECMAScript regex some stdout line must match
+  OutputCheck check;    // C++ output check; both must hold when both are set
+  Env env;
+  std::string workdir;  // relative to the pipeline's base directory
+};
+
+struct ForEach {
+  enum class Source { none, glob, list, lines, command };
+  Source source = Source::none;
+  std::vector<std::string> list;  // Source::list
+  std::string value;              // the glob pattern, the captured VAR, or the command
+};
+
+enum class Form { run, parallel, commands, for_each };
+
+struct Step {
+  std::string name;
+  Form form = Form::run;
+  // One command, or (Form::commands) one per job. `texts` are their sources for display.
+  std::vector<Command> commands;
+  std::vector<std::string> texts;
+  unsigned parallel = 1;  // Form::parallel
+  ForEach for_each;       // Form::for_each
+  unsigned batch = 1;     // items per for_each job
+  unsigned workers = 0;   // for_each pool size; 0: as many as CPUs
+  StepOptions options;
+};
+
+struct Pipeline {
+  std::string name;
+  std::optional<Millis> timeout;  // bounds the steps, not the cleanup
+  Env env;
+  std::vector<std::string> secrets;
+  std::vector<Step> steps;
+  std::vector<Step> cleanup;
+  std::string base_dir;  // jobs run and globs resolve here; empty: the current directory
+};
+
+}  // namespace pcr::pipeline

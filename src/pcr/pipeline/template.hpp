@@ -1,0 +1,46 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <pcr/pipeline/model.hpp>
+#include <pcr/util/expected.hpp>
+
+namespace pcr::pipeline {
+
+// A command with placeholders, parsed once at load time:
+//   {n} {job} {total} {items} {run_id}   — see JobContext; {items} is shell-quoted
+//   {{ and }}                            — literal braces
+//   ${...}                               — left to the shell untouched
+class Template {
+ public:
+  struct Error {
+    size_t offset;  // into the source text
+    std::string message;
+  };
+
+  // Parse `text`; an unknown placeholder or unclosed brace is an error at its offset.
+  static Template parse(std::string_view text, std::vector<Error>& errors);
+
+  // The command for `ctx`. With `ctx.number == 0` (a plan), `{n}` stays as written.
+  std::string expand(const JobContext& ctx) const;
+
+  const std::string& source() const { return m_source; }
+
+  // Names a placeholder may have.
+  static const std::vector<std::string>& names();
+
+ private:
+  struct Part {
+    bool placeholder;
+    std::string text;  // literal text, or the placeholder's name
+  };
+  std::string m_source;
+  std::vector<Part> m_parts;
+};
+
+// A Command that expands `t`.
+Command make_command(Template t);
+
+}  // namespace pcr::pipeline

@@ -1,0 +1,99 @@
+#include <uv.h>
+
+#include <cstdlib>
+#include <pcr/proc/loop.hpp>
+
+namespace pcr::proc {
+
+struct Loop::Timer {
+  uv_timer_t handle;
+  Loop* loop;
+  TimerId id;
+  bool repeating;
+  std::function<void()> fn;
+};
+
+struct Loop::Signal {
+  uv_signal_t handle;
+  std::function<void(int)> fn;
+};
+
+namespace {
+template <typename T>
+void close_and_delete(T* owner) {
+  uv_close(reinterpret_cast<uv_handle_t*>(&owner->handle),
+           [](uv_handle_t* h) { delete static_cast<T*>(h->data); });
+}
+}  // namespace
+
+Loop::Loop() : m_loop(std::make_unique<uv_loop_t>()) {
+  if (uv_loop_init(m_loop.get()) != 0) std::abort();
+}
+
+Loop::~Loop() {
+  for (auto& [id, timer] : m_timers) close_and_delete(timer);
+  m_timers.clear();
+  for (auto* signal : m_signals) close_and_delete(signal);
+  m_signals.clear();
+  // Let close callbacks (ours and those of handles owned by other objects) finish.
+  while (uv_run(m_loop.get(), UV_RUN_NOWAIT) != 0) {
+  }
+  uv_loop_close(m_loop.get());
+}
+
+Loop::TimerId Loop::add_timer(Millis delay, Millis repeat, std::function<void()> fn) {
+  auto* timer = new Timer{{}, this, m_next_timer++, repeat.count() > 0, std::move(fn)};
+  uv_timer_init(m_loop.get(), &timer->handle);
+  timer->handle.data = timer;
+  m_timers.emplace(timer->id, timer);
+  uv_timer_start(
+      &timer->handle,
+      [](uv_timer_t* h) {
+        auto* t = static_cast<Timer*>(h->data);
+        if (t->repeating) {
+          t->fn();  // may cancel this very timer; `cancel` defers the delete to close.
+          return;
+        }
+        auto callback = std::move(t->fn);
+        t->loop->m_timers.erase(t->id);
+        close_and_delete(t);
+        callback();
+      },
+      static_cast<uint64_t>(delay.count()), static_cast<uint64_t>(repeat.count()));
+  return timer->id;
+}
+
+void Loop::cancel(TimerId id) {
+  auto it = m_timers.find(id);
+  if (it == m_timers.end()) return;
+  uv_timer_stop(&it->second->handle);
+  close_and_delete(it->second);
+  m_timers.erase(it);
+}
+
+void Loop::watch_signal(int signum, std::function<void(int)> fn) {
+  auto* signal = new Signal{{}, std::move(fn)};
+  uv_signal_init(m_loop.get(), &signal->handle);
+  signal->handle.data = signal;
+  uv_signal_start(
+      &signal->handle, [](uv_signal_t* h, int n) { static_cast<Signal*>(h->data)->fn(n); },
+      signum);
+  m_signals.push_back(signal);
+}
+
+void Loop::run() {
+  m_stopped = false;
+  while (!m_stopped) {
+    if (uv_run(m_loop.get(), UV_RUN_ONCE) == 0 && !m_stopped) {
+      // Nothing left that could wake us: leaving beats hanging forever.
+      break;
+    }
+  }
+}
+
+void Loop::stop() {
+  m_stopped = true;
+  uv_stop(m_loop.get());
+}
+
+}  // namespace pcr::proc

@@ -1,0 +1,60 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+struct uv_loop_s;
+
+namespace pcr::proc {
+
+using Millis = std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+// The one event loop of a run (libuv underneath). Everything pcr does — process exits,
+// output, timers, signals — arrives as a callback on this loop, on this thread; nothing
+// runs in signal context. Not thread-safe.
+class Loop {
+ public:
+  using TimerId = std::uint64_t;
+
+  Loop();
+  ~Loop();  // Closes every handle it still owns.
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+
+  // Call `fn` after `delay`, then every `repeat` when `repeat` is non-zero. A one-shot
+  // timer forgets itself after it fires. Returns an id for `cancel`.
+  TimerId add_timer(Millis delay, Millis repeat, std::function<void()> fn);
+
+  // Stop timer `id`; a no-op for an id that already fired or was cancelled.
+  void cancel(TimerId id);
+
+  // Run `fn` on a later turn of the loop, never from within the caller. Use it to leave a
+  // callback before doing something that may destroy the callback's owner.
+  void post(std::function<void()> fn) { add_timer(Millis(0), Millis(0), std::move(fn)); }
+
+  // Call `fn(signum)` from the loop each time `signum` arrives. Watching SIGINT/SIGTERM
+  // replaces their default action for the life of the loop.
+  void watch_signal(int signum, std::function<void(int)> fn);
+
+  // Run until `stop()` is called.
+  void run();
+  void stop();
+
+  uv_loop_s* raw() { return m_loop.get(); }
+
+ private:
+  struct Timer;
+  struct Signal;
+  std::unique_ptr<uv_loop_s> m_loop;
+  std::unordered_map<TimerId, Timer*> m_timers;
+  std::vector<Signal*> m_signals;
+  TimerId m_next_timer = 1;
+  bool m_stopped = false;
+};
+
+}  // namespace pcr::proc

@@ -1,0 +1,399 @@
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <pcr/proc/process.hpp>
+#include <sstream>
+#include <thread>
+
+namespace pcr::proc {
+
+namespace {
+
+// One read buffer serves every pipe: libuv reads into it and hands it to the read
+// callback before asking for another, so it is never shared by two reads at once.
+constexpr size_t k_read_buffer_size = 256 * 1024;
+char g_read_buffer[k_read_buffer_size];
+
+// How long output may still arrive after the shell exited and its group was killed.
+// Only a process that left the group (and kept the pipe) makes us wait this long.
+constexpr Millis k_drain_window{500};
+
+void write_all(int fd, const char* data, size_t size) {
+  while (size > 0) {
+    ssize_t n = ::write(fd, data, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;  // a full disk loses spool, never the run
+    }
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+}
+
+int open_spool(const std::string& path) {
+  if (path.empty()) return -1;
+  return ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+}
+
+bool read_stat(pid_t pid, char& state, pid_t& ppid, pid_t& pgrp) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[512];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  const char* close_paren = std::strrchr(buf, ')');
+  if (close_paren == nullptr) return false;
+  int pp = 0, pg = 0;
+  if (std::sscanf(close_paren + 1, " %c %d %d", &state, &pp, &pg) != 3) return false;
+  ppid = pp;
+  pgrp = pg;
+  return true;
+}
+
+template <typename Fn>
+void for_each_pid(Fn fn) {
+  DIR* dir = ::opendir("/proc");
+  if (dir == nullptr) return;
+  while (dirent* entry = ::readdir(dir)) {
+    char* end = nullptr;
+    long pid = std::strtol(entry->d_name, &end, 10);
+    if (end != entry->d_name && *end == '\0') fn(static_cast<pid_t>(pid));
+  }
+  ::closedir(dir);
+}
+
+}  // namespace
+
+std::vector<pid_t> processes_in_group(pid_t pgid) {
+  std::vector<pid_t> found;
+  if (::kill(-pgid, 0) != 0) return found;  // fast path: the group is empty
+  for_each_pid([&](pid_t pid) {
+    char state;
+    pid_t ppid, pgrp;
+    if (read_stat(pid, state, ppid, pgrp) && pgrp == pgid && state != 'Z') found.push_back(pid);
+  });
+  return found;
+}
+
+std::vector<pid_t> children_of(pid_t pid) {
+  std::vector<pid_t> found;
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/task", static_cast<int>(pid));
+  bool have_children_files = false;
+  if (DIR* dir = ::opendir(path)) {
+    while (dirent* entry = ::readdir(dir)) {
+      if (entry->d_name[0] == '.') continue;
+      std::ifstream in(std::string(path) + "/" + entry->d_name + "/children");
+      if (!in) continue;
+      have_children_files = true;
+      pid_t child;
+      while (in >> child) found.push_back(child);
+    }
+    ::closedir(dir);
+  }
+  if (!have_children_files) {  // kernels without CONFIG_PROC_CHILDREN
+    for_each_pid([&](pid_t candidate) {
+      char state;
+      pid_t ppid, pgrp;
+      if (read_stat(candidate, state, ppid, pgrp) && ppid == pid) found.push_back(candidate);
+    });
+  }
+  return found;
+}
+
+struct ProcessSet::Child {
+  ProcessSet* set = nullptr;
+  Id id = 0;
+  uv_process_t process{};
+  uv_pipe_t pipes[2]{};
+  uv_timer_t timeout_timer{}, idle_timer{}, grace_timer{}, drain_timer{};
+  int open_handles = 0;
+  int open_pipes = 0;
+  pid_t pgid = 0;
+  int spool_fd = -1;
+  int stdout_fd = -1;
+  Spawn spec;
+  OnOutput on_output;
+  OnExit on_exit;
+  Exit result;
+  Clock::time_point started;
+  Clock::time_point last_output;
+  bool exited = false;
+  bool finished = false;
+
+  uv_handle_t* handle(void* h) { return static_cast<uv_handle_t*>(h); }
+
+  void close_handle(void* h) {
+    uv_close(handle(h), [](uv_handle_t* closed) {
+      auto* self = static_cast<Child*>(closed->data);
+      if (--self->open_handles == 0) delete self;
+    });
+  }
+
+  void close_pipe(int i) {
+    if (uv_is_closing(handle(&pipes[i]))) return;
+    uv_read_stop(reinterpret_cast<uv_stream_t*>(&pipes[i]));
+    --open_pipes;
+    close_handle(&pipes[i]);
+  }
+
+  void signal_group(int sig) {
+    if (pgid > 0) ::kill(-pgid, sig);
+  }
+
+  // Escalate: SIGTERM now, SIGKILL after the grace (at once when the grace is zero).
+  void terminate() {
+    if (exited) return;
+    if (spec.kill_grace.count() == 0) {
+      signal_group(SIGKILL);
+      return;
+    }
+    signal_group(SIGTERM);
+    if (!uv_is_active(handle(&grace_timer))) {
+      uv_timer_start(
+          &grace_timer,
+          [](uv_timer_t* t) { static_cast<Child*>(t->data)->signal_group(SIGKILL); },
+          static_cast<uint64_t>(spec.kill_grace.count()), 0);
+    }
+  }
+
+  void arm_idle_timer(Millis after) {
+    uv_timer_start(
+        &idle_timer,
+        [](uv_timer_t* t) {
+          auto* self = static_cast<Child*>(t->data);
+          auto silent = std::chrono::duration_cast<Millis>(Clock::now() - self->last_output);
+          if (silent >= self->spec.idle_timeout) {
+            if (!self->result.timed_out && !self->result.stopped) self->result.idle_timed_out = true;
+            self->terminate();
+          } else {
+            self->arm_idle_timer(self->spec.idle_timeout - silent);
+          }
+        },
+        static_cast<uint64_t>(after.count()), 0);
+  }
+};
+
+ProcessSet::ProcessSet(Loop& loop) : m_loop(loop) {
+  m_loop.watch_signal(SIGCHLD, [this](int) { reap_orphans(); });
+}
+
+ProcessSet::~ProcessSet() {
+  for (auto& [id, child] : m_children) {
+    child->signal_group(SIGKILL);
+    child->on_exit = nullptr;
+    child->on_output = nullptr;
+  }
+}
+
+bool ProcessSet::become_subreaper() { return ::prctl(PR_SET_CHILD_SUBREAPER, 1) == 0; }
+
+ProcessSet::Id ProcessSet::spawn(Spawn spec, OnOutput on_output, OnExit on_exit) {
+  auto* c = new Child;
+  c->set = this;
+  c->id = m_next_id++;
+  c->spec = std::move(spec);
+  c->on_output = std::move(on_output);
+  c->on_exit = std::move(on_exit);
+  uv_loop_t* loop = m_loop.raw();
+  for (auto* t : {&c->timeout_timer, &c->idle_timer, &c->grace_timer, &c->drain_timer}) {
+    uv_timer_init(loop, t);
+    t->data = c;
+  }
+  for (auto& p : c->pipes) {
+    uv_pipe_init(loop, &p, 0);
+    p.data = c;
+  }
+  c->process.data = c;
+  c->open_handles = 7;
+  c->open_pipes = 2;
+  m_children.emplace(c->id, c);
+
+  c->spool_fd = open_spool(c->spec.spool_path);
+  c->stdout_fd = open_spool(c->spec.stdout_path);
+
+  std::vector<char*> env;
+  env.reserve(c->spec.env.size() + 1);
+  for (auto& e : c->spec.env) env.push_back(e.data());
+  env.push_back(nullptr);
+  char sh[] = "/bin/sh", dash_c[] = "-c";
+  char* args[] = {sh, dash_c, c->spec.command.data(), nullptr};
+
+  uv_stdio_container_t stdio[3];
+  stdio[0].flags = UV_IGNORE;  // libuv opens /dev/null for it
+  for (int i = 0; i < 2; ++i) {
+    stdio[i + 1].flags = static_cast<uv_stdio_flags>(UV_CREATE_PIPE | UV_WRITABLE_PIPE);
+    stdio[i + 1].data.stream = reinterpret_cast<uv_stream_t*>(&c->pipes[i]);
+  }
+  uv_process_options_t options{};
+  options.file = sh;
+  options.args = args;
+  options.env = env.data();
+  options.cwd = c->spec.workdir.empty() ? nullptr : c->spec.workdir.c_str();
+  options.flags = UV_PROCESS_DETACHED;  // setsid(): own session and process group
+  options.stdio_count = 3;
+  options.stdio = stdio;
+  options.exit_cb = [](uv_process_t* p, int64_t status, int term_signal) {
+    auto* self = static_cast<Child*>(p->data);
+    self->exited = true;
+    self->set->m_job_pids.erase(p->pid);
+    if (term_signal != 0)
+      self->result.signal = term_signal;
+    else
+      self->result.exit_code = static_cast<int>(status);
+    uv_timer_stop(&self->timeout_timer);
+    uv_timer_stop(&self->idle_timer);
+    uv_timer_stop(&self->grace_timer);
+    // The job is over: whatever is left of its group goes now.
+    auto left = processes_in_group(self->pgid);
+    self->result.leftovers = static_cast<int>(left.size());
+    if (!left.empty()) self->signal_group(SIGKILL);
+    if (self->open_pipes > 0) {
+      uv_timer_start(
+          &self->drain_timer,
+          [](uv_timer_t* t) {
+            auto* s = static_cast<Child*>(t->data);
+            s->close_pipe(0);
+            s->close_pipe(1);
+            s->set->finish(s);
+          },
+          static_cast<uint64_t>(k_drain_window.count()), 0);
+    }
+    self->set->finish(self);
+  };
+
+  c->started = c->last_output = Clock::now();
+  int rc = uv_spawn(loop, &c->process, &options);
+  if (rc != 0) {
+    c->result.spawn_error = uv_strerror(rc);
+    c->result.exit_code = 127;
+    c->exited = true;
+    c->close_pipe(0);
+    c->close_pipe(1);
+    uv_timer_start(
+        &c->drain_timer, [](uv_timer_t* t) { static_cast<Child*>(t->data)->set->finish(static_cast<Child*>(t->data)); },
+        0, 0);
+    return c->id;
+  }
+  c->pgid = c->process.pid;
+  m_job_pids.insert(c->process.pid);
+
+  for (int i = 0; i < 2; ++i) {
+    uv_read_start(
+        reinterpret_cast<uv_stream_t*>(&c->pipes[i]),
+        [](uv_handle_t*, size_t, uv_buf_t* buf) {
+          buf->base = g_read_buffer;
+          buf->len = k_read_buffer_size;
+        },
+        [](uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+          auto* self = static_cast<Child*>(stream->data);
+          int index = stream == reinterpret_cast<uv_stream_t*>(&self->pipes[0]) ? 0 : 1;
+          if (nread < 0) {
+            self->close_pipe(index);
+            self->set->finish(self);
+            return;
+          }
+          if (nread == 0) return;
+          const auto size = static_cast<size_t>(nread);
+          self->result.bytes += size;
+          self->last_output = Clock::now();
+          if (self->spool_fd >= 0) write_all(self->spool_fd, buf->base, size);
+          if (index == 0 && self->stdout_fd >= 0) write_all(self->stdout_fd, buf->base, size);
+          if (self->on_output)
+            self->on_output(index == 0 ? Stream::out : Stream::err, std::string_view(buf->base, size));
+        });
+  }
+  if (c->spec.timeout.count() > 0) {
+    uv_timer_start(
+        &c->timeout_timer,
+        [](uv_timer_t* t) {
+          auto* self = static_cast<Child*>(t->data);
+          if (!self->result.stopped && !self->result.idle_timed_out) self->result.timed_out = true;
+          self->terminate();
+        },
+        static_cast<uint64_t>(c->spec.timeout.count()), 0);
+  }
+  if (c->spec.idle_timeout.count() > 0) c->arm_idle_timer(c->spec.idle_timeout);
+  return c->id;
+}
+
+void ProcessSet::stop(Id id, bool immediately) {
+  auto it = m_children.find(id);
+  if (it == m_children.end()) return;
+  Child* c = it->second;
+  if (c->exited) return;
+  if (!c->result.timed_out && !c->result.idle_timed_out) c->result.stopped = true;
+  if (immediately)
+    c->signal_group(SIGKILL);
+  else
+    c->terminate();
+}
+
+void ProcessSet::finish(Child* c) {
+  if (c->finished || !c->exited || c->open_pipes > 0) return;
+  c->finished = true;
+  uv_timer_stop(&c->drain_timer);
+  if (c->spool_fd >= 0) ::close(c->spool_fd);
+  if (c->stdout_fd >= 0) ::close(c->stdout_fd);
+  c->result.duration = std::chrono::duration_cast<Millis>(Clock::now() - c->started);
+  m_children.erase(c->id);
+  auto on_exit = std::move(c->on_exit);
+  Exit result = c->result;
+  for (auto* h : {static_cast<void*>(&c->process), static_cast<void*>(&c->timeout_timer),
+                  static_cast<void*>(&c->idle_timer), static_cast<void*>(&c->grace_timer),
+                  static_cast<void*>(&c->drain_timer)})
+    c->close_handle(h);
+  if (on_exit) on_exit(result);
+}
+
+void ProcessSet::reap_orphans() {
+  for (pid_t pid : children_of(::getpid())) {
+    if (m_job_pids.count(pid) != 0) continue;  // libuv's to reap
+    int status;
+    ::waitpid(pid, &status, WNOHANG);
+  }
+}
+
+int ProcessSet::kill_orphans() {
+  std::unordered_set<pid_t> killed;
+  const auto deadline = Clock::now() + std::chrono::seconds(3);
+  while (Clock::now() < deadline) {
+    std::vector<pid_t> orphans;
+    for (pid_t pid : children_of(::getpid()))
+      if (m_job_pids.count(pid) == 0) orphans.push_back(pid);
+    if (orphans.empty()) break;
+    // Kill whole subtrees; grandchildren are handed to us as their parents die.
+    std::vector<pid_t> stack = orphans;
+    while (!stack.empty()) {
+      pid_t pid = stack.back();
+      stack.pop_back();
+      char state;
+      pid_t ppid, pgrp;
+      if (read_stat(pid, state, ppid, pgrp) && state != 'Z') {
+        ::kill(pid, SIGKILL);
+        killed.insert(pid);
+      }
+      for (pid_t child : children_of(pid)) stack.push_back(child);
+    }
+    for (pid_t pid : orphans) {
+      int status;
+      for (int i = 0; i < 100 && ::waitpid(pid, &status, WNOHANG) == 0; ++i)
+        std::this_thread::sleep_for(Millis(10));
+    }
+  }
+  return static_cast<int>(killed.size());
+}
+
+}  // namespace pcr::proc

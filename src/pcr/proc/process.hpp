@@ -1,0 +1,101 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include <pcr/proc/loop.hpp>
+
+namespace pcr::proc {
+
+// What to run: `/bin/sh -c command`, in a process group (and session) of its own, stdin
+// from /dev/null, stdout and stderr through two pipes.
+struct Spawn {
+  std::string command;
+  std::vector<std::string> env;  // the whole environment, "NAME=value"
+  std::string workdir;           // empty: pcr's own
+  std::string spool_path;        // both streams in arrival order; created 0600
+  std::string stdout_path;       // when set, stdout alone is spooled here too (0600)
+  Millis timeout{0};             // 0: none
+  Millis idle_timeout{0};        // 0: none; fails a job silent for this long
+  Millis kill_grace{10'000};     // between SIGTERM and SIGKILL
+};
+
+enum class Stream { out, err };
+
+// How a process ended. Exactly one story is true: it could not be started
+// (`spawn_error`), or it exited with `exit_code`, or it died of `signal`. The flags say
+// who sent that signal: a timeout, an idle timeout, or a `stop`.
+struct Exit {
+  int exit_code = 0;
+  int signal = 0;
+  bool timed_out = false;
+  bool idle_timed_out = false;
+  bool stopped = false;
+  int leftovers = 0;         // processes still in the group when the shell exited; killed
+  std::string spawn_error;   // non-empty: nothing ran
+  Millis duration{0};
+  std::uint64_t bytes = 0;   // output bytes, both streams
+};
+
+// Supervises shell jobs on a `Loop`. A job ends when its shell exits — not when its pipes
+// close — so a background child holding the output open cannot hang it: the group is then
+// killed, output still in flight is drained for a moment, and the job is reported.
+//
+// Every process runs with signals at their defaults and an empty mask (libuv resets them
+// in the child). Spool files are close-on-exec, so no job inherits another's.
+class ProcessSet {
+ public:
+  using Id = std::uint64_t;
+  using OnOutput = std::function<void(Stream, std::string_view)>;
+  using OnExit = std::function<void(const Exit&)>;
+
+  explicit ProcessSet(Loop& loop);
+  ~ProcessSet();  // SIGKILLs the group of every job still running.
+  ProcessSet(const ProcessSet&) = delete;
+  ProcessSet& operator=(const ProcessSet&) = delete;
+
+  // Start `spec`. `on_output` sees every chunk as it arrives (already spooled); `on_exit`
+  // is called once, from the loop, never from within `spawn` — also when spawning failed.
+  Id spawn(Spawn spec, OnOutput on_output, OnExit on_exit);
+
+  // End job `id`: SIGTERM to its group and SIGKILL after its grace, or SIGKILL now when
+  // `immediately`. The exit is reported with `stopped` set. No-op for a finished job.
+  void stop(Id id, bool immediately);
+
+  size_t running() const { return m_children.size(); }
+
+  // Make pcr the child subreaper of its descendants (Linux), so that orphans of jobs
+  // become its children rather than init's. Returns false where unsupported.
+  static bool become_subreaper();
+
+  // Reap every child that is not a job shell (orphans handed to us as subreaper).
+  void reap_orphans();
+
+  // SIGKILL and reap every descendant that is not a running job's shell: what escaped its
+  // job's group (setsid, daemons). Returns how many live processes were killed.
+  int kill_orphans();
+
+ private:
+  struct Child;
+  void finish(Child* child);
+  Loop& m_loop;
+  std::unordered_map<Id, Child*> m_children;
+  std::unordered_set<pid_t> m_job_pids;  // shells libuv has not reaped yet
+  Id m_next_id = 1;
+};
+
+// The pids of the live processes in process group `pgid`.
+std::vector<pid_t> processes_in_group(pid_t pgid);
+
+// The direct children of `pid`, from /proc.
+std::vector<pid_t> children_of(pid_t pid);
+
+}  // namespace pcr::proc

@@ -1,0 +1,248 @@
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <pcr/report/console.hpp>
+
+namespace pcr::report {
+
+using pipeline::JobStatus;
+using pipeline::OutputMode;
+
+namespace {
+
+void write_fd(int fd, std::string_view s) {
+  while (!s.empty()) {
+    ssize_t n = ::write(fd, s.data(), s.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;  // a closed stdout (`| head`) must not stop the run
+    }
+    s.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+std::string tail_of(const std::string& path, size_t max_lines) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "";
+  in.seekg(0, std::ios::end);
+  std::streamoff size = in.tellg();
+  std::streamoff from = std::max<std::streamoff>(0, size - 64 * 1024);
+  in.seekg(from);
+  std::string buf(static_cast<size_t>(size - from), '\0');
+  in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+  auto lines = util::split_lines(buf);
+  size_t start = lines.size() > max_lines ? lines.size() - max_lines : 0;
+  std::string out;
+  for (size_t i = start; i < lines.size(); ++i) out += util::strip_ansi(lines[i]) + "\n";
+  return out;
+}
+
+}  // namespace
+
+ConsoleOptions detect_console(int fd, bool no_color_flag) {
+  ConsoleOptions o;
+  o.fd = fd;
+  const char* term = std::getenv("TERM");
+  o.terminal = ::isatty(fd) && !(term && std::string_view(term) == "dumb");
+  const char* no_color = std::getenv("NO_COLOR");
+  const char* force = std::getenv("CLICOLOR_FORCE");
+  o.color = o.terminal && !no_color_flag && !(no_color && *no_color);
+  if (force && *force && std::string_view(force) != "0" && !no_color_flag) o.color = true;
+  winsize ws{};
+  if (o.terminal && ::ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) o.width = ws.ws_col;
+  return o;
+}
+
+Console::Console(ConsoleOptions options) : m_options(options) { m_style.color = options.color; }
+
+void Console::write(std::string_view text) {
+  if (m_status_shown) {
+    write_fd(m_options.fd, "\r\x1b[K");
+    m_status_shown = false;
+  }
+  write_fd(m_options.fd, text);
+}
+
+void Console::write_output(std::string_view bytes) {
+  if (m_options.color || bytes.find('\x1b') == std::string_view::npos) {
+    write(bytes);
+    return;
+  }
+  std::string clean;
+  m_stripper.feed(bytes, clean);
+  write(clean);
+}
+
+void Console::replay(const std::string& spool, bool end_line) {
+  int fd = ::open(spool.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  static char buf[256 * 1024];
+  bool ends_with_newline = true;
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    write_output(std::string_view(buf, static_cast<size_t>(n)));
+    ends_with_newline = buf[n - 1] == '\n';
+  }
+  ::close(fd);
+  if (end_line && !ends_with_newline) write("\n");
+  if (!end_line) m_live_at_line_start = ends_with_newline;
+}
+
+bool Console::shows_output(const pipeline::JobResult& r) const {
+  if (m_step == nullptr || m_step->step == nullptr) return true;
+  switch (m_step->step->options.output) {
+    case OutputMode::show: return true;
+    case OutputMode::hide: return false;
+    case OutputMode::on_failure: return r.status != JobStatus::passed || r.will_retry;
+  }
+  return true;
+}
+
+void Console::run_started(const pipeline::RunInfo& run) {
+  if (!run.name.empty()) write(m_style.bold(fmt::format("pcr: {} (run {})", run.name, run.run_id)) + "\n");
+}
+
+void Console::step_started(const pipeline::StepInfo& step) {
+  m_step = &step;
+  m_step_copy = step;
+  m_done = 0;
+  m_live = nullptr;
+  m_running.clear();
+  m_step_elapsed = Millis(0);
+  m_last_heartbeat = Millis(0);
+  write(banner(step, m_style) + "\n");
+  redraw_status();
+}
+
+void Console::maybe_go_live() {
+  if (m_live != nullptr || m_options.output != OutputStyle::grouped || m_step == nullptr) return;
+  if (m_step->step && m_step->step->options.output != OutputMode::show) return;
+  if (m_running.size() != 1 || m_done + 1 != m_step->jobs) return;
+  m_live = m_running.begin()->second;
+  write(live_line(*m_live, m_style) + "\n");
+  m_live_at_line_start = true;
+  replay(m_live->spool, false);  // what it printed so far; the rest arrives through job_output
+}
+
+void Console::job_started(const pipeline::JobInfo& job) {
+  m_running[job.index] = &job;
+  maybe_go_live();
+  redraw_status();
+}
+
+void Console::job_output(const pipeline::JobInfo& job, std::string_view data) {
+  if (m_options.output == OutputStyle::prefixed) {
+    if (m_step && m_step->step && m_step->step->options.output != OutputMode::show) return;
+    std::string& partial = m_partial[job.index];
+    std::string prefix = m_style.dim(
+        m_step && m_step->jobs > 1 ? fmt::format("[{} #{}] ", job.step->name, job.job)
+                                   : fmt::format("[{}] ", job.step->name));
+    std::string out;
+    size_t start = 0;
+    while (start < data.size()) {
+      size_t nl = data.find('\n', start);
+      if (nl == std::string_view::npos) {
+        partial.append(data.substr(start));
+        if (partial.size() > 64 * 1024) out += prefix + partial + "\n", partial.clear();
+        break;
+      }
+      out += prefix;
+      out += partial;
+      out.append(data.substr(start, nl + 1 - start));
+      partial.clear();
+      start = nl + 1;
+    }
+    if (!out.empty()) write_output(out), redraw_status();
+    return;
+  }
+  if (&job == m_live) {
+    write_output(data);
+    if (!data.empty()) m_live_at_line_start = data.back() == '\n';
+  }
+}
+
+void Console::job_finished(const pipeline::JobInfo& job, const pipeline::JobResult& r) {
+  m_running.erase(job.index);
+  if (!r.will_retry) ++m_done;
+  const bool failed = r.status != JobStatus::passed && r.status != JobStatus::cancelled;
+  if (m_options.output == OutputStyle::prefixed) {
+    auto it = m_partial.find(job.index);
+    if (it != m_partial.end()) {
+      if (!it->second.empty()) write_output(fmt::format("[{} #{}] {}\n", job.step->name, job.job, it->second));
+      m_partial.erase(it);
+    }
+    write(job_line(job, r, m_style) + "\n");
+  } else if (&job == m_live) {
+    m_live = nullptr;
+    write((m_live_at_line_start ? "" : "\n") + job_line(job, r, m_style) + "\n");
+  } else {
+    write(job_line(job, r, m_style) + "\n");
+    if (shows_output(r)) replay(job.spool);
+  }
+  if (!r.will_retry || r.flaky) {
+    JobRecord rec{job.step->name, job.job, job.worker, job.attempt, job.command, r, ""};
+    if (failed && !r.will_retry) {
+      rec.tail = tail_of(job.spool, m_options.tail_lines);
+      m_summary.failed.push_back(rec);
+    }
+    if (r.flaky) m_summary.flaky.push_back(rec);
+    auto& slow = m_summary.slowest;
+    slow.push_back(std::move(rec));
+    std::stable_sort(slow.begin(), slow.end(),
+                     [](const JobRecord& a, const JobRecord& b) { return a.result.duration > b.result.duration; });
+    if (slow.size() > m_options.slowest) slow.pop_back();
+  }
+  maybe_go_live();
+  redraw_status();
+}
+
+void Console::step_finished(const pipeline::StepInfo& step, const pipeline::StepResult& r) {
+  m_summary.steps.push_back({step, r});
+  if (r.outcome != pipeline::StepOutcome::skipped && !r.error.empty()) write(m_style.red(r.error) + "\n");
+  m_step = nullptr;
+  m_live = nullptr;
+  m_running.clear();
+}
+
+void Console::run_finished(const pipeline::RunResult& run) {
+  m_summary.run = run;
+  // The slowest list only helps when there is more than a handful of jobs to compare.
+  size_t jobs = 0;
+  for (const auto& s : m_summary.steps) jobs += s.info.jobs;
+  if (jobs <= 1) m_summary.slowest.clear();
+  write("\n" + summary(m_summary, m_style));
+}
+
+void Console::note(std::string_view text) { write(m_style.yellow(fmt::format("pcr: {}", text)) + "\n"); }
+
+void Console::tick() {
+  m_elapsed += Millis(1000);
+  if (m_step == nullptr) return;
+  m_step_elapsed += Millis(1000);
+  if (m_options.terminal) {
+    redraw_status();
+  } else if ((m_live == nullptr || m_live_at_line_start) && m_step_elapsed - m_last_heartbeat >= m_options.heartbeat) {
+    m_last_heartbeat = m_step_elapsed;
+    write(heartbeat_line(*m_step, m_done, m_step_elapsed) + "\n");
+  }
+}
+
+void Console::redraw_status() {
+  // Never while a job streams live: the status line would eat its unfinished line.
+  if (!m_options.terminal || m_step == nullptr || m_live != nullptr) return;
+  std::string line = status_line(*m_step, m_done, m_running.size(), m_step_elapsed,
+                                 m_options.width > 1 ? m_options.width - 1 : 1);
+  write_fd(m_options.fd, "\r\x1b[K" + m_style.dim(line));
+  m_status_shown = true;
+}
+
+}  // namespace pcr::report

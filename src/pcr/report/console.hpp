@@ -1,0 +1,71 @@
+#pragma once
+
+#include <map>
+#include <string>
+
+#include <pcr/pipeline/events.hpp>
+#include <pcr/report/format.hpp>
+#include <pcr/util/text.hpp>
+
+namespace pcr::report {
+
+enum class OutputStyle { grouped, prefixed };
+
+struct ConsoleOptions {
+  int fd = 1;
+  OutputStyle output = OutputStyle::grouped;
+  bool color = false;     // pcr's colours; off: job output is stripped of colour codes too
+  bool terminal = false;  // one live status line instead of heartbeats
+  size_t width = 80;
+  Millis heartbeat{30'000};
+  size_t slowest = 5;     // slowest jobs listed in the summary
+  size_t tail_lines = 20; // lines of a failed job's output in the summary
+};
+
+// Decide colour and terminal from the environment and `fd`, as ninja does: a terminal is
+// `isatty` and TERM is not "dumb"; NO_COLOR turns colour off, CLICOLOR_FORCE turns it on.
+ConsoleOptions detect_console(int fd, bool no_color_flag);
+
+// Prints the run for a person: a banner per step, a result line per job followed by its
+// output in one piece (never interleaved with another job's), the last running job of a
+// step streamed live, and a summary at the end.
+class Console : public pipeline::Observer {
+ public:
+  explicit Console(ConsoleOptions options);
+
+  void run_started(const pipeline::RunInfo&) override;
+  void step_started(const pipeline::StepInfo&) override;
+  void job_started(const pipeline::JobInfo&) override;
+  void job_output(const pipeline::JobInfo&, std::string_view) override;
+  void job_finished(const pipeline::JobInfo&, const pipeline::JobResult&) override;
+  void step_finished(const pipeline::StepInfo&, const pipeline::StepResult&) override;
+  void run_finished(const pipeline::RunResult&) override;
+  void tick() override;
+  void note(std::string_view) override;
+
+ private:
+  void write(std::string_view text);          // erases and redraws the status line around it
+  void write_output(std::string_view bytes);  // job output: colour stripped when off
+  void replay(const std::string& spool, bool end_line = true);
+  void maybe_go_live();
+  void redraw_status();
+  bool shows_output(const pipeline::JobResult& r) const;
+
+  ConsoleOptions m_options;
+  Style m_style;
+  Summary m_summary;
+  const pipeline::StepInfo* m_step = nullptr;
+  pipeline::StepInfo m_step_copy;
+  const pipeline::JobInfo* m_live = nullptr;  // the job whose output streams now
+  std::map<size_t, const pipeline::JobInfo*> m_running;
+  std::map<size_t, std::string> m_partial;    // prefixed mode: unfinished line per job
+  size_t m_done = 0;
+  bool m_status_shown = false;
+  bool m_live_at_line_start = true;
+  pipeline::Millis m_elapsed{0};
+  pipeline::Millis m_step_elapsed{0};
+  pipeline::Millis m_last_heartbeat{0};
+  util::AnsiStripper m_stripper;
+};
+
+}  // namespace pcr::report

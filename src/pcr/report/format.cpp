@@ -1,0 +1,227 @@
+#include <fmt/format.h>
+#include <string.h>
+
+#include <pcr/report/format.hpp>
+#include <pcr/util/text.hpp>
+
+namespace pcr::report {
+
+using pipeline::JobStatus;
+using pipeline::StepOutcome;
+using util::format_duration;
+
+std::string Style::paint(std::string_view code, std::string_view text) const {
+  if (!color) return std::string(text);
+  return fmt::format("\x1b[{}m{}\x1b[0m", code, text);
+}
+
+std::string signal_name(int sig) {
+  const char* abbrev = ::sigabbrev_np(sig);
+  return abbrev ? fmt::format("SIG{}", abbrev) : fmt::format("signal {}", sig);
+}
+
+std::string banner(const pipeline::StepInfo& step, const Style& style) {
+  std::string where = fmt::format("{} {}/{}", step.cleanup ? "cleanup" : "step", step.index, step.of);
+  std::string shape = fmt::format("{} job{} on {} worker{}", step.jobs, step.jobs == 1 ? "" : "s",
+                                  step.workers, step.workers == 1 ? "" : "s");
+  return style.bold(fmt::format("━━ {}: {}", where, step.name)) + style.dim(" — " + shape);
+}
+
+std::string describe(const pipeline::JobResult& r, unsigned attempt) {
+  std::string words;
+  switch (r.status) {
+    case JobStatus::passed:
+      words = r.flaky ? fmt::format("passed on retry {} (flaky)", attempt) : "passed";
+      break;
+    case JobStatus::failed:
+      words = fmt::format("failed with exit code {}", r.exit_code);
+      break;
+    case JobStatus::signalled:
+      words = fmt::format("killed by signal {} ({})", r.signal, signal_name(r.signal));
+      break;
+    case JobStatus::timed_out:
+      words = fmt::format("timed out after {}", util::format_duration_spec(r.limit));
+      break;
+    case JobStatus::idle_timeout:
+      words = fmt::format("no output for {} (idle timeout)", util::format_duration_spec(r.limit));
+      break;
+    case JobStatus::unexpected_output:
+      words = "unexpected output";
+      break;
+    case JobStatus::cancelled:
+      words = "cancelled";
+      break;
+    case JobStatus::not_started:
+      words = "could not start";
+      break;
+  }
+  if (!r.detail.empty()) words += ": " + r.detail;
+  if (r.leftovers > 0)
+    words += fmt::format(" ({} leftover process{} killed)", r.leftovers, r.leftovers == 1 ? "" : "es");
+  if (r.will_retry) words += ", retrying";
+  return words;
+}
+
+namespace {
+std::string mark(const pipeline::JobResult& r, const Style& style) {
+  if (r.status == JobStatus::passed) return r.flaky ? style.yellow("✓") : style.green("✓");
+  if (r.status == JobStatus::cancelled) return style.yellow("-");
+  if (r.will_retry) return style.yellow("↻");
+  return style.red("✗");
+}
+
+std::string who(const pipeline::JobInfo& job) {
+  if (job.step == nullptr || job.step->jobs <= 1) return "";
+  return fmt::format("#{} [n={}] ", job.job, job.worker);
+}
+}  // namespace
+
+std::string job_line(const pipeline::JobInfo& job, const pipeline::JobResult& r, const Style& style) {
+  std::string words = describe(r, job.attempt);
+  std::string painted = r.status == JobStatus::passed ? (r.flaky ? style.yellow(words) : words)
+                        : r.status == JobStatus::cancelled || r.will_retry ? style.yellow(words)
+                                                                           : style.red(words);
+  return fmt::format("{} {} {} {}{}", mark(r, style), painted, style.dim(format_duration(r.duration)),
+                     who(job), style.dim(job.command));
+}
+
+std::string live_line(const pipeline::JobInfo& job, const Style& style) {
+  return style.dim(fmt::format("▶ {}{}", who(job), job.command));
+}
+
+std::string status_line(const pipeline::StepInfo& step, size_t done, size_t running, Millis elapsed,
+                        size_t width) {
+  std::string line = fmt::format("[{} {}/{} {}] {} of {} jobs done, {} running, {}",
+                                 step.cleanup ? "cleanup" : "step", step.index, step.of, step.name, done,
+                                 step.jobs, running, format_duration(elapsed));
+  return util::elide(line, width);
+}
+
+std::string heartbeat_line(const pipeline::StepInfo& step, size_t done, Millis elapsed) {
+  return fmt::format("… {}: running for {}, {} of {} jobs done", step.name, format_duration(elapsed), done,
+                     step.jobs);
+}
+
+std::string summary(const Summary& s, const Style& style) {
+  std::string out = style.bold("━━ summary") + "\n";
+  bool cleanup_header = false;
+  for (const auto& rec : s.steps) {
+    if (rec.info.cleanup && !cleanup_header) {
+      out += "  cleanup:\n";
+      cleanup_header = true;
+    }
+    std::string outcome;
+    std::string m;
+    switch (rec.result.outcome) {
+      case StepOutcome::passed:
+        m = style.green("✓");
+        outcome = "passed";
+        break;
+      case StepOutcome::failed:
+        m = style.red("✗");
+        outcome = style.red(fmt::format("failed{}", rec.result.failed > 0 ? fmt::format(
+                                                                                 " ({} of {} jobs)",
+                                                                                 rec.result.failed,
+                                                                                 rec.info.jobs)
+                                                                           : ""));
+        break;
+      case StepOutcome::skipped:
+        m = style.dim("-");
+        outcome = style.dim("skipped");
+        break;
+      case StepOutcome::interrupted:
+        m = style.yellow("!");
+        outcome = style.yellow("interrupted");
+        break;
+    }
+    std::string extra;
+    if (rec.result.flaky > 0) extra += style.yellow(fmt::format(", {} flaky", rec.result.flaky));
+    std::string dur = rec.result.outcome == StepOutcome::skipped ? "" : format_duration(rec.result.duration);
+    out += fmt::format("  {} {:<30} {}{} {}\n", m, util::elide(rec.info.name, 30), outcome, extra,
+                       style.dim(dur));
+    if (!rec.result.error.empty()) {
+      for (const auto& line : util::split_lines(rec.result.error)) out += "      " + style.red(line) + "\n";
+    }
+  }
+  auto job_title = [&](const JobRecord& j) {
+    return fmt::format("{} #{} [n={}] {}: {}", j.step, j.job, j.worker, describe(j.result, j.attempt),
+                       j.command);
+  };
+  if (!s.failed.empty()) {
+    out += style.bold("failed jobs:") + "\n";
+    for (const auto& j : s.failed) {
+      out += "  " + style.red("✗ " + job_title(j)) + "\n";
+      for (const auto& line : util::split_lines(j.tail)) out += style.dim("    │ ") + line + "\n";
+    }
+  }
+  if (!s.flaky.empty()) {
+    out += style.bold("flaky jobs (passed on a retry):") + "\n";
+    for (const auto& j : s.flaky) out += "  " + style.yellow("✓ " + job_title(j)) + "\n";
+  }
+  if (!s.slowest.empty()) {
+    out += style.bold("slowest jobs:") + "\n";
+    for (const auto& j : s.slowest)
+      out += fmt::format("  {:>8}  {} #{}: {}\n", format_duration(j.result.duration), j.step, j.job,
+                         util::elide(j.command, 80));
+  }
+  const auto& run = s.run;
+  std::string verdict;
+  if (run.signal != 0)
+    verdict = style.yellow(fmt::format("INTERRUPTED by {}", signal_name(run.signal)));
+  else if (run.exit_code == 0)
+    verdict = style.green("PASSED");
+  else if (run.timed_out)
+    verdict = style.red("FAILED (pipeline timeout)");
+  else
+    verdict = style.red("FAILED");
+  out += fmt::format("{} in {} (exit {})\n", style.bold(verdict), format_duration(run.duration), run.exit_code);
+  return out;
+}
+
+}  // namespace pcr::report
+
+namespace pcr::report {
+
+std::string plan_text(const pipeline::Pipeline& p, const std::vector<pipeline::PlannedStep>& plan,
+                      const Style& style) {
+  size_t steps = 0, cleanup = 0;
+  for (const auto& s : plan) (s.cleanup ? cleanup : steps)++;
+  std::string out = style.bold(fmt::format("pipeline{}: {} step{}, {} cleanup step{}",
+                                           p.name.empty() ? "" : " " + p.name, steps, steps == 1 ? "" : "s",
+                                           cleanup, cleanup == 1 ? "" : "s"));
+  if (p.timeout) out += fmt::format(", timeout {}", util::format_duration_spec(*p.timeout));
+  out += "\n";
+  size_t si = 0, ci = 0;
+  const std::vector<pipeline::Step>* lists[] = {&p.steps, &p.cleanup};
+  (void)lists;
+  for (const auto& s : plan) {
+    size_t index = s.cleanup ? ++ci : ++si;
+    std::string head = fmt::format("{} {}/{}: {}", s.cleanup ? "cleanup" : "step", index,
+                                   s.cleanup ? cleanup : steps, s.name);
+    std::string shape = s.note.empty() ? fmt::format("{} job{} on {} worker{}", s.jobs.size(),
+                                                     s.jobs.size() == 1 ? "" : "s", s.workers,
+                                                     s.workers == 1 ? "" : "s")
+                                       : fmt::format("{} workers", s.workers);
+    // Options worth seeing before a run.
+    const pipeline::Step* step = nullptr;
+    for (const auto& candidate : s.cleanup ? p.cleanup : p.steps)
+      if (candidate.name == s.name) step = &candidate;
+    if (step != nullptr) {
+      const auto& o = step->options;
+      if (o.timeout) shape += ", timeout " + util::format_duration_spec(*o.timeout);
+      if (o.idle_timeout) shape += ", idle timeout " + util::format_duration_spec(*o.idle_timeout);
+      if (o.retries) shape += fmt::format(", {} retr{}", o.retries, o.retries == 1 ? "y" : "ies");
+      if (o.fail_fast) shape += ", fail fast";
+      if (!o.capture.empty()) shape += ", captures " + o.capture;
+    }
+    out += style.bold(head) + style.dim(" — " + shape) + "\n";
+    if (!s.note.empty()) out += "  " + s.note + "\n";
+    for (const auto& j : s.jobs) {
+      std::string who = j.worker ? fmt::format("n={}", j.worker) : "n=?";
+      out += fmt::format("  #{:<3} {:<5} {}\n", j.job, who, j.command);
+    }
+  }
+  return out;
+}
+
+}  // namespace pcr::report

@@ -1,0 +1,84 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <pcr/pipeline/engine.hpp>
+#include <pcr/pipeline/events.hpp>
+
+namespace pcr::report {
+
+using pipeline::Millis;
+
+// Pure formatting for the console: no I/O, no clocks. `color` adds ANSI colour codes.
+
+struct Style {
+  bool color = false;
+  std::string paint(std::string_view code, std::string_view text) const;
+  std::string green(std::string_view t) const { return paint("32", t); }
+  std::string red(std::string_view t) const { return paint("31", t); }
+  std::string yellow(std::string_view t) const { return paint("33", t); }
+  std::string dim(std::string_view t) const { return paint("2", t); }
+  std::string bold(std::string_view t) const { return paint("1", t); }
+};
+
+// "step 2/3: tests — 12 jobs on 4 workers" (cleanup steps say "cleanup 1/2").
+std::string banner(const pipeline::StepInfo& step, const Style& style);
+
+// How a job ended, in words: "passed", "failed with exit code 2", "killed by signal 9
+// (SIGKILL)", "timed out after 3s", "passed on retry 1 (flaky)", …
+std::string describe(const pipeline::JobResult& result, unsigned attempt);
+
+// The result line of a job: mark, words, duration, job, worker and command.
+std::string job_line(const pipeline::JobInfo& job, const pipeline::JobResult& result,
+                     const Style& style);
+
+// The line announcing a job whose output now streams live.
+std::string live_line(const pipeline::JobInfo& job, const Style& style);
+
+// "[step 2/3 tests] 5 of 12 jobs done, 2 running, 1m20s" elided to `width` columns.
+std::string status_line(const pipeline::StepInfo& step, size_t done, size_t running,
+                        Millis elapsed, size_t width);
+
+// "… tests: running for 1m30s, 3 of 12 jobs done" — the heartbeat off a terminal.
+std::string heartbeat_line(const pipeline::StepInfo& step, size_t done, Millis elapsed);
+
+// What the summary needs to know, gathered while the run went on.
+struct StepRecord {
+  pipeline::StepInfo info;
+  pipeline::StepResult result;
+};
+struct JobRecord {
+  std::string step;
+  unsigned job = 0;
+  unsigned worker = 0;
+  unsigned attempt = 0;
+  std::string command;
+  pipeline::JobResult result;
+  std::string tail;  // last lines of output, for failed jobs
+};
+struct Summary {
+  std::vector<StepRecord> steps;
+  std::vector<JobRecord> failed;
+  std::vector<JobRecord> flaky;
+  std::vector<JobRecord> slowest;  // longest first
+  pipeline::RunResult run;
+};
+
+// The end-of-run summary, several lines, ending in a newline.
+std::string summary(const Summary& s, const Style& style);
+
+// The name of signal `sig` ("SIGKILL"), or its number.
+std::string signal_name(int sig);
+
+}  // namespace pcr::report
+
+namespace pcr::report {
+
+// The plan `pcr check` and `pcr run --dry-run` print: every step, its jobs and their
+// commands as expanded before the run.
+std::string plan_text(const pipeline::Pipeline& p, const std::vector<pipeline::PlannedStep>& plan,
+                      const Style& style);
+
+}  // namespace pcr::report

@@ -1,0 +1,103 @@
+#include <algorithm>
+#include <pcr/util/text.hpp>
+
+namespace pcr::util {
+
+void AnsiStripper::feed(std::string_view in, std::string& out) {
+  for (char c : in) {
+    switch (m_state) {
+      case State::text:
+        if (c == '\x1b')
+          m_state = State::esc;
+        else
+          out += c;
+        break;
+      case State::esc:
+        if (c == '[')
+          m_state = State::csi;
+        else if (c == ']')
+          m_state = State::osc;
+        else
+          m_state = State::text;  // two-byte sequence: drop both
+        break;
+      case State::csi:
+        if (c >= 0x40 && c <= 0x7e) m_state = State::text;
+        break;
+      case State::osc:
+        if (c == '\x07')
+          m_state = State::text;
+        else if (c == '\x1b')
+          m_state = State::osc_esc;
+        break;
+      case State::osc_esc:
+        m_state = c == '\\' ? State::text : State::osc;
+        break;
+    }
+  }
+}
+
+std::string strip_ansi(std::string_view s) {
+  std::string out;
+  AnsiStripper stripper;
+  stripper.feed(s, out);
+  return out;
+}
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string did_you_mean(std::string_view word, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_distance = std::max<size_t>(2, word.size() / 3) + 1;
+  for (const auto& c : candidates) {
+    size_t d = edit_distance(word, c);
+    if (d < best_distance) best_distance = d, best = c;
+  }
+  return best;
+}
+
+std::vector<std::string> split_lines(std::string_view s) {
+  std::vector<std::string> lines;
+  size_t start = 0;
+  while (start < s.size()) {
+    size_t nl = s.find('\n', start);
+    if (nl == std::string_view::npos) nl = s.size();
+    lines.emplace_back(s.substr(start, nl - start));
+    start = nl + 1;
+  }
+  return lines;
+}
+
+size_t display_width(std::string_view s) {
+  size_t n = 0;
+  for (char c : s)
+    if ((static_cast<unsigned char>(c) & 0xC0) != 0x80) ++n;
+  return n;
+}
+
+std::string elide(std::string_view s, size_t width) {
+  if (display_width(s) <= width) return std::string(s);
+  if (width == 0) return "";
+  std::string out;
+  size_t cols = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    bool starts_char = (static_cast<unsigned char>(s[i]) & 0xC0) != 0x80;
+    if (starts_char && ++cols > width - 1) break;
+    out += s[i];
+  }
+  return out + "…";
+}
+
+}  // namespace pcr::util

@@ -1,0 +1,41 @@
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pcr::util {
+
+// Removes ANSI escape sequences (CSI `ESC [ ... final`, OSC `ESC ] ... BEL|ST`, and
+// two-byte `ESC x`) from a byte stream that arrives in pieces. State carries across
+// calls, so a sequence split between two chunks is still removed whole.
+class AnsiStripper {
+ public:
+  // Append `in` without escape sequences to `out`.
+  void feed(std::string_view in, std::string& out);
+
+ private:
+  enum class State { text, esc, csi, osc, osc_esc };
+  State m_state = State::text;
+};
+
+// Return `s` without ANSI escape sequences.
+std::string strip_ansi(std::string_view s);
+
+// Levenshtein edit distance between `a` and `b`.
+size_t edit_distance(std::string_view a, std::string_view b);
+
+// The candidate closest to `word`, if it is close enough to be a likely typo; else "".
+std::string did_you_mean(std::string_view word, const std::vector<std::string>& candidates);
+
+// Split `s` into lines on '\n'; a trailing newline does not make an empty last line.
+std::vector<std::string> split_lines(std::string_view s);
+
+// `s` cut to at most `width` display columns (UTF-8 aware), ending in "…" when cut.
+std::string elide(std::string_view s, size_t width);
+
+// Number of display columns of UTF-8 text `s` (one per code point).
+size_t display_width(std::string_view s);
+
+}  // namespace pcr::util
