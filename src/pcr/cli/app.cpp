@@ -7,6 +7,7 @@
 #include <pcr/config/loader.hpp>
 #include <pcr/pipeline/engine.hpp>
 #include <pcr/report/console.hpp>
+#include <pcr/util/duration.hpp>
 
 #ifndef PCR_VERSION
 #define PCR_VERSION "0.0.0"
@@ -24,6 +25,7 @@ struct RunFlags {
   bool dry_run = false;
   std::string output = "grouped";
   bool no_color = false;
+  std::string heartbeat = "30s";
 };
 
 void add_run_flags(CLI::App& cmd, RunFlags& f) {
@@ -34,6 +36,12 @@ void add_run_flags(CLI::App& cmd, RunFlags& f) {
   cmd.add_option("--output", f.output, "grouped (default): each job's output in one piece; prefixed: every line as it arrives")
       ->check(CLI::IsMember({"grouped", "prefixed"}));
   cmd.add_flag("--no-color", f.no_color, "No colour (also: NO_COLOR set in the environment)");
+  cmd.add_option("--heartbeat", f.heartbeat, "Off a terminal, print a progress line this often (default 30s)")
+      ->check([](const std::string& v) {
+        auto d = util::parse_duration(v);
+        if (!d) return d.error();
+        return d->count() > 0 ? std::string() : std::string("must be more than 0s");
+      });
 }
 
 int print_plan(const pipeline::Pipeline& p, const pipeline::RunOptions& ro, bool no_color) {
@@ -56,6 +64,7 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
   if (f.dry_run) return print_plan(p, ro, f.no_color);
   auto console_options = report::detect_console(1, f.no_color);
   console_options.output = f.output == "prefixed" ? report::OutputStyle::prefixed : report::OutputStyle::grouped;
+  console_options.heartbeat = *util::parse_duration(f.heartbeat);
   report::Console console(console_options);
   pipeline::Observers observers;
   observers.add(console);

@@ -237,8 +237,8 @@ void Console::tick() {
 }
 
 void Console::redraw_status() {
-  // Never while a job streams live: the status line would eat its unfinished line.
-  if (!m_options.terminal || m_step == nullptr || m_live != nullptr) return;
+  // Never inside a live job's unfinished line: "\r\x1b[K" would erase it.
+  if (!m_options.terminal || m_step == nullptr || (m_live != nullptr && !m_live_at_line_start)) return;
   std::string line = status_line(*m_step, m_done, m_running.size(), m_step_elapsed,
                                  m_options.width > 1 ? m_options.width - 1 : 1);
   write_fd(m_options.fd, "\r\x1b[K" + m_style.dim(line));

@@ -59,11 +59,15 @@ size_t edit_distance(std::string_view a, std::string_view b) {
 }
 
 std::string did_you_mean(std::string_view word, const std::vector<std::string>& candidates) {
+  // Close in spelling, or sharing a long start ("retry" for "retries").
   std::string best;
-  size_t best_distance = std::max<size_t>(2, word.size() / 3) + 1;
+  size_t best_distance = static_cast<size_t>(-1);
   for (const auto& c : candidates) {
     size_t d = edit_distance(word, c);
-    if (d < best_distance) best_distance = d, best = c;
+    size_t common = 0;
+    while (common < word.size() && common < c.size() && word[common] == c[common]) ++common;
+    bool close = d <= std::max<size_t>(2, word.size() / 3) || common >= 4;
+    if (close && d < best_distance) best_distance = d, best = c;
   }
   return best;
 }

@@ -1,0 +1,85 @@
+// The rest of the command line: check, --dry-run, --version, --help, the terminal.
+#include <gtest/gtest.h>
+
+#include "../support/pcr_binary.hpp"
+
+using namespace pcr::test;
+
+namespace {
+const char* k_pipeline = R"(
+name: demo
+steps:
+  - name: up
+    parallel: 2
+    run: touch ran-{n}
+  - name: specs
+    workers: 2
+    for_each: {list: [a b, c]}
+    run: touch spec {items}
+cleanup:
+  - run: touch cleaned
+)";
+}
+
+TEST(Check, PrintsThePlanAndRunsNothing) {
+  TempDir d;
+  d.write("ci.yaml", k_pipeline);
+  auto r = run_pcr({"check", d.file("ci.yaml")});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("step 1/2: up — 2 jobs on 2 workers"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("n=2   touch ran-2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("touch spec 'a b'"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("cleanup 1/1"), std::string::npos) << r.out;
+  EXPECT_FALSE(exists(d.file("ran-1")));
+  EXPECT_FALSE(exists(d.file("cleaned")));
+}
+
+TEST(Check, BadFileExitsTwo) {
+  TempDir d;
+  d.write("ci.yaml", "steps:\n  - run: a\n    retries: lots\n");
+  auto r = run_pcr({"check", d.file("ci.yaml")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("ci.yaml:3:14: retries: expected a whole number"), std::string::npos) << r.err;
+}
+
+TEST(DryRun, PrintsThePlanAndRunsNothing) {
+  TempDir d;
+  auto r = run_yaml(d, k_pipeline, {"--dry-run"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("touch ran-1"), std::string::npos);
+  EXPECT_FALSE(exists(d.file("ran-1")));
+  EXPECT_FALSE(exists(d.file("cleaned")));
+}
+
+TEST(Cli, VersionAndHelpForEverySubcommand) {
+  auto v = run_pcr({"--version"});
+  EXPECT_EQ(v.exit_code, 0);
+  EXPECT_EQ(v.out.rfind("pcr ", 0), 0u);
+  for (auto args : std::vector<std::vector<std::string>>{{"--help"}, {"run", "--help"}, {"check", "--help"}}) {
+    auto h = run_pcr(args);
+    EXPECT_EQ(h.exit_code, 0);
+    EXPECT_NE(h.out.find("Usage"), std::string::npos) << h.out;
+  }
+  EXPECT_NE(run_pcr({"run", "--help"}).out.find("--dry-run"), std::string::npos);
+}
+
+// Under a real pseudo-terminal (script(1)), pcr draws one status line and colour.
+TEST(Terminal, StatusLineAndColourUnderAPty) {
+  if (std::system("command -v script > /dev/null") != 0) GTEST_SKIP() << "script(1) is missing";
+  TempDir d;
+  d.write("ci.yaml", "steps:\n  - name: waits\n    commands: [sleep 2.5, echo quick]\n");
+  auto run_in_pty = [&](const std::string& env) {
+    std::string cmd = "cd '" + d.path() + "' && " + env + " TERM=xterm script -qec \"'" + PCR_BINARY +
+                      "' run ci.yaml\" /dev/null > pty.out 2>&1";
+    EXPECT_EQ(std::system(cmd.c_str()), 0);
+    return read_file(d.file("pty.out"));
+  };
+  std::string out = run_in_pty("");
+  EXPECT_NE(out.find("\r\x1b[K"), std::string::npos) << "no status line redraw";
+  EXPECT_NE(out.find("[step 1/1 waits] 1 of 2 jobs done, 1 running"), std::string::npos) << out;
+  EXPECT_NE(out.find("\x1b[32m"), std::string::npos) << "no colour on a terminal";
+  EXPECT_EQ(out.find("… waits: running for"), std::string::npos) << "heartbeat on a terminal";
+  std::string plain = run_in_pty("NO_COLOR=1");
+  EXPECT_EQ(plain.find("\x1b[32m"), std::string::npos) << "NO_COLOR ignored";
+  EXPECT_NE(plain.find("jobs done"), std::string::npos);
+}

@@ -1,0 +1,79 @@
+// Interrupts end to end: a real signal to the real binary, cleanup observed on disk.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include "../support/pcr_binary.hpp"
+
+using namespace pcr::test;
+
+namespace {
+
+struct Case {
+  int signal;
+  int exit_code;
+};
+
+class Interrupt : public ::testing::TestWithParam<Case> {};
+
+}  // namespace
+
+TEST_P(Interrupt, StopsJobsRunsCleanupAndExitsWithTheSignalsCode) {
+  TempDir d;
+  std::string marker = unique_marker("pcrint");
+  PcrOptions o;
+  o.while_running = [&](pid_t pid) {
+    ASSERT_TRUE(wait_until([&] { return exists(d.file("started")); }));
+    ::kill(pid, GetParam().signal);
+  };
+  auto r = run_yaml(d, "steps:\n  - parallel: 2\n    run: touch started; sleep 30; true " + marker +
+                           "\n  - run: touch never\ncleanup:\n  - run: touch cleaned\n",
+                    {}, o);
+  EXPECT_EQ(r.exit_code, GetParam().exit_code) << r.out << r.err;
+  EXPECT_TRUE(exists(d.file("cleaned")));
+  EXPECT_FALSE(exists(d.file("never")));
+  EXPECT_TRUE(processes_with(marker).empty());
+  EXPECT_LT(r.seconds, 10);
+  EXPECT_NE(r.out.find("INTERRUPTED"), std::string::npos) << r.out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Signals, Interrupt,
+                         ::testing::Values(Case{SIGINT, 130}, Case{SIGTERM, 143}, Case{SIGHUP, 129}));
+
+TEST(Interrupt, SecondInterruptKillsCleanupJobsAtOnceAndMovesOn) {
+  TempDir d;
+  PcrOptions o;
+  o.while_running = [&](pid_t pid) {
+    ASSERT_TRUE(wait_until([&] { return exists(d.file("started")); }));
+    ::kill(pid, SIGINT);
+    ASSERT_TRUE(wait_until([&] { return exists(d.file("c1")); }));
+    ::kill(pid, SIGINT);
+  };
+  auto r = run_yaml(d, R"(
+steps:
+  - run: touch started; sleep 30
+cleanup:
+  - name: stubborn
+    run: trap '' TERM INT; touch c1; sleep 60
+  - name: after
+    run: touch c2
+)",
+                    {}, o);
+  EXPECT_EQ(r.exit_code, 130) << r.out;
+  EXPECT_TRUE(exists(d.file("c2")));
+  EXPECT_LT(r.seconds, 8) << "the second interrupt waited for the grace";
+}
+
+TEST(Interrupt, TermIgnoringJobIsKilledAfterItsGrace) {
+  TempDir d;
+  PcrOptions o;
+  o.while_running = [&](pid_t pid) {
+    ASSERT_TRUE(wait_until([&] { return exists(d.file("started")); }));
+    ::kill(pid, SIGTERM);
+  };
+  auto r = run_yaml(d, "steps:\n  - kill_grace: 1s\n    run: trap '' TERM; touch started; sleep 60\ncleanup:\n  - run: touch cleaned\n",
+                    {}, o);
+  EXPECT_EQ(r.exit_code, 143);
+  EXPECT_TRUE(exists(d.file("cleaned")));
+  EXPECT_GE(r.seconds, 1.0);
+  EXPECT_LT(r.seconds, 6);
+}

@@ -1,0 +1,410 @@
+// `pcr run` end to end: the real binary, real shells, real signals.
+#include <gtest/gtest.h>
+
+#include <pcr/util/text.hpp>
+#include <regex>
+
+#include "../support/pcr_binary.hpp"
+
+using namespace pcr::test;
+
+namespace {
+PcrOptions long_run() {
+  PcrOptions o;
+  o.timeout_s = 300;
+  return o;
+}
+
+size_t count(const std::string& haystack, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) ++n;
+  return n;
+}
+}  // namespace
+
+TEST(Run, PassingPipelineExitsZero) {
+  TempDir d;
+  auto r = run_yaml(d, "steps:\n  - run: echo hello\n  - parallel: 3\n    run: echo part {n} of {total}\n");
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("hello"), std::string::npos);
+  EXPECT_NE(r.out.find("part 3 of 3"), std::string::npos);
+  EXPECT_NE(r.out.find("PASSED"), std::string::npos);
+}
+
+TEST(Run, FailedStepSkipsTheRestAndEveryCleanupRuns) {
+  TempDir d;
+  auto r = run_yaml(d, R"(
+steps:
+  - name: breaks
+    run: echo broken; exit 3
+  - name: never
+    run: touch never
+cleanup:
+  - name: first cleanup fails
+    run: exit 1
+  - name: second cleanup still runs
+    run: touch cleaned
+)");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_FALSE(exists(d.file("never")));
+  EXPECT_TRUE(exists(d.file("cleaned")));
+  EXPECT_NE(r.out.find("failed with exit code 3"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("skipped"), std::string::npos) << r.out;
+}
+
+TEST(Run, FailingCleanupDoesNotChangeTheExitCode) {
+  TempDir d;
+  auto r = run_yaml(d, "steps:\n  - run: 'true'\ncleanup:\n  - run: exit 7\n");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("failed with exit code 7"), std::string::npos) << r.out;
+}
+
+TEST(Run, BadFileExitsTwoAndRunsNothing) {
+  TempDir d;
+  auto r = run_yaml(d, "steps:\n  - run: touch ran\n  - run: echo {oops}\n");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_FALSE(exists(d.file("ran")));
+  EXPECT_NE(r.err.find("ci.yaml:3:15: unknown placeholder '{oops}'"), std::string::npos) << r.err;
+  auto missing = run_pcr({"run", d.file("absent.yaml")});
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_NE(missing.err.find("absent.yaml:1:1: cannot read the pipeline file"), std::string::npos) << missing.err;
+}
+
+TEST(Run, BadFlagsExitTwo) {
+  TempDir d;
+  d.write("ci.yaml", "steps:\n  - run: touch ran\n");
+  for (auto args : std::vector<std::vector<std::string>>{{"run", "--bogus"},
+                                                         {"run", "-j", "0"},
+                                                         {"run", "--output", "sideways"},
+                                                         {"run", "--heartbeat", "soon"},
+                                                         {"run", "--step", "nope"},
+                                                         {"frobnicate"}}) {
+    PcrOptions o;
+    o.cwd = d.path();
+    auto r = run_pcr(args, o);
+    EXPECT_EQ(r.exit_code, 2) << args[1];
+    EXPECT_FALSE(r.err.empty());
+  }
+  EXPECT_FALSE(exists(d.file("ran")));
+}
+
+TEST(Run, DefaultFileIsCiYamlInTheCurrentFolder) {
+  TempDir d;
+  d.write("ci.yaml", "steps:\n  - run: touch ran\n");
+  PcrOptions o;
+  o.cwd = d.path();
+  EXPECT_EQ(run_pcr({"run"}, o).exit_code, 0);
+  EXPECT_TRUE(exists(d.file("ran")));
+}
+
+TEST(Run, RetriesMakeAFlakyPass) {
+  TempDir d;
+  auto r = run_yaml(d, R"(
+steps:
+  - name: flaky
+    retries: 2
+    run: if [ -e tried ]; then echo second; else touch tried; echo first; exit 1; fi
+)");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("retrying"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("passed on retry 1 (flaky)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("flaky jobs"), std::string::npos) << r.out;
+}
+
+TEST(Run, RetriesRunOutThenTheStepFails) {
+  TempDir d;
+  auto r = run_yaml(d, "steps:\n  - retries: 2\n    run: echo try >> tries; exit 1\n");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(read_file(d.file("tries")), "try\ntry\ntry\n");
+}
+
+TEST(Run, FailFastStopsTheOtherJobs) {
+  TempDir d;
+  std::string marker = unique_marker("pcrff");
+  auto r = run_yaml(d, "steps:\n  - fail_fast: true\n    commands:\n      - exit 1\n      - sleep 30; true " + marker +
+                           "\n      - sleep 30; true " + marker + "\n");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_LT(r.seconds, 10);
+  EXPECT_EQ(count(r.out, "cancelled"), 2u) << r.out;
+  EXPECT_TRUE(processes_with(marker).empty());
+}
+
+TEST(Run, WithoutFailFastTheOtherJobsFinish) {
+  TempDir d;
+  auto r = run_yaml(d, "steps:\n  - commands:\n      - exit 1\n      - sleep 0.3; touch finished\n");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(exists(d.file("finished")));
+}
+
+TEST(Run, GlobalCapHoldsAcrossJobs) {
+  TempDir d;
+  // Two jobs running at once would both try to create the lock: the second mkdir fails.
+  auto r = run_yaml(d, "steps:\n  - parallel: 4\n    run: mkdir lock && sleep 0.2 && rmdir lock\n", {"-j", "1"});
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  auto uncapped = run_yaml(d, "steps:\n  - parallel: 4\n    run: mkdir lock && sleep 0.5 && rmdir lock\n");
+  EXPECT_EQ(uncapped.exit_code, 1) << "the lock test could not fail";
+}
+
+TEST(Run, StepOptionRunsOnlyThatStepAndCleanup) {
+  TempDir d;
+  auto r = run_yaml(d, "steps:\n  - name: a\n    run: touch a\n  - name: b\n    run: touch b\ncleanup:\n  - run: touch c\n",
+                    {"--step", "b"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_FALSE(exists(d.file("a")));
+  EXPECT_TRUE(exists(d.file("b")));
+  EXPECT_TRUE(exists(d.file("c")));
+}
+
+TEST(Run, ItemsReachTheCommandUnchanged) {
+  TempDir d;
+  const std::vector<std::string> items = {"with space", "it's", "$HOME", "a;b", "*", "back\\slash", "\"dq\"",
+                                          "`tick`", "$(echo x)", "semi;colon && rm -rf nothing"};
+  std::string yaml = "steps:\n  - workers: 3\n    for_each:\n      list:\n";
+  for (const auto& item : items) {
+    std::string escaped;
+    for (char c : item) escaped += (c == '"' || c == '\\') ? std::string("\\") + c : std::string(1, c);
+    yaml += "        - \"" + escaped + "\"\n";
+  }
+  yaml += "    run: printf '%s' {items} > out-{job}\n";
+  auto r = run_yaml(d, yaml);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  for (size_t i = 0; i < items.size(); ++i) EXPECT_EQ(read_file(d.file("out-" + std::to_string(i + 1))), items[i]);
+}
+
+TEST(Run, BatchesAndWorkerSlots) {
+  TempDir d;
+  auto r = run_yaml(d, R"(
+steps:
+  - workers: 2
+    batch: 2
+    for_each: {list: [a, b, c, d, e]}
+    run: echo "job {job}/{total} on {n} of $CI_WORKERS:" {items}
+)");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("job 1/3 on "), std::string::npos);
+  EXPECT_NE(r.out.find(" of 2: a b"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(" of 2: e"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find(" on 3 of"), std::string::npos);
+}
+
+TEST(Run, EnvironmentOfEveryJob) {
+  TempDir d;
+  auto r = run_yaml(d, R"(
+env: {SHARED: pipe, OVER: pipe}
+steps:
+  - name: envstep
+    parallel: 2
+    env: {OVER: step}
+    run: echo "vars n=$CI_COMMAND_NUMBER job=$CI_JOB_NUMBER total=$CI_TOTAL_JOBS workers=$CI_WORKERS step=$CI_STEP run=$CI_RUN_ID/{run_id} $SHARED $OVER"
+)");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.out, m, std::regex("vars n=2 job=2 total=2 workers=2 step=envstep run=([a-z0-9]+)/([a-z0-9]+) pipe step")))
+      << r.out;
+  EXPECT_EQ(m[1], m[2]);
+  auto again = run_yaml(d, "steps:\n  - run: echo id=$CI_RUN_ID\n");
+  EXPECT_EQ(again.out.find("id=" + m[1].str()), std::string::npos) << "run ids must differ between runs";
+}
+
+TEST(Run, CaptureFeedsLaterStepsAndEnv) {
+  TempDir d;
+  auto r = run_yaml(d, R"Y(
+steps:
+  - name: list
+    run: printf 'one\ntwo\nthree\n'
+    capture: NAMES
+    output: hide
+  - name: each
+    for_each: {lines: NAMES}
+    run: echo "item:{items}"
+  - name: env
+    run: test "$NAMES" = "$(printf 'one\ntwo\nthree')" && echo env-ok
+)Y");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("3 jobs"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("item:two"), std::string::npos);
+  EXPECT_NE(r.out.find("env-ok"), std::string::npos);
+}
+
+TEST(Run, ExpectFailsUnexpectedOutput) {
+  TempDir d;
+  auto ok = run_yaml(d, "steps:\n  - run: echo all tests passed\n    expect: 'tests passed$'\n");
+  EXPECT_EQ(ok.exit_code, 0) << ok.out;
+  auto bad = run_yaml(d, "steps:\n  - run: echo 3 failures\n    expect: 'tests passed$'\n");
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.out.find("unexpected output"), std::string::npos) << bad.out;
+}
+
+TEST(Run, ForEachGlobAndCommandResolveFromThePipelineFolder) {
+  TempDir d;
+  d.write("spec/a_spec.rb", "");
+  d.write("spec/sub/b_spec.rb", "");
+  d.write("sub/marker", "");
+  PcrOptions elsewhere;
+  elsewhere.cwd = "/";
+  auto r = run_yaml(d, R"(
+steps:
+  - for_each: {glob: "spec/**/*_spec.rb"}
+    run: echo "spec:{items}"
+  - for_each: {command: "ls sub"}
+    run: echo "listed:{items}"
+  - run: ls marker
+    workdir: sub
+)",
+                    {}, elsewhere);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("spec:spec/a_spec.rb"), std::string::npos);
+  EXPECT_NE(r.out.find("spec:spec/sub/b_spec.rb"), std::string::npos);
+  EXPECT_NE(r.out.find("listed:marker"), std::string::npos);
+}
+
+TEST(Run, FailingForEachCommandFailsTheStep) {
+  TempDir d;
+  auto r = run_yaml(d, "steps:\n  - for_each: {command: 'echo oops >&2; exit 4'}\n    run: echo {items}\n");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.out.find("failed (exit code 4)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("oops"), std::string::npos) << r.out;
+}
+
+TEST(Run, TimeoutIsReportedAndKillsTheTree) {
+  TempDir d;
+  std::string marker = unique_marker("pcrto");
+  auto r = run_yaml(d, "steps:\n  - timeout: 500ms\n    kill_grace: 1s\n    run: sh -c 'sleep 60; true " + marker +
+                           "' & sleep 60; true " + marker + "\n");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.out.find("timed out after 500ms"), std::string::npos) << r.out;
+  EXPECT_TRUE(processes_with(marker).empty());
+  EXPECT_LT(r.seconds, 5);
+}
+
+TEST(Run, IdleTimeoutIsReported) {
+  TempDir d;
+  auto r = run_yaml(d, "steps:\n  - idle_timeout: 300ms\n    run: echo hi; sleep 30\n");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.out.find("no output for 300ms (idle timeout)"), std::string::npos) << r.out;
+}
+
+TEST(Run, SignalDeathIsReported) {
+  TempDir d;
+  auto r = run_yaml(d, "steps:\n  - run: kill -SEGV $$\n");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.out.find("killed by signal 11 (SIGSEGV)"), std::string::npos) << r.out;
+}
+
+TEST(Run, PipelineTimeoutFailsTheRunAndCleanupStillRuns) {
+  TempDir d;
+  auto r = run_yaml(d, "timeout: 1s\nsteps:\n  - run: sleep 30\n  - run: touch never\ncleanup:\n  - run: touch cleaned\n");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_LT(r.seconds, 10);
+  EXPECT_TRUE(exists(d.file("cleaned")));
+  EXPECT_FALSE(exists(d.file("never")));
+  EXPECT_NE(r.out.find("pipeline's timeout"), std::string::npos) << r.out;
+}
+
+TEST(Run, BackgroundChildDoesNotHangTheRun) {
+  TempDir d;
+  auto r = run_yaml(d, "steps:\n  - run: sleep 30 & echo left behind\n");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_LT(r.seconds, 5);
+  EXPECT_NE(r.out.find("1 leftover process killed"), std::string::npos) << r.out;
+}
+
+TEST(Run, EscapedDaemonsDoNotOutliveTheRun) {
+  TempDir d;
+  std::string marker = unique_marker("pcrdaemon");
+  auto r = run_yaml(d, "steps:\n  - run: setsid sh -c 'touch up; sleep 300; true " + marker +
+                           "' >/dev/null 2>&1 & while [ ! -e up ]; do sleep 0.01; done\n");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("left behind by jobs"), std::string::npos) << r.out;
+  EXPECT_TRUE(processes_with(marker).empty());
+}
+
+TEST(Run, ManyJobsOnManyWorkers) {
+  TempDir d;
+  auto r = run_yaml(d, "steps:\n  - name: many\n    workers: 200\n    for_each: {command: seq 1000}\n    run: echo job-{items}\n",
+                    {}, long_run());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("1000 jobs on 200 workers"), std::string::npos);
+  EXPECT_EQ(count(r.out, "✓ passed"), 1000u);
+  for (int i : {1, 500, 1000}) EXPECT_NE(r.out.find("job-" + std::to_string(i) + "\n"), std::string::npos);
+}
+
+TEST(Run, GroupedOutputOfConcurrentChattyJobsStaysContiguous) {
+  TempDir d;
+  auto r = run_yaml(d, R"(
+steps:
+  - commands:
+      - for i in $(seq 300); do echo "A $i"; [ $((i % 50)) = 0 ] && sleep 0.05; done; true
+      - for i in $(seq 300); do echo "B $i"; [ $((i % 50)) = 0 ] && sleep 0.05; done; true
+)");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  std::string tags;
+  for (const auto& line : pcr::util::split_lines(r.out))
+    if (line.size() > 2 && (line[0] == 'A' || line[0] == 'B') && line[1] == ' ') tags += line[0];
+  ASSERT_EQ(tags.size(), 600u);
+  size_t switches = 0;
+  for (size_t i = 1; i < tags.size(); ++i) switches += tags[i] != tags[i - 1];
+  EXPECT_EQ(switches, 1u) << "output of the two jobs interleaved";
+}
+
+TEST(Run, PrefixedOutputTagsEveryLine) {
+  TempDir d;
+  auto r = run_yaml(d, "steps:\n  - name: two\n    commands: [echo one, printf 'two\\nlast']\n", {"--output", "prefixed"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("[two #1] one\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[two #2] two\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[two #2] last\n"), std::string::npos) << r.out;
+}
+
+TEST(Run, OutputModes) {
+  TempDir d;
+  auto r = run_yaml(d, R"(
+steps:
+  - output: hide
+    run: echo hidden-$((1+1))
+  - output: on-failure
+    commands: [echo quiet-$((1+1)), echo loud-$((1+1)); exit 1]
+)");
+  EXPECT_EQ(r.exit_code, 1);
+  // The commands are printed; only the output ("…-2") tells whether output was shown.
+  EXPECT_EQ(r.out.find("hidden-2"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("quiet-2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("loud-2"), std::string::npos) << r.out;
+}
+
+TEST(Run, ColourCodesAreStrippedOffTerminal) {
+  TempDir d;
+  auto r = run_yaml(d, "steps:\n  - run: printf '\\033[31mred\\033[0m\\n'\n");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("red"), std::string::npos);
+  EXPECT_EQ(r.out.find('\x1b'), std::string::npos);
+}
+
+TEST(Run, HeartbeatOffTerminal) {
+  TempDir d;
+  auto r = run_yaml(d, "steps:\n  - name: slow\n    commands: [sleep 2.5, sleep 2.5]\n", {"--heartbeat", "1s"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("… slow: running for 1.0s, 0 of 2 jobs done"), std::string::npos) << r.out;
+}
+
+TEST(Run, ClosedStdoutStillRunsCleanup) {
+  TempDir d;
+  d.write("ci.yaml", "steps:\n  - run: seq 100000\ncleanup:\n  - run: touch cleaned\n");
+  PcrOptions o;
+  o.cwd = d.path();
+  // Through a pipe whose reader quits at once: pcr must ignore SIGPIPE and go on.
+  d.write("piped.sh", std::string("'") + PCR_BINARY + "' run ci.yaml | head -c 10 > /dev/null\necho ${PIPESTATUS[0]} > rc\n");
+  ASSERT_EQ(std::system(("cd '" + d.path() + "' && bash piped.sh").c_str()), 0);
+  EXPECT_TRUE(exists(d.file("cleaned")));
+  EXPECT_EQ(read_file(d.file("rc")), "0\n");
+}
+
+TEST(Run, HugeOutputStaysOutOfMemory) {
+  TempDir d;
+  PcrOptions o;
+  o.stdout_path = "/dev/null";
+  o.timeout_s = 300;
+  auto r = run_yaml(d, "steps:\n  - run: yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c 1073741824\n", {}, o);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_LT(r.max_rss_kb, 30 * 1024) << "pcr held output in memory";
+}

@@ -1,0 +1,234 @@
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <pcr/proc/process.hpp>
+
+#include "../support/support.hpp"
+
+using namespace pcr;
+using namespace pcr::proc;
+using pcr::test::TempDir;
+using namespace std::chrono_literals;
+
+extern char** environ;
+
+namespace {
+
+struct Outcome {
+  Exit exit;
+  std::string output;   // as streamed through on_output
+  std::string spooled;  // as written to the spool file
+  std::string stdout_only;
+  int exits = 0;
+};
+
+std::vector<std::string> our_env() {
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e) env.emplace_back(*e);
+  return env;
+}
+
+// Run `spec` to its end on a fresh loop.
+Outcome run_one(Spawn spec, const std::function<void(ProcessSet&, ProcessSet::Id)>& after_spawn = nullptr) {
+  TempDir dir;
+  if (spec.env.empty()) spec.env = our_env();
+  spec.spool_path = dir.file("job.log");
+  spec.stdout_path = dir.file("job.out");
+  Outcome out;
+  Loop loop;
+  {
+    ProcessSet set(loop);
+    auto id = set.spawn(
+        spec, [&](Stream, std::string_view data) { out.output.append(data); },
+        [&](const Exit& e) {
+          out.exit = e;
+          ++out.exits;
+          loop.stop();
+        });
+    if (after_spawn) after_spawn(set, id);
+    loop.run();
+  }
+  out.spooled = test::read_file(dir.file("job.log"));
+  out.stdout_only = test::read_file(dir.file("job.out"));
+  return out;
+}
+
+Spawn job(std::string command) {
+  Spawn s;
+  s.command = std::move(command);
+  return s;
+}
+
+}  // namespace
+
+TEST(ProcessSet, ReportsExitCodes) {
+  for (int code : {0, 1, 3, 42, 255}) {
+    auto o = run_one(job("exit " + std::to_string(code)));
+    EXPECT_EQ(o.exit.exit_code, code);
+    EXPECT_EQ(o.exit.signal, 0);
+    EXPECT_EQ(o.exits, 1);
+  }
+}
+
+TEST(ProcessSet, ReportsTheKillingSignal) {
+  auto o = run_one(job("kill -KILL $$"));
+  EXPECT_EQ(o.exit.signal, SIGKILL);
+  EXPECT_FALSE(o.exit.timed_out);
+  EXPECT_FALSE(o.exit.stopped);
+}
+
+TEST(ProcessSet, SpoolsBothStreamsAndStdoutAlone) {
+  auto o = run_one(job("echo out1; echo err1 >&2; echo out2"));
+  EXPECT_EQ(o.output.size(), o.spooled.size());
+  EXPECT_NE(o.spooled.find("err1"), std::string::npos);
+  EXPECT_EQ(o.stdout_only, "out1\nout2\n");
+  EXPECT_EQ(o.exit.bytes, o.spooled.size());
+}
+
+TEST(ProcessSet, SpoolFilesAreTheUsersOnly) {
+  TempDir dir;
+  Loop loop;
+  ProcessSet set(loop);
+  Spawn s = job("echo hi");
+  s.env = our_env();
+  s.spool_path = dir.file("a.log");
+  set.spawn(s, nullptr, [&](const Exit&) { loop.stop(); });
+  loop.run();
+  struct stat st {};
+  ASSERT_EQ(::stat(dir.file("a.log").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST(ProcessSet, StdinIsDevNull) {
+  auto start = Clock::now();
+  auto o = run_one(job("cat; echo read-eof"));
+  EXPECT_EQ(o.exit.exit_code, 0);
+  EXPECT_EQ(o.output, "read-eof\n");
+  EXPECT_LT(Clock::now() - start, 5s);
+}
+
+TEST(ProcessSet, TimeoutKillsTheWholeTree) {
+  std::string marker = test::unique_marker("pcrtree");
+  Spawn s = job("sh -c 'sleep 300; : " + marker + "' & sh -c 'sh -c \"sleep 300; : " + marker +
+                "\"; :' & sleep 300; : " + marker);
+  s.timeout = 300ms;
+  s.kill_grace = 2s;
+  auto o = run_one(s);
+  EXPECT_TRUE(o.exit.timed_out);
+  EXPECT_EQ(o.exit.signal, SIGTERM);
+  EXPECT_LT(o.exit.duration, 2s);  // SIGTERM was enough: no wait for the grace
+  EXPECT_TRUE(test::wait_until([&] { return test::processes_with(marker).empty(); }, 3s))
+      << "processes survived the timeout";
+}
+
+TEST(ProcessSet, TermIgnoringJobIsKilledAfterTheGrace) {
+  Spawn s = job("trap '' TERM; while :; do sleep 0.05; done");
+  s.timeout = 200ms;
+  s.kill_grace = 500ms;
+  auto o = run_one(s);
+  EXPECT_TRUE(o.exit.timed_out);
+  EXPECT_EQ(o.exit.signal, SIGKILL);
+  EXPECT_GE(o.exit.duration, 700ms);
+  EXPECT_LT(o.exit.duration, 3s);
+}
+
+TEST(ProcessSet, BackgroundChildHoldingThePipeDoesNotHang) {
+  std::string marker = test::unique_marker("pcrbg");
+  TempDir dir;
+  std::string ready = dir.file("ready");
+  // The shell exits as soon as its background child runs; the child keeps stdout open.
+  auto o = run_one(job("sh -c 'touch " + ready + "; sleep 30; : " + marker + "' & while [ ! -e " + ready +
+                       " ]; do sleep 0.01; done; echo done"));
+  EXPECT_EQ(o.exit.exit_code, 0);
+  EXPECT_EQ(o.output, "done\n");
+  EXPECT_GE(o.exit.leftovers, 1);
+  EXPECT_LT(o.exit.duration, 1s);
+  EXPECT_TRUE(test::wait_until([&] { return test::processes_with(marker).empty(); }, 2s));
+}
+
+TEST(ProcessSet, IdleTimeoutFailsASilentJob) {
+  Spawn s = job("echo started; sleep 30");
+  s.idle_timeout = 300ms;
+  s.kill_grace = 1s;
+  auto o = run_one(s);
+  EXPECT_TRUE(o.exit.idle_timed_out);
+  EXPECT_FALSE(o.exit.timed_out);
+  EXPECT_EQ(o.output, "started\n");
+}
+
+TEST(ProcessSet, IdleTimeoutSparesAChattyJob) {
+  Spawn s = job("for i in 1 2 3 4 5 6; do echo $i; sleep 0.1; done");
+  s.idle_timeout = 400ms;
+  auto o = run_one(s);
+  EXPECT_FALSE(o.exit.idle_timed_out);
+  EXPECT_EQ(o.exit.exit_code, 0);
+}
+
+TEST(ProcessSet, StopIsReportedAsStopped) {
+  Spawn s = job("sleep 30");
+  auto o = run_one(s, [](ProcessSet& set, ProcessSet::Id id) { set.stop(id, false); });
+  EXPECT_TRUE(o.exit.stopped);
+  EXPECT_EQ(o.exit.signal, SIGTERM);
+  auto k = run_one(job("trap '' TERM; sleep 30"), [](ProcessSet& set, ProcessSet::Id id) { set.stop(id, true); });
+  EXPECT_EQ(k.exit.signal, SIGKILL);
+}
+
+TEST(ProcessSet, SpawnFailureIsReportedNotThrown) {
+  Spawn s = job("true");
+  s.workdir = "/nonexistent/folder";
+  auto o = run_one(s);
+  EXPECT_FALSE(o.exit.spawn_error.empty());
+  EXPECT_EQ(o.exits, 1);
+}
+
+TEST(ProcessSet, JobsGetDefaultSignalsAndAnEmptyMask) {
+  // pcr ignores SIGPIPE and the loop watches SIGTERM; jobs must not inherit either.
+  auto old = ::signal(SIGPIPE, SIG_IGN);
+  sigset_t block, previous;
+  sigemptyset(&block);
+  sigaddset(&block, SIGUSR1);
+  ::sigprocmask(SIG_BLOCK, &block, &previous);
+  auto pipe = run_one(job("kill -PIPE $$; echo survived"));
+  auto usr1 = run_one(job("kill -USR1 $$; echo survived"));
+  ::sigprocmask(SIG_SETMASK, &previous, nullptr);
+  ::signal(SIGPIPE, old);
+  EXPECT_EQ(pipe.exit.signal, SIGPIPE);
+  EXPECT_EQ(usr1.exit.signal, SIGUSR1);
+}
+
+TEST(ProcessSet, OrphansThatLeftTheGroupAreKilledAtTheEnd) {
+  ASSERT_TRUE(ProcessSet::become_subreaper());
+  std::string marker = test::unique_marker("pcrescape");
+  Loop loop;
+  ProcessSet set(loop);
+  TempDir dir;
+  std::string ready = dir.file("ready");
+  Spawn s = job("setsid sh -c 'touch " + ready + "; sleep 300; : " + marker + "' > /dev/null 2>&1 & while [ ! -e " +
+                ready + " ]; do sleep 0.01; done");
+  s.env = our_env();
+  set.spawn(s, nullptr, [&](const Exit&) { loop.stop(); });
+  loop.run();
+  ASSERT_TRUE(test::wait_until([&] { return !test::processes_with(marker).empty(); }, 2s));
+  EXPECT_GE(set.kill_orphans(), 1);
+  EXPECT_TRUE(test::processes_with(marker).empty());
+}
+
+TEST(ProcessSet, ManyJobsAtOnce) {
+  Loop loop;
+  ProcessSet set(loop);
+  int ended = 0, passed = 0;
+  auto env = our_env();
+  const int total = 400;
+  for (int i = 0; i < total; ++i) {
+    Spawn s = job("echo " + std::to_string(i));
+    s.env = env;
+    set.spawn(s, nullptr, [&](const Exit& e) {
+      ++ended;
+      passed += e.exit_code == 0 && e.bytes > 0;
+      if (ended == total) loop.stop();
+    });
+  }
+  loop.run();
+  EXPECT_EQ(passed, total);
+}

@@ -1,0 +1,99 @@
+#pragma once
+
+// Runs the real `pcr` binary as a user would, capturing its output.
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "support.hpp"
+
+#ifndef PCR_BINARY
+#error "PCR_BINARY must name the pcr executable"
+#endif
+
+namespace pcr::test {
+
+struct PcrRun {
+  int exit_code = -1;
+  int signal = 0;
+  std::string out;
+  std::string err;
+  long max_rss_kb = 0;  // of pcr itself (not its jobs: they are its children's children)
+  double seconds = 0;
+};
+
+struct PcrOptions {
+  std::string cwd;
+  std::vector<std::string> env;  // extra NAME=value
+  std::function<void(pid_t)> while_running;  // called once pcr started
+  int timeout_s = 120;
+  std::string stdout_path;  // instead of capturing: e.g. /dev/null for huge output
+};
+
+inline PcrRun run_pcr(const std::vector<std::string>& args, const PcrOptions& o = {}) {
+  TempDir io;
+  std::string out_path = io.file("out"), err_path = io.file("err");
+  auto start = std::chrono::steady_clock::now();
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    std::string target = o.stdout_path.empty() ? out_path : o.stdout_path;
+    int out = ::open(target.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int devnull = ::open("/dev/null", O_RDONLY);
+    ::dup2(devnull, 0), ::dup2(out, 1), ::dup2(err, 2);
+    if (!o.cwd.empty() && ::chdir(o.cwd.c_str()) != 0) _exit(126);
+    for (const auto& e : o.env) ::putenv(const_cast<char*>(e.c_str()));
+    ::unsetenv("TERM");
+    std::vector<char*> argv;
+    std::string bin = PCR_BINARY;
+    argv.push_back(bin.data());
+    std::vector<std::string> copy = args;
+    for (auto& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(bin.c_str(), argv.data());
+    _exit(127);
+  }
+  if (o.while_running) o.while_running(pid);
+  int status = 0;
+  rusage usage{};
+  auto deadline = start + std::chrono::seconds(o.timeout_s);
+  for (;;) {
+    pid_t r = ::wait4(pid, &status, WNOHANG, &usage);
+    if (r == pid) break;
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(-pid, SIGKILL);
+      ::wait4(pid, &status, 0, &usage);
+      ADD_FAILURE() << "pcr did not finish within " << o.timeout_s << "s";
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  PcrRun r;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
+  r.max_rss_kb = usage.ru_maxrss;
+  r.out = read_file(out_path);
+  r.err = read_file(err_path);
+  return r;
+}
+
+// Write `yaml` as ci.yaml in `dir` and run `pcr run` on it with `extra` arguments.
+inline PcrRun run_yaml(const TempDir& dir, const std::string& yaml, std::vector<std::string> extra = {},
+                       PcrOptions o = {}) {
+  dir.write("ci.yaml", yaml);
+  std::vector<std::string> args = {"run", dir.file("ci.yaml")};
+  args.insert(args.end(), extra.begin(), extra.end());
+  if (o.cwd.empty()) o.cwd = dir.path();
+  return run_pcr(args, o);
+}
+
+}  // namespace pcr::test

@@ -1,0 +1,100 @@
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <pcr/report/format.hpp>
+#include <pcr/util/text.hpp>
+
+using namespace pcr;
+using namespace pcr::report;
+using pipeline::JobStatus;
+using pipeline::Millis;
+
+TEST(Describe, TellsEveryEndingApart) {
+  pipeline::JobResult r;
+  EXPECT_EQ(describe(r, 0), "passed");
+  r.status = JobStatus::failed, r.exit_code = 2;
+  EXPECT_EQ(describe(r, 0), "failed with exit code 2");
+  r.status = JobStatus::signalled, r.signal = SIGKILL;
+  EXPECT_EQ(describe(r, 0), "killed by signal 9 (SIGKILL)");
+  r.status = JobStatus::timed_out, r.limit = Millis(3000);
+  EXPECT_EQ(describe(r, 0), "timed out after 3s");
+  r.status = JobStatus::idle_timeout;
+  EXPECT_EQ(describe(r, 0), "no output for 3s (idle timeout)");
+  r.status = JobStatus::unexpected_output, r.detail = "no line of stdout matches /ok/";
+  EXPECT_EQ(describe(r, 0), "unexpected output: no line of stdout matches /ok/");
+  r = {};
+  r.flaky = true;
+  EXPECT_EQ(describe(r, 2), "passed on retry 2 (flaky)");
+  r = {};
+  r.status = JobStatus::failed, r.exit_code = 1, r.will_retry = true, r.leftovers = 2;
+  EXPECT_EQ(describe(r, 0), "failed with exit code 1 (2 leftover processes killed), retrying");
+}
+
+TEST(JobLine, NoColourWhenOff) {
+  pipeline::StepInfo step;
+  step.jobs = 3;
+  pipeline::JobInfo job;
+  job.step = &step;
+  job.job = 2;
+  job.worker = 1;
+  job.command = "make test";
+  pipeline::JobResult r;
+  r.duration = Millis(2100);
+  EXPECT_EQ(job_line(job, r, Style{false}), "✓ passed 2.1s #2 [n=1] make test");
+  EXPECT_NE(job_line(job, r, Style{true}).find("\x1b[32m"), std::string::npos);
+}
+
+TEST(Banner, StepShape) {
+  pipeline::StepInfo s;
+  s.index = 2, s.of = 3, s.name = "tests", s.jobs = 12, s.workers = 4;
+  EXPECT_EQ(banner(s, Style{false}), "━━ step 2/3: tests — 12 jobs on 4 workers");
+  s.cleanup = true, s.jobs = 1, s.workers = 1;
+  EXPECT_EQ(banner(s, Style{false}), "━━ cleanup 2/3: tests — 1 job on 1 worker");
+}
+
+TEST(StatusLine, ElidedToWidth) {
+  pipeline::StepInfo s;
+  s.index = 1, s.of = 1, s.name = "a very long step name indeed", s.jobs = 10;
+  std::string line = status_line(s, 3, 2, Millis(80'000), 30);
+  EXPECT_EQ(util::display_width(line), 30u);
+  EXPECT_EQ(status_line(s, 3, 2, Millis(80'000), 200), "[step 1/1 a very long step name indeed] 3 of 10 jobs done, 2 running, 1m20s");
+  EXPECT_EQ(heartbeat_line(s, 3, Millis(90'000)), "… a very long step name indeed: running for 1m30s, 3 of 10 jobs done");
+}
+
+TEST(Summary, ListsStepsFailuresFlakyAndVerdict) {
+  Summary s;
+  pipeline::StepInfo a;
+  a.name = "build";
+  a.jobs = 1;
+  pipeline::StepResult ar;
+  ar.duration = Millis(1000);
+  s.steps.push_back({a, ar});
+  pipeline::StepInfo b;
+  b.name = "test";
+  b.jobs = 3;
+  pipeline::StepResult br;
+  br.outcome = pipeline::StepOutcome::failed;
+  br.failed = 1;
+  s.steps.push_back({b, br});
+  pipeline::StepInfo c;
+  c.name = "deploy";
+  pipeline::StepResult cr;
+  cr.outcome = pipeline::StepOutcome::skipped;
+  s.steps.push_back({c, cr});
+  JobRecord failed{"test", 3, 3, 0, "sleep 10", {}, "foo\n"};
+  failed.result.status = JobStatus::timed_out;
+  failed.result.limit = Millis(3000);
+  s.failed.push_back(failed);
+  s.run.exit_code = 1;
+  s.run.duration = Millis(5000);
+  std::string text = summary(s, Style{false});
+  EXPECT_NE(text.find("✓ build"), std::string::npos) << text;
+  EXPECT_NE(text.find("failed (1 of 3 jobs)"), std::string::npos) << text;
+  EXPECT_NE(text.find("- deploy"), std::string::npos) << text;
+  EXPECT_NE(text.find("test #3 [n=3] timed out after 3s: sleep 10"), std::string::npos) << text;
+  EXPECT_NE(text.find("│ foo"), std::string::npos) << text;
+  EXPECT_NE(text.find("FAILED in 5.0s (exit 1)"), std::string::npos) << text;
+  s.run.signal = SIGINT;
+  s.run.exit_code = 130;
+  EXPECT_NE(summary(s, Style{false}).find("INTERRUPTED by SIGINT"), std::string::npos);
+}

@@ -1,0 +1,153 @@
+#include <gtest/gtest.h>
+
+#include <map>
+#include <pcr/sched/scheduler.hpp>
+
+using namespace pcr::sched;
+
+// Drives the scheduler by hand, the way ninja's build tests drive its Builder.
+struct FakeRunner : JobRunner {
+  struct Start {
+    size_t job;
+    unsigned worker;
+    unsigned attempt;
+  };
+  std::vector<Start> starts;
+  std::vector<std::pair<size_t, bool>> stops;
+  std::map<size_t, unsigned> running;  // job -> worker
+  void start(size_t job, unsigned worker, unsigned attempt) override {
+    for (auto& [j, w] : running) EXPECT_NE(w, worker) << "worker " << worker << " given twice";
+    running[job] = worker;
+    starts.push_back({job, worker, attempt});
+  }
+  void stop(size_t job, bool immediately) override { stops.emplace_back(job, immediately); }
+};
+
+std::vector<size_t> iota(size_t n) {
+  std::vector<size_t> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = i;
+  return v;
+}
+
+TEST(Scheduler, WorkersPullFromTheQueueOneAtATime) {
+  FakeRunner r;
+  Options o;
+  o.workers = 2;
+  Scheduler s(iota(5), o, r);
+  s.start();
+  ASSERT_EQ(r.starts.size(), 2u);
+  EXPECT_EQ(r.starts[0].worker, 1u);
+  EXPECT_EQ(r.starts[1].worker, 2u);
+  // Worker 2 finishes first and takes the next job; worker 1 is still busy.
+  r.running.erase(1);
+  s.finished(1, Ended::passed);
+  ASSERT_EQ(r.starts.size(), 3u);
+  EXPECT_EQ(r.starts[2].job, 2u);
+  EXPECT_EQ(r.starts[2].worker, 2u);
+  for (size_t job : {0u, 2u, 3u, 4u}) {
+    r.running.erase(job);
+    s.finished(job, Ended::passed);
+  }
+  EXPECT_TRUE(s.done());
+  EXPECT_FALSE(s.failed());
+  EXPECT_EQ(r.starts.size(), 5u);
+}
+
+TEST(Scheduler, CapLimitsConcurrencyBelowWorkers) {
+  FakeRunner r;
+  Options o;
+  o.workers = 4;
+  o.cap = 1;
+  Scheduler s(iota(3), o, r);
+  s.start();
+  EXPECT_EQ(r.starts.size(), 1u);
+  EXPECT_EQ(s.running(), 1u);
+}
+
+TEST(Scheduler, PinnedJobsRunAsTheirOwnNumber) {
+  FakeRunner r;
+  Options o;
+  o.workers = 3;
+  o.pinned = true;
+  o.cap = 2;
+  Scheduler s(iota(3), o, r);
+  s.start();
+  r.running.erase(0);
+  s.finished(0, Ended::passed);
+  ASSERT_EQ(r.starts.size(), 3u);
+  for (auto& st : r.starts) EXPECT_EQ(st.worker, st.job + 1);
+}
+
+TEST(Scheduler, RetriesOnTheSameWorkerThenGivesUp) {
+  FakeRunner r;
+  Options o;
+  o.workers = 1;
+  o.retries = 2;
+  Scheduler s(iota(1), o, r);
+  bool done = false;
+  s.on_done = [&] { done = true; };
+  s.start();
+  for (unsigned attempt = 0; attempt < 3; ++attempt) {
+    ASSERT_EQ(r.starts.size(), attempt + 1);
+    EXPECT_EQ(r.starts.back().attempt, attempt);
+    EXPECT_EQ(s.will_retry(0, Ended::failed), attempt < 2);
+    r.running.clear();
+    s.finished(0, Ended::failed);
+  }
+  EXPECT_TRUE(done);
+  EXPECT_TRUE(s.failed());
+  EXPECT_EQ(s.state(0), JobState::failed);
+}
+
+TEST(Scheduler, FailFastStopsTheOthersAndCancelsTheQueue) {
+  FakeRunner r;
+  Options o;
+  o.workers = 2;
+  o.fail_fast = true;
+  Scheduler s(iota(4), o, r);
+  s.start();
+  r.running.erase(0);
+  s.finished(0, Ended::failed);
+  ASSERT_EQ(r.stops.size(), 1u);
+  EXPECT_EQ(r.stops[0].first, 1u);
+  EXPECT_EQ(r.starts.size(), 2u);  // nothing new started
+  EXPECT_EQ(s.state(2), JobState::cancelled);
+  EXPECT_FALSE(s.done());
+  s.finished(1, Ended::cancelled);
+  EXPECT_TRUE(s.done());
+  EXPECT_TRUE(s.failed());
+}
+
+TEST(Scheduler, WithoutFailFastTheOthersFinish) {
+  FakeRunner r;
+  Options o;
+  o.workers = 1;
+  Scheduler s(iota(3), o, r);
+  s.start();
+  r.running.clear();
+  s.finished(0, Ended::failed);
+  EXPECT_EQ(r.starts.size(), 2u);
+  EXPECT_TRUE(r.stops.empty());
+}
+
+TEST(Scheduler, EmptyStepIsDoneAtOnce) {
+  FakeRunner r;
+  Scheduler s({}, Options{}, r);
+  bool done = false;
+  s.on_done = [&] { done = true; };
+  s.start();
+  EXPECT_TRUE(done);
+}
+
+TEST(Scheduler, CancelledJobsAreNotRetried) {
+  FakeRunner r;
+  Options o;
+  o.retries = 3;
+  Scheduler s(iota(1), o, r);
+  s.start();
+  s.cancel(false);
+  EXPECT_FALSE(s.will_retry(0, Ended::failed));
+  s.finished(0, Ended::cancelled);
+  EXPECT_EQ(r.starts.size(), 1u);
+  EXPECT_TRUE(s.done());
+}
