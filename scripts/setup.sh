@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install what pcr needs on Debian 12 (only what is missing), then configure and build.
+#   scripts/setup.sh [BUILD_DIR]    (default: build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build_dir=${1:-build}
+
+packages=(build-essential cmake ninja-build pkg-config libuv1-dev libyaml-cpp-dev libcli11-dev
+          libfmt-dev nlohmann-json3-dev libgtest-dev libgmock-dev bsdutils procps)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" > /dev/null
+fi
+
+werror=OFF
+[ "${CI:-}" = "true" ] && werror=ON
+cmake -S . -B "$build_dir" -G Ninja -DPCR_WERROR=$werror > /dev/null
+cmake --build "$build_dir"
