@@ -408,3 +408,33 @@ TEST(Run, HugeOutputStaysOutOfMemory) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_LT(r.max_rss_kb, 30 * 1024) << "pcr held output in memory";
 }
+
+TEST(Run, SecretsNeverReachTheConsole) {
+  TempDir d;
+  PcrOptions o;
+  o.env = {"API_TOKEN=tok-SECRET-9f8e"};
+  auto r = run_yaml(d, R"(
+secrets: [API_TOKEN, DB_PASSWORD]
+env: {DB_PASSWORD: pw-SECRET-1234}
+steps:
+  - name: grouped
+    commands:
+      - echo "token=$API_TOKEN"
+      - sleep 0.2; echo "db=$DB_PASSWORD"; exit 1
+  - name: never
+    run: "true"
+cleanup:
+  - name: split across chunks, streamed live
+    run: printf 'tok-SEC'; sleep 0.2; printf 'RET-9f8e\n'
+  - name: prefixed too
+    run: echo "$DB_PASSWORD"
+)",
+                    {"--output", "grouped"}, o);
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_EQ(r.out.find("SECRET"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("token=***"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("db=***"), std::string::npos) << r.out;  // in the output and the summary tail
+  auto prefixed = run_yaml(d, "secrets: [API_TOKEN]\nsteps:\n  - run: echo \"$API_TOKEN\"\n", {"--output", "prefixed"}, o);
+  EXPECT_EQ(prefixed.out.find("SECRET"), std::string::npos) << prefixed.out;
+  EXPECT_NE(prefixed.out.find("***"), std::string::npos) << prefixed.out;
+}

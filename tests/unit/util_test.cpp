@@ -113,3 +113,23 @@ TEST(Glob, SortedRecursiveAndSegmentwise) {
   EXPECT_TRUE(glob(dir.string(), "nothing/*.rb").empty());
   fs::remove_all(dir);
 }
+
+#include <pcr/util/mask.hpp>
+
+TEST(Masker, ReplacesSecretsWholeAndSplitAcrossPieces) {
+  Masker m({"hunter2", "", "pw"});
+  EXPECT_EQ(m.mask("user hunter2 pw ok"), "user *** *** ok");
+  std::string out = m.feed("abc hun");
+  out += m.feed("ter2 def");
+  out += m.flush();
+  EXPECT_EQ(out, "abc *** def");
+  EXPECT_EQ(out.find("hun"), std::string::npos);
+}
+
+TEST(Masker, LongerSecretWinsAndNoSecretsMeansPassThrough) {
+  Masker m({"abc", "abcdef"});
+  EXPECT_EQ(m.mask("xabcdefx abcx"), "x***x ***x");
+  Masker none;
+  EXPECT_FALSE(none.active());
+  EXPECT_EQ(none.feed("abc"), "abc");
+}

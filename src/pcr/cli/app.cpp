@@ -65,6 +65,12 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
   auto console_options = report::detect_console(1, f.no_color);
   console_options.output = f.output == "prefixed" ? report::OutputStyle::prefixed : report::OutputStyle::grouped;
   console_options.heartbeat = *util::parse_duration(f.heartbeat);
+  for (const auto& name : p.secrets) {
+    const char* value = std::getenv(name.c_str());
+    for (const auto& [k, v] : p.env)
+      if (k == name) value = v.c_str();
+    if (value && *value) console_options.secrets.emplace_back(value);
+  }
   report::Console console(console_options);
   pipeline::Observers observers;
   observers.add(console);

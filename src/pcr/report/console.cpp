@@ -60,9 +60,11 @@ ConsoleOptions detect_console(int fd, bool no_color_flag) {
   return o;
 }
 
-Console::Console(ConsoleOptions options) : m_options(options) { m_style.color = options.color; }
+Console::Console(ConsoleOptions options) : m_options(options), m_secrets(options.secrets) {
+  m_style.color = options.color;
+}
 
-void Console::write(std::string_view text) {
+void Console::write_raw(std::string_view text) {
   if (m_status_shown) {
     write_fd(m_options.fd, "\r\x1b[K");
     m_status_shown = false;
@@ -70,14 +72,32 @@ void Console::write(std::string_view text) {
   write_fd(m_options.fd, text);
 }
 
-void Console::write_output(std::string_view bytes) {
+void Console::write(std::string_view text) {
+  if (m_secrets.active())
+    write_raw(m_secrets.mask(text));
+  else
+    write_raw(text);
+}
+
+void Console::write_output(std::string_view bytes, util::Masker& mask) {
+  std::string masked;
+  if (mask.active()) {
+    masked = mask.feed(bytes);
+    bytes = masked;
+  }
   if (m_options.color || bytes.find('\x1b') == std::string_view::npos) {
-    write(bytes);
+    write_raw(bytes);
     return;
   }
   std::string clean;
   m_stripper.feed(bytes, clean);
-  write(clean);
+  write_raw(clean);
+}
+
+void Console::end_output(util::Masker& mask) {
+  if (!mask.active()) return;
+  std::string rest = mask.flush();
+  if (!rest.empty()) write_raw(m_options.color ? rest : util::strip_ansi(rest));
 }
 
 void Console::replay(const std::string& spool, bool end_line) {
@@ -85,14 +105,17 @@ void Console::replay(const std::string& spool, bool end_line) {
   if (fd < 0) return;
   static char buf[256 * 1024];
   bool ends_with_newline = true;
+  util::Masker& mask = end_line ? m_replay_mask : m_live_mask;
+  mask = m_secrets;
   for (;;) {
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
-    write_output(std::string_view(buf, static_cast<size_t>(n)));
+    write_output(std::string_view(buf, static_cast<size_t>(n)), mask);
     ends_with_newline = buf[n - 1] == '\n';
   }
   ::close(fd);
+  if (end_line) end_output(mask);
   if (end_line && !ends_with_newline) write("\n");
   if (!end_line) m_live_at_line_start = ends_with_newline;
 }
@@ -161,11 +184,11 @@ void Console::job_output(const pipeline::JobInfo& job, std::string_view data) {
       partial.clear();
       start = nl + 1;
     }
-    if (!out.empty()) write_output(out), redraw_status();
+    if (!out.empty()) write_output(m_secrets.mask(out), m_no_mask), redraw_status();
     return;
   }
   if (&job == m_live) {
-    write_output(data);
+    write_output(data, m_live_mask);
     if (!data.empty()) m_live_at_line_start = data.back() == '\n';
   }
 }
@@ -177,11 +200,13 @@ void Console::job_finished(const pipeline::JobInfo& job, const pipeline::JobResu
   if (m_options.output == OutputStyle::prefixed) {
     auto it = m_partial.find(job.index);
     if (it != m_partial.end()) {
-      if (!it->second.empty()) write_output(fmt::format("[{} #{}] {}\n", job.step->name, job.job, it->second));
+      if (!it->second.empty())
+        write_output(m_secrets.mask(fmt::format("[{} #{}] {}\n", job.step->name, job.job, it->second)), m_no_mask);
       m_partial.erase(it);
     }
     write(job_line(job, r, m_style) + "\n");
   } else if (&job == m_live) {
+    end_output(m_live_mask);
     m_live = nullptr;
     write((m_live_at_line_start ? "" : "\n") + job_line(job, r, m_style) + "\n");
   } else {

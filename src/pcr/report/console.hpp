@@ -5,6 +5,7 @@
 
 #include <pcr/pipeline/events.hpp>
 #include <pcr/report/format.hpp>
+#include <pcr/util/mask.hpp>
 #include <pcr/util/text.hpp>
 
 namespace pcr::report {
@@ -20,6 +21,7 @@ struct ConsoleOptions {
   Millis heartbeat{30'000};
   size_t slowest = 5;     // slowest jobs listed in the summary
   size_t tail_lines = 20; // lines of a failed job's output in the summary
+  std::vector<std::string> secrets;  // values shown as *** wherever they would appear
 };
 
 // Decide colour and terminal from the environment and `fd`, as ninja does: a terminal is
@@ -44,8 +46,12 @@ class Console : public pipeline::Observer {
   void note(std::string_view) override;
 
  private:
-  void write(std::string_view text);          // erases and redraws the status line around it
-  void write_output(std::string_view bytes);  // job output: colour stripped when off
+  void write(std::string_view text);      // pcr's own text, secrets masked
+  void write_raw(std::string_view text);  // erases the status line first
+  // Job output through `mask` (a stream that may hold back a split secret); colour
+  // codes stripped when colour is off.
+  void write_output(std::string_view bytes, util::Masker& mask);
+  void end_output(util::Masker& mask);
   void replay(const std::string& spool, bool end_line = true);
   void maybe_go_live();
   void redraw_status();
@@ -66,6 +72,10 @@ class Console : public pipeline::Observer {
   pipeline::Millis m_step_elapsed{0};
   pipeline::Millis m_last_heartbeat{0};
   util::AnsiStripper m_stripper;
+  util::Masker m_secrets;    // the template every output stream copies
+  util::Masker m_live_mask;  // the live job's stream
+  util::Masker m_replay_mask;
+  util::Masker m_no_mask;    // for text already masked whole
 };
 
 }  // namespace pcr::report
