@@ -49,8 +49,8 @@ struct Exit {
 // close — so a background child holding the output open cannot hang it: the group is then
 // killed, output still in flight is drained for a moment, and the job is reported.
 //
-// Every process runs with signals at their defaults and an empty mask (libuv resets them
-// in the child). Spool files are close-on-exec, so no job inherits another's.
+// Every process runs with signals at their defaults and an empty mask. Spool files and
+// pipe ends are close-on-exec, so no job inherits another's.
 class ProcessSet {
  public:
   using Id = std::uint64_t;
@@ -76,8 +76,9 @@ class ProcessSet {
   // become its children rather than init's. Returns false where unsupported.
   static bool become_subreaper();
 
-  // Reap every child that is not a job shell (orphans handed to us as subreaper).
-  void reap_orphans();
+  // Reap every child that has exited: report job shells, forget orphans handed to us as
+  // subreaper. Runs on every SIGCHLD.
+  void reap();
 
   // SIGKILL and reap every descendant that is not a running job's shell: what escaped its
   // job's group (setsid, daemons). Returns how many live processes were killed.
@@ -85,10 +86,12 @@ class ProcessSet {
 
  private:
   struct Child;
+  void exited(Child* child, int status);
   void finish(Child* child);
   Loop& m_loop;
   std::unordered_map<Id, Child*> m_children;
-  std::unordered_set<pid_t> m_job_pids;  // shells libuv has not reaped yet
+  std::unordered_set<pid_t> m_job_pids;  // job shells not reaped yet
+  std::unordered_map<pid_t, Child*> m_by_pid;
   Id m_next_id = 1;
 };
 
