@@ -20,8 +20,10 @@ namespace {
 
 // One read buffer serves every pipe: libuv reads into it and hands it to the read
 // callback before asking for another, so it is never shared by two reads at once.
-constexpr size_t k_read_buffer_size = 256 * 1024;
+constexpr size_t k_read_buffer_size = 1024 * 1024;
 char g_read_buffer[k_read_buffer_size];
+
+constexpr int k_pipe_size = 1024 * 1024;
 
 // How long output may still arrive after the shell exited and its group was killed.
 // Only a process that left the group (and kept the pipe) makes us wait this long.
@@ -91,6 +93,9 @@ pid_t spawn_shell(const Spawn& spec, int read_ends[2], std::string& error) {
     ::close(out[0]), ::close(out[1]);
     return -1;
   }
+  // Bigger pipes mean fewer wake-ups per megabyte for chatty jobs; best effort.
+  ::fcntl(out[0], F_SETPIPE_SZ, k_pipe_size);
+  ::fcntl(err[0], F_SETPIPE_SZ, k_pipe_size);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
