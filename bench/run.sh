@@ -71,9 +71,9 @@ seq 100 > "$work/items100"
 seq 200 > "$work/items200"
 echo 1 > "$work/one"
 measure floor "(for i in \$(seq $half); do sh -c true; done) & (for i in \$(seq $half); do sh -c true; done); wait"
-measure xargs "xargs -P2 -I{} sh -c true < $work/items > $work/x.out"
-measure parallel "parallel -j2 true < $work/items > $work/p.out"
-measure pcr "'$pcr' run --no-color $work/dispatch.yaml > $work/pcr.out"
+measure xargs "exec xargs -P2 -I{} sh -c true < $work/items > $work/x.out"
+measure parallel "exec parallel -j2 true < $work/items > $work/p.out"
+measure pcr "exec '$pcr' run --no-color $work/dispatch.yaml > $work/pcr.out"
 echo "  ratios: pcr/xargs $(ratio "${secs[pcr]}" "${secs[xargs]}"), pcr/floor $(ratio "${secs[pcr]}" "${secs[floor]}"), parallel/xargs $(ratio "${secs[parallel]}" "${secs[xargs]}")"
 d_pcr=${secs[pcr]} d_xargs=${secs[xargs]} d_floor=${secs[floor]} d_par=${secs[parallel]}
 
@@ -85,9 +85,9 @@ steps:
   - run: $gen
 YAML
 echo "$gen" > "$work/big.sh"
-measure xargs-1g "xargs -I{} sh $work/big.sh < $work/one > /dev/null"
-measure parallel-1g "parallel --group 'sh $work/big.sh' < $work/one > /dev/null"
-measure pcr-1g "'$pcr' run --no-color $work/big.yaml > /dev/null"
+measure xargs-1g "exec xargs -I{} sh $work/big.sh < $work/one > /dev/null"
+measure parallel-1g "exec parallel --group 'sh $work/big.sh' < $work/one > /dev/null"
+measure pcr-1g "exec '$pcr' run --no-color $work/big.yaml > /dev/null"
 echo "  ratios: pcr/xargs $(ratio "${secs[pcr-1g]}" "${secs[xargs-1g]}"), pcr/parallel $(ratio "${secs[pcr-1g]}" "${secs[parallel-1g]}")"
 
 # --- 2b. output: 100 jobs × 10 MB of numbered lines, 4 at once, grouped ----------------
@@ -110,11 +110,11 @@ cat > "$work/check.awk" << 'AWK'
 /job[0-9][0-9][0-9]|line[0-9]|[.][.][.]/ { torn++ }
 END { for (j in blocks) if (blocks[j] > 1) inter += blocks[j] - 1; printf "%d %d %d\n", good, torn + 0, inter + 0 }
 AWK
-measure xargs-lines "xargs -P4 -I{} sh $work/lines.sh {} < $work/items100 > $work/xl.out"
+measure xargs-lines "exec xargs -P4 -I{} sh $work/lines.sh {} < $work/items100 > $work/xl.out"
 read -r xg xt xi < <(awk -f "$work/check.awk" "$work/xl.out")
-measure parallel-lines "parallel -j4 --group sh $work/lines.sh {} < $work/items100 > $work/pl.out"
+measure parallel-lines "exec parallel -j4 --group sh $work/lines.sh {} < $work/items100 > $work/pl.out"
 read -r pg pt pi < <(awk -f "$work/check.awk" "$work/pl.out")
-measure pcr-lines "'$pcr' run --no-color $work/lines.yaml > $work/cl.out"
+measure pcr-lines "exec '$pcr' run --no-color $work/lines.yaml > $work/cl.out"
 read -r cg ct ci < <(awk -f "$work/check.awk" "$work/cl.out")
 echo "  whole lines / torn / extra blocks: xargs $xg/$xt/$xi, parallel $pg/$pt/$pi, pcr $cg/$ct/$ci"
 echo "  ratios: pcr/xargs $(ratio "${secs[pcr-lines]}" "${secs[xargs-lines]}"), pcr/parallel $(ratio "${secs[pcr-lines]}" "${secs[parallel-lines]}")"
@@ -128,9 +128,9 @@ steps:
     for_each: {command: "seq 200"}
     run: sleep 5
 YAML
-measure xargs-200 "xargs -P200 -I{} sleep 5 < $work/items200"
-measure parallel-200 "parallel -j200 sleep 5 < $work/items200"
-measure pcr-200 "'$pcr' run --no-color $work/conc.yaml > /dev/null"
+measure xargs-200 "exec xargs -P200 -I{} sleep 5 < $work/items200"
+measure parallel-200 "exec parallel -j200 sleep 5 < $work/items200"
+measure pcr-200 "exec '$pcr' run --no-color $work/conc.yaml > /dev/null"
 
 cat << SUMMARY
 

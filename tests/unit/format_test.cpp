@@ -81,7 +81,7 @@ TEST(Summary, ListsStepsFailuresFlakyAndVerdict) {
   pipeline::StepResult cr;
   cr.outcome = pipeline::StepOutcome::skipped;
   s.steps.push_back({c, cr});
-  JobRecord failed{"test", 3, 3, 0, "sleep 10", {}, "foo\n"};
+  JobRecord failed{"test", pipeline::JobKind::job, 3, 3, 0, "sleep 10", {}, "foo\n"};
   failed.result.status = JobStatus::timed_out;
   failed.result.limit = Millis(3000);
   s.failed.push_back(failed);

@@ -159,7 +159,7 @@ TEST(LoaderErrors, ForEachSources) {
 }
 
 TEST(LoaderErrors, LaterFeaturesAreRefusedClearly) {
-  expect_error("steps:\n  - run: a\n    for_each: [x]\n    groups: 2\n", 4, 5, "'groups' is not supported by this version");
+  expect_error("steps:\n  - run: a\n    per_host: true\n", 3, 5, "'per_host' is not supported by this version");
   expect_error("compose: {file: x}\nsteps:\n  - run: a\n", 1, 1, "'compose' is not supported");
 }
 

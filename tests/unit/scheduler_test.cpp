@@ -151,3 +151,94 @@ TEST(Scheduler, CancelledJobsAreNotRetried) {
   EXPECT_EQ(r.starts.size(), 1u);
   EXPECT_TRUE(s.done());
 }
+
+// A runner that also logs set-ups and tear-downs, in order.
+struct WorkerRunner : FakeRunner {
+  std::vector<std::string> log;
+  void start(size_t job, unsigned worker, unsigned attempt) override {
+    FakeRunner::start(job, worker, attempt);
+    log.push_back("job" + std::to_string(job) + "@" + std::to_string(worker));
+  }
+  void start_setup(unsigned worker) override { log.push_back("setup@" + std::to_string(worker)); }
+  void start_teardown(unsigned worker) override { log.push_back("teardown@" + std::to_string(worker)); }
+};
+
+TEST(Scheduler, SetupBeforeFirstJobTeardownAfterLast) {
+  WorkerRunner r;
+  Options o;
+  o.workers = 2;
+  o.setup = o.teardown = true;
+  Scheduler s(iota(3), o, r);
+  s.start();
+  EXPECT_EQ(r.log, (std::vector<std::string>{"setup@1", "setup@2"}));
+  // Worker 2 is ready first and takes job 0; worker 1 is still setting up.
+  s.worker_task_finished(2, true);
+  EXPECT_EQ(r.log.back(), "job0@2");
+  s.worker_task_finished(1, true);
+  EXPECT_EQ(r.log.back(), "job1@1");
+  r.running.clear();
+  s.finished(0, Ended::passed);
+  EXPECT_EQ(r.log.back(), "job2@2");
+  s.finished(1, Ended::passed);  // queue empty: worker 1 tears down
+  EXPECT_EQ(r.log.back(), "teardown@1");
+  s.finished(2, Ended::passed);
+  EXPECT_EQ(r.log.back(), "teardown@2");
+  EXPECT_FALSE(s.done());
+  s.worker_task_finished(1, true);
+  s.worker_task_finished(2, true);
+  EXPECT_TRUE(s.done());
+  EXPECT_FALSE(s.failed());
+}
+
+TEST(Scheduler, FailedSetupSendsTheJobsToOtherWorkersAndFailsTheStep) {
+  WorkerRunner r;
+  Options o;
+  o.workers = 2;
+  o.setup = o.teardown = true;
+  Scheduler s(iota(2), o, r);
+  s.start();
+  s.worker_task_finished(1, false);  // worker 1 is broken: tears down at the end
+  s.worker_task_finished(2, true);
+  EXPECT_EQ(r.log.back(), "job0@2");
+  r.running.clear();
+  s.finished(0, Ended::passed);
+  // The last queued job goes to worker 2 too; the queue is empty, so broken worker 1
+  // tears down now.
+  EXPECT_EQ(r.log, (std::vector<std::string>{"setup@1", "setup@2", "job0@2", "job1@2", "teardown@1"}));
+  s.finished(1, Ended::passed);
+  EXPECT_EQ(r.log.back(), "teardown@2");
+  s.worker_task_finished(1, true);
+  s.worker_task_finished(2, true);
+  EXPECT_TRUE(s.done());
+  EXPECT_TRUE(s.failed());
+}
+
+TEST(Scheduler, AllSetupsFailingCancelsTheQueue) {
+  WorkerRunner r;
+  Options o;
+  o.workers = 2;
+  o.setup = true;
+  Scheduler s(iota(4), o, r);
+  s.start();
+  s.worker_task_finished(1, false);
+  s.worker_task_finished(2, false);
+  EXPECT_TRUE(s.done());
+  EXPECT_TRUE(s.failed());
+  EXPECT_EQ(s.state(3), JobState::cancelled);
+  EXPECT_TRUE(r.starts.empty());
+}
+
+TEST(Scheduler, TeardownStillRunsWhenCancelled) {
+  WorkerRunner r;
+  Options o;
+  o.workers = 1;
+  o.teardown = true;
+  Scheduler s(iota(3), o, r);
+  s.start();
+  s.cancel(false);
+  EXPECT_EQ(r.log.back(), "job0@1");
+  s.finished(0, Ended::cancelled);
+  EXPECT_EQ(r.log.back(), "teardown@1");
+  s.worker_task_finished(1, true);
+  EXPECT_TRUE(s.done());
+}

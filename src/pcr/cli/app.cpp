@@ -4,6 +4,7 @@
 
 #include <iostream>
 #include <pcr/cli/app.hpp>
+#include <pcr/cli/split.hpp>
 #include <pcr/config/loader.hpp>
 #include <pcr/pipeline/engine.hpp>
 #include <pcr/report/console.hpp>
@@ -26,6 +27,7 @@ struct RunFlags {
   std::string output = "grouped";
   bool no_color = false;
   std::string heartbeat = "30s";
+  std::string timings;
 };
 
 void add_run_flags(CLI::App& cmd, RunFlags& f) {
@@ -36,6 +38,9 @@ void add_run_flags(CLI::App& cmd, RunFlags& f) {
   cmd.add_option("--output", f.output, "grouped (default): each job's output in one piece; prefixed: every line as it arrives")
       ->check(CLI::IsMember({"grouped", "prefixed"}));
   cmd.add_flag("--no-color", f.no_color, "No colour (also: NO_COLOR set in the environment)");
+  cmd.add_option("--timings", f.timings,
+                 "Recorded job durations, read to order the queue and written after the run "
+                 "(default: .pcr/timings.json beside the pipeline file)");
   cmd.add_option("--heartbeat", f.heartbeat, "Off a terminal, print a progress line this often (default 30s)")
       ->check([](const std::string& v) {
         auto d = util::parse_duration(v);
@@ -55,6 +60,7 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
   pipeline::RunOptions ro;
   ro.jobs = f.jobs;
   ro.only_step = f.step;
+  ro.timings = f.timings;
   if (!f.step.empty() && !pipeline::has_step(p, f.step)) {
     std::string names;
     for (const auto& s : p.steps) names += (names.empty() ? "" : ", ") + fmt::format("'{}'", s.name);
@@ -116,13 +122,64 @@ int main(int argc, char** argv) {
   add_run_flags(*run, run_flags);
 
   std::string check_file = "ci.yaml";
+  std::string check_timings;
   auto* check = app.add_subcommand("check", "Validate FILE and print the plan; exit 0 or 2");
   check->add_option("FILE", check_file, "The pipeline file");
+  check->add_option("--timings", check_timings, "Recorded job durations to plan with");
+
+  std::size_t split_total = 0, split_index = 0;
+  std::string split_timings = ".pcr/timings.json", split_step;
+  std::vector<std::string> split_items;
+  auto* split = app.add_subcommand(
+      "split",
+      "Print this machine's share of ITEMS (or of stdin's lines), balanced by recorded timings; "
+      "the same on every machine");
+  split->add_option("--total", split_total, "Number of shards (default: from CI_NODE_TOTAL, CIRCLE_NODE_TOTAL, "
+                                            "BUILDKITE_PARALLEL_JOB_COUNT)")
+      ->check(CLI::PositiveNumber);
+  split->add_option("--index", split_index, "This shard, 1-based (default: from CI_NODE_INDEX (1-based), "
+                                            "CIRCLE_NODE_INDEX or BUILDKITE_PARALLEL_JOB (0-based))")
+      ->check(CLI::PositiveNumber);
+  split->add_option("--timings", split_timings, "Recorded job durations (default .pcr/timings.json)");
+  split->add_option("--step", split_step, "Use the timings of this step (default: any step's)");
+  split->add_option("ITEMS", split_items, "The items; read from stdin, one per line, when none is given");
 
   return guarded(app, argc, argv, [&]() -> int {
     if (*check) {
       auto p = config::load_file(check_file);
-      return print_plan(p, {}, false);
+      pipeline::RunOptions ro;
+      ro.timings = check_timings;
+      return print_plan(p, ro, false);
+    }
+    if (*split) {
+      Shard shard;
+      std::string env_error;
+      auto from_env = shard_from_env(env_error);
+      if (split_total == 0 && split_index == 0 && !from_env && !env_error.empty()) {
+        std::cerr << "pcr split: " << env_error << "\n";
+        return k_exit_usage;
+      }
+      shard.total = split_total > 0 ? split_total : from_env ? from_env->total : 0;
+      if (split_index > 0) shard.index = split_index - 1;
+      else if (from_env) shard.index = from_env->index;
+      else shard.index = static_cast<std::size_t>(-1);
+      if (shard.total == 0) {
+        std::cerr << "pcr split: --total: give the number of shards (or set CI_NODE_TOTAL)\n";
+        return k_exit_usage;
+      }
+      if (shard.index >= shard.total) {
+        std::cerr << fmt::format("pcr split: --index: give this shard's number, 1 to {}\n", shard.total);
+        return k_exit_usage;
+      }
+      if (split_items.empty())
+        for (std::string line; std::getline(std::cin, line);)
+          if (!line.empty()) split_items.push_back(line);
+      std::string warning;
+      auto timings = sched::Timings::load(split_timings, &warning);
+      if (!warning.empty()) std::cerr << "pcr split: " << warning << "\n";
+      for (const auto& item : shard_items(split_items, timings, split_step, shard.index, shard.total))
+        std::cout << item << "\n";
+      return 0;
     }
     auto p = config::load_file(run_file);
     return execute(p, run_flags);

@@ -36,9 +36,10 @@ namespace {
 const std::vector<std::string> k_top_keys = {"name", "timeout", "env", "secrets", "defaults", "steps", "cleanup"};
 const std::vector<std::string> k_option_keys = {"timeout", "idle_timeout", "kill_grace", "retries", "fail_fast",
                                                 "output",  "capture",      "expect",     "env",     "workdir"};
-const std::vector<std::string> k_form_keys = {"name", "run", "parallel", "commands", "for_each", "batch", "workers"};
+const std::vector<std::string> k_form_keys = {"name",  "run",    "parallel", "commands", "for_each", "batch",
+                                              "groups", "separate", "workers", "setup",    "teardown"};
 // Keys of the SPEC that this version does not implement yet: named, refused clearly.
-const std::vector<std::string> k_later_step_keys = {"groups", "separate", "setup", "teardown", "per_host"};
+const std::vector<std::string> k_later_step_keys = {"per_host"};
 const std::vector<std::string> k_later_top_keys = {"compose", "hosts"};
 
 class Loader {
@@ -331,13 +332,31 @@ class Loader {
       s.form = Form::for_each;
       for_each(n["for_each"], s.for_each);
     }
-    for (const char* key : {"batch", "workers"}) {
+    for (const char* key : {"batch", "workers", "groups"}) {
       if (!n[key]) continue;
       if (!has_for_each) {
         error(key_mark(n, key), fmt::format("`{}` only applies to a `for_each` step", key));
         continue;
       }
-      if (auto v = integer(n[key], key, 1)) (std::string(key) == "batch" ? s.batch : s.workers) = static_cast<unsigned>(*v);
+      if (auto v = integer(n[key], key, 1)) {
+        const std::string k = key;
+        (k == "batch" ? s.batch : k == "workers" ? s.workers : s.groups) = static_cast<unsigned>(*v);
+      }
+    }
+    if (n["groups"] && n["batch"])
+      error(key_mark(n, "groups"), "`groups` and `batch` both size the jobs: give one of them");
+    if (auto v = n["separate"]) {
+      if (!has_for_each) error(key_mark(n, "separate"), "`separate` only applies to a `for_each` step");
+      for (const auto& item : sequence(v, "separate")) s.separate.push_back(scalar(item, "separate item"));
+    }
+    for (const char* key : {"setup", "teardown"}) {
+      if (!n[key]) continue;
+      std::string text;
+      Command c = command(n[key], key, text);
+      if (std::string(key) == "setup")
+        s.setup = std::move(c), s.setup_text = text;
+      else
+        s.teardown = std::move(c), s.teardown_text = text;
     }
     if (s.for_each.source == ForEach::Source::lines && !m_captured.count(s.for_each.value))
       error(n["for_each"]["lines"], fmt::format("for_each lines: no earlier step has `capture: {}`", s.for_each.value));

@@ -11,6 +11,7 @@
 #include <pcr/proc/loop.hpp>
 #include <pcr/proc/process.hpp>
 #include <pcr/sched/scheduler.hpp>
+#include <pcr/sched/timings.hpp>
 #include <pcr/util/glob.hpp>
 #include <pcr/util/text.hpp>
 #include <random>
@@ -64,9 +65,73 @@ unsigned worker_count(const Step& step, size_t jobs) {
 struct JobPlan {
   size_t command = 0;  // index into Step::commands
   std::vector<std::string> items;
+  std::int64_t cost = 1;  // estimated from recorded timings
+  bool known = false;     // some timing of the step was recorded
 };
 
-std::vector<JobPlan> expand_jobs(const Step& step, const std::vector<std::string>& items) {
+std::string job_name(const JobPlan& j) {
+  std::string name;
+  for (const auto& item : j.items) name += (name.empty() ? "" : " ") + item;
+  return name;
+}
+
+// A for_each step's jobs: each `separate` item alone, the rest in `groups` balanced by
+// recorded timings, or in batches of `batch`; each job's cost is the sum of its items'.
+std::vector<JobPlan> for_each_jobs(const Step& step, const std::vector<std::string>& items,
+                                   const sched::Timings& timings) {
+  bool known = false;
+  const auto costs = sched::estimate(timings, step.name, items, &known);
+  std::vector<JobPlan> jobs;
+  std::vector<size_t> rest;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (std::find(step.separate.begin(), step.separate.end(), items[i]) != step.separate.end())
+      jobs.push_back({0, {items[i]}, costs[i], known});
+    else
+      rest.push_back(i);
+  }
+  if (step.groups > 0) {
+    std::vector<std::int64_t> rest_costs;
+    std::vector<std::string> rest_names;
+    // Nothing recorded yet: round-robin in listed order (equal names keep index order).
+    for (size_t i : rest) rest_costs.push_back(costs[i]), rest_names.push_back(known ? items[i] : "");
+    for (const auto& group : sched::balance(rest_costs, rest_names, step.groups)) {
+      if (group.empty()) continue;  // fewer items than groups: no job without items
+      JobPlan j;
+      j.cost = 0;
+      j.known = known;
+      for (size_t g : group) j.items.push_back(items[rest[g]]), j.cost += costs[rest[g]];
+      jobs.push_back(std::move(j));
+    }
+  } else {
+    const size_t batch = std::max(1u, step.batch);
+    for (size_t at = 0; at < rest.size(); at += batch) {
+      JobPlan j;
+      j.cost = 0;
+      j.known = known;
+      for (size_t k = at; k < std::min(rest.size(), at + batch); ++k)
+        j.items.push_back(items[rest[k]]), j.cost += costs[rest[k]];
+      jobs.push_back(std::move(j));
+    }
+  }
+  return jobs;
+}
+
+// The queue: for_each jobs longest first by recorded timings (ties by name); others,
+// and steps with nothing recorded yet, as listed.
+std::vector<size_t> queue_order(const Step& step, const std::vector<JobPlan>& jobs) {
+  if (step.form != Form::for_each || jobs.empty() || !jobs.front().known) {
+    std::vector<size_t> order(jobs.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    return order;
+  }
+  std::vector<std::int64_t> costs;
+  std::vector<std::string> names;
+  for (const auto& j : jobs) costs.push_back(j.cost), names.push_back(job_name(j));
+  return sched::longest_first(costs, names);
+}
+
+std::vector<JobPlan> expand_jobs(const Step& step, const std::vector<std::string>& items,
+                                 const sched::Timings& timings) {
   std::vector<JobPlan> jobs;
   switch (step.form) {
     case Form::run:
@@ -78,16 +143,9 @@ std::vector<JobPlan> expand_jobs(const Step& step, const std::vector<std::string
     case Form::commands:
       for (size_t i = 0; i < step.commands.size(); ++i) jobs.push_back({i, {}});
       break;
-    case Form::for_each: {
-      const size_t batch = std::max(1u, step.batch);
-      for (size_t i = 0; i < items.size(); i += batch) {
-        JobPlan j;
-        j.items.assign(items.begin() + static_cast<long>(i),
-                       items.begin() + static_cast<long>(std::min(items.size(), i + batch)));
-        jobs.push_back(std::move(j));
-      }
+    case Form::for_each:
+      jobs = for_each_jobs(step, items, timings);
       break;
-    }
   }
   return jobs;
 }
@@ -151,6 +209,8 @@ class Engine {
   size_t m_index = 0;
   std::unique_ptr<StepRun> m_current;
   std::map<std::string, std::vector<std::string>> m_captures;
+  sched::Timings m_timings;
+  std::string m_timings_path;
   bool m_failed = false;
   bool m_timed_out = false;
   int m_interrupt = 0;
@@ -180,8 +240,92 @@ struct Engine::StepRun : sched::JobRunner {
   StepResult result;
   proc::ProcessSet::Id lister = 0;  // the for_each command, while it runs
   bool keep_stdout = false;
+  std::vector<JobInfo> tasks;                     // per worker: its set-up or tear-down
+  std::vector<proc::ProcessSet::Id> task_process;
 
   StepRun(Engine& e, const Step& s) : engine(e), step(s) {}
+
+  void start_setup(unsigned worker) override { start_task(worker, JobKind::setup); }
+  void start_teardown(unsigned worker) override { start_task(worker, JobKind::teardown); }
+  void stop_worker_task(unsigned worker, bool immediately) override {
+    engine.m_procs.stop(task_process[worker], immediately);
+  }
+
+  void start_task(unsigned worker, JobKind kind) {
+    const bool setup = kind == JobKind::setup;
+    JobInfo& task = tasks[worker];
+    task = JobInfo{};
+    task.step = &info;
+    task.kind = kind;
+    task.worker = worker;
+    JobContext ctx{worker, 0, static_cast<unsigned>(jobs.size()), {}, engine.m_run_id, info.name};
+    std::string error;
+    try {
+      task.command = (setup ? step.setup : step.teardown)(ctx);
+    } catch (const std::exception& ex) {
+      error = fmt::format("the command could not be built: {}", ex.what());
+    }
+    task.spool = fmt::format("{}/{}-{}-{}-w{}.log", engine.m_spool_dir, info.cleanup ? "c" : "s",
+                             info.index, setup ? "setup" : "teardown", worker);
+    proc::Spawn spawn = spawn_for(task.command, worker, 0, task.spool);
+    if (!error.empty()) spawn.command = "exit 127";
+    engine.m_observer.job_started(task);
+    task_process[worker] = engine.m_procs.spawn(
+        std::move(spawn), [this, worker](proc::Stream, std::string_view data) {
+          engine.m_observer.job_output(tasks[worker], data);
+        },
+        [this, worker, error](const proc::Exit& exit) {
+          JobResult r = classify(exit, error, false);
+          engine.m_observer.job_finished(tasks[worker], r);
+          scheduler->worker_task_finished(worker, r.status == JobStatus::passed);
+        });
+  }
+
+  proc::Spawn spawn_for(const std::string& command, unsigned worker, unsigned job, const std::string& spool) {
+    proc::Spawn spawn;
+    spawn.command = command;
+    auto vars = env;
+    vars["CI_COMMAND_NUMBER"] = std::to_string(worker);
+    vars["CI_JOB_NUMBER"] = std::to_string(job);
+    for (auto& [k, v] : vars) spawn.env.push_back(k + "=" + v);
+    spawn.workdir = step_dir(engine.m_pipeline, step);
+    spawn.spool_path = spool;
+    spawn.timeout = step.options.timeout.value_or(Millis(0));
+    spawn.idle_timeout = step.options.idle_timeout.value_or(Millis(0));
+    spawn.kill_grace = step.options.kill_grace;
+    return spawn;
+  }
+
+  // How a process ended, as a job result (before output checks).
+  JobResult classify(const proc::Exit& exit, const std::string& build_error, bool pipeline_timed_out) {
+    JobResult r;
+    r.exit_code = exit.exit_code;
+    r.signal = exit.signal;
+    r.duration = exit.duration;
+    r.leftovers = exit.leftovers;
+    r.bytes = exit.bytes;
+    if (!build_error.empty() || !exit.spawn_error.empty()) {
+      r.status = JobStatus::not_started;
+      r.detail = build_error.empty() ? fmt::format("could not start: {}", exit.spawn_error) : build_error;
+    } else if (exit.timed_out) {
+      r.status = JobStatus::timed_out;
+      r.limit = step.options.timeout.value_or(Millis(0));
+    } else if (exit.idle_timed_out) {
+      r.status = JobStatus::idle_timeout;
+      r.limit = step.options.idle_timeout.value_or(Millis(0));
+    } else if (exit.stopped && pipeline_timed_out) {
+      r.status = JobStatus::timed_out;
+      r.limit = engine.m_pipeline.timeout.value_or(Millis(0));
+      r.detail = "the pipeline's timeout expired";
+    } else if (exit.stopped) {
+      r.status = JobStatus::cancelled;
+    } else if (exit.signal != 0) {
+      r.status = JobStatus::signalled;
+    } else if (exit.exit_code != 0) {
+      r.status = JobStatus::failed;
+    }
+    return r;
+  }
 
   void start(size_t index, unsigned worker, unsigned attempt) override {
     Job& job = jobs[index];
@@ -199,18 +343,8 @@ struct Engine::StepRun : sched::JobRunner {
     } catch (const std::exception& ex) {
       error = fmt::format("the command could not be built: {}", ex.what());
     }
-    proc::Spawn spawn;
-    spawn.command = job.info.command;
-    auto vars = env;
-    vars["CI_COMMAND_NUMBER"] = std::to_string(worker);
-    vars["CI_JOB_NUMBER"] = std::to_string(job.info.job);
-    for (auto& [k, v] : vars) spawn.env.push_back(k + "=" + v);
-    spawn.workdir = step_dir(engine.m_pipeline, step);
-    spawn.spool_path = job.info.spool;
+    proc::Spawn spawn = spawn_for(job.info.command, worker, job.info.job, job.info.spool);
     spawn.stdout_path = job.stdout_path;
-    spawn.timeout = step.options.timeout.value_or(Millis(0));
-    spawn.idle_timeout = step.options.idle_timeout.value_or(Millis(0));
-    spawn.kill_grace = step.options.kill_grace;
     if (!error.empty()) spawn.command = "exit 127";  // reported below as not started
     engine.m_observer.job_started(job.info);
     job.process = engine.m_procs.spawn(
@@ -225,34 +359,23 @@ struct Engine::StepRun : sched::JobRunner {
     engine.m_procs.stop(jobs[index].process, immediately);
   }
 
+  // What a job took, for the next run's queue order: per item for for_each jobs.
+  void record_timing(const Job& job, const JobResult& r) {
+    if (r.status == JobStatus::cancelled || r.status == JobStatus::not_started) return;
+    const auto ms = static_cast<std::int64_t>(r.duration.count());
+    if (step.form == Form::for_each) {
+      if (job.plan.items.empty()) return;
+      const auto each = ms / static_cast<std::int64_t>(job.plan.items.size());
+      for (const auto& item : job.plan.items) engine.m_timings.record(info.name, item, each);
+    } else {
+      engine.m_timings.record(info.name, job.info.command, ms);
+    }
+  }
+
   void ended(size_t index, const proc::Exit& exit, const std::string& build_error) {
     Job& job = jobs[index];
-    JobResult r;
-    r.exit_code = exit.exit_code;
-    r.signal = exit.signal;
-    r.duration = exit.duration;
-    r.leftovers = exit.leftovers;
-    r.bytes = exit.bytes;
-    if (!build_error.empty() || !exit.spawn_error.empty()) {
-      r.status = JobStatus::not_started;
-      r.detail = build_error.empty() ? fmt::format("could not start: {}", exit.spawn_error) : build_error;
-    } else if (exit.timed_out) {
-      r.status = JobStatus::timed_out;
-      r.limit = step.options.timeout.value_or(Millis(0));
-    } else if (exit.idle_timed_out) {
-      r.status = JobStatus::idle_timeout;
-      r.limit = step.options.idle_timeout.value_or(Millis(0));
-    } else if (exit.stopped && engine.m_timed_out && !info.cleanup) {
-      r.status = JobStatus::timed_out;
-      r.limit = engine.m_pipeline.timeout.value_or(Millis(0));
-      r.detail = "the pipeline's timeout expired";
-    } else if (exit.stopped) {
-      r.status = JobStatus::cancelled;
-    } else if (exit.signal != 0) {
-      r.status = JobStatus::signalled;
-    } else if (exit.exit_code != 0) {
-      r.status = JobStatus::failed;
-    } else if (keep_stdout) {
+    JobResult r = classify(exit, build_error, engine.m_timed_out && !info.cleanup);
+    if (r.status == JobStatus::passed && keep_stdout) {
       auto lines = read_lines(job.stdout_path);
       bool ok = true;
       if (expect) {
@@ -270,6 +393,7 @@ struct Engine::StepRun : sched::JobRunner {
     const sched::Ended ended = r.status == JobStatus::passed      ? sched::Ended::passed
                                : r.status == JobStatus::cancelled ? sched::Ended::cancelled
                                                                   : sched::Ended::failed;
+    record_timing(job, r);
     r.will_retry = scheduler->will_retry(index, ended);
     r.flaky = r.status == JobStatus::passed && job.info.attempt > 0;
     if (r.status == JobStatus::passed) ++result.passed;
@@ -317,6 +441,9 @@ int Engine::run() {
     fs::permissions(m_spool_dir, fs::perms::owner_all, ec);
   }
   m_steps = selected_steps(m_pipeline, m_options);
+  m_timings_path = timings_path(m_pipeline, m_options);
+  std::string warning;
+  m_timings = sched::Timings::load(m_timings_path, &warning);
   for (const auto& s : m_pipeline.cleanup) m_cleanup.push_back(&s);
 
   ::signal(SIGPIPE, SIG_IGN);  // `pcr run | head` must still run cleanup
@@ -336,6 +463,7 @@ int Engine::run() {
     });
   }
   m_observer.run_started({m_pipeline.name, m_run_id, m_steps.size(), m_cleanup.size()});
+  if (!warning.empty()) m_observer.note(warning);
   m_loop.post([this] { next(); });
   m_loop.run();
 
@@ -454,7 +582,7 @@ void Engine::start_step(const Step& step) {
 
 void Engine::launch_step(StepRun& run, const std::vector<std::string>& items) {
   const Step& step = run.step;
-  auto plans = run.result.error.empty() ? expand_jobs(step, items) : std::vector<JobPlan>{};
+  auto plans = run.result.error.empty() ? expand_jobs(step, items, m_timings) : std::vector<JobPlan>{};
   run.info.jobs = plans.size();
   run.info.workers = worker_count(step, plans.size());
   run.stdout_lines.resize(plans.size());
@@ -477,8 +605,13 @@ void Engine::launch_step(StepRun& run, const std::vector<std::string>& items) {
   so.retries = step.options.retries;
   so.fail_fast = step.options.fail_fast;
   so.pinned = step.form == Form::parallel || step.form == Form::commands;
-  std::vector<size_t> order(run.jobs.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  so.setup = static_cast<bool>(step.setup);
+  so.teardown = static_cast<bool>(step.teardown);
+  run.tasks.resize(run.info.workers + 1);
+  run.task_process.resize(run.info.workers + 1);
+  std::vector<JobPlan> planned;
+  for (const auto& j : run.jobs) planned.push_back(j.plan);
+  std::vector<size_t> order = queue_order(step, planned);
   run.scheduler = std::make_unique<sched::Scheduler>(std::move(order), so, run);
   run.scheduler->on_done = [this] { m_loop.post([this] { step_done(); }); };
   m_observer.step_started(run.info);
@@ -517,6 +650,8 @@ void Engine::finish() {
   m_phase = Phase::done;
   if (m_tick) m_loop.cancel(m_tick);
   m_result.orphans_killed = m_procs.kill_orphans();
+  std::string error = m_timings.save(m_timings_path);
+  if (!error.empty()) m_observer.note(fmt::format("could not save the timings: {}", error));
   if (m_result.orphans_killed > 0)
     m_observer.note(fmt::format("killed {} process(es) left behind by jobs (setsid or daemons)",
                                 m_result.orphans_killed));
@@ -580,8 +715,14 @@ std::string make_run_id() {
 
 unsigned default_workers() { return std::max(1u, std::thread::hardware_concurrency()); }
 
+std::string timings_path(const Pipeline& pipeline, const RunOptions& options) {
+  if (!options.timings.empty()) return options.timings;
+  return (fs::path(base_dir_of(pipeline)) / ".pcr" / "timings.json").string();
+}
+
 std::vector<PlannedStep> plan(const Pipeline& pipeline, const RunOptions& options) {
   std::vector<PlannedStep> out;
+  const sched::Timings timings = sched::Timings::load(timings_path(pipeline, options), nullptr);
   auto add = [&](const Step& step, bool cleanup) {
     PlannedStep ps;
     ps.name = step.name;
@@ -600,14 +741,15 @@ std::vector<PlannedStep> plan(const Pipeline& pipeline, const RunOptions& option
         case ForEach::Source::none: break;
       }
     }
-    auto jobs = expand_jobs(step, items);
+    auto jobs = expand_jobs(step, items, timings);
+    auto order = queue_order(step, jobs);
     const bool pinned = step.form != Form::for_each;
     ps.workers = worker_count(step, jobs.size());
     if (!ps.note.empty()) {
       ps.workers = step.workers > 0 ? step.workers : default_workers();
       jobs.clear();
     }
-    for (size_t i = 0; i < jobs.size(); ++i) {
+    for (size_t i : order) {
       PlannedJob pj;
       pj.job = static_cast<unsigned>(i + 1);
       pj.worker = pinned ? pj.job : 0;

@@ -13,7 +13,11 @@ struct RunOptions {
   std::string only_step;  // run only the step of this name (plus cleanup)
   std::string run_id;     // empty: a fresh one
   std::string spool_dir;  // empty: a private temporary folder, removed at the end
+  std::string timings;    // recorded job durations; empty: <pipeline folder>/.pcr/timings.json
 };
+
+// Where the timings of `pipeline` live under `options`.
+std::string timings_path(const Pipeline& pipeline, const RunOptions& options);
 
 // Run `pipeline` to its end and return the exit code: 0 passed, 1 a step failed or the
 // pipeline timed out, 128+N interrupted by signal N. Cleanup steps always run. Job

@@ -30,8 +30,12 @@ struct StepInfo {
   const Step* step = nullptr;
 };
 
+// A job of the step, or a worker's set-up or tear-down.
+enum class JobKind { job, setup, teardown };
+
 struct JobInfo {
   const StepInfo* step = nullptr;
+  JobKind kind = JobKind::job;
   std::size_t index = 0;  // 0-based job index in the step
   unsigned job = 0;       // 1-based, as {job}
   unsigned worker = 0;    // {n}

@@ -65,7 +65,12 @@ struct Step {
   unsigned parallel = 1;  // Form::parallel
   ForEach for_each;       // Form::for_each
   unsigned batch = 1;     // items per for_each job
+  unsigned groups = 0;    // for_each: exactly this many jobs, balanced up front (0: off)
+  std::vector<std::string> separate;  // for_each items that get a job of their own
   unsigned workers = 0;   // for_each pool size; 0: as many as CPUs
+  // Once per worker: before its first job, and after its last (always, once set up).
+  Command setup, teardown;
+  std::string setup_text, teardown_text;
   StepOptions options;
 };
 

@@ -157,12 +157,14 @@ void Console::maybe_go_live() {
 }
 
 void Console::job_started(const pipeline::JobInfo& job) {
+  if (job.kind != pipeline::JobKind::job) return;  // shown when it ends
   m_running[job.index] = &job;
   maybe_go_live();
   redraw_status();
 }
 
 void Console::job_output(const pipeline::JobInfo& job, std::string_view data) {
+  if (job.kind != pipeline::JobKind::job) return;  // replayed in one piece when it ends
   if (m_options.output == OutputStyle::prefixed) {
     if (m_step && m_step->step && m_step->step->options.output != OutputMode::show) return;
     std::string& partial = m_partial[job.index];
@@ -194,9 +196,24 @@ void Console::job_output(const pipeline::JobInfo& job, std::string_view data) {
 }
 
 void Console::job_finished(const pipeline::JobInfo& job, const pipeline::JobResult& r) {
-  m_running.erase(job.index);
-  if (!r.will_retry) ++m_done;
   const bool failed = r.status != JobStatus::passed && r.status != JobStatus::cancelled;
+  if (job.kind != pipeline::JobKind::job) {
+    write(job_line(job, r, m_style) + "\n");
+    if (shows_output(r)) replay(job.spool);
+    if (failed) {
+      JobRecord rec{job.step->name, job.kind, job.job, job.worker, 0, job.command, r, tail_of(job.spool, m_options.tail_lines)};
+      m_summary.failed.push_back(std::move(rec));
+    }
+    redraw_status();
+    return;
+  }
+  m_running.erase(job.index);
+  if (!r.will_retry) {
+    if (m_busy.size() < job.worker) m_busy.resize(job.worker, Millis(0));
+    m_busy[job.worker - 1] += r.duration;
+    m_longest = std::max(m_longest, r.duration);
+  }
+  if (!r.will_retry) ++m_done;
   if (m_options.output == OutputStyle::prefixed) {
     auto it = m_partial.find(job.index);
     if (it != m_partial.end()) {
@@ -214,7 +231,7 @@ void Console::job_finished(const pipeline::JobInfo& job, const pipeline::JobResu
     if (shows_output(r)) replay(job.spool);
   }
   if (!r.will_retry || r.flaky) {
-    JobRecord rec{job.step->name, job.job, job.worker, job.attempt, job.command, r, ""};
+    JobRecord rec{job.step->name, job.kind, job.job, job.worker, job.attempt, job.command, r, ""};
     if (failed && !r.will_retry) {
       rec.tail = tail_of(job.spool, m_options.tail_lines);
       m_summary.failed.push_back(rec);
@@ -233,6 +250,13 @@ void Console::job_finished(const pipeline::JobInfo& job, const pipeline::JobResu
 void Console::step_finished(const pipeline::StepInfo& step, const pipeline::StepResult& r) {
   m_summary.steps.push_back({step, r});
   if (r.outcome != pipeline::StepOutcome::skipped && !r.error.empty()) write(m_style.red(r.error) + "\n");
+  if (step.step && step.step->form == pipeline::Form::for_each && step.workers > 1 && step.jobs > 1) {
+    m_busy.resize(step.workers, Millis(0));
+    std::string report = straggler_report(m_busy, r.duration, m_longest);
+    if (!report.empty()) write(m_style.dim(report) + "\n");
+  }
+  m_busy.clear();
+  m_longest = Millis(0);
   m_step = nullptr;
   m_live = nullptr;
   m_running.clear();

@@ -66,6 +66,8 @@ class Console : public pipeline::Observer {
   std::map<size_t, const pipeline::JobInfo*> m_running;
   std::map<size_t, std::string> m_partial;    // prefixed mode: unfinished line per job
   size_t m_done = 0;
+  std::vector<pipeline::Millis> m_busy;  // per worker, this step
+  pipeline::Millis m_longest{0};
   bool m_status_shown = false;
   bool m_live_at_line_start = true;
   pipeline::Millis m_elapsed{0};

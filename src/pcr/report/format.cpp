@@ -71,6 +71,8 @@ std::string mark(const pipeline::JobResult& r, const Style& style) {
 }
 
 std::string who(const pipeline::JobInfo& job) {
+  if (job.kind == pipeline::JobKind::setup) return fmt::format("setup [n={}] ", job.worker);
+  if (job.kind == pipeline::JobKind::teardown) return fmt::format("teardown [n={}] ", job.worker);
   if (job.step == nullptr || job.step->jobs <= 1) return "";
   return fmt::format("#{} [n={}] ", job.job, job.worker);
 }
@@ -100,6 +102,20 @@ std::string status_line(const pipeline::StepInfo& step, size_t done, size_t runn
 std::string heartbeat_line(const pipeline::StepInfo& step, size_t done, Millis elapsed) {
   return fmt::format("… {}: running for {}, {} of {} jobs done", step.name, format_duration(elapsed), done,
                      step.jobs);
+}
+
+std::string straggler_report(const std::vector<Millis>& busy, Millis makespan, Millis longest) {
+  if (busy.size() < 2) return "";
+  long long total = 0;
+  std::string per_worker;
+  for (size_t w = 0; w < busy.size(); ++w) {
+    total += busy[w].count();
+    per_worker += fmt::format("{}n={} {}", w ? ", " : "", w + 1, format_duration(busy[w]));
+  }
+  long long bound = std::max<long long>(total / static_cast<long long>(busy.size()), longest.count());
+  std::string ratio = bound > 0 ? fmt::format(" ({:.2f}×)", static_cast<double>(makespan.count()) / bound) : "";
+  return fmt::format("workers busy: {}; makespan {} against a lower bound of {}{}", per_worker,
+                     format_duration(makespan), format_duration(Millis(bound)), ratio);
 }
 
 std::string summary(const Summary& s, const Style& style) {
@@ -144,8 +160,10 @@ std::string summary(const Summary& s, const Style& style) {
     }
   }
   auto job_title = [&](const JobRecord& j) {
-    return fmt::format("{} #{} [n={}] {}: {}", j.step, j.job, j.worker, describe(j.result, j.attempt),
-                       j.command);
+    std::string which = j.kind == pipeline::JobKind::setup      ? "setup"
+                        : j.kind == pipeline::JobKind::teardown ? "teardown"
+                                                                : fmt::format("#{}", j.job);
+    return fmt::format("{} {} [n={}] {}: {}", j.step, which, j.worker, describe(j.result, j.attempt), j.command);
   };
   if (!s.failed.empty()) {
     out += style.bold("failed jobs:") + "\n";

@@ -51,6 +51,7 @@ struct StepRecord {
 };
 struct JobRecord {
   std::string step;
+  pipeline::JobKind kind = pipeline::JobKind::job;
   unsigned job = 0;
   unsigned worker = 0;
   unsigned attempt = 0;
@@ -65,6 +66,11 @@ struct Summary {
   std::vector<JobRecord> slowest;  // longest first
   pipeline::RunResult run;
 };
+
+// How well a pool step used its workers: each worker's busy time, and the step's
+// makespan against its lower bound max(total work / workers, longest job). "" for
+// fewer than two workers. `busy[w]` is worker w+1's.
+std::string straggler_report(const std::vector<Millis>& busy, Millis makespan, Millis longest);
 
 // The end-of-run summary, several lines, ending in a newline.
 std::string summary(const Summary& s, const Style& style);

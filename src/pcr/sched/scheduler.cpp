@@ -6,37 +6,91 @@ namespace pcr::sched {
 Scheduler::Scheduler(std::vector<std::size_t> order, Options options, JobRunner& runner)
     : m_options(options), m_runner(runner), m_jobs(order.size()), m_queue(order.begin(), order.end()) {
   if (m_options.workers == 0) m_options.workers = 1;
-  for (unsigned w = 1; w <= m_options.workers; ++w) m_free_workers.insert(w);
+  if (m_options.pinned) m_options.workers = std::max<unsigned>(m_options.workers, static_cast<unsigned>(order.size()));
+  m_workers.assign(m_options.workers + 1, Worker::fresh);
+  m_worked.assign(m_options.workers + 1, false);
 }
 
 void Scheduler::start() {
   m_started = true;
   fill();
+  wind_down();
   check_done();
 }
+
+bool Scheduler::capped() const { return m_options.cap > 0 && m_running >= m_options.cap; }
 
 void Scheduler::launch(std::size_t job, unsigned worker) {
   Job& j = m_jobs[job];
   j.state = JobState::running;
   j.worker = worker;
+  m_workers[worker] = Worker::busy;
+  m_worked[worker] = true;
   ++m_running;
   m_runner.start(job, worker, j.attempts++);
 }
 
 void Scheduler::fill() {
-  const std::size_t limit = m_options.cap > 0 ? m_options.cap : static_cast<std::size_t>(-1);
-  while (!m_stopping && !m_queue.empty() && m_running < limit) {
-    std::size_t job = m_queue.front();
-    unsigned worker;
+  if (m_stopping) return;
+  // Queued jobs go to ready workers, lowest number first (pinned: to their own worker).
+  for (auto it = m_queue.begin(); it != m_queue.end() && !capped();) {
+    std::size_t job = *it;
+    unsigned worker = 0;
     if (m_options.pinned) {
-      worker = static_cast<unsigned>(job) + 1;
+      unsigned own = static_cast<unsigned>(job) + 1;
+      if (m_workers[own] == Worker::ready || (m_workers[own] == Worker::fresh && !m_options.setup)) worker = own;
     } else {
-      if (m_free_workers.empty()) break;
-      worker = *m_free_workers.begin();
-      m_free_workers.erase(m_free_workers.begin());
+      for (unsigned w = 1; w <= m_options.workers && worker == 0; ++w)
+        if (m_workers[w] == Worker::ready || (m_workers[w] == Worker::fresh && !m_options.setup)) worker = w;
     }
-    m_queue.pop_front();
+    if (worker == 0) {
+      if (!m_options.pinned) break;
+      ++it;
+      continue;
+    }
+    it = m_queue.erase(it);
     launch(job, worker);
+  }
+  if (!m_options.setup) return;
+  // Set up as many fresh workers as there are queued jobs that no ready worker will take.
+  std::size_t waiting = m_queue.size();
+  for (unsigned w = 1; w <= m_options.workers; ++w)
+    if (m_workers[w] == Worker::setting_up) waiting = waiting > 0 ? waiting - 1 : 0;
+  for (unsigned w = 1; w <= m_options.workers && waiting > 0 && !capped(); ++w) {
+    if (m_workers[w] != Worker::fresh) continue;
+    if (m_options.pinned && std::find(m_queue.begin(), m_queue.end(), w - 1) == m_queue.end()) continue;
+    m_workers[w] = Worker::setting_up;
+    m_worked[w] = true;
+    ++m_running;
+    --waiting;
+    m_runner.start_setup(w);
+  }
+}
+
+// Workers with nothing left to do tear down; when no worker can take the queued jobs
+// any more, those jobs are cancelled.
+void Scheduler::wind_down() {
+  bool any_can_work = false;
+  for (unsigned w = 1; w <= m_options.workers; ++w) {
+    Worker s = m_workers[w];
+    if (s == Worker::fresh || s == Worker::setting_up || s == Worker::ready || s == Worker::busy)
+      any_can_work = true;
+  }
+  if ((!any_can_work || m_stopping) && !m_queue.empty()) {
+    for (std::size_t job : m_queue) m_jobs[job].state = JobState::cancelled;
+    m_queue.clear();
+  }
+  if (!m_queue.empty() || m_immediately) return;
+  for (unsigned w = 1; w <= m_options.workers; ++w) {
+    Worker s = m_workers[w];
+    if (s != Worker::ready && s != Worker::broken && s != Worker::fresh) continue;
+    if (m_options.teardown && m_worked[w]) {
+      m_workers[w] = Worker::tearing_down;
+      ++m_running;
+      m_runner.start_teardown(w);
+    } else {
+      m_workers[w] = Worker::finished;
+    }
   }
 }
 
@@ -49,27 +103,50 @@ void Scheduler::finished(std::size_t job, Ended ended) {
   if (j.state != JobState::running) return;
   --m_running;
   if (will_retry(job, ended)) {
-    launch(job, j.worker);  // same worker: it may own resources the job needs
+    ++m_running;  // same worker: it may own resources the job needs
+    j.state = JobState::running;
+    m_runner.start(job, j.worker, j.attempts++);
     return;
   }
   j.state = ended == Ended::passed   ? JobState::passed
             : ended == Ended::failed ? JobState::failed
                                      : JobState::cancelled;
-  if (!m_options.pinned) m_free_workers.insert(j.worker);
+  m_workers[j.worker] = Worker::ready;
   if (ended == Ended::failed) {
     m_failed = true;
     if (m_options.fail_fast) cancel(false);
   }
   fill();
+  wind_down();
+  check_done();
+}
+
+void Scheduler::worker_task_finished(unsigned worker, bool passed) {
+  Worker& s = m_workers[worker];
+  if (s != Worker::setting_up && s != Worker::tearing_down) return;
+  --m_running;
+  if (s == Worker::setting_up) {
+    s = passed && !m_stopping ? Worker::ready : Worker::broken;
+    if (!passed) m_failed = true;
+  } else {
+    s = Worker::finished;
+  }
+  fill();
+  wind_down();
   check_done();
 }
 
 void Scheduler::cancel(bool immediately) {
   m_stopping = true;
+  m_immediately = m_immediately || immediately;
   for (std::size_t job : m_queue) m_jobs[job].state = JobState::cancelled;
   m_queue.clear();
   for (std::size_t job = 0; job < m_jobs.size(); ++job)
     if (m_jobs[job].state == JobState::running) m_runner.stop(job, immediately);
+  for (unsigned w = 1; w <= m_options.workers; ++w)
+    if (m_workers[w] == Worker::setting_up || (immediately && m_workers[w] == Worker::tearing_down))
+      m_runner.stop_worker_task(w, immediately);
+  wind_down();
   check_done();
 }
 

@@ -17,6 +17,12 @@ class JobRunner {
   virtual void start(std::size_t job, unsigned worker, unsigned attempt) = 0;
   // Ask the running `job` to end; its end is still reported through `finished`.
   virtual void stop(std::size_t job, bool immediately) = 0;
+  // Run the step's per-worker set-up / tear-down on `worker`; report the end through
+  // `Scheduler::worker_task_finished`. Only called when the options ask for them.
+  virtual void start_setup(unsigned /*worker*/) {}
+  virtual void start_teardown(unsigned /*worker*/) {}
+  // Ask the running set-up or tear-down of `worker` to end.
+  virtual void stop_worker_task(unsigned /*worker*/, bool /*immediately*/) {}
 };
 
 struct Options {
@@ -25,6 +31,8 @@ struct Options {
   unsigned retries = 0;    // a failed job is run again up to this many times
   bool fail_fast = false;  // first failure stops the step's other jobs
   bool pinned = false;     // job i always runs as worker i+1 (the parallel/commands forms)
+  bool setup = false;      // run a set-up on each worker before its first job
+  bool teardown = false;   // and a tear-down after its last (always, once set up)
 };
 
 enum class JobState { queued, running, passed, failed, cancelled };
@@ -32,7 +40,10 @@ enum class Ended { passed, failed, cancelled };
 
 // Runs one step's jobs on its workers: a worker takes the next job from the queue as soon
 // as it is free, one at a time, and a worker number is never held by two running jobs.
-// A failed job is retried on the same worker. Single-threaded; driven by its runner.
+// A failed job is retried on the same worker. With set-up, a worker takes jobs only once
+// its set-up passed; a worker whose set-up failed takes none, and the others drain the
+// queue. Tear-down runs on every worker that was set up or ran a job, when the queue is
+// empty or the step is stopping. Single-threaded; driven by its runner.
 class Scheduler {
  public:
   // `order` is the queue: job indices in the order they should start (each exactly once).
@@ -47,7 +58,11 @@ class Scheduler {
   // The running attempt of `job` ended. Starts a retry or the next queued jobs.
   void finished(std::size_t job, Ended ended);
 
-  // Start nothing more; stop every running job. Queued jobs become `cancelled`.
+  // The set-up or tear-down of `worker` ended.
+  void worker_task_finished(unsigned worker, bool passed);
+
+  // Start nothing more; stop every running job (and set-up). Queued jobs become
+  // `cancelled`. Tear-downs still run unless `immediately`.
   void cancel(bool immediately);
 
   bool done() const { return m_done; }
@@ -57,7 +72,7 @@ class Scheduler {
   unsigned worker(std::size_t job) const { return m_jobs[job].worker; }
   std::size_t running() const { return m_running; }
 
-  // Called once, when no job runs and none will start.
+  // Called once, when nothing runs and nothing will start.
   std::function<void()> on_done;
 
  private:
@@ -66,17 +81,22 @@ class Scheduler {
     unsigned attempts = 0;
     unsigned worker = 0;
   };
+  enum class Worker { fresh, setting_up, ready, busy, broken, tearing_down, finished };
   void fill();
   void launch(std::size_t job, unsigned worker);
+  void wind_down();
   void check_done();
+  bool capped() const;
 
   Options m_options;
   JobRunner& m_runner;
   std::vector<Job> m_jobs;
   std::deque<std::size_t> m_queue;
-  std::set<unsigned> m_free_workers;
-  std::size_t m_running = 0;
+  std::vector<Worker> m_workers;      // index 0 unused
+  std::vector<bool> m_worked;         // set up or ran a job: owes a tear-down
+  std::size_t m_running = 0;          // jobs, set-ups and tear-downs running
   bool m_stopping = false;
+  bool m_immediately = false;
   bool m_failed = false;
   bool m_done = false;
   bool m_started = false;

@@ -1,0 +1,208 @@
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <pcr/sched/timings.hpp>
+#include <sstream>
+
+namespace pcr::sched {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string read_all(const std::string& path, bool& exists) {
+  std::ifstream in(path, std::ios::binary);
+  exists = static_cast<bool>(in);
+  if (!in) return "";
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+bool Timings::parse(const std::string& text, Table& out) {
+  nlohmann::json doc = nlohmann::json::parse(text, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object() || !doc.contains("steps") || !doc["steps"].is_object()) return false;
+  Table table;
+  for (const auto& [step, entries] : doc["steps"].items()) {
+    if (!entries.is_object()) return false;
+    for (const auto& [key, value] : entries.items()) {
+      if (!value.is_number_integer() || value.get<std::int64_t>() < 0) return false;
+      table[step][key] = value.get<std::int64_t>();
+    }
+  }
+  out = std::move(table);
+  return true;
+}
+
+std::string Timings::to_json(const Table& table) {
+  nlohmann::ordered_json doc;
+  doc["version"] = 1;
+  doc["unit"] = "ms";
+  nlohmann::ordered_json steps = nlohmann::ordered_json::object();
+  for (const auto& [step, entries] : table) {
+    nlohmann::ordered_json e = nlohmann::ordered_json::object();
+    for (const auto& [key, ms] : entries) e[key] = ms;
+    steps[step] = e;
+  }
+  doc["steps"] = steps;
+  return doc.dump(1) + "\n";
+}
+
+Timings Timings::load(const std::string& path, std::string* warning) {
+  Timings t;
+  bool exists = false;
+  std::string text = read_all(path, exists);
+  if (!exists) return t;
+  if (!parse(text, t.m_table)) {
+    t.m_table.clear();
+    if (warning) *warning = path + ": damaged timings file, ignored (it is rewritten after this run)";
+  }
+  return t;
+}
+
+std::optional<std::int64_t> Timings::get(const std::string& step, const std::string& key) const {
+  auto s = m_table.find(step);
+  if (s == m_table.end()) return std::nullopt;
+  auto k = s->second.find(key);
+  if (k == s->second.end()) return std::nullopt;
+  return k->second;
+}
+
+void Timings::record(const std::string& step, const std::string& key, std::int64_t ms) {
+  m_samples[step][key] = std::max<std::int64_t>(0, ms);
+}
+
+void Timings::merge(const Timings& other) {
+  for (const auto& [step, entries] : other.m_table) {
+    for (const auto& [key, ms] : entries) {
+      auto& slot = m_table[step];
+      auto it = slot.find(key);
+      if (it == slot.end())
+        slot[key] = ms;
+      else
+        it->second = (it->second + ms) / 2;
+    }
+  }
+}
+
+std::string Timings::save(const std::string& path) const {
+  if (m_samples.empty()) return "";
+  std::error_code ec;
+  fs::path target(path);
+  if (target.has_parent_path()) {
+    fs::create_directories(target.parent_path(), ec);
+    if (target.parent_path().filename() == ".pcr") fs::permissions(target.parent_path(), fs::perms::owner_all, ec);
+  }
+  std::string lock_path = path + ".lock";
+  int lock = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock < 0) return lock_path + ": " + std::strerror(errno);
+  while (::flock(lock, LOCK_EX) != 0 && errno == EINTR) {
+  }
+  // Under the lock: what is on disk now may include another run's samples.
+  Table table;
+  bool exists = false;
+  std::string text = read_all(path, exists);
+  if (exists && !parse(text, table)) table.clear();
+  for (const auto& [step, entries] : m_samples) {
+    for (const auto& [key, ms] : entries) {
+      auto& slot = table[step];
+      auto it = slot.find(key);
+      if (it == slot.end())
+        slot[key] = ms;
+      else
+        it->second = (it->second + ms) / 2;
+    }
+  }
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  std::string error;
+  {
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      error = tmp + ": " + std::strerror(errno);
+    } else {
+      std::string out = to_json(table);
+      const char* p = out.data();
+      size_t left = out.size();
+      while (left > 0) {
+        ssize_t n = ::write(fd, p, left);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+          error = tmp + ": " + std::strerror(errno);
+          break;
+        }
+        p += n, left -= static_cast<size_t>(n);
+      }
+      if (error.empty() && ::fsync(fd) != 0) error = tmp + ": " + std::strerror(errno);
+      ::close(fd);
+      if (error.empty() && ::rename(tmp.c_str(), path.c_str()) != 0) error = path + ": " + std::strerror(errno);
+      if (!error.empty()) ::unlink(tmp.c_str());
+    }
+  }
+  ::flock(lock, LOCK_UN);
+  ::close(lock);
+  return error;
+}
+
+std::vector<std::int64_t> estimate(const Timings& timings, const std::string& step,
+                                   const std::vector<std::string>& keys, bool* any_known) {
+  std::vector<std::optional<std::int64_t>> known(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (!step.empty()) {
+      known[i] = timings.get(step, keys[i]);
+    } else {
+      for (const auto& [s, entries] : timings.table()) {
+        auto it = entries.find(keys[i]);
+        if (it != entries.end()) known[i] = std::max(known[i].value_or(0), it->second);
+      }
+    }
+  }
+  std::vector<std::int64_t> values;
+  for (const auto& k : known)
+    if (k) values.push_back(*k);
+  std::int64_t fill = 1;
+  if (!values.empty()) {
+    std::sort(values.begin(), values.end());
+    size_t n = values.size();
+    fill = n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+  }
+  if (any_known) *any_known = !values.empty();
+  std::vector<std::int64_t> costs(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) costs[i] = values.empty() ? 1 : known[i].value_or(fill);
+  return costs;
+}
+
+std::vector<std::size_t> longest_first(const std::vector<std::int64_t>& costs,
+                                       const std::vector<std::string>& names) {
+  std::vector<std::size_t> order(costs.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    if (costs[a] != costs[b]) return costs[a] > costs[b];
+    return names[a] < names[b];
+  });
+  return order;
+}
+
+std::vector<std::vector<std::size_t>> balance(const std::vector<std::int64_t>& costs,
+                                              const std::vector<std::string>& names, std::size_t groups) {
+  std::vector<std::vector<std::size_t>> out(std::max<std::size_t>(groups, 1));
+  std::vector<std::int64_t> load(out.size(), 0);
+  for (std::size_t i : longest_first(costs, names)) {
+    std::size_t lightest = static_cast<std::size_t>(std::min_element(load.begin(), load.end()) - load.begin());
+    out[lightest].push_back(i);
+    load[lightest] += std::max<std::int64_t>(costs[i], 1);
+  }
+  for (auto& g : out) std::sort(g.begin(), g.end());
+  return out;
+}
+
+}  // namespace pcr::sched

@@ -1,0 +1,72 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace pcr::sched {
+
+// Recorded job durations, in whole milliseconds so that every machine computes the same
+// plan from the same file. Keyed by step name, then by item (a for_each job records each
+// of its items at its duration divided by the number of items) or, for other jobs, by
+// the command.
+class Timings {
+ public:
+  using Table = std::map<std::string, std::map<std::string, std::int64_t>>;
+
+  // Read `path`. A missing file is empty; a damaged one is empty too, with `warning` set
+  // (never fatal: timings only order work).
+  static Timings load(const std::string& path, std::string* warning);
+
+  // Parse the JSON text of a timings file; false when damaged.
+  static bool parse(const std::string& text, Table& out);
+
+  std::optional<std::int64_t> get(const std::string& step, const std::string& key) const;
+
+  // A sample of this run: `ms` for `key` in `step` (the last one per key wins).
+  void record(const std::string& step, const std::string& key, std::int64_t ms);
+
+  // Merge this run's samples into the file at `path`: under an exclusive lock of
+  // `path.lock`, re-read the file, smooth each sample into it (new = (old + sample) / 2),
+  // write a temporary file and rename it over `path`. Concurrent savers therefore lose
+  // nothing and never leave a half-written file. Returns "" or what went wrong.
+  std::string save(const std::string& path) const;
+
+  // Fold `other`'s entries into this one (for shards' files): an entry in both becomes
+  // their mean.
+  void merge(const Timings& other);
+
+  const Table& table() const { return m_table; }
+  const Table& samples() const { return m_samples; }
+  bool empty() const { return m_table.empty(); }
+
+  // The JSON text of `table`, keys sorted, one entry per line.
+  static std::string to_json(const Table& table);
+
+ private:
+  Table m_table;    // as loaded (plus merges)
+  Table m_samples;  // this run's
+};
+
+// A cost per key for planning: the recorded duration of each key in `step` (any step
+// when `step` is empty: the largest), the median of the known ones for the rest, and 1
+// for all when none is known (then `any_known`, when given, is set false).
+// Deterministic.
+std::vector<std::int64_t> estimate(const Timings& timings, const std::string& step,
+                                   const std::vector<std::string>& keys, bool* any_known = nullptr);
+
+// The start order of jobs with these costs and names: longest first, ties by name
+// (bytewise), then by index. Pass equal names to keep ties in index order.
+std::vector<std::size_t> longest_first(const std::vector<std::int64_t>& costs,
+                                       const std::vector<std::string>& names);
+
+// Split indices 0..n-1 into exactly `groups` groups (some may be empty when n < groups):
+// in longest-first order, each goes to the group with the least total so far (the lowest
+// group number on a tie). With equal costs this is round-robin in name order. Each
+// group lists its indices in ascending order.
+std::vector<std::vector<std::size_t>> balance(const std::vector<std::int64_t>& costs,
+                                              const std::vector<std::string>& names, std::size_t groups);
+
+}  // namespace pcr::sched

@@ -1,0 +1,157 @@
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <pcr/cli/split.hpp>
+#include <pcr/sched/timings.hpp>
+#include <set>
+
+#include "../support/support.hpp"
+
+using namespace pcr;
+using namespace pcr::sched;
+using pcr::test::TempDir;
+
+TEST(Timings, SaveSmoothsIntoTheFileAndLoadReadsItBack) {
+  TempDir d;
+  std::string path = d.file(".pcr/timings.json");
+  Timings first;
+  first.record("specs", "a", 1000);
+  first.record("specs", "b", 200);
+  ASSERT_EQ(first.save(path), "");
+  Timings second;
+  second.record("specs", "a", 3000);
+  ASSERT_EQ(second.save(path), "");
+  std::string warning;
+  Timings loaded = Timings::load(path, &warning);
+  EXPECT_EQ(warning, "");
+  EXPECT_EQ(loaded.get("specs", "a"), 2000);  // (1000 + 3000) / 2
+  EXPECT_EQ(loaded.get("specs", "b"), 200);   // untouched by the second run
+  EXPECT_FALSE(loaded.get("specs", "c"));
+  EXPECT_FALSE(test::exists(path + ".tmp." + std::to_string(::getpid())));
+}
+
+TEST(Timings, DamagedFileIsReportedAndIgnored) {
+  TempDir d;
+  for (const char* garbage : {"{not json", "[1,2]", "{\"steps\": {\"s\": {\"a\": \"slow\"}}}", ""}) {
+    d.write("t.json", garbage);
+    std::string warning;
+    Timings t = Timings::load(d.file("t.json"), &warning);
+    EXPECT_TRUE(t.empty());
+    EXPECT_NE(warning.find("damaged timings file"), std::string::npos) << garbage;
+  }
+  std::string warning;
+  EXPECT_TRUE(Timings::load(d.file("missing.json"), &warning).empty());
+  EXPECT_EQ(warning, "");
+}
+
+TEST(Timings, ConcurrentSaversLoseNothing) {
+  TempDir d;
+  std::string path = d.file("timings.json");
+  const int writers = 8, keys = 50;
+  std::vector<pid_t> pids;
+  for (int w = 0; w < writers; ++w) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      for (int round = 0; round < 5; ++round) {
+        Timings t;
+        for (int k = 0; k < keys; ++k) t.record("s", "w" + std::to_string(w) + "k" + std::to_string(k), 100);
+        if (!t.save(path).empty()) _exit(1);
+      }
+      _exit(0);
+    }
+    pids.push_back(pid);
+  }
+  for (pid_t pid : pids) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  std::string warning;
+  Timings t = Timings::load(path, &warning);
+  EXPECT_EQ(warning, "");
+  ASSERT_EQ(t.table().count("s"), 1u);
+  EXPECT_EQ(t.table().at("s").size(), static_cast<size_t>(writers * keys));
+}
+
+TEST(Estimate, UnknownKeysGetTheMedianOfKnownOnes) {
+  Timings t;
+  TempDir d;
+  Timings rec;
+  rec.record("s", "a", 100);
+  rec.record("s", "b", 300);
+  rec.record("s", "c", 900);
+  ASSERT_EQ(rec.save(d.file("t.json")), "");
+  t = Timings::load(d.file("t.json"), nullptr);
+  bool known = false;
+  // The median of the known keys among those asked about: (100 + 900) / 2.
+  EXPECT_EQ(estimate(t, "s", {"a", "new", "c"}, &known), (std::vector<std::int64_t>{100, 500, 900}));
+  EXPECT_EQ(estimate(t, "s", {"a", "b", "c", "new"})[3], 300);
+  EXPECT_TRUE(known);
+  EXPECT_EQ(estimate(t, "other", {"a", "b"}, &known), (std::vector<std::int64_t>{1, 1}));
+  EXPECT_FALSE(known);
+  EXPECT_EQ(estimate(t, "", {"a", "zz"}), (std::vector<std::int64_t>{100, 100}));  // any step
+}
+
+TEST(LongestFirst, TiesBreakByNameThenIndex) {
+  EXPECT_EQ(longest_first({5, 9, 5, 1}, {"b", "x", "a", "c"}), (std::vector<size_t>{1, 2, 0, 3}));
+  EXPECT_EQ(longest_first({1, 1, 1}, {"", "", ""}), (std::vector<size_t>{0, 1, 2}));
+}
+
+TEST(Balance, GreedyIntoTheLightestGroup) {
+  // Greedy: 8→A, 7→B, 6→B (13), 5→A (13), 4→A (17): the bound is 17.
+  auto groups = balance({8, 7, 6, 5, 4}, {"a", "b", "c", "d", "e"}, 2);
+  ASSERT_EQ(groups.size(), 2u);
+  std::int64_t costs[] = {8, 7, 6, 5, 4};
+  std::int64_t load[2] = {0, 0};
+  for (int g = 0; g < 2; ++g)
+    for (size_t i : groups[g]) load[g] += costs[i];
+  EXPECT_EQ(load[0] + load[1], 30);
+  EXPECT_LE(std::max(load[0], load[1]), 17);
+  // Equal costs: round-robin in name order; each group lists indices ascending.
+  auto rr = balance({1, 1, 1, 1, 1}, {"e", "d", "c", "b", "a"}, 2);
+  EXPECT_EQ(rr[0], (std::vector<size_t>{0, 2, 4}));  // a, c, e
+  EXPECT_EQ(rr[1], (std::vector<size_t>{1, 3}));     // b, d
+  EXPECT_EQ(balance({1}, {"x"}, 3)[2].size(), 0u);
+}
+
+TEST(Split, ShardsPartitionTheItemsExactlyAndDeterministically) {
+  Timings none;
+  std::vector<std::string> items;
+  for (int i = 0; i < 23; ++i) items.push_back("spec/" + std::to_string(i) + "_spec.rb");
+  std::vector<std::string> shuffled(items.rbegin(), items.rend());
+  for (size_t total : {1u, 2u, 3u, 7u, 30u}) {
+    std::multiset<std::string> seen;
+    for (size_t index = 0; index < total; ++index) {
+      auto shard = cli::shard_items(items, none, "", index, total);
+      auto again = cli::shard_items(shuffled, none, "", index, total);
+      EXPECT_EQ(std::set<std::string>(shard.begin(), shard.end()), std::set<std::string>(again.begin(), again.end()))
+          << "input order changed the split";
+      seen.insert(shard.begin(), shard.end());
+    }
+    EXPECT_EQ(seen, std::multiset<std::string>(items.begin(), items.end())) << total;
+  }
+}
+
+TEST(Split, ShardFromTheCiSystemsVariables) {
+  std::string error;
+  ::setenv("CI_NODE_INDEX", "2", 1), ::setenv("CI_NODE_TOTAL", "3", 1);
+  auto gitlab = cli::shard_from_env(error);
+  ASSERT_TRUE(gitlab);
+  EXPECT_EQ(gitlab->index, 1u);  // 1-based
+  EXPECT_EQ(gitlab->total, 3u);
+  ::unsetenv("CI_NODE_INDEX"), ::unsetenv("CI_NODE_TOTAL");
+  ::setenv("CIRCLE_NODE_INDEX", "0", 1), ::setenv("CIRCLE_NODE_TOTAL", "4", 1);
+  auto circle = cli::shard_from_env(error);
+  ASSERT_TRUE(circle);
+  EXPECT_EQ(circle->index, 0u);  // 0-based
+  ::unsetenv("CIRCLE_NODE_INDEX"), ::unsetenv("CIRCLE_NODE_TOTAL");
+  ::setenv("BUILDKITE_PARALLEL_JOB", "5", 1), ::setenv("BUILDKITE_PARALLEL_JOB_COUNT", "5", 1);
+  EXPECT_FALSE(cli::shard_from_env(error));
+  EXPECT_NE(error.find("BUILDKITE_PARALLEL_JOB=5"), std::string::npos);
+  ::unsetenv("BUILDKITE_PARALLEL_JOB"), ::unsetenv("BUILDKITE_PARALLEL_JOB_COUNT");
+  error.clear();
+  EXPECT_FALSE(cli::shard_from_env(error));
+  EXPECT_EQ(error, "");
+}
