@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Install what pcr needs on Debian 12 (only what is missing), then configure and build.
 #   scripts/setup.sh [BUILD_DIR]    (default: build)
+# PCR_EXTRA_PACKAGES adds packages (scripts/test.sh uses it for the test tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir=${1:-build}
 
 packages=(build-essential cmake ninja-build pkg-config libuv1-dev libyaml-cpp-dev libcli11-dev
-          libfmt-dev nlohmann-json3-dev libgtest-dev libgmock-dev bsdutils procps)
+          libfmt-dev nlohmann-json3-dev libgtest-dev libgmock-dev bsdutils procps ${PCR_EXTRA_PACKAGES:-})
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

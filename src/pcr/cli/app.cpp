@@ -1,6 +1,12 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <tuple>
 
 #include <iostream>
 #include <pcr/cli/app.hpp>
@@ -8,6 +14,11 @@
 #include <pcr/config/loader.hpp>
 #include <pcr/pipeline/engine.hpp>
 #include <pcr/report/console.hpp>
+#include <pcr/report/html.hpp>
+#include <pcr/report/json_events.hpp>
+#include <pcr/report/junit.hpp>
+#include <pcr/report/log_dir.hpp>
+#include <pcr/report/record.hpp>
 #include <pcr/util/duration.hpp>
 
 #ifndef PCR_VERSION
@@ -28,6 +39,8 @@ struct RunFlags {
   bool no_color = false;
   std::string heartbeat = "30s";
   std::string timings;
+  std::string log_dir, junit, json, html;
+  bool fail_on_flaky = false;
 };
 
 void add_run_flags(CLI::App& cmd, RunFlags& f) {
@@ -41,6 +54,11 @@ void add_run_flags(CLI::App& cmd, RunFlags& f) {
   cmd.add_option("--timings", f.timings,
                  "Recorded job durations, read to order the queue and written after the run "
                  "(default: .pcr/timings.json beside the pipeline file)");
+  cmd.add_option("--log-dir", f.log_dir, "Write each job's output to a file of its own in DIR, and the console's to DIR/run.log");
+  cmd.add_option("--junit", f.junit, "Write a JUnit XML report to FILE");
+  cmd.add_option("--json", f.json, "Write the run's events to FILE as JSON lines");
+  cmd.add_option("--html", f.html, "Write a self-contained HTML report with a timeline to FILE");
+  cmd.add_flag("--fail-on-flaky", f.fail_on_flaky, "A job that passes only on a retry fails its step");
   cmd.add_option("--heartbeat", f.heartbeat, "Off a terminal, print a progress line this often (default 30s)")
       ->check([](const std::string& v) {
         auto d = util::parse_duration(v);
@@ -61,6 +79,7 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
   ro.jobs = f.jobs;
   ro.only_step = f.step;
   ro.timings = f.timings;
+  ro.fail_on_flaky = f.fail_on_flaky;
   if (!f.step.empty() && !pipeline::has_step(p, f.step)) {
     std::string names;
     for (const auto& s : p.steps) names += (names.empty() ? "" : ", ") + fmt::format("'{}'", s.name);
@@ -71,16 +90,69 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
   auto console_options = report::detect_console(1, f.no_color);
   console_options.output = f.output == "prefixed" ? report::OutputStyle::prefixed : report::OutputStyle::grouped;
   console_options.heartbeat = *util::parse_duration(f.heartbeat);
+  std::vector<std::string> secrets;
   for (const auto& name : p.secrets) {
     const char* value = std::getenv(name.c_str());
     for (const auto& [k, v] : p.env)
       if (k == name) value = v.c_str();
-    if (value && *value) console_options.secrets.emplace_back(value);
+    if (value && *value) secrets.emplace_back(value);
   }
+  console_options.secrets = secrets;
   report::Console console(console_options);
   pipeline::Observers observers;
   observers.add(console);
-  return pipeline::run(p, ro, observers);
+
+  // Reports. Every file is opened before the run, so a bad path stops it before anything ran.
+  auto fail = [](const std::string& flag, const std::string& why) {
+    std::cerr << fmt::format("pcr: {}: {}\n", flag, why);
+    return k_exit_usage;
+  };
+  std::unique_ptr<report::LogDir> log_dir;
+  std::unique_ptr<report::Console> run_log;
+  int run_log_fd = -1;
+  if (!f.log_dir.empty()) {
+    std::string error = report::make_private_dir(f.log_dir);
+    if (!error.empty()) return fail("--log-dir", error);
+    run_log_fd = ::open((f.log_dir + "/run.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (run_log_fd < 0) return fail("--log-dir", f.log_dir + "/run.log: " + std::strerror(errno));
+    report::ConsoleOptions plain;
+    plain.fd = run_log_fd;
+    plain.output = console_options.output;
+    plain.heartbeat = console_options.heartbeat;
+    plain.secrets = secrets;
+    run_log = std::make_unique<report::Console>(plain);
+    log_dir = std::make_unique<report::LogDir>(f.log_dir, secrets);
+    observers.add(*run_log);
+    observers.add(*log_dir);
+  }
+  std::unique_ptr<report::JsonEvents> json;
+  if (!f.json.empty()) {
+    std::string error;
+    json = std::make_unique<report::JsonEvents>(f.json, secrets, error);
+    if (!error.empty()) return fail("--json", error);
+    observers.add(*json);
+  }
+  report::Recorder recorder(secrets);
+  for (const auto& [flag, path, render] :
+       {std::tuple<std::string, std::string, std::string (*)(const report::RunRecord&)>{"--junit", f.junit, report::junit_xml},
+        {"--html", f.html, report::html_report}}) {
+    if (path.empty()) continue;
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return fail(flag, path + ": " + std::strerror(errno));
+    recorder.add_sink([fd, render](const report::RunRecord& record) {
+      std::string text = render(record);
+      for (const char* at = text.data(); at < text.data() + text.size();) {
+        ssize_t n = ::write(fd, at, static_cast<size_t>(text.data() + text.size() - at));
+        if (n <= 0 && errno != EINTR) break;
+        if (n > 0) at += n;
+      }
+      ::close(fd);
+    });
+  }
+  if (!f.junit.empty() || !f.html.empty()) observers.add(recorder);
+  int code = pipeline::run(p, ro, observers);
+  if (run_log_fd >= 0) ::close(run_log_fd);
+  return code;
 }
 
 template <typename Fn>

@@ -390,13 +390,14 @@ struct Engine::StepRun : sched::JobRunner {
       if (!ok) r.status = JobStatus::unexpected_output;
       if (ok && !step.options.capture.empty()) stdout_lines[index] = std::move(lines);
     }
-    const sched::Ended ended = r.status == JobStatus::passed      ? sched::Ended::passed
-                               : r.status == JobStatus::cancelled ? sched::Ended::cancelled
-                                                                  : sched::Ended::failed;
-    record_timing(job, r);
-    r.will_retry = scheduler->will_retry(index, ended);
     r.flaky = r.status == JobStatus::passed && job.info.attempt > 0;
-    if (r.status == JobStatus::passed) ++result.passed;
+    r.flaky_fails = r.flaky && engine.m_options.fail_on_flaky;
+    const sched::Ended ended = r.status == JobStatus::passed && !r.flaky_fails ? sched::Ended::passed
+                               : r.status == JobStatus::cancelled              ? sched::Ended::cancelled
+                                                                               : sched::Ended::failed;
+    record_timing(job, r);
+    r.will_retry = !r.flaky_fails && scheduler->will_retry(index, ended);
+    if (r.status == JobStatus::passed && !r.flaky_fails) ++result.passed;
     if (r.flaky) ++result.flaky;
     if (!r.will_retry && ended == sched::Ended::failed) ++result.failed;
     if (ended == sched::Ended::cancelled) ++result.cancelled;

@@ -14,6 +14,7 @@ struct RunOptions {
   std::string run_id;     // empty: a fresh one
   std::string spool_dir;  // empty: a private temporary folder, removed at the end
   std::string timings;    // recorded job durations; empty: <pipeline folder>/.pcr/timings.json
+  bool fail_on_flaky = false;  // a pass on a retry fails the step
 };
 
 // Where the timings of `pipeline` live under `options`.

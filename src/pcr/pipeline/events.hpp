@@ -65,6 +65,7 @@ struct JobResult {
   int leftovers = 0;      // processes killed after the shell exited
   bool will_retry = false;
   bool flaky = false;     // passed on a retry
+  bool flaky_fails = false;  // ...and --fail-on-flaky makes that a failure
   std::string detail;     // why, in words, where the status alone does not say
   std::uint64_t bytes = 0;
 };

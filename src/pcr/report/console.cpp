@@ -56,20 +56,71 @@ ConsoleOptions detect_console(int fd, bool no_color_flag) {
   o.color = o.terminal && !no_color_flag && !(no_color && *no_color);
   if (force && *force && std::string_view(force) != "0" && !no_color_flag) o.color = true;
   winsize ws{};
-  if (o.terminal && ::ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) o.width = ws.ws_col;
+  if (o.terminal && ::ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) o.width = ws.ws_col, o.height = ws.ws_row;
+  o.folding = detect_folding();
   return o;
+}
+
+Folding detect_folding() {
+  const char* gh = std::getenv("GITHUB_ACTIONS");
+  const char* gl = std::getenv("GITLAB_CI");
+  if (gh && std::string_view(gh) == "true") return Folding::github;
+  if (gl && std::string_view(gl) == "true") return Folding::gitlab;
+  return Folding::none;
 }
 
 Console::Console(ConsoleOptions options) : m_options(options), m_secrets(options.secrets) {
   m_style.color = options.color;
 }
 
+void Console::erase_status() {
+  if (!m_status_shown) return;
+  std::string erase = "\r\x1b[K";
+  for (size_t i = 1; i < m_status_lines; ++i) erase += "\x1b[1A\x1b[K";
+  write_fd(m_options.fd, erase);
+  m_status_shown = false;
+  m_status_lines = 0;
+}
+
 void Console::write_raw(std::string_view text) {
-  if (m_status_shown) {
-    write_fd(m_options.fd, "\r\x1b[K");
-    m_status_shown = false;
-  }
+  erase_status();
   write_fd(m_options.fd, text);
+}
+
+void Console::open_fold(const pipeline::JobInfo& job, const std::string& title) {
+  switch (m_options.folding) {
+    case Folding::none:
+      write(title);
+      break;
+    case Folding::github:
+      write("::group::" + util::strip_ansi(title));
+      break;
+    case Folding::gitlab: {
+      auto secs = std::chrono::duration_cast<std::chrono::seconds>(
+                      std::chrono::system_clock::now().time_since_epoch()).count();
+      write(fmt::format("\x1b[0Ksection_start:{}:pcr_{}_{}_{}_{}[collapsed=true]\r\x1b[0K{}", secs,
+                        job.step ? job.step->index : 0, static_cast<int>(job.kind), job.job * 1000 + job.worker,
+                        job.attempt, title));
+      break;
+    }
+  }
+}
+
+void Console::close_fold(const pipeline::JobInfo& job) {
+  switch (m_options.folding) {
+    case Folding::none:
+      break;
+    case Folding::github:
+      write("::endgroup::\n");
+      break;
+    case Folding::gitlab: {
+      auto secs = std::chrono::duration_cast<std::chrono::seconds>(
+                      std::chrono::system_clock::now().time_since_epoch()).count();
+      write(fmt::format("\x1b[0Ksection_end:{}:pcr_{}_{}_{}_{}\r\x1b[0K", secs, job.step ? job.step->index : 0,
+                        static_cast<int>(job.kind), job.job * 1000 + job.worker, job.attempt));
+      break;
+    }
+  }
 }
 
 void Console::write(std::string_view text) {
@@ -151,7 +202,7 @@ void Console::maybe_go_live() {
   if (m_step->step && m_step->step->options.output != OutputMode::show) return;
   if (m_running.size() != 1 || m_done + 1 != m_step->jobs) return;
   m_live = m_running.begin()->second;
-  write(live_line(*m_live, m_style) + "\n");
+  open_fold(*m_live, live_line(*m_live, m_style) + "\n");
   m_live_at_line_start = true;
   replay(m_live->spool, false);  // what it printed so far; the rest arrives through job_output
 }
@@ -159,6 +210,7 @@ void Console::maybe_go_live() {
 void Console::job_started(const pipeline::JobInfo& job) {
   if (job.kind != pipeline::JobKind::job) return;  // shown when it ends
   m_running[job.index] = &job;
+  m_job_start[job.index] = std::chrono::steady_clock::now();
   maybe_go_live();
   redraw_status();
 }
@@ -196,10 +248,13 @@ void Console::job_output(const pipeline::JobInfo& job, std::string_view data) {
 }
 
 void Console::job_finished(const pipeline::JobInfo& job, const pipeline::JobResult& r) {
-  const bool failed = r.status != JobStatus::passed && r.status != JobStatus::cancelled;
+  const bool failed = (r.status != JobStatus::passed && r.status != JobStatus::cancelled) || r.flaky_fails;
+  if (failed && !r.will_retry && m_options.folding == Folding::github)
+    write(fmt::format("::error::{} {}\n", job.step ? job.step->name : "", util::strip_ansi(job_line(job, r, Style{}))));
   if (job.kind != pipeline::JobKind::job) {
-    write(job_line(job, r, m_style) + "\n");
+    open_fold(job, job_line(job, r, m_style) + "\n");
     if (shows_output(r)) replay(job.spool);
+    close_fold(job);
     if (failed) {
       JobRecord rec{job.step->name, job.kind, job.job, job.worker, 0, job.command, r, tail_of(job.spool, m_options.tail_lines)};
       m_summary.failed.push_back(std::move(rec));
@@ -225,11 +280,15 @@ void Console::job_finished(const pipeline::JobInfo& job, const pipeline::JobResu
   } else if (&job == m_live) {
     end_output(m_live_mask);
     m_live = nullptr;
-    write((m_live_at_line_start ? "" : "\n") + job_line(job, r, m_style) + "\n");
-  } else {
+    if (!m_live_at_line_start) write("\n");
+    close_fold(job);
     write(job_line(job, r, m_style) + "\n");
+  } else {
+    open_fold(job, job_line(job, r, m_style) + "\n");
     if (shows_output(r)) replay(job.spool);
+    close_fold(job);
   }
+  m_job_start.erase(job.index);
   if (!r.will_retry || r.flaky) {
     JobRecord rec{job.step->name, job.kind, job.job, job.worker, job.attempt, job.command, r, ""};
     if (failed && !r.will_retry) {
@@ -288,10 +347,26 @@ void Console::tick() {
 void Console::redraw_status() {
   // Never inside a live job's unfinished line: "\r\x1b[K" would erase it.
   if (!m_options.terminal || m_step == nullptr || (m_live != nullptr && !m_live_at_line_start)) return;
-  std::string line = status_line(*m_step, m_done, m_running.size(), m_step_elapsed,
-                                 m_options.width > 1 ? m_options.width - 1 : 1);
-  write_fd(m_options.fd, "\r\x1b[K" + m_style.dim(line));
+  const size_t width = m_options.width > 1 ? m_options.width - 1 : 1;
+  std::string block;
+  size_t lines = 1;
+  // A tall terminal gets a line per running job above the overall one; a live job's
+  // output would scroll them, so not then.
+  if (m_live == nullptr && m_options.height >= m_running.size() + 6) {
+    auto now = std::chrono::steady_clock::now();
+    for (const auto& [index, job] : m_running) {
+      auto it = m_job_start.find(index);
+      Millis elapsed = it == m_job_start.end() ? Millis(0)
+                                               : std::chrono::duration_cast<Millis>(now - it->second);
+      block += m_style.dim(worker_line(*job, elapsed, width)) + "\n";
+      ++lines;
+    }
+  }
+  block += m_style.dim(status_line(*m_step, m_done, m_running.size(), m_step_elapsed, width));
+  erase_status();
+  write_fd(m_options.fd, m_secrets.active() ? m_secrets.mask(block) : block);
   m_status_shown = true;
+  m_status_lines = lines;
 }
 
 }  // namespace pcr::report

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <string>
 
@@ -12,6 +13,10 @@ namespace pcr::report {
 
 enum class OutputStyle { grouped, prefixed };
 
+// How a CI system folds a job's output in its log: GitHub Actions' `::group::`, GitLab's
+// collapsible sections, or not at all.
+enum class Folding { none, github, gitlab };
+
 struct ConsoleOptions {
   int fd = 1;
   OutputStyle output = OutputStyle::grouped;
@@ -22,7 +27,12 @@ struct ConsoleOptions {
   size_t slowest = 5;     // slowest jobs listed in the summary
   size_t tail_lines = 20; // lines of a failed job's output in the summary
   std::vector<std::string> secrets;  // values shown as *** wherever they would appear
+  Folding folding = Folding::none;
+  size_t height = 0;      // terminal rows; tall enough: a status line per running worker
 };
+
+// GITHUB_ACTIONS=true → github, GITLAB_CI=true → gitlab, else none.
+Folding detect_folding();
 
 // Decide colour and terminal from the environment and `fd`, as ninja does: a terminal is
 // `isatty` and TERM is not "dumb"; NO_COLOR turns colour off, CLICOLOR_FORCE turns it on.
@@ -55,6 +65,9 @@ class Console : public pipeline::Observer {
   void replay(const std::string& spool, bool end_line = true);
   void maybe_go_live();
   void redraw_status();
+  void erase_status();
+  void open_fold(const pipeline::JobInfo& job, const std::string& title);
+  void close_fold(const pipeline::JobInfo& job);
   bool shows_output(const pipeline::JobResult& r) const;
 
   ConsoleOptions m_options;
@@ -69,6 +82,8 @@ class Console : public pipeline::Observer {
   std::vector<pipeline::Millis> m_busy;  // per worker, this step
   pipeline::Millis m_longest{0};
   bool m_status_shown = false;
+  size_t m_status_lines = 0;  // lines of the status block now on screen
+  std::map<size_t, std::chrono::steady_clock::time_point> m_job_start;
   bool m_live_at_line_start = true;
   pipeline::Millis m_elapsed{0};
   pipeline::Millis m_step_elapsed{0};

@@ -31,7 +31,9 @@ std::string describe(const pipeline::JobResult& r, unsigned attempt) {
   std::string words;
   switch (r.status) {
     case JobStatus::passed:
-      words = r.flaky ? fmt::format("passed on retry {} (flaky)", attempt) : "passed";
+      words = r.flaky ? fmt::format("passed on retry {} (flaky{})", attempt,
+                                    r.flaky_fails ? ": a failure with --fail-on-flaky" : "")
+                      : "passed";
       break;
     case JobStatus::failed:
       words = fmt::format("failed with exit code {}", r.exit_code);
@@ -97,6 +99,11 @@ std::string status_line(const pipeline::StepInfo& step, size_t done, size_t runn
                                  step.cleanup ? "cleanup" : "step", step.index, step.of, step.name, done,
                                  step.jobs, running, format_duration(elapsed));
   return util::elide(line, width);
+}
+
+std::string worker_line(const pipeline::JobInfo& job, Millis elapsed, size_t width) {
+  return util::elide(fmt::format("  n={:<3} #{:<4} {:>7}  {}", job.worker, job.job, format_duration(elapsed), job.command),
+                     width);
 }
 
 std::string heartbeat_line(const pipeline::StepInfo& step, size_t done, Millis elapsed) {

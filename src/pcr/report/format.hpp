@@ -41,6 +41,9 @@ std::string live_line(const pipeline::JobInfo& job, const Style& style);
 std::string status_line(const pipeline::StepInfo& step, size_t done, size_t running,
                         Millis elapsed, size_t width);
 
+// "  n=2  #7  12.3s  rspec spec/a_spec.rb" — one running job, for a tall terminal.
+std::string worker_line(const pipeline::JobInfo& job, Millis elapsed, size_t width);
+
 // "… tests: running for 1m30s, 3 of 12 jobs done" — the heartbeat off a terminal.
 std::string heartbeat_line(const pipeline::StepInfo& step, size_t done, Millis elapsed);
 

@@ -1,0 +1,142 @@
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <pcr/report/format.hpp>
+#include <pcr/report/html.hpp>
+#include <pcr/util/escape.hpp>
+
+namespace pcr::report {
+
+using pipeline::JobKind;
+using pipeline::JobStatus;
+using pipeline::StepOutcome;
+using util::format_duration;
+using util::html_escape;
+
+namespace {
+
+const char* k_style = R"CSS(
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#1d232a;background:#fff}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
+.verdict{display:inline-block;padding:2px 10px;border-radius:4px;color:#fff;font-weight:600}
+.passed{background:#2e9d4f}.failed{background:#d23b3b}.interrupted,.flaky{background:#d9a520}
+.skipped,.cancelled{background:#9aa3ad}.retry{background:#f08c2e}.setup,.teardown{background:#4a7fd4}
+table{border-collapse:collapse;margin:6px 0}td,th{padding:3px 10px;border-bottom:1px solid #e3e6ea;text-align:left;vertical-align:top}
+th{font-weight:600;background:#f4f6f8}td.num{text-align:right;font-variant-numeric:tabular-nums}
+code,pre{font:12px/1.4 ui-monospace,Menlo,Consolas,monospace}pre{background:#f6f8fa;padding:10px;overflow:auto;max-height:420px;border-radius:4px;white-space:pre-wrap}
+.timeline{border:1px solid #e3e6ea;border-radius:4px;padding:8px 8px 4px}
+.lane{display:flex;align-items:center;height:22px;margin-bottom:4px}
+.lane .label{width:220px;flex:none;font-size:12px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis;padding-right:8px}
+.lane .track{position:relative;flex:1;height:18px;background:#f4f6f8;border-radius:3px}
+.bar{position:absolute;top:1px;height:16px;border-radius:3px;min-width:2px;opacity:.92}
+.bar:hover{opacity:1;outline:2px solid #1d232a}
+.axis{display:flex;justify-content:space-between;margin-left:220px;font-size:11px;color:#6b7480}
+.legend span{display:inline-block;padding:0 8px;margin-right:6px;border-radius:3px;color:#fff;font-size:12px}
+.badge{display:inline-block;padding:0 6px;border-radius:3px;color:#fff;font-size:12px}
+)CSS";
+
+std::string css_class(const JobEntry& j) {
+  if (j.kind == JobKind::setup) return j.result.status == JobStatus::passed ? "setup" : "failed";
+  if (j.kind == JobKind::teardown) return j.result.status == JobStatus::passed ? "teardown" : "failed";
+  const auto& r = j.result;
+  if (r.status == JobStatus::passed) return r.flaky ? "flaky" : "passed";
+  if (r.status == JobStatus::cancelled) return "cancelled";
+  return r.will_retry ? "retry" : "failed";
+}
+
+std::string job_label(const JobEntry& j) {
+  if (j.kind == JobKind::setup) return fmt::format("setup [n={}]", j.worker);
+  if (j.kind == JobKind::teardown) return fmt::format("teardown [n={}]", j.worker);
+  return fmt::format("#{} [n={}]", j.job, j.worker);
+}
+
+}  // namespace
+
+std::string html_report(const RunRecord& run) {
+  const auto& res = run.result;
+  std::string verdict = res.signal ? "interrupted" : res.exit_code == 0 ? "passed" : "failed";
+  std::string verdict_text = res.signal ? fmt::format("INTERRUPTED by {}", signal_name(res.signal))
+                             : res.exit_code == 0 ? "PASSED"
+                                                  : "FAILED";
+  std::string title = run.info.name.empty() ? "pcr run" : run.info.name;
+  std::string out = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n";
+  out += "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n";
+  out += fmt::format("<title>{} — pcr {}</title><style>{}</style></head><body>\n", html_escape(title),
+                     html_escape(run.info.run_id), k_style);
+  out += fmt::format("<h1>{}</h1>\n<p><span class=\"verdict {}\" id=\"verdict\">{}</span> in {} · run <code>{}</code> · exit {}</p>\n",
+                     html_escape(title), verdict, verdict_text, format_duration(res.duration),
+                     html_escape(run.info.run_id), res.exit_code);
+  for (const auto& n : run.notes) out += fmt::format("<p class=\"note\">{}</p>\n", html_escape(n));
+
+  // Summary.
+  out += "<h2>Steps</h2>\n<table id=\"steps\"><tr><th>step</th><th>outcome</th><th>jobs</th><th>passed</th><th>failed</th><th>flaky</th><th>duration</th></tr>\n";
+  for (const auto& s : run.steps) {
+    std::string outcome = outcome_name(s.result.outcome);
+    out += fmt::format(
+        "<tr><td>{}{}</td><td><span class=\"badge {}\">{}</span></td><td class=\"num\">{}</td><td class=\"num\">{}</td>"
+        "<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
+        s.cleanup ? "cleanup: " : "", html_escape(s.name), outcome, outcome, s.jobs, s.result.passed, s.result.failed,
+        s.result.flaky, s.ran ? format_duration(s.result.duration) : "");
+  }
+  out += "</table>\n";
+
+  // Timeline: one lane per (step, worker).
+  long long span = std::max<long long>(1, res.duration.count());
+  for (const auto& j : run.jobs) span = std::max<long long>(span, (j.start + j.result.duration).count());
+  out += "<h2>Timeline</h2>\n<div class=\"legend\"><span class=\"passed\">passed</span><span class=\"failed\">failed</span>"
+         "<span class=\"flaky\">flaky</span><span class=\"retry\">failed, retried</span><span class=\"cancelled\">cancelled</span>"
+         "<span class=\"setup\">setup / teardown</span></div>\n<div class=\"timeline\" id=\"timeline\">\n";
+  for (size_t s = 0; s < run.steps.size(); ++s) {
+    const auto& step = run.steps[s];
+    unsigned workers = 0;
+    for (const auto& j : run.jobs)
+      if (j.step == s) workers = std::max(workers, j.worker);
+    for (unsigned w = 1; w <= workers; ++w) {
+      out += fmt::format("<div class=\"lane\"><div class=\"label\" title=\"{0}\">{0} · n={1}</div><div class=\"track\">",
+                         html_escape((step.cleanup ? "cleanup: " : "") + step.name), w);
+      for (const auto& j : run.jobs) {
+        if (j.step != s || j.worker != w) continue;
+        double left = 100.0 * static_cast<double>(j.start.count()) / static_cast<double>(span);
+        double width = 100.0 * static_cast<double>(j.result.duration.count()) / static_cast<double>(span);
+        out += fmt::format(
+            "<div class=\"bar {}\" data-status=\"{}\" style=\"left:{:.3f}%;width:{:.3f}%\" title=\"{} {} — {} — {}\"></div>",
+            css_class(j), css_class(j), left, width, html_escape(step.name), job_label(j),
+            html_escape(describe(j.result, j.attempt)) + ", " + format_duration(j.result.duration),
+            html_escape(j.command));
+      }
+      out += "</div></div>\n";
+    }
+  }
+  out += fmt::format("<div class=\"axis\"><span>0s</span><span>{}</span><span>{}</span></div>\n</div>\n",
+                     format_duration(Millis(span / 2)), format_duration(Millis(span)));
+
+  // A table per step.
+  for (size_t s = 0; s < run.steps.size(); ++s) {
+    const auto& step = run.steps[s];
+    if (!step.ran) continue;
+    out += fmt::format("<h2>{}{}</h2>\n", step.cleanup ? "cleanup: " : "", html_escape(step.name));
+    if (!step.result.error.empty()) out += fmt::format("<pre class=\"error\">{}</pre>\n", html_escape(step.result.error));
+    out += "<table class=\"jobs\"><tr><th>job</th><th>outcome</th><th>duration</th><th>command</th></tr>\n";
+    for (const auto& j : run.jobs) {
+      if (j.step != s) continue;
+      out += fmt::format("<tr><td>{}</td><td><span class=\"badge {}\">{}</span></td><td class=\"num\">{}</td><td><code>{}</code></td></tr>\n",
+                         job_label(j), css_class(j), html_escape(describe(j.result, j.attempt)),
+                         format_duration(j.result.duration), html_escape(j.command));
+    }
+    out += "</table>\n";
+  }
+
+  // Output of the jobs that did not pass.
+  bool header = false;
+  for (const auto& j : run.jobs) {
+    if (j.result.status == JobStatus::passed || j.result.status == JobStatus::cancelled) continue;
+    if (!header) out += "<h2>Failed jobs</h2>\n", header = true;
+    out += fmt::format("<h3>{} {}: {}</h3>\n<p><code>{}</code></p>\n<pre class=\"output\">{}</pre>\n",
+                       html_escape(run.steps[j.step].name), job_label(j), html_escape(describe(j.result, j.attempt)),
+                       html_escape(j.command), html_escape(j.tail));
+  }
+  out += "</body></html>\n";
+  return out;
+}
+
+}  // namespace pcr::report

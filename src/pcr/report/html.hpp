@@ -1,0 +1,15 @@
+#pragma once
+
+#include <string>
+
+#include <pcr/report/record.hpp>
+
+namespace pcr::report {
+
+// The run as one self-contained HTML page (no script, nothing loaded from the network):
+// a summary, a timeline — a row per step and worker, a bar per job, coloured by outcome,
+// its command and duration on hover — a table per step, and the output of failed jobs.
+// Everything a job printed or ran is escaped: a `<script>` in its output is shown as text.
+std::string html_report(const RunRecord& run);
+
+}  // namespace pcr::report

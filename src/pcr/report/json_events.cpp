@@ -1,0 +1,147 @@
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <pcr/report/format.hpp>
+#include <pcr/report/json_events.hpp>
+#include <pcr/report/record.hpp>
+#include <pcr/util/escape.hpp>
+
+namespace pcr::report {
+
+using nlohmann::ordered_json;
+
+namespace {
+
+std::string timestamp() {
+  auto now = std::chrono::system_clock::now();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  ::gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[48];
+  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms % 1000));
+  return out;
+}
+
+ordered_json base(const char* event) {
+  ordered_json j;
+  j["event"] = event;
+  j["time"] = timestamp();
+  return j;
+}
+
+}  // namespace
+
+JsonEvents::JsonEvents(const std::string& path, std::vector<std::string> secrets, std::string& error)
+    : m_mask(std::move(secrets)) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    error = path + ": " + std::strerror(errno);
+    return;
+  }
+  m_file = ::fdopen(fd, "w");
+}
+
+JsonEvents::~JsonEvents() {
+  if (m_file) std::fclose(m_file);
+}
+
+void JsonEvents::emit(const std::string& line) {
+  if (!m_file) return;
+  std::fputs(line.c_str(), m_file);
+  std::fputc('\n', m_file);
+  std::fflush(m_file);
+}
+
+void JsonEvents::run_started(const pipeline::RunInfo& r) {
+  auto j = base("run_start");
+  j["run_id"] = r.run_id;
+  j["name"] = util::valid_utf8(m_mask.mask(r.name));
+  j["steps"] = r.steps;
+  j["cleanup_steps"] = r.cleanup;
+  j["pid"] = ::getpid();
+  emit(j.dump());
+}
+
+void JsonEvents::step_started(const pipeline::StepInfo& s) {
+  auto j = base("step_start");
+  j["step"] = util::valid_utf8(m_mask.mask(s.name));
+  j["index"] = s.index;
+  j["of"] = s.of;
+  j["cleanup"] = s.cleanup;
+  j["jobs"] = s.jobs;
+  j["workers"] = s.workers;
+  emit(j.dump());
+}
+
+void JsonEvents::job_started(const pipeline::JobInfo& job) {
+  auto j = base("job_start");
+  j["step"] = util::valid_utf8(m_mask.mask(job.step ? job.step->name : ""));
+  j["kind"] = kind_name(job.kind);
+  j["job"] = job.job;
+  j["worker"] = job.worker;
+  j["attempt"] = job.attempt;
+  j["command"] = util::valid_utf8(m_mask.mask(job.command));
+  ordered_json items = ordered_json::array();
+  for (const auto& i : job.items) items.push_back(util::valid_utf8(m_mask.mask(i)));
+  j["items"] = items;
+  emit(j.dump());
+}
+
+void JsonEvents::job_finished(const pipeline::JobInfo& job, const pipeline::JobResult& r) {
+  auto j = base("job_end");
+  j["step"] = util::valid_utf8(m_mask.mask(job.step ? job.step->name : ""));
+  j["kind"] = kind_name(job.kind);
+  j["job"] = job.job;
+  j["worker"] = job.worker;
+  j["attempt"] = job.attempt;
+  j["status"] = status_name(r.status);
+  j["exit_code"] = r.signal == 0 && r.status != pipeline::JobStatus::not_started ? ordered_json(r.exit_code) : ordered_json();
+  j["signal"] = r.signal != 0 ? ordered_json(signal_name(r.signal)) : ordered_json();
+  j["duration_ms"] = r.duration.count();
+  j["timeout_ms"] = r.limit.count() > 0 ? ordered_json(r.limit.count()) : ordered_json();
+  j["retrying"] = r.will_retry;
+  j["flaky"] = r.flaky;
+  j["leftovers_killed"] = r.leftovers;
+  j["output_bytes"] = r.bytes;
+  j["detail"] = util::valid_utf8(m_mask.mask(r.detail));
+  emit(j.dump());
+}
+
+void JsonEvents::step_finished(const pipeline::StepInfo& s, const pipeline::StepResult& r) {
+  auto j = base("step_end");
+  j["step"] = util::valid_utf8(m_mask.mask(s.name));
+  j["index"] = s.index;
+  j["cleanup"] = s.cleanup;
+  j["outcome"] = outcome_name(r.outcome);
+  j["duration_ms"] = r.duration.count();
+  j["passed"] = r.passed;
+  j["failed"] = r.failed;
+  j["cancelled"] = r.cancelled;
+  j["flaky"] = r.flaky;
+  j["error"] = util::valid_utf8(m_mask.mask(r.error));
+  emit(j.dump());
+}
+
+void JsonEvents::note(std::string_view text) {
+  auto j = base("note");
+  j["message"] = util::valid_utf8(m_mask.mask(text));
+  emit(j.dump());
+}
+
+void JsonEvents::run_finished(const pipeline::RunResult& r) {
+  auto j = base("run_end");
+  j["exit_code"] = r.exit_code;
+  j["duration_ms"] = r.duration.count();
+  j["signal"] = r.signal != 0 ? ordered_json(signal_name(r.signal)) : ordered_json();
+  j["timed_out"] = r.timed_out;
+  j["orphans_killed"] = r.orphans_killed;
+  emit(j.dump());
+}
+
+}  // namespace pcr::report

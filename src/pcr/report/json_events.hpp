@@ -1,0 +1,36 @@
+#pragma once
+
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <string>
+
+#include <pcr/pipeline/events.hpp>
+#include <pcr/util/mask.hpp>
+
+namespace pcr::report {
+
+// `--json FILE`: the run as JSON lines, one object per event, flushed as they happen so
+// the file is useful while the run goes on and complete after an interrupt. The schema
+// is in docs/reports.md. Strings are masked and valid UTF-8.
+class JsonEvents : public pipeline::Observer {
+ public:
+  // Opens `path` (0600); `error` says why not.
+  JsonEvents(const std::string& path, std::vector<std::string> secrets, std::string& error);
+  ~JsonEvents() override;
+
+  void run_started(const pipeline::RunInfo&) override;
+  void step_started(const pipeline::StepInfo&) override;
+  void job_started(const pipeline::JobInfo&) override;
+  void job_finished(const pipeline::JobInfo&, const pipeline::JobResult&) override;
+  void step_finished(const pipeline::StepInfo&, const pipeline::StepResult&) override;
+  void run_finished(const pipeline::RunResult&) override;
+  void note(std::string_view) override;
+
+ private:
+  void emit(const std::string& line);
+  std::FILE* m_file = nullptr;
+  util::Masker m_mask;
+};
+
+}  // namespace pcr::report

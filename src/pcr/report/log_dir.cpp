@@ -1,0 +1,76 @@
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <pcr/report/log_dir.hpp>
+#include <pcr/util/escape.hpp>
+
+namespace pcr::report {
+
+namespace fs = std::filesystem;
+
+std::string make_private_dir(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return dir + ": " + ec.message();
+  fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace, ec);
+  return ec ? dir + ": " + ec.message() : "";
+}
+
+LogDir::LogDir(std::string dir, std::vector<std::string> secrets) : m_dir(std::move(dir)), m_mask(std::move(secrets)) {}
+
+std::string LogDir::file_name(const pipeline::JobInfo& job) {
+  const auto* step = job.step;
+  std::string prefix = fmt::format("{}{:02}-{}", step && step->cleanup ? "c" : "s", step ? step->index : 0,
+                                   util::slug(step ? step->name : "step", 40));
+  std::string name;
+  if (job.kind == pipeline::JobKind::setup) {
+    name = fmt::format("{}-setup-n{}", prefix, job.worker);
+  } else if (job.kind == pipeline::JobKind::teardown) {
+    name = fmt::format("{}-teardown-n{}", prefix, job.worker);
+  } else {
+    std::string items;
+    for (const auto& i : job.items) items += (items.empty() ? "" : "_") + i;
+    name = fmt::format("{}-j{:03}{}", prefix, job.job, items.empty() ? "" : "-" + util::slug(items, 60));
+  }
+  if (job.attempt > 0) name += fmt::format(".try{}", job.attempt + 1);
+  return name + ".log";
+}
+
+void LogDir::job_finished(const pipeline::JobInfo& job, const pipeline::JobResult&) {
+  int in = ::open(job.spool.c_str(), O_RDONLY | O_CLOEXEC);
+  std::string path = m_dir + "/" + file_name(job);
+  int out = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (out < 0) {
+    if (in >= 0) ::close(in);
+    return;
+  }
+  util::Masker mask = m_mask;
+  static char buf[256 * 1024];
+  auto put = [&](const std::string& s) {
+    const char* p = s.data();
+    size_t left = s.size();
+    while (left > 0) {
+      ssize_t n = ::write(out, p, left);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;
+      p += n, left -= static_cast<size_t>(n);
+    }
+  };
+  if (in >= 0) {
+    for (;;) {
+      ssize_t n = ::read(in, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      put(mask.feed(std::string_view(buf, static_cast<size_t>(n))));
+    }
+    put(mask.flush());
+    ::close(in);
+  }
+  ::close(out);
+}
+
+}  // namespace pcr::report

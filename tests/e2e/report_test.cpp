@@ -1,0 +1,258 @@
+// Reports end to end: every report from one run with passing, failing, timed-out,
+// flaky, skipped and cleanup jobs, hostile output and a secret.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <nlohmann/json.hpp>
+#include <pcr/util/text.hpp>
+
+#include "../support/pcr_binary.hpp"
+
+using namespace pcr::test;
+
+namespace {
+
+const char* k_hostile = R"(
+name: hostile
+secrets: [TOKEN]
+env: {TOKEN: sekrit-4242}
+steps:
+  - name: mixed
+    workers: 3
+    retries: 1
+    timeout: 2s
+    kill_grace: 1s
+    for_each: [ok, boom, slow, flaky, nasty]
+    run: |
+      case {items} in
+        ok) echo fine ;;
+        boom) echo "token is $TOKEN"; echo 'exploded <b>' >&2; exit 3 ;;
+        slow) sleep 30 ;;
+        flaky) if [ -e flaky.seen ]; then echo second; else touch flaky.seen; exit 1; fi ;;
+        nasty) printf '<script>alert(1)</script> ]]> \001\002\033[31m \377\376 bad utf8 & "quotes"\n' ;;
+      esac
+  - name: never runs
+    run: "true"
+cleanup:
+  - name: tidy
+    run: echo tidied
+)";
+
+struct Reports {
+  TempDir dir;
+  PcrRun run;
+  std::string junit, json, html;
+};
+
+Reports make_reports(std::vector<std::string> extra = {}, PcrOptions o = {}) {
+  Reports r;
+  std::vector<std::string> args = {"--junit", r.dir.file("junit.xml"), "--json", r.dir.file("events.jsonl"),
+                                   "--html", r.dir.file("report.html"), "--log-dir", r.dir.file("logs")};
+  args.insert(args.end(), extra.begin(), extra.end());
+  r.run = run_yaml(r.dir, k_hostile, args, o);
+  r.junit = read_file(r.dir.file("junit.xml"));
+  r.json = read_file(r.dir.file("events.jsonl"));
+  r.html = read_file(r.dir.file("report.html"));
+  return r;
+}
+
+bool have(const std::string& tool) { return std::system(("command -v " + tool + " > /dev/null").c_str()) == 0; }
+
+unsigned mode_of(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? (st.st_mode & 0777) : 0;
+}
+
+}  // namespace
+
+class ReportsOfOneRun : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { s_reports = new Reports(make_reports()); }
+  static void TearDownTestSuite() { delete s_reports; }
+  static Reports* s_reports;
+};
+Reports* ReportsOfOneRun::s_reports = nullptr;
+
+TEST_F(ReportsOfOneRun, RunFailsAndNoSecretLeaksAnywhere) {
+  const auto& r = *s_reports;
+  EXPECT_EQ(r.run.exit_code, 1) << r.run.out;
+  for (const auto* text : {&r.run.out, &r.junit, &r.json, &r.html}) EXPECT_EQ(text->find("sekrit"), std::string::npos);
+  for (const auto& entry : std::filesystem::directory_iterator(r.dir.file("logs")))
+    EXPECT_EQ(read_file(entry.path()).find("sekrit"), std::string::npos) << entry.path();
+  EXPECT_NE(r.junit.find("token is ***"), std::string::npos);
+}
+
+TEST_F(ReportsOfOneRun, JUnitIsValidAgainstTheSchema) {
+  const auto& r = *s_reports;
+  if (!have("xmllint")) GTEST_SKIP() << "xmllint missing (scripts/setup.sh installs it)";
+  std::string cmd = "xmllint --noout --schema '" + std::string(PCR_SOURCE_DIR) + "/tests/schema/junit.xsd' '" +
+                    r.dir.file("junit.xml") + "' 2>&1";
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << r.junit;
+  EXPECT_NE(r.junit.find("<testsuite name=\"mixed\" tests=\"5\" failures=\"2\""), std::string::npos) << r.junit;
+  EXPECT_NE(r.junit.find("<testsuite name=\"cleanup: tidy\""), std::string::npos);
+  EXPECT_NE(r.junit.find("name=\"flaky\" time="), std::string::npos);
+  EXPECT_NE(r.junit.find("status=\"flaky\""), std::string::npos);
+  EXPECT_NE(r.junit.find("message=\"timed out after 2s\""), std::string::npos) << r.junit;
+  EXPECT_NE(r.junit.find("message=\"failed with exit code 3\""), std::string::npos);
+  EXPECT_NE(r.junit.find("<skipped message=\"step skipped"), std::string::npos);  // "never runs"
+  EXPECT_NE(r.junit.find("worker: "), std::string::npos);
+  EXPECT_EQ(r.junit.find("]]>"), std::string::npos);
+}
+
+TEST_F(ReportsOfOneRun, JsonEventLogIsValidLineByLine) {
+  const auto& r = *s_reports;
+  std::map<std::string, int> events;
+  bool retried = false, flaky = false, timed_out = false;
+  for (const auto& line : pcr::util::split_lines(r.json)) {
+    auto j = nlohmann::json::parse(line);  // throws on a bad line
+    events[j["event"].get<std::string>()]++;
+    ASSERT_TRUE(j.contains("time"));
+    if (j["event"] == "job_end") {
+      retried = retried || j["retrying"].get<bool>();
+      flaky = flaky || j["flaky"].get<bool>();
+      timed_out = timed_out || j["status"] == "timed_out";
+    }
+  }
+  EXPECT_EQ(events["run_start"], 1);
+  EXPECT_EQ(events["run_end"], 1);
+  EXPECT_EQ(events["step_end"], 3);  // mixed, never runs (skipped), tidy
+  EXPECT_GE(events["job_end"], 7);   // 5 jobs + retries + cleanup
+  EXPECT_TRUE(retried && flaky && timed_out);
+}
+
+TEST_F(ReportsOfOneRun, HtmlEscapesEverythingAndHasTheTimeline) {
+  const auto& r = *s_reports;
+  EXPECT_EQ(r.html.find("<script"), std::string::npos) << "job output became markup";
+  EXPECT_NE(r.html.find("&lt;script&gt;alert(1)&lt;/script&gt;"), std::string::npos);
+  EXPECT_NE(r.html.find("id=\"timeline\""), std::string::npos);
+  EXPECT_EQ(r.html.find("http://"), std::string::npos);
+  EXPECT_EQ(r.html.find("https://"), std::string::npos);
+  size_t bars = 0;
+  for (size_t at = r.html.find("class=\"bar "); at != std::string::npos; at = r.html.find("class=\"bar ", at + 1)) ++bars;
+  EXPECT_GE(bars, 7u);
+}
+
+TEST_F(ReportsOfOneRun, HtmlRendersInABrowser) {
+  const auto& r = *s_reports;
+  std::string browser = have("chromium") ? "chromium" : have("chromium-browser") ? "chromium-browser" : "";
+  if (browser.empty()) GTEST_SKIP() << "chromium missing (scripts/setup.sh installs it)";
+  std::string flags = " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking "
+                      "--disable-component-update --disable-sync --user-data-dir='" + r.dir.file("profile") + "' ";
+  std::string dom = r.dir.file("dom.html"), shot = r.dir.file("shot.png");
+  ASSERT_EQ(std::system((browser + flags + "--dump-dom 'file://" + r.dir.file("report.html") + "' > '" + dom +
+                         "' 2>/dev/null").c_str()), 0);
+  std::string rendered = read_file(dom);
+  EXPECT_NE(rendered.find("id=\"timeline\""), std::string::npos);
+  EXPECT_NE(rendered.find("FAILED"), std::string::npos);
+  EXPECT_EQ(rendered.find("<script>alert"), std::string::npos);
+  ASSERT_EQ(std::system((browser + flags + "--window-size=1200,900 --screenshot='" + shot + "' 'file://" +
+                         r.dir.file("report.html") + "' > /dev/null 2>&1").c_str()), 0);
+  ASSERT_TRUE(exists(shot));
+  if (!have("identify")) GTEST_SKIP() << "ImageMagick missing: cannot count colours";
+  std::string colours = r.dir.file("colours");
+  ASSERT_EQ(std::system(("identify -format %k '" + shot + "' > '" + colours + "'").c_str()), 0);
+  EXPECT_GT(std::stoi(read_file(colours)), 20) << "the screenshot is blank";
+}
+
+TEST_F(ReportsOfOneRun, LogDirHasAFilePerJobPrivately) {
+  const auto& r = *s_reports;
+  std::string logs = r.dir.file("logs");
+  EXPECT_EQ(mode_of(logs), 0700u);
+  EXPECT_TRUE(exists(logs + "/run.log"));
+  EXPECT_EQ(read_file(logs + "/run.log").find('\x1b'), std::string::npos);
+  EXPECT_NE(read_file(logs + "/run.log").find("step 1/2: mixed"), std::string::npos);
+  std::string boom = logs + "/s01-mixed-j002-boom.log";
+  ASSERT_TRUE(exists(boom)) << "no per-job log";
+  EXPECT_EQ(mode_of(boom), 0600u);
+  EXPECT_NE(read_file(boom).find("exploded <b>"), std::string::npos);
+  EXPECT_TRUE(exists(logs + "/s01-mixed-j004-flaky.try2.log"));
+  EXPECT_TRUE(exists(logs + "/c01-tidy-j001.log"));
+  EXPECT_EQ(mode_of(r.dir.file(".pcr")), 0700u);
+  EXPECT_EQ(mode_of(r.dir.file(".pcr/timings.json")), 0600u);
+}
+
+TEST(Reports, SpoolFolderIsPrivate) {
+  TempDir d;
+  PcrOptions o;
+  o.env = {"TMPDIR=" + d.path()};
+  auto r = run_yaml(d, "steps:\n  - run: echo x; stat -c 'mode %a' \"$TMPDIR\"/pcr-*; stat -c 'file %a' \"$TMPDIR\"/pcr-*/*.log\n", {}, o);
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("mode 700"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("file 600"), std::string::npos) << r.out;
+}
+
+TEST(Reports, WrittenWhenTheRunIsInterrupted) {
+  TempDir d;
+  PcrOptions o;
+  o.while_running = [&](pid_t pid) {
+    ASSERT_TRUE(wait_until([&] { return exists(d.file("started")); }));
+    ::kill(pid, SIGINT);
+  };
+  auto r = run_yaml(d, "steps:\n  - run: touch started; sleep 30\n",
+                    {"--junit", d.file("j.xml"), "--json", d.file("e.jsonl"), "--html", d.file("r.html")}, o);
+  EXPECT_EQ(r.exit_code, 130);
+  EXPECT_NE(read_file(d.file("j.xml")).find("</testsuites>"), std::string::npos);
+  EXPECT_NE(read_file(d.file("e.jsonl")).find("\"run_end\""), std::string::npos);
+  EXPECT_NE(read_file(d.file("r.html")).find("INTERRUPTED by SIGINT"), std::string::npos);
+}
+
+TEST(Reports, BadReportPathStopsBeforeAnythingRuns) {
+  TempDir d;
+  auto r = run_yaml(d, "steps:\n  - run: touch ran\n", {"--junit", "/nonexistent/dir/j.xml"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--junit"), std::string::npos);
+  EXPECT_FALSE(exists(d.file("ran")));
+}
+
+TEST(Folding, GitHubActionsGroupsAndAnnotates) {
+  TempDir d;
+  PcrOptions o;
+  o.env = {"GITHUB_ACTIONS=true"};
+  auto r = run_yaml(d, "steps:\n  - commands: [echo inside-a, echo inside-b; exit 2]\n", {}, o);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.out.find("::group::"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("::endgroup::"), std::string::npos);
+  EXPECT_NE(r.out.find("::error::"), std::string::npos);
+  EXPECT_LT(r.out.find("::group::"), r.out.find("inside-a\n"));
+}
+
+TEST(Folding, GitLabSections) {
+  TempDir d;
+  PcrOptions o;
+  o.env = {"GITLAB_CI=true"};
+  auto r = run_yaml(d, "steps:\n  - commands: [echo a, echo b]\n", {}, o);
+  EXPECT_NE(r.out.find("section_start:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[collapsed=true]"), std::string::npos);
+  EXPECT_NE(r.out.find("section_end:"), std::string::npos);
+}
+
+TEST(Folding, NoMarkersElsewhere) {
+  TempDir d;
+  auto r = run_yaml(d, "steps:\n  - commands: [echo a, exit 1]\n");
+  EXPECT_EQ(r.out.find("::group::"), std::string::npos);
+  EXPECT_EQ(r.out.find("section_start"), std::string::npos);
+}
+
+TEST(FailOnFlaky, TurnsAFlakyPassIntoAFailure) {
+  TempDir d;
+  const std::string yaml = "steps:\n  - retries: 1\n    run: if [ -e seen ]; then true; else touch seen; exit 1; fi\n";
+  EXPECT_EQ(run_yaml(d, yaml).exit_code, 0);
+  std::remove(d.file("seen").c_str());
+  auto r = run_yaml(d, yaml, {"--fail-on-flaky"});
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("a failure with --fail-on-flaky"), std::string::npos) << r.out;
+}
+
+TEST(Terminal, ALineForEachRunningWorkerOnATallTerminal) {
+  if (!have("script")) GTEST_SKIP() << "script(1) is missing";
+  TempDir d;
+  d.write("ci.yaml", "steps:\n  - name: pair\n    commands: [sleep 2.2, sleep 2.4, echo quick]\n");
+  std::string cmd = "cd '" + d.path() + "' && TERM=xterm script -qec \"stty rows 40 cols 120; '" + PCR_BINARY +
+                    "' run ci.yaml\" /dev/null > pty.out 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  std::string out = read_file(d.file("pty.out"));
+  EXPECT_NE(out.find("n=1   #1"), std::string::npos) << out;
+  EXPECT_NE(out.find("n=2   #2"), std::string::npos) << out;
+  EXPECT_NE(out.find("\x1b[1A"), std::string::npos) << "the block is not redrawn in place";
+}
