@@ -108,7 +108,7 @@ TEST(Loader, PlaceholdersExpandAndItemsAreQuoted) {
   auto p = config::load_string("steps:\n  - for_each: {list: [\"a b\", \"c\"]}\n    batch: 2\n    run: "
                                "\"x {n} {job}/{total} {items} {run_id} {{literal}} ${HOME}\"\n",
                                "ci.yaml");
-  pipeline::JobContext ctx{3, 1, 1, {"a b", "c"}, "rid", "s"};
+  pipeline::JobContext ctx{3, 1, 1, {"a b", "c"}, "rid", "s", {}};
   EXPECT_EQ(p.steps[0].commands[0](ctx), "x 3 1/1 'a b' c rid {literal} ${HOME}");
 }
 
@@ -160,7 +160,7 @@ TEST(LoaderErrors, ForEachSources) {
 
 TEST(LoaderErrors, LaterFeaturesAreRefusedClearly) {
   expect_error("steps:\n  - run: a\n    per_host: true\n", 3, 5, "'per_host' is not supported by this version");
-  expect_error("compose: {file: x}\nsteps:\n  - run: a\n", 1, 1, "'compose' is not supported");
+  expect_error("hosts: []\nsteps:\n  - run: a\n", 1, 1, "'hosts' is not supported");
 }
 
 TEST(LoaderErrors, YamlSyntaxAndMissingFile) {

@@ -12,6 +12,8 @@
 #include <pcr/cli/app.hpp>
 #include <pcr/cli/split.hpp>
 #include <pcr/config/loader.hpp>
+#include <pcr/docker/compose.hpp>
+#include <filesystem>
 #include <pcr/pipeline/engine.hpp>
 #include <pcr/report/console.hpp>
 #include <pcr/report/html.hpp>
@@ -199,6 +201,10 @@ int main(int argc, char** argv) {
   check->add_option("FILE", check_file, "The pipeline file");
   check->add_option("--timings", check_timings, "Recorded job durations to plan with");
 
+  std::string clean_file = "ci.yaml";
+  auto* clean = app.add_subcommand("clean", "Take down the compose projects a killed run left behind (recorded in .pcr/projects beside FILE)");
+  clean->add_option("FILE", clean_file, "The pipeline file (default ./ci.yaml); only its folder matters");
+
   std::size_t split_total = 0, split_index = 0;
   std::string split_timings = ".pcr/timings.json", split_step;
   std::vector<std::string> split_items;
@@ -222,6 +228,13 @@ int main(int argc, char** argv) {
       pipeline::RunOptions ro;
       ro.timings = check_timings;
       return print_plan(p, ro, false);
+    }
+    if (*clean) {
+      std::string state = (std::filesystem::absolute(clean_file).parent_path() / ".pcr" / "projects").string();
+      std::string log;
+      int failed = docker::clean(state, log);
+      std::cout << log;
+      return failed > 0 ? 1 : 0;
     }
     if (*split) {
       Shard shard;
@@ -254,6 +267,13 @@ int main(int argc, char** argv) {
       return 0;
     }
     auto p = config::load_file(run_file);
+    if (!p.extensions.empty()) {
+      auto state = std::filesystem::path(p.base_dir) / ".pcr" / "projects";
+      auto left = docker::leftovers(state.string());
+      if (!left.empty())
+        std::cerr << fmt::format("pcr: warning: {} compose project(s) left behind by a killed run (first: {}); "
+                                 "`pcr clean` takes them down\n", left.size(), left.front().project);
+    }
     return execute(p, run_flags);
   });
 }

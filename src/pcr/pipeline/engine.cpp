@@ -152,6 +152,31 @@ std::vector<JobPlan> expand_jobs(const Step& step, const std::vector<std::string
 
 std::string base_dir_of(const Pipeline& p) { return p.base_dir.empty() ? "." : p.base_dir; }
 
+// Give `ctx` the placeholders of `p`'s extensions.
+void bind_extensions(const Pipeline& p, const Step& step, JobContext& ctx) {
+  if (p.extensions.empty() || !step.extended) return;
+  ctx.resolve = [&p, ctx](const std::string& name, const std::string& arg) -> std::optional<std::string> {
+    for (const auto& ext : p.extensions)
+      if (ext.placeholder)
+        if (auto v = ext.placeholder(name, arg, ctx)) return v;
+    return std::nullopt;
+  };
+}
+
+// The extensions' environment for a job, under the step's own `env`.
+void add_extension_env(const Pipeline& p, const Step& step, const JobContext& ctx,
+                       std::map<std::string, std::string>& vars) {
+  if (!step.extended) return;
+  for (const auto& ext : p.extensions) {
+    if (!ext.env) continue;
+    for (auto& [k, v] : ext.env(ctx)) {
+      bool step_sets = std::any_of(step.options.env.begin(), step.options.env.end(),
+                                   [&](const auto& kv) { return kv.first == k; });
+      if (!step_sets) vars[k] = v;
+    }
+  }
+}
+
 std::string step_dir(const Pipeline& p, const Step& s) {
   if (s.options.workdir.empty()) return base_dir_of(p);
   fs::path w(s.options.workdir);
@@ -258,7 +283,8 @@ struct Engine::StepRun : sched::JobRunner {
     task.step = &info;
     task.kind = kind;
     task.worker = worker;
-    JobContext ctx{worker, 0, static_cast<unsigned>(jobs.size()), {}, engine.m_run_id, info.name};
+    JobContext ctx{worker, 0, static_cast<unsigned>(jobs.size()), {}, engine.m_run_id, info.name, {}};
+    bind_extensions(engine.m_pipeline, step, ctx);
     std::string error;
     try {
       task.command = (setup ? step.setup : step.teardown)(ctx);
@@ -267,7 +293,7 @@ struct Engine::StepRun : sched::JobRunner {
     }
     task.spool = fmt::format("{}/{}-{}-{}-w{}.log", engine.m_spool_dir, info.cleanup ? "c" : "s",
                              info.index, setup ? "setup" : "teardown", worker);
-    proc::Spawn spawn = spawn_for(task.command, worker, 0, task.spool);
+    proc::Spawn spawn = spawn_for(task.command, ctx, task.spool);
     if (!error.empty()) spawn.command = "exit 127";
     engine.m_observer.job_started(task);
     task_process[worker] = engine.m_procs.spawn(
@@ -281,12 +307,13 @@ struct Engine::StepRun : sched::JobRunner {
         });
   }
 
-  proc::Spawn spawn_for(const std::string& command, unsigned worker, unsigned job, const std::string& spool) {
+  proc::Spawn spawn_for(const std::string& command, const JobContext& ctx, const std::string& spool) {
     proc::Spawn spawn;
     spawn.command = command;
     auto vars = env;
-    vars["CI_COMMAND_NUMBER"] = std::to_string(worker);
-    vars["CI_JOB_NUMBER"] = std::to_string(job);
+    add_extension_env(engine.m_pipeline, step, ctx, vars);
+    vars["CI_COMMAND_NUMBER"] = std::to_string(ctx.number);
+    vars["CI_JOB_NUMBER"] = std::to_string(ctx.job);
     for (auto& [k, v] : vars) spawn.env.push_back(k + "=" + v);
     spawn.workdir = step_dir(engine.m_pipeline, step);
     spawn.spool_path = spool;
@@ -330,7 +357,8 @@ struct Engine::StepRun : sched::JobRunner {
   void start(size_t index, unsigned worker, unsigned attempt) override {
     Job& job = jobs[index];
     JobContext ctx{worker, job.info.job, static_cast<unsigned>(jobs.size()), job.plan.items,
-                   engine.m_run_id, info.name};
+                   engine.m_run_id, info.name, {}};
+    bind_extensions(engine.m_pipeline, step, ctx);
     job.info.worker = worker;
     job.info.attempt = attempt;
     std::string prefix = fmt::format("{}/{}-{}-{}-{}", engine.m_spool_dir, info.cleanup ? "c" : "s",
@@ -343,7 +371,7 @@ struct Engine::StepRun : sched::JobRunner {
     } catch (const std::exception& ex) {
       error = fmt::format("the command could not be built: {}", ex.what());
     }
-    proc::Spawn spawn = spawn_for(job.info.command, worker, job.info.job, job.info.spool);
+    proc::Spawn spawn = spawn_for(job.info.command, ctx, job.info.spool);
     spawn.stdout_path = job.stdout_path;
     if (!error.empty()) spawn.command = "exit 127";  // reported below as not started
     engine.m_observer.job_started(job.info);
@@ -574,6 +602,9 @@ void Engine::start_step(const Step& step) {
         });
         return;
       }
+      case ForEach::Source::function:
+        if (fe.items) items = fe.items();
+        break;
       case ForEach::Source::none:
         break;
     }
@@ -739,6 +770,9 @@ std::vector<PlannedStep> plan(const Pipeline& pipeline, const RunOptions& option
         case ForEach::Source::command:
           ps.note = fmt::format("items: the lines printed by `{}` (run at step start)", step.for_each.value);
           break;
+        case ForEach::Source::function:
+          ps.note = "items: known at run time";
+          break;
         case ForEach::Source::none: break;
       }
     }
@@ -755,7 +789,8 @@ std::vector<PlannedStep> plan(const Pipeline& pipeline, const RunOptions& option
       pj.job = static_cast<unsigned>(i + 1);
       pj.worker = pinned ? pj.job : 0;
       pj.items = jobs[i].items;
-      JobContext ctx{pj.worker, pj.job, static_cast<unsigned>(jobs.size()), pj.items, "{run_id}", step.name};
+      JobContext ctx{pj.worker, pj.job, static_cast<unsigned>(jobs.size()), pj.items, "{run_id}", step.name, {}};
+      bind_extensions(pipeline, step, ctx);
       try {
         pj.command = step.commands[jobs[i].command](ctx);
       } catch (const std::exception& ex) {

@@ -22,6 +22,9 @@ struct JobContext {
   std::vector<std::string> items;
   std::string run_id;
   std::string step;
+  // Placeholders an extension provides (`{project}`, `{exec web}`): name and argument to
+  // value. Set by the engine; empty when the pipeline has no extension.
+  std::function<std::optional<std::string>(const std::string& name, const std::string& arg)> resolve;
 };
 
 // A command is a function of the job's context returning one `/bin/sh -c` string.
@@ -48,10 +51,11 @@ struct StepOptions {
 };
 
 struct ForEach {
-  enum class Source { none, glob, list, lines, command };
+  enum class Source { none, glob, list, lines, command, function };
   Source source = Source::none;
   std::vector<std::string> list;  // Source::list
   std::string value;              // the glob pattern, the captured VAR, or the command
+  std::function<std::vector<std::string>()> items;  // Source::function: asked at step start
 };
 
 enum class Form { run, parallel, commands, for_each };
@@ -72,6 +76,17 @@ struct Step {
   Command setup, teardown;
   std::string setup_text, teardown_text;
   StepOptions options;
+  bool extended = true;  // extensions add to its jobs (false for their own steps)
+};
+
+// How a layer above the engine (docker-compose support) adds to every job without the
+// engine knowing what it adds.
+struct Extension {
+  // Extra environment for a job, asked as it starts (under the step's own `env`).
+  std::function<Env(const JobContext&)> env;
+  // The value of placeholder `name` with `arg` ({exec web}: "exec", "web"), or nullopt.
+  std::function<std::optional<std::string>(const std::string& name, const std::string& arg, const JobContext&)>
+      placeholder;
 };
 
 struct Pipeline {
@@ -82,6 +97,7 @@ struct Pipeline {
   std::vector<Step> steps;
   std::vector<Step> cleanup;
   std::string base_dir;  // jobs run and globs resolve here; empty: the current directory
+  std::vector<Extension> extensions;
 };
 
 }  // namespace pcr::pipeline

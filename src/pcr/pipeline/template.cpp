@@ -13,12 +13,12 @@ const std::vector<std::string>& Template::names() {
   return k_names;
 }
 
-Template Template::parse(std::string_view text, std::vector<Error>& errors) {
+Template Template::parse(std::string_view text, std::vector<Error>& errors, const std::vector<std::string>& extra) {
   Template t;
   t.m_source = std::string(text);
   std::string literal;
   auto flush = [&] {
-    if (!literal.empty()) t.m_parts.push_back({false, std::move(literal)}), literal.clear();
+    if (!literal.empty()) t.m_parts.push_back({false, std::move(literal), ""}), literal.clear();
   };
   for (size_t i = 0; i < text.size(); ++i) {
     char c = text[i];
@@ -37,17 +37,23 @@ Template Template::parse(std::string_view text, std::vector<Error>& errors) {
         errors.push_back({i, "unclosed '{' in command (write '{{' for a literal brace)"});
         break;
       }
-      std::string name(text.substr(i + 1, close - i - 1));
-      const auto& known = names();
-      if (std::find(known.begin(), known.end(), name) == known.end()) {
-        std::string hint = util::did_you_mean(name, known);
-        errors.push_back(
-            {i, fmt::format("unknown placeholder '{{{}}}'{}; known: {{n}} {{job}} {{total}} "
-                            "{{items}} {{run_id}} (write '{{{{' for a literal brace)",
-                            name, hint.empty() ? "" : fmt::format(" (did you mean '{{{}}}'?)", hint))});
+      std::string inside(text.substr(i + 1, close - i - 1));
+      size_t space = inside.find(' ');
+      std::string name = inside.substr(0, space);
+      std::string arg = space == std::string::npos ? "" : inside.substr(space + 1);
+      std::vector<std::string> known = names();
+      known.insert(known.end(), extra.begin(), extra.end());
+      const bool is_extra = std::find(extra.begin(), extra.end(), name) != extra.end();
+      if (std::find(known.begin(), known.end(), name) == known.end() || (!arg.empty() && !is_extra)) {
+        std::string hint = util::did_you_mean(inside, known);
+        std::string list;
+        for (const auto& k : known) list += fmt::format(" {{{}}}", k);
+        errors.push_back({i, fmt::format("unknown placeholder '{{{}}}'{}; known:{} (write '{{{{' for a literal brace)",
+                                         inside, hint.empty() ? "" : fmt::format(" (did you mean '{{{}}}'?)", hint),
+                                         list)});
       }
       flush();
-      t.m_parts.push_back({true, std::move(name)});
+      t.m_parts.push_back({true, std::move(name), std::move(arg)});
       i = close;
     } else {
       literal += c;
@@ -72,6 +78,8 @@ std::string Template::expand(const JobContext& ctx) const {
       out += util::shell_join(ctx.items);
     } else if (part.text == "run_id") {
       out += ctx.run_id;
+    } else if (ctx.resolve) {
+      if (auto value = ctx.resolve(part.text, part.arg)) out += *value;
     }
   }
   return out;

@@ -21,7 +21,10 @@ class Template {
   };
 
   // Parse `text`; an unknown placeholder or unclosed brace is an error at its offset.
-  static Template parse(std::string_view text, std::vector<Error>& errors);
+  // `extra` names placeholders an extension provides (the first word: "exec" for
+  // `{exec web}`); they are expanded through JobContext::resolve.
+  static Template parse(std::string_view text, std::vector<Error>& errors,
+                        const std::vector<std::string>& extra = {});
 
   // The command for `ctx`. With `ctx.number == 0` (a plan), `{n}` stays as written.
   std::string expand(const JobContext& ctx) const;
@@ -35,6 +38,7 @@ class Template {
   struct Part {
     bool placeholder;
     std::string text;  // literal text, or the placeholder's name
+    std::string arg;   // what follows the name inside the braces
   };
   std::string m_source;
   std::vector<Part> m_parts;

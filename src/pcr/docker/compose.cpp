@@ -1,0 +1,287 @@
+#include <fmt/format.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <pcr/docker/compose.hpp>
+#include <pcr/pipeline/template.hpp>
+#include <pcr/util/shell.hpp>
+#include <set>
+#include <sstream>
+
+namespace pcr::docker {
+
+namespace fs = std::filesystem;
+using pipeline::JobContext;
+
+namespace {
+
+// Run `argv` with output discarded; its exit code (or -1).
+int run_quietly(const std::vector<std::string>& argv) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    std::FILE* null = std::fopen("/dev/null", "w");
+    if (null) ::dup2(::fileno(null), 1), ::dup2(::fileno(null), 2);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execvp(args[0], args.data());
+    _exit(127);
+  }
+  if (pid < 0) return -1;
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The shell command that takes `record`'s project down, retrying once when a network
+// still has active endpoints, and removes the record when it worked.
+std::string teardown_command(const ProjectRecord& r, const std::string& record_path) {
+  std::string down = util::shell_join(compose_argv(r.version, r.files, r.project)) + " down -v --remove-orphans";
+  return fmt::format(
+      "for try in 1 2; do out=$({} 2>&1); rc=$?; [ -n \"$out\" ] && printf '%s\\n' \"$out\"; "
+      "if [ $rc = 0 ]; then rm -f {}; exit 0; fi; "
+      "case \"$out\" in *'active endpoints'*) sleep 2 ;; *) exit $rc ;; esac; done; exit 1",
+      down, util::shell_quote(record_path));
+}
+
+// Bookkeeping shared by the extension and the teardown step of one pipeline.
+struct State {
+  ComposeConfig config;
+  ComposeVersion version = ComposeVersion::v1;
+  bool version_known = false;
+  std::map<std::string, ProjectRecord> handed_out;  // by project name, in name order
+
+  ComposeVersion compose_version() {
+    if (!version_known) version = detect_compose_version(), version_known = true;
+    return version;
+  }
+
+  std::string record_path(const std::string& project) const { return config.state_dir + "/" + project + ".json"; }
+
+  // Note that `project` is in use; record it on disk the first time.
+  void hand_out(const std::string& project, const std::string& run_id) {
+    if (handed_out.count(project)) return;
+    ProjectRecord r;
+    r.project = project;
+    r.files = config.files;
+    r.version = compose_version();
+    const char* host = std::getenv("DOCKER_HOST");
+    r.docker_host = host ? host : "";
+    r.pid = ::getpid();
+    r.pid_start = process_start(r.pid);
+    r.run_id = run_id;
+    std::error_code ec;
+    fs::create_directories(config.state_dir, ec);
+    fs::permissions(fs::path(config.state_dir).parent_path(), fs::perms::owner_all, ec);
+    std::string tmp = record_path(project) + ".tmp";
+    {
+      std::ofstream out(tmp);
+      out << record_json(r);
+    }
+    fs::permissions(tmp, fs::perms::owner_read | fs::perms::owner_write, ec);
+    fs::rename(tmp, record_path(project), ec);
+    handed_out.emplace(project, r);
+  }
+};
+
+}  // namespace
+
+ComposeVersion detect_compose_version() {
+  static std::once_flag once;
+  static ComposeVersion version = ComposeVersion::v1;
+  std::call_once(once, [] {
+    if (run_quietly({"docker", "compose", "version"}) == 0) version = ComposeVersion::v2;
+  });
+  return version;
+}
+
+std::vector<std::string> compose_argv(ComposeVersion version, const std::vector<std::string>& files,
+                                      const std::string& project) {
+  std::vector<std::string> argv;
+  if (version == ComposeVersion::v2)
+    argv = {"docker", "compose"};
+  else
+    argv = {"docker-compose"};
+  for (const auto& f : files) argv.insert(argv.end(), {"-f", f});
+  argv.insert(argv.end(), {"-p", project});
+  return argv;
+}
+
+namespace {
+std::string sanitize(const std::string& raw);
+}
+
+std::string project_name(const std::string& base, const std::string& run_id, unsigned n) {
+  std::string out = sanitize(fmt::format("{}-{}-{}", base.empty() ? "pcr" : base, run_id, n));
+  return out.empty() ? fmt::format("pcr-{}", n) : out;
+}
+
+namespace {
+// Lowercase letters, digits, '-' and '_', starting with a letter or digit.
+std::string sanitize(const std::string& raw) {
+  std::string out;
+  for (char c : raw) {
+    char l = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    bool ok = (l >= 'a' && l <= 'z') || (l >= '0' && l <= '9') || l == '-' || l == '_';
+    out += ok ? l : '-';
+  }
+  while (!out.empty() && (out[0] == '-' || out[0] == '_')) out.erase(0, 1);
+  return out;
+}
+}  // namespace
+
+std::string record_json(const ProjectRecord& r) {
+  nlohmann::ordered_json j;
+  j["project"] = r.project;
+  j["files"] = r.files;
+  j["compose"] = r.version == ComposeVersion::v2 ? "v2" : "v1";
+  j["docker_host"] = r.docker_host;
+  j["pid"] = r.pid;
+  j["pid_start"] = r.pid_start;
+  j["run_id"] = r.run_id;
+  return j.dump(1) + "\n";
+}
+
+std::optional<ProjectRecord> parse_record(const std::string& text) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  try {
+    ProjectRecord r;
+    r.project = j.at("project").get<std::string>();
+    r.files = j.at("files").get<std::vector<std::string>>();
+    r.version = j.value("compose", "v1") == "v2" ? ComposeVersion::v2 : ComposeVersion::v1;
+    r.docker_host = j.value("docker_host", "");
+    r.pid = j.value("pid", 0L);
+    r.pid_start = j.value("pid_start", 0ULL);
+    r.run_id = j.value("run_id", "");
+    if (r.project.empty()) return std::nullopt;
+    return r;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+unsigned long long process_start(long pid) {
+  std::string stat = read_text(fmt::format("/proc/{}/stat", pid));
+  size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) return 0;
+  std::istringstream in(stat.substr(paren + 2));
+  std::string field;
+  // Fields after the command: state is field 3; starttime is field 22.
+  for (int i = 3; i <= 22 && in >> field; ++i)
+    if (i == 22) return std::stoull(field);
+  return 0;
+}
+
+bool owner_alive(const ProjectRecord& r) {
+  if (r.pid <= 0 || ::kill(static_cast<pid_t>(r.pid), 0) != 0) return false;
+  return r.pid_start == 0 || process_start(r.pid) == r.pid_start;
+}
+
+const std::vector<std::string>& placeholder_names() {
+  static const std::vector<std::string> k_names = {"project", "compose", "exec"};
+  return k_names;
+}
+
+void install(pipeline::Pipeline& p, ComposeConfig config) {
+  auto state = std::make_shared<State>();
+  state->config = std::move(config);
+
+  pipeline::Extension ext;
+  ext.env = [state](const JobContext& ctx) {
+    std::string project = project_name(state->config.project, ctx.run_id, ctx.number);
+    state->hand_out(project, ctx.run_id);
+    std::string files;
+    for (const auto& f : state->config.files) files += (files.empty() ? "" : ":") + f;
+    pipeline::Env env = state->config.env;
+    env.emplace_back("COMPOSE_PROJECT_NAME", project);
+    env.emplace_back("PROJECT_NAME", project);
+    env.emplace_back("COMPOSE_FILE", files);
+    return env;
+  };
+  ext.placeholder = [state](const std::string& name, const std::string& arg,
+                            const JobContext& ctx) -> std::optional<std::string> {
+    // In a plan the run id and perhaps the worker are not known yet: show them as such.
+    const bool planning = !ctx.run_id.empty() && ctx.run_id[0] == '{';
+    std::string project = planning ? fmt::format("{}-{{run_id}}-{}", sanitize(state->config.project),
+                                                 ctx.number ? std::to_string(ctx.number) : std::string("{n}"))
+                                   : project_name(state->config.project, ctx.run_id, ctx.number);
+    if (name == "project") return project;
+    std::string compose = util::shell_join(compose_argv(state->compose_version(), state->config.files, project));
+    if (name == "compose") return compose;
+    if (name == "exec") return compose + " exec -T " + util::shell_quote(arg);
+    return std::nullopt;
+  };
+  p.extensions.push_back(std::move(ext));
+
+  if (!state->config.teardown) return;
+  pipeline::Step down;
+  down.name = "compose teardown";
+  down.form = pipeline::Form::for_each;
+  down.extended = false;
+  down.workers = 16;
+  down.for_each.source = pipeline::ForEach::Source::function;
+  down.for_each.items = [state] {
+    std::vector<std::string> projects;
+    for (const auto& [name, record] : state->handed_out) projects.push_back(name);
+    return projects;
+  };
+  down.commands.push_back([state](const JobContext& ctx) {
+    const auto& record = state->handed_out.at(ctx.items.at(0));
+    return teardown_command(record, state->record_path(record.project));
+  });
+  down.texts.push_back("<compose> down -v --remove-orphans");
+  down.options.timeout = pipeline::Millis(5 * 60 * 1000);
+  down.options.kill_grace = pipeline::Millis(10'000);
+  down.options.output = pipeline::OutputMode::on_failure;
+  p.cleanup.push_back(std::move(down));
+}
+
+std::vector<ProjectRecord> leftovers(const std::string& state_dir) {
+  std::vector<ProjectRecord> out;
+  std::error_code ec;
+  std::set<std::string> paths;
+  for (fs::directory_iterator it(state_dir, ec), end; !ec && it != end; it.increment(ec))
+    if (it->path().extension() == ".json") paths.insert(it->path().string());
+  for (const auto& path : paths) {
+    auto r = parse_record(read_text(path));
+    if (r && !owner_alive(*r)) out.push_back(*r);
+  }
+  return out;
+}
+
+int clean(const std::string& state_dir, std::string& log) {
+  int failed = 0;
+  auto found = leftovers(state_dir);
+  if (found.empty()) log += "pcr clean: nothing left behind by a killed run\n";
+  for (const auto& r : found) {
+    std::string path = state_dir + "/" + r.project + ".json";
+    std::string cmd = teardown_command(r, path);
+    if (!r.docker_host.empty()) cmd = "DOCKER_HOST=" + util::shell_quote(r.docker_host) + " && export DOCKER_HOST && " + cmd;
+    int rc = run_quietly({"/bin/sh", "-c", cmd});
+    if (rc == 0) {
+      log += fmt::format("pcr clean: took down {} (run {}, pid {} is gone)\n", r.project, r.run_id, r.pid);
+    } else {
+      ++failed;
+      log += fmt::format("pcr clean: could not take down {}: `docker-compose down` exited {}\n", r.project, rc);
+    }
+  }
+  return failed;
+}
+
+}  // namespace pcr::docker

@@ -1,0 +1,76 @@
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <pcr/pipeline/model.hpp>
+
+namespace pcr::docker {
+
+enum class ComposeVersion { v1, v2 };
+
+// The `compose:` block of a pipeline.
+struct ComposeConfig {
+  std::vector<std::string> files;  // absolute paths
+  std::string project;             // base name
+  pipeline::Env env;
+  bool teardown = true;
+  std::string state_dir;           // where projects are recorded: <pipeline folder>/.pcr/projects
+};
+
+// Compose v2 (`docker compose`) when the docker CLI has it, else v1 (`docker-compose`).
+// Asked once per process.
+ComposeVersion detect_compose_version();
+
+// The argv prefix that addresses project `project` of `files`:
+// `docker compose -f F… -p P` (v2) or `docker-compose -f F… -p P` (v1).
+std::vector<std::string> compose_argv(ComposeVersion version, const std::vector<std::string>& files,
+                                      const std::string& project);
+
+// `<base>-<run id>-<n>`, made a valid project name for Compose v1 and v2: lowercase
+// letters, digits, '-' and '_', starting with a letter or digit.
+std::string project_name(const std::string& base, const std::string& run_id, unsigned n);
+
+// What pcr writes under `.pcr/projects/` before a project is first used, so that a run
+// killed with SIGKILL can be cleaned up later.
+struct ProjectRecord {
+  std::string project;
+  std::vector<std::string> files;
+  ComposeVersion version = ComposeVersion::v1;
+  std::string docker_host;  // DOCKER_HOST of the run ("" = local)
+  long pid = 0;             // the run's pcr
+  unsigned long long pid_start = 0;  // its start time (clock ticks since boot): pids get reused
+  std::string run_id;
+};
+
+std::string record_json(const ProjectRecord& r);
+std::optional<ProjectRecord> parse_record(const std::string& text);
+
+// Whether the pcr that wrote `r` is still running.
+bool owner_alive(const ProjectRecord& r);
+
+// The start time of process `pid` (field 22 of /proc/PID/stat), 0 if it is gone.
+unsigned long long process_start(long pid);
+
+// Add compose support to `pipeline`: every job with number n gets COMPOSE_PROJECT_NAME,
+// PROJECT_NAME (= `{project}`), COMPOSE_FILE and the compose env, and the placeholders
+// `{project}`, `{compose}` and `{exec SERVICE}`; each project is recorded before its first
+// use; unless `teardown` is off, a last cleanup step takes every handed-out project
+// down (`down -v --remove-orphans`, in parallel, bounded, retried once when a network
+// still has active endpoints) and removes its record.
+void install(pipeline::Pipeline& pipeline, ComposeConfig config);
+
+// The placeholder names `install` adds, for the loader.
+const std::vector<std::string>& placeholder_names();
+
+// `pcr clean`: take down every project recorded under `state_dir` whose run is no longer
+// alive, and remove its record. Writes what it does to `log`. Returns the number of
+// projects it could not take down.
+int clean(const std::string& state_dir, std::string& log);
+
+// Records under `state_dir` whose run is gone.
+std::vector<ProjectRecord> leftovers(const std::string& state_dir);
+
+}  // namespace pcr::docker

@@ -1,0 +1,146 @@
+// Compose support against a real dockerd (started by the `docker.ready` fixture): isolated
+// clusters per worker, teardown on success, failure and interrupt, kill -9 + pcr clean.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <future>
+#include <pcr/util/text.hpp>
+
+#include "../support/pcr_binary.hpp"
+
+using namespace pcr::test;
+
+namespace {
+
+// Run `cmd` through the shell and return its stdout.
+std::string sh(const std::string& cmd) {
+  std::string out;
+  FILE* f = ::popen(cmd.c_str(), "r");
+  if (!f) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  ::pclose(f);
+  return out;
+}
+
+// Containers, networks and volumes whose name contains `marker`, one per line.
+std::string docker_leftovers(const std::string& marker) {
+  return sh("{ docker ps -a --format '{{.Names}}'; docker network ls --format '{{.Name}}'; docker volume ls --format "
+            "'{{.Name}}'; } | grep -F '" + marker + "' || true");
+}
+
+// A compose file: `db` serves a page naming its own project, `web` can fetch it; a named
+// volume, so that volumes are checked too. `init: true` so containers stop at once.
+const char* k_compose = R"Y(version: "2.4"
+services:
+  db:
+    image: pcr-busybox:test
+    init: true
+    command: ["sh", "-c", "mkdir -p /www && echo db-of-$$PROJECT_NAME > /www/index.html && httpd -f -p 8080 -h /www"]
+    environment:
+      PROJECT_NAME: ${PROJECT_NAME}
+    volumes: [data:/data]
+  web:
+    image: pcr-busybox:test
+    init: true
+    container_name: ${PROJECT_NAME}_web
+    command: ["sleep", "3600"]
+volumes:
+  data: {}
+)Y";
+
+struct Cluster {
+  TempDir dir;
+  std::string base = unique_marker("pcrdk");  // the project base name: unique per test
+  Cluster() { dir.write("docker-compose.yml", k_compose); }
+  std::string pipeline(const std::string& steps) const {
+    return "name: " + base + "\ncompose:\n  file: docker-compose.yml\nsteps:\n" + steps;
+  }
+};
+
+const char* k_up = R"Y(  - name: up
+    parallel: 4
+    run: docker-compose up -d 2>&1
+    timeout: 2m
+)Y";
+
+}  // namespace
+
+TEST(Compose, FourIsolatedClustersUpInParallelAndNothingLeft) {
+  Cluster c;
+  auto r = run_yaml(c.dir, c.pipeline(std::string(k_up) + R"Y(  - name: each talks to its own db
+    parallel: 4
+    run: for i in 1 2 3 4 5 6 7 8 9 10; do page=$({exec web} wget -qO- http://db:8080/) && break; sleep 0.5; done; test "$page" = "db-of-$PROJECT_NAME" && echo "isolated $page"
+  - name: the container_name way
+    parallel: 4
+    run: docker exec "${PROJECT_NAME}_web" echo "web of {project}"
+)Y"));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  for (int n = 1; n <= 4; ++n) EXPECT_NE(r.out.find("isolated db-of-" + c.base), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("compose teardown"), std::string::npos);
+  EXPECT_EQ(docker_leftovers(c.base), "");
+  EXPECT_TRUE(pcr::util::split_lines(sh("ls '" + c.dir.file(".pcr/projects") + "' 2>/dev/null")).empty())
+      << "records were not removed after teardown";
+}
+
+TEST(Compose, AFailureInOneClusterFailsTheRunAndEverythingGoes) {
+  Cluster c;
+  auto r = run_yaml(c.dir, c.pipeline(std::string(k_up) + R"Y(  - name: worker 3 fails
+    parallel: 4
+    run: test {n} != 3
+)Y"));
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_EQ(docker_leftovers(c.base), "");
+}
+
+TEST(Compose, InterruptTearsDownToo) {
+  Cluster c;
+  PcrOptions o;
+  o.while_running = [&](pid_t pid) {
+    ASSERT_TRUE(wait_until([&] { return exists(c.dir.file("up.done")); }, std::chrono::seconds(120)));
+    ::kill(pid, SIGINT);
+  };
+  auto r = run_yaml(c.dir, c.pipeline(std::string(k_up) + "  - run: touch up.done; sleep 60\n"), {}, o);
+  EXPECT_EQ(r.exit_code, 130) << r.out;
+  EXPECT_EQ(docker_leftovers(c.base), "");
+}
+
+TEST(Compose, KilledRunIsCleanedByPcrClean) {
+  Cluster c;
+  std::string marker = unique_marker("pcrk9");
+  PcrOptions o;
+  o.while_running = [&](pid_t pid) {
+    ASSERT_TRUE(wait_until([&] { return exists(c.dir.file("up.done")); }, std::chrono::seconds(120)));
+    ::kill(pid, SIGKILL);  // no cleanup, no teardown: only the records remain
+  };
+  run_yaml(c.dir, c.pipeline(std::string(k_up) + "  - run: touch up.done; sleep 60; true " + marker + "\n"), {}, o);
+  sh("pkill -f " + marker);
+  ASSERT_NE(docker_leftovers(c.base), "") << "the clusters should have survived kill -9";
+  // The next run warns; pcr clean takes everything down.
+  PcrOptions in_dir;
+  in_dir.cwd = c.dir.path();
+  auto warn = run_pcr({"run", "--dry-run"}, in_dir);
+  EXPECT_NE(warn.err.find("left behind by a killed run"), std::string::npos) << warn.err;
+  auto clean = run_pcr({"clean"}, in_dir);
+  EXPECT_EQ(clean.exit_code, 0) << clean.out;
+  EXPECT_NE(clean.out.find("took down " + c.base), std::string::npos) << clean.out;
+  EXPECT_EQ(docker_leftovers(c.base), "");
+  EXPECT_NE(run_pcr({"clean"}, in_dir).out.find("nothing left behind"), std::string::npos);
+}
+
+TEST(Compose, TwoRunsAtOnceDoNotTouchEachOther) {
+  Cluster c;
+  c.dir.write("ci.yaml", c.pipeline(std::string(k_up) + R"Y(  - name: own clusters only
+    parallel: 4
+    run: sleep 1; test "$(docker ps --filter label=com.docker.compose.project=$COMPOSE_PROJECT_NAME -q | wc -l)" = 2
+)Y"));
+  PcrOptions o;
+  o.cwd = c.dir.path();
+  auto a = std::async(std::launch::async, [&] { return run_pcr({"run", "ci.yaml"}, o); });
+  auto b = std::async(std::launch::async, [&] { return run_pcr({"run", "ci.yaml"}, o); });
+  auto ra = a.get(), rb = b.get();
+  EXPECT_EQ(ra.exit_code, 0) << ra.out;
+  EXPECT_EQ(rb.exit_code, 0) << rb.out;
+  EXPECT_EQ(docker_leftovers(c.base), "");
+}
