@@ -37,7 +37,10 @@ TEST_P(Interrupt, StopsJobsRunsCleanupAndExitsWithTheSignalsCode) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Signals, Interrupt,
-                         ::testing::Values(Case{SIGINT, 130}, Case{SIGTERM, 143}, Case{SIGHUP, 129}));
+                         ::testing::Values(Case{SIGINT, 130}, Case{SIGTERM, 143}, Case{SIGHUP, 129}),
+                         [](const ::testing::TestParamInfo<Case>& param) {
+                           return std::string(sigabbrev_np(param.param.signal));
+                         });
 
 TEST(Interrupt, SecondInterruptKillsCleanupJobsAtOnceAndMovesOn) {
   TempDir d;

@@ -279,9 +279,12 @@ void ProcessSet::exited(Child* c, int status) {
   uv_timer_stop(&c->timeout_timer);
   uv_timer_stop(&c->idle_timer);
   uv_timer_stop(&c->grace_timer);
-  // The job is over: whatever is left of its group goes now.
+  // The job is over: whatever is left of its group goes now. Only a job that ended on
+  // its own can have left something behind; after a timeout or a stop the group was
+  // already signalled, and its members are merely still dying.
   auto left = processes_in_group(c->pgid);
-  c->result.leftovers = static_cast<int>(left.size());
+  const bool signalled_by_us = c->result.timed_out || c->result.idle_timed_out || c->result.stopped;
+  c->result.leftovers = signalled_by_us ? 0 : static_cast<int>(left.size());
   if (!left.empty()) c->signal_group(SIGKILL);
   if (c->open_pipes > 0) {
     uv_timer_start(
