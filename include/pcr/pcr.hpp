@@ -10,6 +10,8 @@
 #include <pcr/pipeline/engine.hpp>
 #include <pcr/pipeline/events.hpp>
 #include <pcr/pipeline/model.hpp>
+#include <pcr/docker/compose.hpp>
+#include <pcr/docker/helpers.hpp>
 #include <pcr/util/shell.hpp>
 
 namespace pcr {

@@ -144,3 +144,30 @@ TEST(Compose, TwoRunsAtOnceDoNotTouchEachOther) {
   EXPECT_EQ(rb.exit_code, 0) << rb.out;
   EXPECT_EQ(docker_leftovers(c.base), "");
 }
+
+TEST(Compose, ExecThatTimesOutIsStoppedInsideTheContainer) {
+  Cluster c;
+  // Worker 1 uses {exec web}; worker 2 the plain client, whose process docker leaves
+  // running in the container: the control that shows the test can fail.
+  auto r = run_yaml(c.dir, c.pipeline(R"Y(  - name: up
+    parallel: 2
+    run: docker-compose up -d 2>&1
+  - name: hangs
+    timeout: 3s
+    kill_grace: 8s
+    commands:
+      - "{exec web} sleep 299"
+      - docker-compose exec -T web sleep 298
+cleanup:
+  - name: look inside
+    parallel: 2
+    run: docker exec "${PROJECT_NAME}_web" ps > ps-{n}.txt
+)Y"));
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n') > 0, true);
+  EXPECT_NE(r.out.find("timed out after 3s"), std::string::npos) << r.out;
+  std::string inside1 = read_file(c.dir.file("ps-1.txt")), inside2 = read_file(c.dir.file("ps-2.txt"));
+  EXPECT_NE(inside2.find("sleep 298"), std::string::npos) << "control: docker kept the plain exec's process:\n" << inside2;
+  EXPECT_EQ(inside1.find("sleep 299"), std::string::npos) << "{exec web} left its process in the container:\n" << inside1;
+  EXPECT_EQ(docker_leftovers(c.base), "");
+}

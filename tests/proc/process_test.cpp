@@ -232,3 +232,18 @@ TEST(ProcessSet, ManyJobsAtOnce) {
   loop.run();
   EXPECT_EQ(passed, total);
 }
+
+TEST(ProcessSet, GroupKeepsItsGraceAfterTheShellDiesOfSigterm) {
+  // The shell dies of SIGTERM at once; its child traps TERM and needs a moment to clean
+  // up. SIGKILL must wait for the grace, not follow the shell's death.
+  TempDir dir;
+  std::string ready = dir.file("ready"), cleaned = dir.file("cleaned");
+  Spawn s = job("sh -c 'trap \"sleep 0.3; touch " + cleaned + "; exit 0\" TERM; touch " + ready +
+                "; while :; do sleep 0.05; done' & while [ ! -e " + ready + " ]; do sleep 0.01; done; wait");
+  s.timeout = 300ms;
+  s.kill_grace = 5s;
+  auto o = run_one(s);
+  EXPECT_TRUE(o.exit.timed_out);
+  EXPECT_TRUE(test::exists(cleaned)) << "the child's TERM trap was cut short";
+  EXPECT_LT(o.exit.duration, 3s) << "waited for the whole grace instead of the group";
+}

@@ -61,7 +61,10 @@ TEST(Compose, LoaderGivesEnvironmentAndPlaceholders) {
   EXPECT_TRUE(test::exists(d.file(".pcr/projects/shop-run9-2.json")));  // recorded before use
   ctx.resolve = [&](const std::string& n, const std::string& a) { return p.extensions[0].placeholder(n, a, ctx); };
   std::string cmd = p.steps[0].commands[0](ctx);
-  EXPECT_NE(cmd.find(" -p shop-run9-2 exec -T web rspec"), std::string::npos) << cmd;
+  // {exec web}: the wrapper that stops the process inside the container too.
+  EXPECT_NE(cmd.find(d.file(".pcr/exec.sh") + " 'docker"), std::string::npos) << cmd;
+  EXPECT_NE(cmd.find(" -p shop-run9-2' web rspec"), std::string::npos) << cmd;
+  EXPECT_TRUE(test::exists(d.file(".pcr/exec.sh")));
   EXPECT_NE(cmd.find("echo shop-run9-2"), std::string::npos) << cmd;
   ASSERT_EQ(p.cleanup.size(), 1u);
   EXPECT_EQ(p.cleanup[0].name, "compose teardown");
@@ -79,4 +82,55 @@ TEST(Compose, LoadErrors) {
   }
   d.write("ci.yaml", "steps:\n  - run: echo {exec web}\n");
   EXPECT_THROW(config::load_file(d.file("ci.yaml")), config::LoadError);  // no compose: no {exec}
+}
+
+#include <pcr/docker/lint.hpp>
+
+TEST(ComposeLint, FixedNamesPortsAndRemoteBindMounts) {
+  test::TempDir d;
+  d.write("dc.yml", R"(services:
+  web:
+    container_name: web_fixed
+    ports: ["8080:80", "127.0.0.1:9090:90", "80", "${PORT}:80"]
+    volumes: ["./src:/app", "data:/data"]
+    build: .
+  db:
+    container_name: ${PROJECT_NAME}_db
+    ports:
+      - target: 5432
+        published: 5432
+)");
+  auto local = docker::lint_compose({d.file("dc.yml")}, "");
+  ASSERT_EQ(local.size(), 4u) << ::testing::PrintToString(local);
+  EXPECT_NE(local[0].find(d.file("dc.yml") + ":3:21: warning: service web: container_name 'web_fixed' is fixed"),
+            std::string::npos) << local[0];
+  EXPECT_NE(local[1].find("host port 8080"), std::string::npos);
+  EXPECT_NE(local[2].find("host port 9090"), std::string::npos);
+  EXPECT_NE(local[3].find("service db: host port 5432"), std::string::npos);
+  auto remote = docker::lint_compose({d.file("dc.yml")}, "ssh://ci@box2");
+  ASSERT_EQ(remote.size(), 6u) << ::testing::PrintToString(remote);
+  auto any = [&](const std::string& text) {
+    return std::any_of(remote.begin(), remote.end(), [&](const std::string& w) { return w.find(text) != std::string::npos; });
+  };
+  EXPECT_TRUE(any("bind mount of ./src will not exist on the remote docker host ssh://ci@box2"));
+  EXPECT_TRUE(any("the build context is sent from here"));
+  EXPECT_FALSE(any("data"));  // a named volume is fine anywhere
+  d.write("bad.yml", "services: [\n");
+  EXPECT_NE(docker::lint_compose({d.file("bad.yml")}, "")[0].find("cannot read the compose file"), std::string::npos);
+}
+
+#include <pcr/docker/helpers.hpp>
+
+TEST(DockerHelpers, EveryValueIsQuoted) {
+  EXPECT_EQ(docker::docker_build("ctx dir", "shop", "ci", "Dockerfile.ci", {{"GREETING", "hello world"}}),
+            "docker build -t shop:ci -f Dockerfile.ci --build-arg 'GREETING=hello world' 'ctx dir'");
+  pipeline::JobContext ctx{3, 1, 1, {}, "r1", "s", {}};
+  EXPECT_EQ(docker::docker_exec("shop_web_", {"rspec", "spec/a b_spec.rb", "$HOME"})(ctx),
+            "docker exec shop_web_3 rspec 'spec/a b_spec.rb' '$HOME'");
+  docker::Compose compose({"/x/dc.yml"}, "shop");
+  std::string exec = compose.exec("web", {"echo", "it's"})(ctx);
+  EXPECT_NE(exec.find("-f /x/dc.yml -p shop-r1-3 exec -T web echo 'it'\\''s'"), std::string::npos) << exec;
+  EXPECT_NE(compose.down()(ctx).find("-p shop-r1-3 down -v --remove-orphans"), std::string::npos);
+  auto groups = docker::split_into_groups({"d", "a", "c", "b", "e"}, 2);
+  EXPECT_EQ(groups, (std::vector<std::vector<std::string>>{{"a", "c", "e"}, {"b", "d"}}));
 }

@@ -227,7 +227,11 @@ int main(int argc, char** argv) {
       auto p = config::load_file(check_file);
       pipeline::RunOptions ro;
       ro.timings = check_timings;
-      return print_plan(p, ro, false);
+      int code = print_plan(p, ro, false);
+      for (const auto& ext : p.extensions)
+        if (ext.check)
+          for (const auto& warning : ext.check()) std::cout << warning << "\n";
+      return code;
     }
     if (*clean) {
       std::string state = (std::filesystem::absolute(clean_file).parent_path() / ".pcr" / "projects").string();

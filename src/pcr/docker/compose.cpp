@@ -10,6 +10,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <pcr/docker/compose.hpp>
+#include <pcr/docker/lint.hpp>
 #include <pcr/pipeline/template.hpp>
 #include <pcr/util/shell.hpp>
 #include <set>
@@ -59,6 +60,30 @@ std::string teardown_command(const ProjectRecord& r, const std::string& record_p
       down, util::shell_quote(record_path));
 }
 
+// What `{exec SERVICE}` runs: the command in the service through `compose exec -T`,
+// with the pid it gets inside the container written to a file there, so that when the
+// job is stopped (SIGTERM to its group: a timeout or an interrupt) the trap stops that
+// process inside the container too — killing the `docker exec` client alone leaves it
+// running. Needs `sh` in the container.
+constexpr const char* k_exec_script = R"SH(#!/bin/sh
+# Written by pcr. usage: exec.sh 'COMPOSE COMMAND' SERVICE COMMAND [ARG...]
+# Runs COMMAND in SERVICE, and stops it there too when this job is stopped.
+compose=$1 service=$2
+shift 2
+pidfile="/tmp/.pcr-exec-$$-$(date +%s)"
+eval "$compose exec -T \"\$service\" sh -c 'mkdir -p /tmp 2>/dev/null; echo \$\$ > $pidfile; exec \"\$@\"' sh \"\$@\"" &
+client=$!
+stop() {
+  trap '' TERM INT HUP
+  eval "$compose exec -T \"\$service\" sh -c 'kill -TERM \$(cat $pidfile) 2>/dev/null; rm -f $pidfile'" > /dev/null 2>&1
+  kill -TERM "$client" 2> /dev/null
+  wait "$client"
+  exit 143
+}
+trap stop TERM INT HUP
+wait "$client"
+)SH";
+
 // Bookkeeping shared by the extension and the teardown step of one pipeline.
 struct State {
   ComposeConfig config;
@@ -72,6 +97,25 @@ struct State {
   }
 
   std::string record_path(const std::string& project) const { return config.state_dir + "/" + project + ".json"; }
+
+  // The exec wrapper, written on first use.
+  std::string exec_script() {
+    std::string path = (fs::path(config.state_dir).parent_path() / "exec.sh").string();
+    if (!exec_written) {
+      std::error_code ec;
+      fs::create_directories(fs::path(path).parent_path(), ec);
+      std::string tmp = path + ".tmp." + std::to_string(::getpid());
+      {
+        std::ofstream out(tmp);
+        out << k_exec_script;
+      }
+      fs::permissions(tmp, fs::perms::owner_all, ec);
+      fs::rename(tmp, path, ec);
+      exec_written = true;
+    }
+    return path;
+  }
+  bool exec_written = false;
 
   // Note that `project` is in use; record it on disk the first time.
   void hand_out(const std::string& project, const std::string& run_id) {
@@ -224,8 +268,15 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
     if (name == "project") return project;
     std::string compose = util::shell_join(compose_argv(state->compose_version(), state->config.files, project));
     if (name == "compose") return compose;
-    if (name == "exec") return compose + " exec -T " + util::shell_quote(arg);
+    if (name == "exec") {
+      if (planning) return compose + " exec -T " + util::shell_quote(arg);
+      return util::shell_join({state->exec_script(), compose, arg});
+    }
     return std::nullopt;
+  };
+  ext.check = [state] {
+    const char* host = std::getenv("DOCKER_HOST");
+    return lint_compose(state->config.files, host ? host : "");
   };
   p.extensions.push_back(std::move(ext));
 

@@ -87,6 +87,8 @@ struct Extension {
   // The value of placeholder `name` with `arg` ({exec web}: "exec", "web"), or nullopt.
   std::function<std::optional<std::string>(const std::string& name, const std::string& arg, const JobContext&)>
       placeholder;
+  // Warnings for `pcr check` ("file:line:column: warning: …").
+  std::function<std::vector<std::string>()> check;
 };
 
 struct Pipeline {

@@ -195,6 +195,7 @@ struct ProcessSet::Child {
   Clock::time_point started;
   Clock::time_point last_output;
   bool exited = false;
+  bool lingering = false;  // the shell is gone, the signalled group is still in its grace
   bool finished = false;
 
   uv_handle_t* handle(void* h) { return static_cast<uv_handle_t*>(h); }
@@ -278,14 +279,33 @@ void ProcessSet::exited(Child* c, int status) {
     c->result.exit_code = WEXITSTATUS(status);
   uv_timer_stop(&c->timeout_timer);
   uv_timer_stop(&c->idle_timer);
-  uv_timer_stop(&c->grace_timer);
-  // The job is over: whatever is left of its group goes now. Only a job that ended on
-  // its own can have left something behind; after a timeout or a stop the group was
-  // already signalled, and its members are merely still dying.
+  // Only a job that ended on its own can have left something behind; after a timeout or
+  // a stop the group was already signalled, and its members are merely finishing.
   auto left = processes_in_group(c->pgid);
   const bool signalled_by_us = c->result.timed_out || c->result.idle_timed_out || c->result.stopped;
   c->result.leftovers = signalled_by_us ? 0 : static_cast<int>(left.size());
+  if (!left.empty() && signalled_by_us && uv_is_active(reinterpret_cast<uv_handle_t*>(&c->grace_timer))) {
+    // The shell died of SIGTERM first; the rest of the group (a trap cleaning up, say)
+    // keeps its grace. The grace timer SIGKILLs what is left; poll until the group is gone.
+    c->lingering = true;
+    uv_timer_start(
+        &c->drain_timer,
+        [](uv_timer_t* t) {
+          auto* self = static_cast<Child*>(t->data);
+          if (!processes_in_group(self->pgid).empty()) return;
+          uv_timer_stop(&self->drain_timer);
+          self->lingering = false;
+          self->set->drain_and_finish(self);
+        },
+        50, 50);
+    return;
+  }
   if (!left.empty()) c->signal_group(SIGKILL);
+  drain_and_finish(c);
+}
+
+void ProcessSet::drain_and_finish(Child* c) {
+  uv_timer_stop(&c->grace_timer);
   if (c->open_pipes > 0) {
     uv_timer_start(
         &c->drain_timer,
@@ -409,7 +429,7 @@ void ProcessSet::stop(Id id, bool immediately) {
 }
 
 void ProcessSet::finish(Child* c) {
-  if (c->finished || !c->exited || c->open_pipes > 0) return;
+  if (c->finished || !c->exited || c->lingering || c->open_pipes > 0) return;
   c->finished = true;
   uv_timer_stop(&c->drain_timer);
   if (c->spool_fd >= 0) ::close(c->spool_fd);

@@ -87,6 +87,7 @@ class ProcessSet {
  private:
   struct Child;
   void exited(Child* child, int status);
+  void drain_and_finish(Child* child);
   void finish(Child* child);
   Loop& m_loop;
   std::unordered_map<Id, Child*> m_children;

@@ -1,0 +1,97 @@
+#include <fmt/format.h>
+
+// GCC 12 reports a dangling pointer inside yaml-cpp's node/impl.h for lookups on const
+// nodes; the pointer is yaml-cpp's own and valid (a known false positive of that release).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdangling-pointer"
+#include <yaml-cpp/yaml.h>
+#pragma GCC diagnostic pop
+
+#include <pcr/docker/lint.hpp>
+
+namespace pcr::docker {
+
+namespace {
+
+std::string where(const std::string& file, const YAML::Node& n) {
+  return fmt::format("{}:{}:{}", file, n.Mark().line + 1, n.Mark().column + 1);
+}
+
+bool has_variable(const std::string& s) { return s.find('$') != std::string::npos; }
+
+// The host part of a short port syntax entry, or "" when none is published on a fixed port:
+// "8080:80", "127.0.0.1:8080:80", "8080:80/udp" publish 8080; "80" and "127.0.0.1::80" do not.
+std::string fixed_host_port(const std::string& spec) {
+  if (has_variable(spec)) return "";
+  std::string s = spec.substr(0, spec.find('/'));
+  size_t last = s.rfind(':');
+  if (last == std::string::npos) return "";
+  std::string host = s.substr(0, last);
+  size_t ip = host.rfind(':');
+  if (ip != std::string::npos) host = host.substr(ip + 1);
+  return host;
+}
+
+bool is_bind_source(const std::string& source) {
+  return !source.empty() && (source[0] == '.' || source[0] == '/' || source[0] == '~');
+}
+
+}  // namespace
+
+std::vector<std::string> lint_compose(const std::vector<std::string>& files, const std::string& docker_host) {
+  std::vector<std::string> out;
+  const bool remote = docker_host.rfind("tcp://", 0) == 0 || docker_host.rfind("ssh://", 0) == 0;
+  for (const auto& file : files) {
+    YAML::Node root;
+    try {
+      root = YAML::LoadFile(file);
+    } catch (const YAML::Exception& ex) {
+      out.push_back(fmt::format("{}:{}:{}: warning: cannot read the compose file: {}", file, ex.mark.line + 1,
+                                ex.mark.column + 1, ex.msg));
+      continue;
+    }
+    auto services = root["services"];
+    if (!services || !services.IsMap()) continue;
+    for (auto it = services.begin(); it != services.end(); ++it) {
+      const std::string name = it->first.Scalar();
+      const YAML::Node& svc = it->second;
+      if (!svc.IsMap()) continue;
+      if (auto cn = svc["container_name"]; cn && cn.IsScalar() && !has_variable(cn.Scalar()))
+        out.push_back(fmt::format("{}: warning: service {}: container_name '{}' is fixed, so only one worker's "
+                                  "cluster can have it; use a variable, e.g. ${{PROJECT_NAME}}_{}",
+                                  where(file, cn), name, cn.Scalar(), name));
+      if (auto ports = svc["ports"]; ports && ports.IsSequence()) {
+        for (const auto& p : ports) {
+          std::string host;
+          if (p.IsScalar()) host = fixed_host_port(p.Scalar());
+          else if (p.IsMap() && p["published"] && p["published"].IsScalar() && !has_variable(p["published"].Scalar()))
+            host = p["published"].Scalar();
+          if (!host.empty())
+            out.push_back(fmt::format("{}: warning: service {}: host port {} is fixed, so only one worker's cluster "
+                                      "can publish it; publish no host port, or use a variable",
+                                      where(file, p), name, host));
+        }
+      }
+      if (!remote) continue;
+      if (auto vols = svc["volumes"]; vols && vols.IsSequence()) {
+        for (const auto& v : vols) {
+          std::string source;
+          if (v.IsScalar()) source = v.Scalar().substr(0, v.Scalar().find(':'));
+          else if (v.IsMap() && v["type"] && v["type"].Scalar() == "bind" && v["source"]) source = v["source"].Scalar();
+          if (v.IsScalar() && !is_bind_source(source)) continue;
+          if (!source.empty())
+            out.push_back(fmt::format("{}: warning: service {}: bind mount of {} will not exist on the remote docker "
+                                      "host {}", where(file, v), name, source, docker_host));
+        }
+      }
+      if (auto build = svc["build"]) {
+        out.push_back(fmt::format("{}: warning: service {}: the build context is sent from here to {}; an image "
+                                  "built there is not on other hosts",
+                                  where(file, build), name, docker_host));
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace pcr::docker

@@ -1,0 +1,18 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace pcr::docker {
+
+// What in compose `files` breaks isolation between workers' clusters, or cannot work on a
+// remote docker host, as "file:line:column: warning: …" lines:
+// - a fixed `container_name` (one without a `${VAR}`): two workers' projects would claim
+//   the same name;
+// - a fixed host port (`"8080:80"`, `published: 8080`): only one worker can bind it;
+// - bind mounts (`./src:/app`, `type: bind`) and build contexts, when `docker_host` is a
+//   remote engine (tcp:// or ssh://): the path is looked up on that host, not here.
+// A file that cannot be read or parsed gives one warning saying so.
+std::vector<std::string> lint_compose(const std::vector<std::string>& files, const std::string& docker_host);
+
+}  // namespace pcr::docker
