@@ -22,6 +22,7 @@
 #include <pcr/report/log_dir.hpp>
 #include <pcr/report/record.hpp>
 #include <pcr/util/duration.hpp>
+#include <pcr/util/io.hpp>
 
 #ifndef PCR_VERSION
 #define PCR_VERSION "0.0.0"
@@ -142,12 +143,7 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) return fail(flag, path + ": " + std::strerror(errno));
     recorder.add_sink([fd, render](const report::RunRecord& record) {
-      std::string text = render(record);
-      for (const char* at = text.data(); at < text.data() + text.size();) {
-        ssize_t n = ::write(fd, at, static_cast<size_t>(text.data() + text.size() - at));
-        if (n <= 0 && errno != EINTR) break;
-        if (n > 0) at += n;
-      }
+      util::write_all(fd, render(record));
       ::close(fd);
     });
   }

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 #include <pcr/proc/process.hpp>
+#include <pcr/util/io.hpp>
 #include <sstream>
 #include <thread>
 
@@ -28,18 +29,6 @@ constexpr int k_pipe_size = 1024 * 1024;
 // How long output may still arrive after the shell exited and its group was killed.
 // Only a process that left the group (and kept the pipe) makes us wait this long.
 constexpr Millis k_drain_window{500};
-
-void write_all(int fd, const char* data, size_t size) {
-  while (size > 0) {
-    ssize_t n = ::write(fd, data, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return;  // a full disk loses spool, never the run
-    }
-    data += n;
-    size -= static_cast<size_t>(n);
-  }
-}
 
 int open_spool(const std::string& path) {
   if (path.empty()) return -1;
@@ -396,8 +385,10 @@ ProcessSet::Id ProcessSet::spawn(Spawn spec, OnOutput on_output, OnExit on_exit)
           const auto size = static_cast<size_t>(nread);
           self->result.bytes += size;
           self->last_output = Clock::now();
-          if (self->spool_fd >= 0) write_all(self->spool_fd, buf->base, size);
-          if (index == 0 && self->stdout_fd >= 0) write_all(self->stdout_fd, buf->base, size);
+          // A full disk loses spool, never the run.
+          const std::string_view data(buf->base, size);
+          if (self->spool_fd >= 0) util::write_all(self->spool_fd, data);
+          if (index == 0 && self->stdout_fd >= 0) util::write_all(self->stdout_fd, data);
           if (self->on_output)
             self->on_output(index == 0 ? Stream::out : Stream::err, std::string_view(buf->base, size));
         });

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <fstream>
 #include <pcr/report/console.hpp>
+#include <pcr/report/record.hpp>
+#include <pcr/util/io.hpp>
 
 namespace pcr::report {
 
@@ -17,27 +19,12 @@ using pipeline::OutputMode;
 
 namespace {
 
-void write_fd(int fd, std::string_view s) {
-  while (!s.empty()) {
-    ssize_t n = ::write(fd, s.data(), s.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return;  // a closed stdout (`| head`) must not stop the run
-    }
-    s.remove_prefix(static_cast<size_t>(n));
-  }
-}
+// A closed stdout (`| head`) must not stop the run: a failed write is dropped.
+void write_fd(int fd, std::string_view s) { util::write_all(fd, s); }
 
+// The last `max_lines` lines of a job's output, without colour codes.
 std::string tail_of(const std::string& path, size_t max_lines) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "";
-  in.seekg(0, std::ios::end);
-  std::streamoff size = in.tellg();
-  std::streamoff from = std::max<std::streamoff>(0, size - 64 * 1024);
-  in.seekg(from);
-  std::string buf(static_cast<size_t>(size - from), '\0');
-  in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-  auto lines = util::split_lines(buf);
+  auto lines = util::split_lines(output_tail(path, 64 * 1024, util::Masker{}));
   size_t start = lines.size() > max_lines ? lines.size() - max_lines : 0;
   std::string out;
   for (size_t i = start; i < lines.size(); ++i) out += util::strip_ansi(lines[i]) + "\n";

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <pcr/report/log_dir.hpp>
 #include <pcr/util/escape.hpp>
+#include <pcr/util/io.hpp>
 
 namespace pcr::report {
 
@@ -50,16 +51,7 @@ void LogDir::job_finished(const pipeline::JobInfo& job, const pipeline::JobResul
   }
   util::Masker mask = m_mask;
   static char buf[256 * 1024];
-  auto put = [&](const std::string& s) {
-    const char* p = s.data();
-    size_t left = s.size();
-    while (left > 0) {
-      ssize_t n = ::write(out, p, left);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return;
-      p += n, left -= static_cast<size_t>(n);
-    }
-  };
+  auto put = [&](const std::string& s) { util::write_all(out, s); };
   if (in >= 0) {
     for (;;) {
       ssize_t n = ::read(in, buf, sizeof buf);

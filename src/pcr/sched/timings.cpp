@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <pcr/sched/timings.hpp>
+#include <pcr/util/io.hpp>
 #include <sstream>
 
 namespace pcr::sched {
@@ -25,6 +26,21 @@ std::string read_all(const std::string& path, bool& exists) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// Fold `samples` into `table`: a new key takes its sample, a known one the mean of the
+// two (the smoothing over runs).
+void smooth_into(Timings::Table& table, const Timings::Table& samples) {
+  for (const auto& [step, entries] : samples) {
+    auto& slot = table[step];
+    for (const auto& [key, ms] : entries) {
+      auto it = slot.find(key);
+      if (it == slot.end())
+        slot[key] = ms;
+      else
+        it->second = (it->second + ms) / 2;
+    }
+  }
 }
 
 }  // namespace
@@ -82,18 +98,7 @@ void Timings::record(const std::string& step, const std::string& key, std::int64
   m_samples[step][key] = std::max<std::int64_t>(0, ms);
 }
 
-void Timings::merge(const Timings& other) {
-  for (const auto& [step, entries] : other.m_table) {
-    for (const auto& [key, ms] : entries) {
-      auto& slot = m_table[step];
-      auto it = slot.find(key);
-      if (it == slot.end())
-        slot[key] = ms;
-      else
-        it->second = (it->second + ms) / 2;
-    }
-  }
-}
+void Timings::merge(const Timings& other) { smooth_into(m_table, other.m_table); }
 
 std::string Timings::save(const std::string& path) const {
   if (m_samples.empty()) return "";
@@ -113,16 +118,7 @@ std::string Timings::save(const std::string& path) const {
   bool exists = false;
   std::string text = read_all(path, exists);
   if (exists && !parse(text, table)) table.clear();
-  for (const auto& [step, entries] : m_samples) {
-    for (const auto& [key, ms] : entries) {
-      auto& slot = table[step];
-      auto it = slot.find(key);
-      if (it == slot.end())
-        slot[key] = ms;
-      else
-        it->second = (it->second + ms) / 2;
-    }
-  }
+  smooth_into(table, m_samples);
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
   std::string error;
   {
@@ -130,18 +126,7 @@ std::string Timings::save(const std::string& path) const {
     if (fd < 0) {
       error = tmp + ": " + std::strerror(errno);
     } else {
-      std::string out = to_json(table);
-      const char* p = out.data();
-      size_t left = out.size();
-      while (left > 0) {
-        ssize_t n = ::write(fd, p, left);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-          error = tmp + ": " + std::strerror(errno);
-          break;
-        }
-        p += n, left -= static_cast<size_t>(n);
-      }
+      if (!util::write_all(fd, to_json(table))) error = tmp + ": " + std::strerror(errno);
       if (error.empty() && ::fsync(fd) != 0) error = tmp + ": " + std::strerror(errno);
       ::close(fd);
       if (error.empty() && ::rename(tmp.c_str(), path.c_str()) != 0) error = path + ": " + std::strerror(errno);
