@@ -438,3 +438,12 @@ cleanup:
   EXPECT_EQ(prefixed.out.find("SECRET"), std::string::npos) << prefixed.out;
   EXPECT_NE(prefixed.out.find("***"), std::string::npos) << prefixed.out;
 }
+
+TEST(Run, ColourCodesAreStrippedFromGroupedJobsToo) {
+  TempDir d;
+  // Job 1 ends first and is replayed from its spool; job 2 streams live.
+  auto r = run_yaml(d, "steps:\n  - commands:\n      - printf '\\033[32mgreen\\033[0m\\n'\n      - sleep 0.5; printf 'plain\\n'\n");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("green\n"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find('\x1b'), std::string::npos);
+}
