@@ -49,15 +49,39 @@ std::string read_text(const std::string& path) {
   return ss.str();
 }
 
-// The shell command that takes `record`'s project down, retrying once when a network
-// still has active endpoints, and removes the record when it worked.
-std::string teardown_command(const ProjectRecord& r, const std::string& record_path) {
-  std::string down = util::shell_join(compose_argv(r.version, r.files, r.project)) + " down -v --remove-orphans";
-  return fmt::format(
-      "for try in 1 2; do out=$({} 2>&1); rc=$?; [ -n \"$out\" ] && printf '%s\\n' \"$out\"; "
-      "if [ $rc = 0 ]; then rm -f {}; exit 0; fi; "
-      "case \"$out\" in *'active endpoints'*) sleep 2 ;; *) exit $rc ;; esac; done; exit 1",
-      down, util::shell_quote(record_path));
+// Takes a project down, retrying once when a network still has active endpoints (a
+// container of another project was still detaching), and removes its record when done.
+constexpr const char* k_down_script = R"SH(#!/bin/sh
+# Written by pcr. usage: down.sh 'COMPOSE COMMAND' RECORD
+for try in 1 2; do
+  out=$(eval "$1 down -v --remove-orphans" 2>&1)
+  rc=$?
+  [ -n "$out" ] && printf '%s\n' "$out"
+  if [ $rc = 0 ]; then rm -f "$2"; exit 0; fi
+  case "$out" in *'active endpoints'*) sleep 2 ;; *) exit $rc ;; esac
+done
+exit 1
+)SH";
+
+// Write `text` as the executable `name` in `dir` (atomically) and return its path.
+std::string write_script(const std::string& dir, const std::string& name, const char* text) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  std::string path = (fs::path(dir) / name).string();
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp);
+    out << text;
+  }
+  fs::permissions(tmp, fs::perms::owner_all, ec);
+  fs::rename(tmp, path, ec);
+  return path;
+}
+
+// The command that takes `record`'s project down; the script goes in `pcr_dir` (.pcr).
+std::string teardown_command(const ProjectRecord& r, const std::string& record_path, const std::string& pcr_dir) {
+  std::string script = write_script(pcr_dir, "down.sh", k_down_script);
+  return util::shell_join({script, util::shell_join(compose_argv(r.version, r.files, r.project)), record_path});
 }
 
 // What `{exec SERVICE}` runs: the command in the service through `compose exec -T`,
@@ -100,22 +124,11 @@ struct State {
 
   // The exec wrapper, written on first use.
   std::string exec_script() {
-    std::string path = (fs::path(config.state_dir).parent_path() / "exec.sh").string();
-    if (!exec_written) {
-      std::error_code ec;
-      fs::create_directories(fs::path(path).parent_path(), ec);
-      std::string tmp = path + ".tmp." + std::to_string(::getpid());
-      {
-        std::ofstream out(tmp);
-        out << k_exec_script;
-      }
-      fs::permissions(tmp, fs::perms::owner_all, ec);
-      fs::rename(tmp, path, ec);
-      exec_written = true;
-    }
-    return path;
+    std::string dir = fs::path(config.state_dir).parent_path().string();
+    if (exec_path.empty()) exec_path = write_script(dir, "exec.sh", k_exec_script);
+    return exec_path;
   }
-  bool exec_written = false;
+  std::string exec_path;
 
   // Note that `project` is in use; record it on disk the first time.
   void hand_out(const std::string& project, const std::string& run_id) {
@@ -294,7 +307,8 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
   };
   down.commands.push_back([state](const JobContext& ctx) {
     const auto& record = state->handed_out.at(ctx.items.at(0));
-    return teardown_command(record, state->record_path(record.project));
+    return teardown_command(record, state->record_path(record.project),
+                            fs::path(state->config.state_dir).parent_path().string());
   });
   down.texts.push_back("<compose> down -v --remove-orphans");
   down.options.timeout = pipeline::Millis(5 * 60 * 1000);
@@ -322,7 +336,7 @@ int clean(const std::string& state_dir, std::string& log) {
   if (found.empty()) log += "pcr clean: nothing left behind by a killed run\n";
   for (const auto& r : found) {
     std::string path = state_dir + "/" + r.project + ".json";
-    std::string cmd = teardown_command(r, path);
+    std::string cmd = teardown_command(r, path, fs::path(state_dir).parent_path().string());
     if (!r.docker_host.empty()) cmd = "DOCKER_HOST=" + util::shell_quote(r.docker_host) + " && export DOCKER_HOST && " + cmd;
     int rc = run_quietly({"/bin/sh", "-c", cmd});
     if (rc == 0) {
