@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 # rendered and looked at), script(1) for a pty (bsdutils, in setup.sh), and a Docker
 # engine with Compose v1 and a static busybox for the compose tests (the `docker.ready`
 # test starts dockerd when it is not running).
-PCR_EXTRA_PACKAGES="libxml2-utils chromium imagemagick docker.io docker-compose busybox-static" scripts/setup.sh build
+PCR_EXTRA_PACKAGES="libxml2-utils chromium imagemagick docker.io docker-compose busybox-static debootstrap" \
+  scripts/setup.sh build
 cd build
 ctest --output-on-failure --timeout 600 "$@"

@@ -125,7 +125,7 @@ struct State {
   // The exec wrapper, written on first use.
   std::string exec_script() {
     std::string dir = fs::path(config.state_dir).parent_path().string();
-    if (exec_path.empty()) exec_path = write_script(dir, "exec.sh", k_exec_script);
+    if (exec_path.empty()) exec_path = exec_wrapper(dir);
     return exec_path;
   }
   std::string exec_path;
@@ -315,6 +315,10 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
   down.options.kill_grace = pipeline::Millis(10'000);
   down.options.output = pipeline::OutputMode::on_failure;
   p.cleanup.push_back(std::move(down));
+}
+
+std::string exec_wrapper(const std::string& dir) {
+  return fs::absolute(write_script(dir, "exec.sh", k_exec_script)).string();
 }
 
 std::vector<ProjectRecord> leftovers(const std::string& state_dir) {

@@ -70,6 +70,9 @@ const std::vector<std::string>& placeholder_names();
 // projects it could not take down.
 int clean(const std::string& state_dir, std::string& log);
 
+// The `{exec SERVICE}` wrapper script, written to `dir` if needed; returns its path.
+std::string exec_wrapper(const std::string& dir);
+
 // Records under `state_dir` whose run is gone.
 std::vector<ProjectRecord> leftovers(const std::string& state_dir);
 

@@ -44,9 +44,14 @@ pipeline::Command Compose::up(std::vector<std::string> services) const {
 }
 
 pipeline::Command Compose::exec(std::string service, std::vector<std::string> argv) const {
-  std::vector<std::string> tail = {"exec", "-T", std::move(service)};
-  tail.insert(tail.end(), argv.begin(), argv.end());
-  return with(std::move(tail));
+  // Through the same wrapper as `{exec SERVICE}`, so a stopped job stops inside the
+  // container too. The wrapper lives in .pcr/ of the current folder.
+  return [self = *this, service = std::move(service), argv = std::move(argv)](const JobContext& ctx) {
+    std::string compose = util::shell_join(compose_argv(detect_compose_version(), self.m_files, self.project(ctx)));
+    std::vector<std::string> all = {exec_wrapper(".pcr"), compose, service};
+    all.insert(all.end(), argv.begin(), argv.end());
+    return util::shell_join(all);
+  };
 }
 
 pipeline::Command Compose::run(std::string service, std::vector<std::string> argv) const {

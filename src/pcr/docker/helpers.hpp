@@ -20,7 +20,8 @@ std::string docker_build(const std::string& context, const std::string& repo, co
 pipeline::Command docker_exec(std::string prefix, std::vector<std::string> argv);
 
 // Compose commands for the job's own project `<project>-<run id>-<n>` (as `compose:` names
-// it): `up -d [SERVICE...]`, `exec -T SERVICE ARGV...`, `run --rm SERVICE ARGV...`, `down -v
+// it): `up -d [SERVICE...]`, `exec` (through the `{exec SERVICE}` wrapper in ./.pcr, so a
+// stopped job stops inside the container too), `run --rm SERVICE ARGV...`, `down -v
 // --remove-orphans`.
 class Compose {
  public:

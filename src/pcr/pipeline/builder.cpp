@@ -6,9 +6,11 @@
 
 namespace pcr::pipeline {
 
-Command command(const std::string& text) {
+Command command(const std::string& text) { return command(text, {}); }
+
+Command command(const std::string& text, const std::vector<std::string>& extra) {
   std::vector<Template::Error> errors;
-  Template t = Template::parse(text, errors);
+  Template t = Template::parse(text, errors, extra);
   if (!errors.empty())
     throw std::invalid_argument(fmt::format("command `{}`, at offset {}: {}", text, errors[0].offset, errors[0].message));
   return make_command(std::move(t));

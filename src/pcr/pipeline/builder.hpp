@@ -13,6 +13,8 @@ namespace pcr::pipeline {
 // A command from text with placeholders ({n}, {items}, …), checked now: throws
 // std::invalid_argument naming the bad placeholder.
 Command command(const std::string& text);
+// The same, accepting placeholders an extension provides (e.g. docker::placeholder_names()).
+Command command(const std::string& text, const std::vector<std::string>& extra);
 
 // One job.
 Step run_step(std::string name, Command cmd);
