@@ -171,3 +171,14 @@ cleanup:
   EXPECT_EQ(inside1.find("sleep 299"), std::string::npos) << "{exec web} left its process in the container:\n" << inside1;
   EXPECT_EQ(docker_leftovers(c.base), "");
 }
+
+TEST(Compose, InvalidComposeFileFailsTheStepClearlyAndCleanupRuns) {
+  Cluster c;
+  c.dir.write("docker-compose.yml", "version: \"2.4\"\nservices:\n  web:\n    image: pcr-busybox:test\n    bogus_key: 1\n");
+  auto r = run_yaml(c.dir, c.pipeline(std::string(k_up) + "cleanup:\n  - run: touch cleaned\n"));
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("bogus_key"), std::string::npos) << "compose's own error is not shown:\n" << r.out;
+  EXPECT_TRUE(exists(c.dir.file("cleaned")));
+  EXPECT_NE(r.out.find("compose teardown"), std::string::npos);
+  EXPECT_EQ(docker_leftovers(c.base), "");
+}
