@@ -37,6 +37,17 @@ ordered_json base(const char* event) {
 
 }  // namespace
 
+// The fields every job event has.
+static ordered_json job_event(const char* event, const pipeline::JobInfo& job, const util::Masker& mask) {
+  auto j = base(event);
+  j["step"] = util::valid_utf8(mask.mask(job.step ? job.step->name : ""));
+  j["kind"] = kind_name(job.kind);
+  j["job"] = job.job;
+  j["worker"] = job.worker;
+  j["attempt"] = job.attempt;
+  return j;
+}
+
 JsonEvents::JsonEvents(const std::string& path, std::vector<std::string> secrets, std::string& error)
     : m_mask(std::move(secrets)) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -80,12 +91,7 @@ void JsonEvents::step_started(const pipeline::StepInfo& s) {
 }
 
 void JsonEvents::job_started(const pipeline::JobInfo& job) {
-  auto j = base("job_start");
-  j["step"] = util::valid_utf8(m_mask.mask(job.step ? job.step->name : ""));
-  j["kind"] = kind_name(job.kind);
-  j["job"] = job.job;
-  j["worker"] = job.worker;
-  j["attempt"] = job.attempt;
+  auto j = job_event("job_start", job, m_mask);
   j["command"] = util::valid_utf8(m_mask.mask(job.command));
   ordered_json items = ordered_json::array();
   for (const auto& i : job.items) items.push_back(util::valid_utf8(m_mask.mask(i)));
@@ -94,12 +100,7 @@ void JsonEvents::job_started(const pipeline::JobInfo& job) {
 }
 
 void JsonEvents::job_finished(const pipeline::JobInfo& job, const pipeline::JobResult& r) {
-  auto j = base("job_end");
-  j["step"] = util::valid_utf8(m_mask.mask(job.step ? job.step->name : ""));
-  j["kind"] = kind_name(job.kind);
-  j["job"] = job.job;
-  j["worker"] = job.worker;
-  j["attempt"] = job.attempt;
+  auto j = job_event("job_end", job, m_mask);
   j["status"] = status_name(r.status);
   j["exit_code"] = r.signal == 0 && r.status != pipeline::JobStatus::not_started ? ordered_json(r.exit_code) : ordered_json();
   j["signal"] = r.signal != 0 ? ordered_json(signal_name(r.signal)) : ordered_json();

@@ -33,19 +33,31 @@ size_t sequence_length(std::string_view s, size_t i, char32_t& cp) {
   return len;
 }
 
-std::string markup_escape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + s.size() / 8);
+// Walk `s` as UTF-8: `fn(cp, bytes, true)` for each well-formed sequence, and
+// `fn(0, byte, false)` for each byte that does not start one.
+template <typename Fn>
+void decode(std::string_view s, Fn fn) {
   for (size_t i = 0; i < s.size();) {
     char32_t cp = 0;
     size_t len = sequence_length(s, i, cp);
     if (len == 0) {
-      out += k_replacement;
+      fn(char32_t{0}, s.substr(i, 1), false);
       ++i;
-      continue;
+    } else {
+      fn(cp, s.substr(i, len), true);
+      i += len;
     }
-    if (len == 1) {
-      char c = s[i];
+  }
+}
+
+std::string markup_escape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + s.size() / 8);
+  decode(s, [&](char32_t cp, std::string_view bytes, bool valid) {
+    if (!valid) {
+      out += k_replacement;
+    } else if (bytes.size() == 1) {
+      char c = bytes[0];
       switch (c) {
         case '&': out += "&amp;"; break;
         case '<': out += "&lt;"; break;
@@ -60,10 +72,9 @@ std::string markup_escape(std::string_view s) {
     } else if (cp == 0xFFFE || cp == 0xFFFF || (cp >= 0x80 && cp <= 0x9F)) {
       out += k_replacement;
     } else {
-      out.append(s.substr(i, len));
+      out.append(bytes);
     }
-    i += len;
-  }
+  });
   return out;
 }
 
@@ -72,17 +83,12 @@ std::string markup_escape(std::string_view s) {
 std::string valid_utf8(std::string_view s) {
   std::string out;
   out.reserve(s.size());
-  for (size_t i = 0; i < s.size();) {
-    char32_t cp = 0;
-    size_t len = sequence_length(s, i, cp);
-    if (len == 0) {
+  decode(s, [&](char32_t, std::string_view bytes, bool valid) {
+    if (valid)
+      out.append(bytes);
+    else
       out += k_replacement;
-      ++i;
-    } else {
-      out.append(s.substr(i, len));
-      i += len;
-    }
-  }
+  });
   return out;
 }
 
