@@ -45,7 +45,7 @@ struct PlannedStep {
 // from a `command` or a captured variable cannot be known and are described instead.
 std::vector<PlannedStep> plan(const Pipeline& pipeline, const RunOptions& options);
 
-// The names of the steps `options.only_step` may choose from; empty when it names one.
+// Whether one of `pipeline`'s steps (not cleanup steps) is named `name`.
 bool has_step(const Pipeline& pipeline, const std::string& name);
 
 // A fresh run id: lowercase letters and digits, unique per run.

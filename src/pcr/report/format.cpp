@@ -217,8 +217,6 @@ std::string plan_text(const pipeline::Pipeline& p, const std::vector<pipeline::P
   if (p.timeout) out += fmt::format(", timeout {}", util::format_duration_spec(*p.timeout));
   out += "\n";
   size_t si = 0, ci = 0;
-  const std::vector<pipeline::Step>* lists[] = {&p.steps, &p.cleanup};
-  (void)lists;
   for (const auto& s : plan) {
     size_t index = s.cleanup ? ++ci : ++si;
     std::string head = fmt::format("{} {}/{}: {}", s.cleanup ? "cleanup" : "step", index,
