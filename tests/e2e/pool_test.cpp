@@ -1,8 +1,11 @@
 // Worker pools end to end: the dynamic queue, recorded timings, groups, set-up and
-// tear-down, pcr split.
+// tear-down, pcr split, pcr run --shard and pcr timings merge.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <pcr/sched/timings.hpp>
 #include <pcr/util/text.hpp>
+#include <set>
 
 #include "../support/pcr_binary.hpp"
 
@@ -10,6 +13,7 @@ using namespace pcr::test;
 
 namespace {
 std::vector<std::string> lines_of(const std::string& path) { return pcr::util::split_lines(read_file(path)); }
+std::vector<std::string> lines_of_text(const std::string& text) { return pcr::util::split_lines(text); }
 }  // namespace
 
 TEST(Pool, SlowFirstItemDoesNotHoldBackTheRest) {
@@ -174,4 +178,109 @@ TEST(Split, CommandLinePartitionsAndBalances) {
   EXPECT_EQ(run_pcr({"split", "--timings", d.file("t.json"), "a", "b", "c", "d", "e"}, env).out, "a\n");
   EXPECT_EQ(run_pcr({"split", "--total", "2", "--index", "3", "a"}).exit_code, 2);
   EXPECT_EQ(run_pcr({"split", "a"}).exit_code, 2);
+}
+
+// Each of N machines runs `pcr run --shard I/N`: together they run every item exactly
+// once, each shard's share is the one `pcr split` prints, and steps without for_each run
+// on every shard.
+TEST(Shard, ShardsRunEveryItemOnceAsPcrSplitChooses) {
+  TempDir d;
+  d.write("ci.yaml", R"(
+steps:
+  - name: prepare
+    run: echo prepared >> prepared
+  - name: tests
+    workers: 2
+    for_each: [a, b, c, d, e, f, g, h, i, j, k]
+    run: echo {items} >> ran-$SHARD
+)");
+  const std::vector<std::string> items = {"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"};
+  std::multiset<std::string> all;
+  for (int i = 1; i <= 3; ++i) {
+    // Asked before the run, which records timings into none.json (removed after it).
+    std::vector<std::string> args = {"split", "--total", "3", "--index", std::to_string(i), "--step", "tests",
+                                     "--timings", d.file("none.json")};
+    args.insert(args.end(), items.begin(), items.end());
+    auto split = lines_of_text(run_pcr(args).out);
+    std::sort(split.begin(), split.end());
+    PcrOptions o;
+    o.cwd = d.path();
+    o.env = {"SHARD=" + std::to_string(i)};
+    auto r = run_pcr({"run", "--shard", std::to_string(i) + "/3", "--timings", d.file("none.json")}, o);
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    auto ran = lines_of(d.file("ran-" + std::to_string(i)));
+    std::sort(ran.begin(), ran.end());
+    EXPECT_EQ(ran, split) << "shard " << i;
+    EXPECT_FALSE(ran.empty());
+    all.insert(ran.begin(), ran.end());
+    std::remove(d.file("none.json").c_str());
+  }
+  EXPECT_EQ(all, std::multiset<std::string>(items.begin(), items.end()));
+  EXPECT_EQ(lines_of(d.file("prepared")).size(), 3u) << "a step without for_each runs on every shard";
+
+  // `auto` reads the CI system's variables (GitLab: 1-based).
+  PcrOptions o;
+  o.cwd = d.path();
+  o.env = {"SHARD=auto", "CI_NODE_INDEX=2", "CI_NODE_TOTAL=3"};
+  ASSERT_EQ(run_pcr({"run", "--shard", "auto", "--timings", d.file("none.json")}, o).exit_code, 0);
+  EXPECT_EQ(lines_of(d.file("ran-auto")).size(), lines_of(d.file("ran-2")).size());
+}
+
+TEST(Shard, BadShardIsAUsageErrorAndNothingRuns) {
+  TempDir d;
+  d.write("ci.yaml", "steps:\n  - name: s\n    run: touch ran\n");
+  PcrOptions o;
+  o.cwd = d.path();
+  for (const std::string bad : {"0/3", "4/3", "3", "a/b", "1/0"}) {
+    auto r = run_pcr({"run", "--shard", bad}, o);
+    EXPECT_EQ(r.exit_code, 2) << bad;
+    EXPECT_NE(r.err.find("--shard: '" + bad + "' is not a shard"), std::string::npos) << r.err;
+  }
+  auto r = run_pcr({"run", "--shard", "auto"}, o);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("CI_NODE_INDEX"), std::string::npos) << r.err;
+  EXPECT_FALSE(exists(d.file("ran")));
+}
+
+// Shards bring back their timings files; merged, the next run balances with all of them:
+// each shard measured only its own items, and the merged file knows every item.
+TEST(Shard, MergedTimingsBalanceTheNextRun) {
+  TempDir d;
+  d.write("ci.yaml", R"(
+steps:
+  - name: tests
+    workers: 1
+    for_each: [t1, t2, t3, t4, t5, t6]
+    run: sleep 0.$(echo {items} | tr -d t)
+)");
+  for (int i = 1; i <= 2; ++i) {
+    PcrOptions o;
+    o.cwd = d.path();
+    auto r = run_pcr({"run", "--shard", std::to_string(i) + "/2", "--timings", d.file("shard" + std::to_string(i) + ".json")}, o);
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+  }
+  auto merged = run_pcr({"timings", "merge", "-o", d.file("merged.json"), d.file("shard1.json"), d.file("shard2.json")});
+  ASSERT_EQ(merged.exit_code, 0) << merged.err;
+  pcr::sched::Timings::Table table;
+  ASSERT_TRUE(pcr::sched::Timings::parse(read_file(d.file("merged.json")), table));
+  ASSERT_EQ(table["tests"].size(), 6u) << read_file(d.file("merged.json"));
+  // t6 (0.6 s) and t5 (0.5 s) are the longest: a balanced split puts them apart, and
+  // each shard's total is within one item of the other's.
+  std::int64_t totals[2] = {0, 0};
+  std::vector<std::string> shard[2];
+  for (int i = 0; i < 2; ++i) {
+    auto r = run_pcr({"split", "--total", "2", "--index", std::to_string(i + 1), "--step", "tests", "--timings",
+                      d.file("merged.json"), "t1", "t2", "t3", "t4", "t5", "t6"});
+    shard[i] = lines_of_text(r.out);
+    for (const auto& item : shard[i]) totals[i] += table["tests"][item];
+  }
+  auto has = [](const std::vector<std::string>& v, const char* x) { return std::find(v.begin(), v.end(), x) != v.end(); };
+  EXPECT_NE(has(shard[0], "t6"), has(shard[0], "t5"));
+  EXPECT_LE(std::abs(totals[0] - totals[1]), 250) << totals[0] << " vs " << totals[1];
+
+  EXPECT_EQ(run_pcr({"timings", "merge", "-o", d.file("m2.json"), d.file("missing.json")}).exit_code, 2);
+  d.write("bad.json", "{\"steps\": 3}");
+  auto bad = run_pcr({"timings", "merge", "-o", d.file("m2.json"), d.file("bad.json")});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("bad.json: not a pcr timings file"), std::string::npos) << bad.err;
 }

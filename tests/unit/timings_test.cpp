@@ -124,8 +124,8 @@ TEST(Split, ShardsPartitionTheItemsExactlyAndDeterministically) {
   for (size_t total : {1u, 2u, 3u, 7u, 30u}) {
     std::multiset<std::string> seen;
     for (size_t index = 0; index < total; ++index) {
-      auto shard = cli::shard_items(items, none, "", index, total);
-      auto again = cli::shard_items(shuffled, none, "", index, total);
+      auto shard = sched::shard_items(items, none, "", index, total);
+      auto again = sched::shard_items(shuffled, none, "", index, total);
       EXPECT_EQ(std::set<std::string>(shard.begin(), shard.end()), std::set<std::string>(again.begin(), again.end()))
           << "input order changed the split";
       seen.insert(shard.begin(), shard.end());
@@ -154,4 +154,20 @@ TEST(Split, ShardFromTheCiSystemsVariables) {
   error.clear();
   EXPECT_FALSE(cli::shard_from_env(error));
   EXPECT_EQ(error, "");
+}
+
+// Shards start from one file and each changes the entries of the items it ran.
+TEST(Timings, CombineShardsKeepsEachShardsChanges) {
+  Timings::Table base = {{"t", {{"a", 100}, {"b", 200}, {"c", 300}}}};
+  Timings::Table one = base, two = base;
+  one["t"]["a"] = 500;   // shard 1 ran a
+  two["t"]["b"] = 1000;  // shard 2 ran b
+  two["t"]["d"] = 40;    // and a new item
+  one["u"]["x"] = 10, two["u"]["x"] = 30;  // a new step both ran
+  combine_shards(base, {one, two});
+  EXPECT_EQ(base["t"]["a"], 500) << "one shard's change is not averaged away by the others' old value";
+  EXPECT_EQ(base["t"]["b"], 1000);
+  EXPECT_EQ(base["t"]["c"], 300);
+  EXPECT_EQ(base["t"]["d"], 40);
+  EXPECT_EQ(base["u"]["x"], 20);
 }

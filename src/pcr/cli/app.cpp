@@ -5,6 +5,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <memory>
 #include <tuple>
 
@@ -44,6 +46,8 @@ struct RunFlags {
   std::string timings;
   std::string log_dir, junit, json, html;
   bool fail_on_flaky = false;
+  std::string shard;
+  bool require_all_hosts = false;
 };
 
 void add_run_flags(CLI::App& cmd, RunFlags& f) {
@@ -62,6 +66,10 @@ void add_run_flags(CLI::App& cmd, RunFlags& f) {
   cmd.add_option("--json", f.json, "Write the run's events to FILE as JSON lines");
   cmd.add_option("--html", f.html, "Write a self-contained HTML report with a timeline to FILE");
   cmd.add_flag("--fail-on-flaky", f.fail_on_flaky, "A job that passes only on a retry fails its step");
+  cmd.add_option("--shard", f.shard,
+                 "Run only shard I of N (1-based, e.g. 2/4) of every for_each step's items, as `pcr split` "
+                 "chooses them; `auto` reads CI_NODE_INDEX/CI_NODE_TOTAL, CIRCLE_NODE_*, BUILDKITE_PARALLEL_JOB*");
+  cmd.add_flag("--require-all-hosts", f.require_all_hosts, "Fail the run when a docker host of `hosts:` is unreachable at the start");
   cmd.add_option("--heartbeat", f.heartbeat, "Off a terminal, print a progress line this often (default 30s)")
       ->check([](const std::string& v) {
         auto d = util::parse_duration(v);
@@ -83,6 +91,17 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
   ro.only_step = f.step;
   ro.timings = f.timings;
   ro.fail_on_flaky = f.fail_on_flaky;
+  ro.require_all_hosts = f.require_all_hosts;
+  if (!f.shard.empty()) {
+    std::string error;
+    auto shard = parse_shard(f.shard, error);
+    if (!shard) {
+      std::cerr << fmt::format("pcr: --shard: {}\n", error);
+      return k_exit_usage;
+    }
+    ro.shard_index = shard->index;
+    ro.shard_total = shard->total;
+  }
   if (!f.step.empty() && !pipeline::has_step(p, f.step)) {
     std::string names;
     for (const auto& s : p.steps) names += (names.empty() ? "" : ", ") + fmt::format("'{}'", s.name);
@@ -218,7 +237,47 @@ int main(int argc, char** argv) {
   split->add_option("--step", split_step, "Use the timings of this step (default: any step's)");
   split->add_option("ITEMS", split_items, "The items; read from stdin, one per line, when none is given");
 
+  std::string merge_out = ".pcr/timings.json";
+  std::vector<std::string> merge_files;
+  auto* timings_cmd = app.add_subcommand("timings", "Work with recorded timings files");
+  timings_cmd->require_subcommand(1);
+  auto* merge = timings_cmd->add_subcommand(
+      "merge",
+      "Combine the timings files that the shards of a run (`pcr run --shard`) brought back into OUT, the "
+      "file they all started from: each shard's changes are kept");
+  merge->add_option("-o,--output", merge_out, "The combined file, read first as the shards' common start "
+                                               "(default .pcr/timings.json)");
+  merge->add_option("FILE", merge_files, "The shards' timings files")->required();
+
   return guarded(app, argc, argv, [&]() -> int {
+    if (*merge) {
+      std::vector<sched::Timings::Table> tables;
+      for (const auto& file : merge_files) {
+        std::ifstream in(file);
+        if (!in) {
+          std::cerr << fmt::format("pcr timings merge: {}: {}\n", file, std::strerror(errno));
+          return k_exit_usage;
+        }
+        std::stringstream text;
+        text << in.rdbuf();
+        sched::Timings::Table table;
+        if (!sched::Timings::parse(text.str(), table)) {
+          std::cerr << fmt::format("pcr timings merge: {}: not a pcr timings file\n", file);
+          return k_exit_usage;
+        }
+        tables.push_back(std::move(table));
+      }
+      std::string error = sched::merge_shard_files(merge_out, tables);
+      if (!error.empty()) {
+        std::cerr << "pcr timings merge: " << error << "\n";
+        return 1;
+      }
+      std::size_t entries = 0;
+      for (const auto& t : tables)
+        for (const auto& [step, e] : t) entries += e.size();
+      std::cout << fmt::format("pcr timings merge: {} file(s), {} entries, into {}\n", tables.size(), entries, merge_out);
+      return 0;
+    }
     if (*check) {
       auto p = config::load_file(check_file);
       pipeline::RunOptions ro;
@@ -262,7 +321,7 @@ int main(int argc, char** argv) {
       std::string warning;
       auto timings = sched::Timings::load(split_timings, &warning);
       if (!warning.empty()) std::cerr << "pcr split: " << warning << "\n";
-      for (const auto& item : shard_items(split_items, timings, split_step, shard.index, shard.total))
+      for (const auto& item : sched::shard_items(split_items, timings, split_step, shard.index, shard.total))
         std::cout << item << "\n";
       return 0;
     }

@@ -43,14 +43,22 @@ std::optional<Shard> shard_from_env(std::string& error) {
   return std::nullopt;
 }
 
-std::vector<std::string> shard_items(const std::vector<std::string>& items, const sched::Timings& timings,
-                                     const std::string& step, std::size_t index, std::size_t total) {
-  auto costs = sched::estimate(timings, step, items);
-  auto groups = sched::balance(costs, items, total);
-  std::vector<std::string> out;
-  if (index < groups.size())
-    for (std::size_t i : groups[index]) out.push_back(items[i]);
-  return out;
+std::optional<Shard> parse_shard(const std::string& text, std::string& error) {
+  if (text == "auto") {
+    auto shard = shard_from_env(error);
+    if (!shard && error.empty())
+      error = "auto: none of CI_NODE_INDEX/CI_NODE_TOTAL, CIRCLE_NODE_INDEX/CIRCLE_NODE_TOTAL, "
+              "BUILDKITE_PARALLEL_JOB/BUILDKITE_PARALLEL_JOB_COUNT is set";
+    return shard;
+  }
+  auto slash = text.find('/');
+  std::size_t index = 0, total = 0;
+  if (slash == std::string::npos || !parse_count(text.substr(0, slash).c_str(), index) ||
+      !parse_count(text.substr(slash + 1).c_str(), total) || total == 0 || index == 0 || index > total) {
+    error = fmt::format("'{}' is not a shard: give I/N with 1 <= I <= N (e.g. 2/4), or auto", text);
+    return std::nullopt;
+  }
+  return Shard{index - 1, total};
 }
 
 }  // namespace pcr::cli

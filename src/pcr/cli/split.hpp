@@ -20,10 +20,7 @@ struct Shard {
 // `error` says what is wrong with a set but bad pair.
 std::optional<Shard> shard_from_env(std::string& error);
 
-// The items of shard `index` (0-based) of `total`: the items split by recorded timings
-// (`step` empty: any step's) exactly as `groups` would split them, listed in input order.
-// The same inputs give the same answer on every machine.
-std::vector<std::string> shard_items(const std::vector<std::string>& items, const sched::Timings& timings,
-                                     const std::string& step, std::size_t index, std::size_t total);
+// Parse `--shard I/N` (1-based I) or `auto` (from the environment, as above).
+std::optional<Shard> parse_shard(const std::string& text, std::string& error);
 
 }  // namespace pcr::cli

@@ -150,6 +150,13 @@ std::vector<JobPlan> expand_jobs(const Step& step, const std::vector<std::string
   return jobs;
 }
 
+// This machine's share of a for_each step's items under `--shard` (main steps only).
+std::vector<std::string> shard_share(const Step& step, bool cleanup, std::vector<std::string> items,
+                                     const sched::Timings& timings, const RunOptions& o) {
+  if (o.shard_total == 0 || cleanup || !step.extended || step.form != Form::for_each) return items;
+  return sched::shard_items(items, timings, step.name, o.shard_index, o.shard_total);
+}
+
 std::string base_dir_of(const Pipeline& p) { return p.base_dir.empty() ? "." : p.base_dir; }
 
 // Give `ctx` the placeholders of `p`'s extensions.
@@ -493,6 +500,9 @@ int Engine::run() {
   }
   m_observer.run_started({m_pipeline.name, m_run_id, m_steps.size(), m_cleanup.size()});
   if (!warning.empty()) m_observer.note(warning);
+  if (m_options.shard_total > 0)
+    m_observer.note(fmt::format("shard {} of {}: running this shard's share of every for_each step",
+                                m_options.shard_index + 1, m_options.shard_total));
   m_loop.post([this] { next(); });
   m_loop.run();
 
@@ -614,7 +624,9 @@ void Engine::start_step(const Step& step) {
 
 void Engine::launch_step(StepRun& run, const std::vector<std::string>& items) {
   const Step& step = run.step;
-  auto plans = run.result.error.empty() ? expand_jobs(step, items, m_timings) : std::vector<JobPlan>{};
+  auto plans = run.result.error.empty()
+                   ? expand_jobs(step, shard_share(step, run.info.cleanup, items, m_timings, m_options), m_timings)
+                   : std::vector<JobPlan>{};
   run.info.jobs = plans.size();
   run.info.workers = worker_count(step, plans.size());
   run.stdout_lines.resize(plans.size());
@@ -776,7 +788,7 @@ std::vector<PlannedStep> plan(const Pipeline& pipeline, const RunOptions& option
         case ForEach::Source::none: break;
       }
     }
-    auto jobs = expand_jobs(step, items, timings);
+    auto jobs = expand_jobs(step, shard_share(step, cleanup, items, timings, options), timings);
     auto order = queue_order(step, jobs);
     const bool pinned = step.form != Form::for_each;
     ps.workers = worker_count(step, jobs.size());

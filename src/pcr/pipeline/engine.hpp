@@ -15,6 +15,10 @@ struct RunOptions {
   std::string spool_dir;  // empty: a private temporary folder, removed at the end
   std::string timings;    // recorded job durations; empty: <pipeline folder>/.pcr/timings.json
   bool fail_on_flaky = false;  // a pass on a retry fails the step
+  // Run only shard `shard_index` (0-based) of `shard_total` of every for_each step's items
+  // (main steps; not cleanup), chosen as `pcr split --step NAME` chooses. 0 total: all.
+  std::size_t shard_index = 0, shard_total = 0;
+  bool require_all_hosts = false;  // an unreachable host at the start fails the run
 };
 
 // Where the timings of `pipeline` live under `options`.

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <pcr/sched/timings.hpp>
@@ -98,10 +99,11 @@ void Timings::record(const std::string& step, const std::string& key, std::int64
   m_samples[step][key] = std::max<std::int64_t>(0, ms);
 }
 
-void Timings::merge(const Timings& other) { smooth_into(m_table, other.m_table); }
+namespace {
 
-std::string Timings::save(const std::string& path) const {
-  if (m_samples.empty()) return "";
+// Under an exclusive lock of `path.lock`: read `path` (damaged or missing: empty), let
+// `update` change the table, write it to a temporary file, fsync, rename over `path`.
+std::string update_file(const std::string& path, const std::function<void(Timings::Table&)>& update) {
   std::error_code ec;
   fs::path target(path);
   if (target.has_parent_path()) {
@@ -114,28 +116,60 @@ std::string Timings::save(const std::string& path) const {
   while (::flock(lock, LOCK_EX) != 0 && errno == EINTR) {
   }
   // Under the lock: what is on disk now may include another run's samples.
-  Table table;
+  Timings::Table table;
   bool exists = false;
   std::string text = read_all(path, exists);
-  if (exists && !parse(text, table)) table.clear();
-  smooth_into(table, m_samples);
+  if (exists && !Timings::parse(text, table)) table.clear();
+  update(table);
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
   std::string error;
-  {
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-      error = tmp + ": " + std::strerror(errno);
-    } else {
-      if (!util::write_all(fd, to_json(table))) error = tmp + ": " + std::strerror(errno);
-      if (error.empty() && ::fsync(fd) != 0) error = tmp + ": " + std::strerror(errno);
-      ::close(fd);
-      if (error.empty() && ::rename(tmp.c_str(), path.c_str()) != 0) error = path + ": " + std::strerror(errno);
-      if (!error.empty()) ::unlink(tmp.c_str());
-    }
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    error = tmp + ": " + std::strerror(errno);
+  } else {
+    if (!util::write_all(fd, Timings::to_json(table))) error = tmp + ": " + std::strerror(errno);
+    if (error.empty() && ::fsync(fd) != 0) error = tmp + ": " + std::strerror(errno);
+    ::close(fd);
+    if (error.empty() && ::rename(tmp.c_str(), path.c_str()) != 0) error = path + ": " + std::strerror(errno);
+    if (!error.empty()) ::unlink(tmp.c_str());
   }
   ::flock(lock, LOCK_UN);
   ::close(lock);
   return error;
+}
+
+}  // namespace
+
+std::string Timings::save(const std::string& path) const {
+  if (m_samples.empty()) return "";
+  return update_file(path, [this](Table& table) { smooth_into(table, m_samples); });
+}
+
+void combine_shards(Timings::Table& base, const std::vector<Timings::Table>& shards) {
+  std::map<std::string, std::map<std::string, std::vector<std::int64_t>>> changed, seen;
+  for (const auto& shard : shards)
+    for (const auto& [step, entries] : shard)
+      for (const auto& [key, ms] : entries) {
+        auto b = base.find(step);
+        bool in_base = b != base.end() && b->second.count(key);
+        if (!in_base)
+          seen[step][key].push_back(ms);
+        else if (b->second.at(key) != ms)
+          changed[step][key].push_back(ms);
+      }
+  auto mean = [](const std::vector<std::int64_t>& v) {
+    std::int64_t sum = 0;
+    for (auto x : v) sum += x;
+    return sum / static_cast<std::int64_t>(v.size());
+  };
+  for (const auto& [step, entries] : changed)
+    for (const auto& [key, values] : entries) base[step][key] = mean(values);
+  for (const auto& [step, entries] : seen)
+    for (const auto& [key, values] : entries) base[step][key] = mean(values);
+}
+
+std::string merge_shard_files(const std::string& path, const std::vector<Timings::Table>& shards) {
+  return update_file(path, [&](Timings::Table& table) { combine_shards(table, shards); });
 }
 
 std::vector<std::int64_t> estimate(const Timings& timings, const std::string& step,
@@ -187,6 +221,16 @@ std::vector<std::vector<std::size_t>> balance(const std::vector<std::int64_t>& c
     load[lightest] += std::max<std::int64_t>(costs[i], 1);
   }
   for (auto& g : out) std::sort(g.begin(), g.end());
+  return out;
+}
+
+std::vector<std::string> shard_items(const std::vector<std::string>& items, const Timings& timings,
+                                     const std::string& step, std::size_t index, std::size_t total) {
+  auto costs = estimate(timings, step, items);
+  auto groups = balance(costs, items, total);
+  std::vector<std::string> out;
+  if (index < groups.size())
+    for (std::size_t i : groups[index]) out.push_back(items[i]);
   return out;
 }
 

@@ -34,10 +34,6 @@ class Timings {
   // nothing and never leave a half-written file. Returns "" or what went wrong.
   std::string save(const std::string& path) const;
 
-  // Fold `other`'s entries into this one (for shards' files): an entry in both becomes
-  // their mean.
-  void merge(const Timings& other);
-
   const Table& table() const { return m_table; }
   const Table& samples() const { return m_samples; }
   bool empty() const { return m_table.empty(); }
@@ -68,5 +64,21 @@ std::vector<std::size_t> longest_first(const std::vector<std::int64_t>& costs,
 // group lists its indices in ascending order.
 std::vector<std::vector<std::size_t>> balance(const std::vector<std::int64_t>& costs,
                                               const std::vector<std::string>& names, std::size_t groups);
+
+// Combine the timings files that shards of one run brought back into `base`, the file
+// they all started from: an entry a shard changed takes the mean of the shards' changed
+// values (shards ran different items, so mostly one shard changed it); an entry that
+// none changed keeps its value; an entry `base` lacks takes the mean of the shards'.
+void combine_shards(Timings::Table& base, const std::vector<Timings::Table>& shards);
+
+// `combine_shards` on the file at `path` (missing: empty), under the same lock and
+// atomic rename as `Timings::save`. Returns "" or what went wrong.
+std::string merge_shard_files(const std::string& path, const std::vector<Timings::Table>& shards);
+
+// The items of shard `index` (0-based) of `total`: the items split by recorded timings
+// (`step` empty: any step's) exactly as `groups` would split them, listed in input order.
+// The same inputs give the same answer on every machine (`pcr split`, `pcr run --shard`).
+std::vector<std::string> shard_items(const std::vector<std::string>& items, const Timings& timings,
+                                     const std::string& step, std::size_t index, std::size_t total);
 
 }  // namespace pcr::sched
