@@ -51,7 +51,7 @@ TEST(Compose, LoaderGivesEnvironmentAndPlaceholders) {
           "\"{exec web} rspec && echo {project} && {compose} ps\"\n");
   auto p = config::load_file(d.file("ci.yaml"));
   ASSERT_EQ(p.extensions.size(), 1u);
-  pipeline::JobContext ctx{2, 2, 2, {}, "run9", "s", {}};
+  pipeline::JobContext ctx{2, 2, 2, {}, "run9", "s", {}, {}, {}};
   auto env = p.extensions[0].env(ctx);
   std::map<std::string, std::string> vars(env.begin(), env.end());
   EXPECT_EQ(vars["COMPOSE_PROJECT_NAME"], "shop-run9-2");
@@ -124,7 +124,7 @@ TEST(ComposeLint, FixedNamesPortsAndRemoteBindMounts) {
 TEST(DockerHelpers, EveryValueIsQuoted) {
   EXPECT_EQ(docker::docker_build("ctx dir", "shop", "ci", "Dockerfile.ci", {{"GREETING", "hello world"}}),
             "docker build -t shop:ci -f Dockerfile.ci --build-arg 'GREETING=hello world' 'ctx dir'");
-  pipeline::JobContext ctx{3, 1, 1, {}, "r1", "s", {}};
+  pipeline::JobContext ctx{3, 1, 1, {}, "r1", "s", {}, {}, {}};
   EXPECT_EQ(docker::docker_exec("shop_web_", {"rspec", "spec/a b_spec.rb", "$HOME"})(ctx),
             "docker exec shop_web_3 rspec 'spec/a b_spec.rb' '$HOME'");
   docker::Compose compose({"/x/dc.yml"}, "shop");

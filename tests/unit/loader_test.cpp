@@ -108,7 +108,7 @@ TEST(Loader, PlaceholdersExpandAndItemsAreQuoted) {
   auto p = config::load_string("steps:\n  - for_each: {list: [\"a b\", \"c\"]}\n    batch: 2\n    run: "
                                "\"x {n} {job}/{total} {items} {run_id} {{literal}} ${HOME}\"\n",
                                "ci.yaml");
-  pipeline::JobContext ctx{3, 1, 1, {"a b", "c"}, "rid", "s", {}};
+  pipeline::JobContext ctx{3, 1, 1, {"a b", "c"}, "rid", "s", {}, {}, {}};
   EXPECT_EQ(p.steps[0].commands[0](ctx), "x 3 1/1 'a b' c rid {literal} ${HOME}");
 }
 
@@ -158,9 +158,43 @@ TEST(LoaderErrors, ForEachSources) {
   expect_error("steps:\n  - run: a\n    for_each: {globe: x}\n", 3, 16, "did you mean 'glob'?");
 }
 
-TEST(LoaderErrors, LaterFeaturesAreRefusedClearly) {
-  expect_error("steps:\n  - run: a\n    per_host: true\n", 3, 5, "'per_host' is not supported by this version");
-  expect_error("hosts: []\nsteps:\n  - run: a\n", 1, 1, "'hosts' is not supported");
+TEST(LoaderErrors, HostsAndPerHost) {
+  expect_error("hosts: []\nsteps:\n  - run: a\n", 1, 8, "hosts: the list is empty");
+  expect_error("hosts:\n  - name: a\n    workers: 2\nsteps:\n  - run: a\n", 2, 5, "a host needs `docker:`");
+  expect_error("hosts:\n  - name: a\n    docker: box2:2375\nsteps:\n  - run: a\n", 3, 13,
+               "docker: 'box2:2375' is not a DOCKER_HOST value");
+  expect_error("hosts:\n  - name: a\n    docker: unix:///s\n  - name: a\n    docker: unix:///t\nsteps:\n  - run: a\n", 4,
+               11, "two hosts are named 'a'");
+  expect_error("hosts:\n  - docker: unix:///s\nsteps:\n  - run: a\n", 2, 5, "a host needs a `name:`");
+  expect_error("hosts:\n  - name: a b\n    docker: unix:///s\nsteps:\n  - run: a\n", 2, 11, "host name 'a b'");
+  expect_error("hosts:\n  - name: a\n    docker: unix:///s\n    workers: 0\nsteps:\n  - run: a\n", 4, 14, "workers");
+  expect_error("hosts:\n  - name: a\n    docker: unix:///s\n    capacity: 2\nsteps:\n  - run: a\n", 4, 5,
+               "unknown key 'capacity' in a host");
+  expect_error("steps:\n  - run: a\n    parallel: 2\n    per_host: true\n", 4, 5,
+               "`per_host` runs one `run:` command once on every host; it does not combine with `parallel`");
+  expect_error("steps:\n  - run: a\n    per_host: maybe\n", 3, 15, "per_host");
+}
+
+TEST(Loader, HostsGiveDockerHostAndCapacity) {
+  auto p = config::load_string(R"(
+hosts:
+  - name: here
+    docker: unix:///var/run/docker.sock
+    workers: 2
+  - name: box2
+    docker: ssh://ci@box2
+steps:
+  - name: image
+    per_host: true
+    run: docker build -t shop:ci .
+)", "ci.yaml");
+  ASSERT_EQ(p.hosts.size(), 2u);
+  EXPECT_EQ(p.hosts[0].name, "here");
+  EXPECT_EQ(p.hosts[0].workers, 2u);
+  EXPECT_EQ(p.hosts[1].workers, 1u);
+  EXPECT_EQ(p.hosts[1].env, (pipeline::Env{{"DOCKER_HOST", "ssh://ci@box2"}}));
+  EXPECT_NE(p.host_probe.find("docker info"), std::string::npos);
+  EXPECT_TRUE(p.steps[0].per_host);
 }
 
 TEST(LoaderErrors, YamlSyntaxAndMissingFile) {

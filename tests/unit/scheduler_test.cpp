@@ -242,3 +242,85 @@ TEST(Scheduler, TeardownStillRunsWhenCancelled) {
   s.worker_task_finished(1, true);
   EXPECT_TRUE(s.done());
 }
+
+// A machine goes away under worker 2: its job goes back to the queue (no retry used) and
+// runs on worker 1; worker 2 takes nothing more and owes no tear-down.
+TEST(Scheduler, RequeueOnARetiredWorkerMovesTheJobWithoutARetry) {
+  struct Runner : FakeRunner {
+    std::vector<unsigned> teardowns;
+    void start_teardown(unsigned worker) override { teardowns.push_back(worker); }
+  } r;
+  Options o;
+  o.workers = 2;
+  o.teardown = true;
+  Scheduler s(iota(3), o, r);
+  s.start();
+  ASSERT_EQ(r.starts.size(), 2u);
+  s.retire(2);
+  r.running.erase(1);
+  s.requeue(1);  // job 1 was on worker 2
+  EXPECT_FALSE(s.done());
+  EXPECT_EQ(s.state(1), JobState::queued);
+  r.running.erase(0);
+  s.finished(0, Ended::passed);
+  ASSERT_EQ(r.starts.size(), 3u);
+  EXPECT_EQ(r.starts[2].job, 1u) << "the lost job goes first";
+  EXPECT_EQ(r.starts[2].worker, 1u);
+  EXPECT_EQ(r.starts[2].attempt, 1u);
+  EXPECT_FALSE(s.will_retry(1, Ended::failed)) << "no retries configured: the lost attempt used none";
+  r.running.erase(1);
+  s.finished(1, Ended::passed);
+  r.running.erase(2);
+  s.finished(2, Ended::passed);
+  EXPECT_EQ(r.teardowns, std::vector<unsigned>{1});
+  s.worker_task_finished(1, true);
+  EXPECT_TRUE(s.done());
+  EXPECT_FALSE(s.failed());
+}
+
+// A pinned job whose worker was moved to another machine runs again on the same worker.
+TEST(Scheduler, RequeuedPinnedJobRunsAgainOnItsWorker) {
+  FakeRunner r;
+  Options o;
+  o.workers = 2;
+  o.pinned = true;
+  o.retries = 1;
+  Scheduler s(iota(2), o, r);
+  s.start();
+  r.running.erase(1);
+  s.requeue(1);
+  ASSERT_EQ(r.starts.size(), 3u);
+  EXPECT_EQ(r.starts[2].job, 1u);
+  EXPECT_EQ(r.starts[2].worker, 2u);
+  EXPECT_TRUE(s.will_retry(1, Ended::failed)) << "the retry is still there";
+  for (size_t j : {0u, 1u}) r.running.erase(j), s.finished(j, Ended::passed);
+  EXPECT_TRUE(s.done());
+}
+
+// A set-up lost with its machine neither fails the step nor breaks the worker: a retired
+// one is done, and the others take the queue.
+TEST(Scheduler, LostSetupOfARetiredWorkerDoesNotFailTheStep) {
+  struct Runner : FakeRunner {
+    std::vector<unsigned> setups;
+    void start_setup(unsigned worker) override { setups.push_back(worker); }
+  } r;
+  Options o;
+  o.workers = 2;
+  o.setup = true;
+  Scheduler s(iota(2), o, r);
+  s.start();
+  ASSERT_EQ(r.setups.size(), 2u);
+  s.retire(2);
+  s.setup_lost(2);
+  s.worker_task_finished(1, true);
+  ASSERT_EQ(r.starts.size(), 1u);
+  EXPECT_EQ(r.starts[0].worker, 1u);
+  r.running.erase(r.starts[0].job);
+  s.finished(r.starts[0].job, Ended::passed);
+  ASSERT_EQ(r.starts.size(), 2u);
+  EXPECT_EQ(r.starts[1].worker, 1u);
+  r.running.erase(r.starts[1].job);
+  s.finished(r.starts[1].job, Ended::passed);
+  EXPECT_TRUE(s.done());
+  EXPECT_FALSE(s.failed());
+}

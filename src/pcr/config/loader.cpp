@@ -5,6 +5,7 @@
 #include <fstream>
 #include <pcr/config/loader.hpp>
 #include <pcr/docker/compose.hpp>
+#include <pcr/docker/hosts.hpp>
 #include <pcr/pipeline/template.hpp>
 #include <pcr/util/text.hpp>
 #include <regex>
@@ -34,15 +35,12 @@ LoadError::LoadError(std::vector<Diagnostic> diagnostics)
 
 namespace {
 
-const std::vector<std::string> k_top_keys = {"name",     "timeout", "env",     "secrets",
-                                             "defaults", "steps",   "cleanup", "compose"};
+const std::vector<std::string> k_top_keys = {"name",     "timeout", "env",     "secrets", "defaults",
+                                             "steps",    "cleanup", "compose", "hosts"};
 const std::vector<std::string> k_option_keys = {"timeout", "idle_timeout", "kill_grace", "retries", "fail_fast",
                                                 "output",  "capture",      "expect",     "env",     "workdir"};
 const std::vector<std::string> k_form_keys = {"name",  "run",    "parallel", "commands", "for_each", "batch",
-                                              "groups", "separate", "workers", "setup",    "teardown"};
-// Keys of the SPEC that this version does not implement yet: named, refused clearly.
-const std::vector<std::string> k_later_step_keys = {"per_host"};
-const std::vector<std::string> k_later_top_keys = {"hosts"};
+                                              "groups", "separate", "workers", "setup",    "teardown", "per_host"};
 
 class Loader {
  public:
@@ -61,7 +59,7 @@ class Loader {
       error(root, "the pipeline file must be a mapping with a `steps:` list");
       throw LoadError(m_errors);
     }
-    check_keys(root, k_top_keys, "the pipeline", &k_later_top_keys);
+    check_keys(root, k_top_keys, "the pipeline");
     if (auto n = root["name"]) p.name = scalar(n, "name");
     if (auto n = root["timeout"]) p.timeout = duration(n);
     if (auto n = root["env"]) p.env = env(n);
@@ -72,6 +70,8 @@ class Loader {
         p.secrets.push_back(var);
       }
     }
+    std::vector<Host> hosts;
+    if (auto n = root["hosts"]) hosts = hosts_block(n);
     std::optional<docker::ComposeConfig> compose;
     if (auto n = root["compose"]) compose = compose_block(n, p.name);
     if (compose) m_placeholders = docker::placeholder_names();
@@ -80,7 +80,7 @@ class Loader {
       if (!n.IsMap()) {
         error(n, "defaults: expected a mapping of step options");
       } else {
-        check_keys(n, k_option_keys, "defaults", &k_later_step_keys);
+        check_keys(n, k_option_keys, "defaults");
         options(n, defaults);
       }
     }
@@ -94,6 +94,7 @@ class Loader {
     if (auto c = root["cleanup"])
       for (const auto& s : sequence(c, "cleanup")) p.cleanup.push_back(step(s, defaults, true));
     if (!m_errors.empty()) throw LoadError(m_errors);
+    if (!hosts.empty()) docker::use_hosts(p, std::move(hosts));
     if (compose) docker::install(p, *compose);
     return p;
   }
@@ -128,6 +129,56 @@ class Loader {
     if (auto t = n["teardown"]) c.teardown = boolean(t, "compose teardown");
     c.state_dir = (dir / ".pcr" / "projects").string();
     return c;
+  }
+
+  std::vector<Host> hosts_block(const YAML::Node& n) {
+    std::vector<Host> hosts;
+    std::set<std::string> names;
+    for (const auto& h : sequence(n, "hosts")) {
+      if (!h.IsMap()) {
+        error(h, "a host must be a mapping: `name`, `docker` (a DOCKER_HOST value) or `context`, `workers`");
+        continue;
+      }
+      check_keys(h, {"name", "docker", "context", "workers"}, "a host");
+      std::string name;
+      if (auto v = h["name"]) {
+        name = scalar(v, "host name");
+        static const std::regex re("[A-Za-z0-9][A-Za-z0-9_.-]*");
+        if (!name.empty() && !std::regex_match(name, re))
+          error(v, fmt::format("host name '{}': use letters, digits, '.', '_' and '-'", name));
+        if (!names.insert(name).second) error(v, fmt::format("two hosts are named '{}'", name));
+      } else {
+        error(h, "a host needs a `name:` (it becomes CI_HOST)");
+      }
+      unsigned workers = 1;
+      if (auto v = h["workers"])
+        if (auto w = integer(v, "workers", 1)) workers = static_cast<unsigned>(*w);
+      const bool has_docker = h["docker"].IsDefined(), has_context = h["context"].IsDefined();
+      if (has_docker == has_context) {
+        error(has_docker ? key_mark(h, "context") : h.Mark(),
+              has_docker ? "a host has `docker` or `context`, not both"
+                         : "a host needs `docker:` (a DOCKER_HOST value, e.g. ssh://ci@box2) or `context:` (a docker context)");
+        continue;
+      }
+      std::string value;
+      if (has_docker) {
+        value = scalar(h["docker"], "docker");
+        static const std::regex re("(unix|tcp|ssh|fd|npipe)://.+");
+        if (!value.empty() && !std::regex_match(value, re))
+          error(h["docker"], fmt::format("docker: '{}' is not a DOCKER_HOST value (unix://PATH, tcp://HOST:PORT, "
+                                         "ssh://USER@HOST)", value));
+      } else {
+        std::string context = scalar(h["context"], "context");
+        std::string why;
+        if (auto endpoint = docker::context_endpoint(context, why))
+          value = *endpoint;
+        else if (!context.empty())
+          error(h["context"], fmt::format("context '{}': {}", context, why));
+      }
+      hosts.push_back(docker::docker_host(name, value, workers));
+    }
+    if (n.IsSequence() && n.size() == 0) error(n, "hosts: the list is empty (leave `hosts:` out to run here)");
+    return hosts;
   }
 
   void error(const YAML::Mark& mark, std::string message) {
@@ -320,7 +371,7 @@ class Loader {
       error(n, fmt::format("{} must be a mapping (with `run:` or `commands:`)", where));
       return s;
     }
-    check_keys(n, k_form_keys, where, &k_later_step_keys, &k_option_keys);
+    check_keys(n, k_form_keys, where, nullptr, &k_option_keys);
     options(n, s.options);
     if (n.size() == 0) error(n, fmt::format("empty step: give {} `run:` or `commands:`", where));
 
@@ -385,6 +436,13 @@ class Loader {
     if (auto v = n["separate"]) {
       if (!has_for_each) error(key_mark(n, "separate"), "`separate` only applies to a `for_each` step");
       for (const auto& item : sequence(v, "separate")) s.separate.push_back(scalar(item, "separate item"));
+    }
+    if (auto v = n["per_host"]) {
+      s.per_host = boolean(v, "per_host");
+      if (s.per_host && (has_parallel || has_for_each || has_commands))
+        error(key_mark(n, "per_host"), fmt::format("`per_host` runs one `run:` command once on every host; it does "
+                                                   "not combine with `{}`",
+                                                   has_parallel ? "parallel" : has_for_each ? "for_each" : "commands"));
     }
     for (const char* key : {"setup", "teardown"}) {
       if (!n[key]) continue;

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <pcr/docker/compose.hpp>
+#include <pcr/docker/hosts.hpp>
 #include <pcr/docker/lint.hpp>
 #include <pcr/pipeline/template.hpp>
 #include <pcr/util/shell.hpp>
@@ -78,10 +79,13 @@ std::string write_script(const std::string& dir, const std::string& name, const 
   return path;
 }
 
-// The command that takes `record`'s project down; the script goes in `pcr_dir` (.pcr).
+// The command that takes `record`'s project down on its host; the script goes in
+// `pcr_dir` (.pcr).
 std::string teardown_command(const ProjectRecord& r, const std::string& record_path, const std::string& pcr_dir) {
   std::string script = write_script(pcr_dir, "down.sh", k_down_script);
-  return util::shell_join({script, util::shell_join(compose_argv(r.version, r.files, r.project)), record_path});
+  std::string cmd = util::shell_join({script, util::shell_join(compose_argv(r.version, r.files, r.project)), record_path});
+  if (!r.docker_host.empty()) cmd = "DOCKER_HOST=" + util::shell_quote(r.docker_host) + " " + cmd;
+  return cmd;
 }
 
 // What `{exec SERVICE}` runs: the command in the service through `compose exec -T`,
@@ -113,14 +117,14 @@ struct State {
   ComposeConfig config;
   ComposeVersion version = ComposeVersion::v1;
   bool version_known = false;
-  std::map<std::string, ProjectRecord> handed_out;  // by project name, in name order
+  std::map<std::string, ProjectRecord> handed_out;  // by record name (project[@host]), in name order
+  std::set<std::string> down_hosts;                 // hosts that stopped answering
 
   ComposeVersion compose_version() {
     if (!version_known) version = detect_compose_version(), version_known = true;
     return version;
   }
 
-  std::string record_path(const std::string& project) const { return config.state_dir + "/" + project + ".json"; }
 
   // The exec wrapper, written on first use.
   std::string exec_script() {
@@ -130,29 +134,32 @@ struct State {
   }
   std::string exec_path;
 
-  // Note that `project` is in use; record it on disk the first time.
-  void hand_out(const std::string& project, const std::string& run_id) {
-    if (handed_out.count(project)) return;
+  // Note that `project` is in use on the job's host; record it on disk the first time.
+  void hand_out(const std::string& project, const JobContext& ctx) {
+    const std::string key = ctx.host.empty() ? project : project + "@" + ctx.host;
+    if (handed_out.count(key)) return;
     ProjectRecord r;
     r.project = project;
+    r.host = ctx.host;
     r.files = config.files;
     r.version = compose_version();
-    const char* host = std::getenv("DOCKER_HOST");
-    r.docker_host = host ? host : "";
+    const char* env_host = std::getenv("DOCKER_HOST");
+    r.docker_host = !ctx.host.empty() ? docker_host_of(ctx.host_env) : env_host ? env_host : "";
     r.pid = ::getpid();
     r.pid_start = process_start(r.pid);
-    r.run_id = run_id;
+    r.run_id = ctx.run_id;
     std::error_code ec;
     fs::create_directories(config.state_dir, ec);
     fs::permissions(fs::path(config.state_dir).parent_path(), fs::perms::owner_all, ec);
-    std::string tmp = record_path(project) + ".tmp";
+    const std::string path = record_path(config.state_dir, r);
+    std::string tmp = path + ".tmp";
     {
       std::ofstream out(tmp);
       out << record_json(r);
     }
     fs::permissions(tmp, fs::perms::owner_read | fs::perms::owner_write, ec);
-    fs::rename(tmp, record_path(project), ec);
-    handed_out.emplace(project, r);
+    fs::rename(tmp, path, ec);
+    handed_out.emplace(key, r);
   }
 };
 
@@ -208,6 +215,7 @@ std::string record_json(const ProjectRecord& r) {
   j["files"] = r.files;
   j["compose"] = r.version == ComposeVersion::v2 ? "v2" : "v1";
   j["docker_host"] = r.docker_host;
+  j["host"] = r.host;
   j["pid"] = r.pid;
   j["pid_start"] = r.pid_start;
   j["run_id"] = r.run_id;
@@ -223,6 +231,7 @@ std::optional<ProjectRecord> parse_record(const std::string& text) {
     r.files = j.at("files").get<std::vector<std::string>>();
     r.version = j.value("compose", "v1") == "v2" ? ComposeVersion::v2 : ComposeVersion::v1;
     r.docker_host = j.value("docker_host", "");
+    r.host = j.value("host", "");
     r.pid = j.value("pid", 0L);
     r.pid_start = j.value("pid_start", 0ULL);
     r.run_id = j.value("run_id", "");
@@ -262,7 +271,7 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
   pipeline::Extension ext;
   ext.env = [state](const JobContext& ctx) {
     std::string project = project_name(state->config.project, ctx.run_id, ctx.number);
-    state->hand_out(project, ctx.run_id);
+    state->hand_out(project, ctx);
     std::string files;
     for (const auto& f : state->config.files) files += (files.empty() ? "" : ":") + f;
     pipeline::Env env = state->config.env;
@@ -287,10 +296,14 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
     }
     return std::nullopt;
   };
-  ext.check = [state] {
+  std::vector<LintHost> lint_hosts;
+  for (const auto& h : p.hosts) lint_hosts.push_back({h.name, docker_host_of(h.env)});
+  if (lint_hosts.empty()) {
     const char* host = std::getenv("DOCKER_HOST");
-    return lint_compose(state->config.files, host ? host : "");
-  };
+    lint_hosts.push_back({"", host ? host : ""});
+  }
+  ext.check = [state, lint_hosts] { return lint_compose(state->config.files, lint_hosts); };
+  ext.host_down = [state](const pipeline::Host& h) { state->down_hosts.insert(h.name); };
   p.extensions.push_back(std::move(ext));
 
   if (!state->config.teardown) return;
@@ -301,13 +314,17 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
   down.workers = 16;
   down.for_each.source = pipeline::ForEach::Source::function;
   down.for_each.items = [state] {
-    std::vector<std::string> projects;
-    for (const auto& [name, record] : state->handed_out) projects.push_back(name);
-    return projects;
+    std::vector<std::string> records;
+    for (const auto& [key, record] : state->handed_out) records.push_back(key);
+    return records;
   };
   down.commands.push_back([state](const JobContext& ctx) {
     const auto& record = state->handed_out.at(ctx.items.at(0));
-    return teardown_command(record, state->record_path(record.project),
+    if (state->down_hosts.count(record.host))
+      return fmt::format("echo {}", util::shell_quote(fmt::format(
+                                        "host {} does not answer: project {} stays recorded for `pcr clean`",
+                                        record.host, record.project)));
+    return teardown_command(record, record_path(state->config.state_dir, record),
                             fs::path(state->config.state_dir).parent_path().string());
   });
   down.texts.push_back("<compose> down -v --remove-orphans");
@@ -315,6 +332,10 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
   down.options.kill_grace = pipeline::Millis(10'000);
   down.options.output = pipeline::OutputMode::on_failure;
   p.cleanup.push_back(std::move(down));
+}
+
+std::string record_path(const std::string& state_dir, const ProjectRecord& r) {
+  return fmt::format("{}/{}{}.json", state_dir, r.project, r.host.empty() ? "" : "@" + r.host);
 }
 
 std::string exec_wrapper(const std::string& dir) {
@@ -334,20 +355,27 @@ std::vector<ProjectRecord> leftovers(const std::string& state_dir) {
   return out;
 }
 
+namespace {
+std::string on_host(const ProjectRecord& r) {
+  if (r.host.empty() && r.docker_host.empty()) return "";
+  if (r.host.empty()) return fmt::format(" on {}", r.docker_host);
+  return fmt::format(" on host {} ({})", r.host, r.docker_host);
+}
+}  // namespace
+
 int clean(const std::string& state_dir, std::string& log) {
   int failed = 0;
   auto found = leftovers(state_dir);
   if (found.empty()) log += "pcr clean: nothing left behind by a killed run\n";
   for (const auto& r : found) {
-    std::string path = state_dir + "/" + r.project + ".json";
-    std::string cmd = teardown_command(r, path, fs::path(state_dir).parent_path().string());
-    if (!r.docker_host.empty()) cmd = "DOCKER_HOST=" + util::shell_quote(r.docker_host) + " && export DOCKER_HOST && " + cmd;
+    std::string cmd = teardown_command(r, record_path(state_dir, r), fs::path(state_dir).parent_path().string());
     int rc = run_quietly({"/bin/sh", "-c", cmd});
     if (rc == 0) {
-      log += fmt::format("pcr clean: took down {} (run {}, pid {} is gone)\n", r.project, r.run_id, r.pid);
+      log += fmt::format("pcr clean: took down {}{} (run {}, pid {} is gone)\n", r.project, on_host(r), r.run_id, r.pid);
     } else {
       ++failed;
-      log += fmt::format("pcr clean: could not take down {}: `docker-compose down` exited {}\n", r.project, rc);
+      log += fmt::format("pcr clean: could not take down {}{}: `docker-compose down` exited {}\n", r.project,
+                         on_host(r), rc);
     }
   }
   return failed;

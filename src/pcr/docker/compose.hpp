@@ -39,7 +39,8 @@ struct ProjectRecord {
   std::string project;
   std::vector<std::string> files;
   ComposeVersion version = ComposeVersion::v1;
-  std::string docker_host;  // DOCKER_HOST of the run ("" = local)
+  std::string docker_host;  // DOCKER_HOST of its worker's jobs ("" = local)
+  std::string host;         // its host's name in `hosts:` ("" without hosts)
   long pid = 0;             // the run's pcr
   unsigned long long pid_start = 0;  // its start time (clock ticks since boot): pids get reused
   std::string run_id;
@@ -65,9 +66,15 @@ void install(pipeline::Pipeline& pipeline, ComposeConfig config);
 // The placeholder names `install` adds, for the loader.
 const std::vector<std::string>& placeholder_names();
 
+// Where `r` is recorded under `state_dir`: `<project>.json`, or `<project>@<host>.json`
+// with hosts (a worker moved off a host that stopped answering uses its project name on
+// the new host too: two records, one per host).
+std::string record_path(const std::string& state_dir, const ProjectRecord& r);
+
 // `pcr clean`: take down every project recorded under `state_dir` whose run is no longer
 // alive, and remove its record. Writes what it does to `log`. Returns the number of
-// projects it could not take down.
+// projects it could not take down. Each project is taken down on the host it was
+// recorded with.
 int clean(const std::string& state_dir, std::string& log);
 
 // The `{exec SERVICE}` wrapper script, written to `dir` if needed; returns its path.

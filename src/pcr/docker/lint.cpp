@@ -38,16 +38,39 @@ bool is_bind_source(const std::string& source) {
 
 }  // namespace
 
-std::vector<std::string> lint_compose(const std::vector<std::string>& files, const std::string& docker_host) {
+bool is_remote(const std::string& docker_host) {
+  for (const char* scheme : {"tcp://", "ssh://"}) {
+    if (docker_host.rfind(scheme, 0) != 0) continue;
+    std::string rest = docker_host.substr(std::string(scheme).size());
+    rest = rest.substr(rest.find('@') == std::string::npos ? 0 : rest.find('@') + 1);
+    std::string host = rest.substr(0, rest.find_first_of(":/"));
+    if (rest.rfind("[::1]", 0) == 0) host = "::1";
+    return !(host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0);
+  }
+  return false;
+}
+
+std::vector<std::string> lint_compose(const std::vector<std::string>& files,
+                                      const std::string& docker_host) {
+  return lint_compose(files, std::vector<LintHost>{{"", docker_host}});
+}
+
+std::vector<std::string> lint_compose(const std::vector<std::string>& files,
+                                      const std::vector<LintHost>& hosts) {
   std::vector<std::string> out;
-  const bool remote = docker_host.rfind("tcp://", 0) == 0 || docker_host.rfind("ssh://", 0) == 0;
+  std::vector<LintHost> remotes;
+  for (const auto& h : hosts)
+    if (is_remote(h.docker_host)) remotes.push_back(h);
+  auto host_words = [](const LintHost& h) {
+    return h.name.empty() ? h.docker_host : fmt::format("{} ({})", h.name, h.docker_host);
+  };
   for (const auto& file : files) {
     YAML::Node root;
     try {
       root = YAML::LoadFile(file);
     } catch (const YAML::Exception& ex) {
-      out.push_back(fmt::format("{}:{}:{}: warning: cannot read the compose file: {}", file, ex.mark.line + 1,
-                                ex.mark.column + 1, ex.msg));
+      out.push_back(fmt::format("{}:{}:{}: warning: cannot read the compose file: {}", file,
+                                ex.mark.line + 1, ex.mark.column + 1, ex.msg));
       continue;
     }
     auto services = root["services"];
@@ -57,37 +80,48 @@ std::vector<std::string> lint_compose(const std::vector<std::string>& files, con
       const YAML::Node& svc = it->second;
       if (!svc.IsMap()) continue;
       if (auto cn = svc["container_name"]; cn && cn.IsScalar() && !has_variable(cn.Scalar()))
-        out.push_back(fmt::format("{}: warning: service {}: container_name '{}' is fixed, so only one worker's "
-                                  "cluster can have it; use a variable, e.g. ${{PROJECT_NAME}}_{}",
-                                  where(file, cn), name, cn.Scalar(), name));
+        out.push_back(fmt::format(
+            "{}: warning: service {}: container_name '{}' is fixed, so only one worker's "
+            "cluster can have it; use a variable, e.g. ${{PROJECT_NAME}}_{}",
+            where(file, cn), name, cn.Scalar(), name));
       if (auto ports = svc["ports"]; ports && ports.IsSequence()) {
         for (const auto& p : ports) {
           std::string host;
-          if (p.IsScalar()) host = fixed_host_port(p.Scalar());
-          else if (p.IsMap() && p["published"] && p["published"].IsScalar() && !has_variable(p["published"].Scalar()))
+          if (p.IsScalar())
+            host = fixed_host_port(p.Scalar());
+          else if (p.IsMap() && p["published"] && p["published"].IsScalar() &&
+                   !has_variable(p["published"].Scalar()))
             host = p["published"].Scalar();
           if (!host.empty())
-            out.push_back(fmt::format("{}: warning: service {}: host port {} is fixed, so only one worker's cluster "
-                                      "can publish it; publish no host port, or use a variable",
-                                      where(file, p), name, host));
+            out.push_back(fmt::format(
+                "{}: warning: service {}: host port {} is fixed, so only one worker's cluster "
+                "can publish it; publish no host port, or use a variable",
+                where(file, p), name, host));
         }
       }
-      if (!remote) continue;
-      if (auto vols = svc["volumes"]; vols && vols.IsSequence()) {
-        for (const auto& v : vols) {
-          std::string source;
-          if (v.IsScalar()) source = v.Scalar().substr(0, v.Scalar().find(':'));
-          else if (v.IsMap() && v["type"] && v["type"].Scalar() == "bind" && v["source"]) source = v["source"].Scalar();
-          if (v.IsScalar() && !is_bind_source(source)) continue;
-          if (!source.empty())
-            out.push_back(fmt::format("{}: warning: service {}: bind mount of {} will not exist on the remote docker "
-                                      "host {}", where(file, v), name, source, docker_host));
+      for (const auto& remote : remotes) {
+        const std::string host = host_words(remote);
+        if (auto vols = svc["volumes"]; vols && vols.IsSequence()) {
+          for (const auto& v : vols) {
+            std::string source;
+            if (v.IsScalar())
+              source = v.Scalar().substr(0, v.Scalar().find(':'));
+            else if (v.IsMap() && v["type"] && v["type"].Scalar() == "bind" && v["source"])
+              source = v["source"].Scalar();
+            if (v.IsScalar() && !is_bind_source(source)) continue;
+            if (!source.empty())
+              out.push_back(fmt::format(
+                  "{}: warning: service {}: bind mount of {} will not exist on the remote docker "
+                  "host {}",
+                  where(file, v), name, source, host));
+          }
         }
-      }
-      if (auto build = svc["build"]) {
-        out.push_back(fmt::format("{}: warning: service {}: the build context is sent from here to {}; an image "
-                                  "built there is not on other hosts",
-                                  where(file, build), name, docker_host));
+        if (auto build = svc["build"]) {
+          out.push_back(fmt::format(
+              "{}: warning: service {}: the build context is sent from here to {}; an image "
+              "built there is not on other hosts",
+              where(file, build), name, host));
+        }
       }
     }
   }

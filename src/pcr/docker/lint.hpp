@@ -15,4 +15,17 @@ namespace pcr::docker {
 // A file that cannot be read or parsed gives one warning saying so.
 std::vector<std::string> lint_compose(const std::vector<std::string>& files, const std::string& docker_host);
 
+// A docker host as lint names it: its name in `hosts:` (may be empty) and DOCKER_HOST value.
+struct LintHost {
+  std::string name;
+  std::string docker_host;
+};
+
+// The same for several hosts: the isolation warnings once, the remote ones per remote host.
+std::vector<std::string> lint_compose(const std::vector<std::string>& files, const std::vector<LintHost>& hosts);
+
+// Whether `docker_host` (a DOCKER_HOST value) is an engine on another machine: tcp:// or
+// ssh:// to anything but this machine's loopback.
+bool is_remote(const std::string& docker_host);
+
 }  // namespace pcr::docker

@@ -46,7 +46,8 @@ std::string tail_of(const std::string& path, size_t max_lines) {
   return out;
 }
 
-unsigned worker_count(const Step& step, size_t jobs) {
+unsigned worker_count(const Step& step, size_t jobs, unsigned pool = 0) {
+  if (step.per_host) return static_cast<unsigned>(std::max<size_t>(jobs, 1));
   switch (step.form) {
     case Form::run:
       return 1;
@@ -55,7 +56,7 @@ unsigned worker_count(const Step& step, size_t jobs) {
     case Form::commands:
       return static_cast<unsigned>(step.commands.size());
     case Form::for_each: {
-      unsigned w = step.workers > 0 ? step.workers : default_workers();
+      unsigned w = step.workers > 0 ? step.workers : pool > 0 ? pool : default_workers();
       return std::max(1u, std::min<unsigned>(w, static_cast<unsigned>(std::max<size_t>(jobs, 1))));
     }
   }
@@ -157,6 +158,45 @@ std::vector<std::string> shard_share(const Step& step, bool cleanup, std::vector
   return sched::shard_items(items, timings, step.name, o.shard_index, o.shard_total);
 }
 
+// The host the next worker goes to: among those `up`, the one with the lowest load per
+// capacity after taking it (the lowest index on a tie), so that workers 1, 2, 3, …
+// interleave over the hosts in proportion to their capacity. Every host when none is up.
+size_t pick_host(const std::vector<Host>& hosts, const std::vector<bool>& up, const std::vector<unsigned>& load) {
+  const bool any_up = std::find(up.begin(), up.end(), true) != up.end();
+  size_t best = 0;
+  bool found = false;
+  for (size_t h = 0; h < hosts.size(); ++h) {
+    if (any_up && !up[h]) continue;
+    const auto cap = std::max(1u, hosts[h].workers);
+    const auto best_cap = std::max(1u, hosts[best].workers);
+    // (load+1)/cap < (best_load+1)/best_cap, in integers.
+    if (!found || static_cast<std::uint64_t>(load[h] + 1) * best_cap < static_cast<std::uint64_t>(load[best] + 1) * cap)
+      best = h, found = true;
+  }
+  return best;
+}
+
+// Workers 1..n placed on all hosts, as a run places them when every host answers.
+std::vector<size_t> initial_placement(const std::vector<Host>& hosts, unsigned n) {
+  std::vector<bool> up(hosts.size(), true);
+  std::vector<unsigned> load(hosts.size(), 0);
+  std::vector<size_t> out;
+  for (unsigned w = 0; w < n && !hosts.empty(); ++w) {
+    size_t h = pick_host(hosts, up, load);
+    ++load[h];
+    out.push_back(h);
+  }
+  return out;
+}
+
+unsigned total_capacity(const std::vector<Host>& hosts) {
+  unsigned sum = 0;
+  for (const auto& h : hosts) sum += h.workers;
+  return sum;
+}
+
+bool placed(const Pipeline& p, const Step& s) { return !p.hosts.empty() && s.extended; }
+
 std::string base_dir_of(const Pipeline& p) { return p.base_dir.empty() ? "." : p.base_dir; }
 
 // Give `ctx` the placeholders of `p`'s extensions.
@@ -224,6 +264,14 @@ class Engine {
   void finish();
   void on_signal(int sig);
   std::map<std::string, std::string> step_env(const Step& step) const;
+  // Hosts: probing, placement of workers, quarantine.
+  void probe_hosts();
+  void probe(size_t host, std::function<void()> then);
+  void host_lost(size_t host, const std::string& reason, bool at_start);
+  size_t slot_host(unsigned slot);
+  void move_slot(unsigned slot);
+  size_t hosts_up() const;
+  unsigned capacity_up() const;
   const std::vector<const Step*>& current_list() const {
     return m_phase == Phase::steps ? m_steps : m_cleanup;
   }
@@ -250,6 +298,18 @@ class Engine {
   Clock::time_point m_started;
   proc::Loop::TimerId m_tick = 0, m_deadline = 0;
   RunResult m_result;
+  struct HostState {
+    bool up = true;
+    std::string reason;
+    unsigned load = 0;  // worker slots placed on it
+    bool probing = false;
+    std::vector<std::function<void()>> waiting;  // to call when the probe ends
+  };
+  std::vector<HostState> m_hosts;   // as `m_pipeline.hosts`
+  std::vector<size_t> m_slot_host;  // worker slot - 1 → host
+  unsigned m_pool = 0;              // a for_each pool's default size: the capacity that answered at the start
+  unsigned m_probes = 0;       // start-up probes still running
+  unsigned m_probe_count = 0;  // probes so far (spool names)
 };
 
 struct Engine::StepRun : sched::JobRunner {
@@ -258,6 +318,7 @@ struct Engine::StepRun : sched::JobRunner {
     JobInfo info;
     proc::ProcessSet::Id process = 0;
     std::string stdout_path;
+    unsigned failures = 0;  // attempts the job itself failed (not lost with a host)
   };
 
   Engine& engine;
@@ -274,6 +335,44 @@ struct Engine::StepRun : sched::JobRunner {
   bool keep_stdout = false;
   std::vector<JobInfo> tasks;                     // per worker: its set-up or tear-down
   std::vector<proc::ProcessSet::Id> task_process;
+  std::vector<size_t> job_host;                   // per_host: job → host
+
+  // The host of `worker` (or, per_host, of job `index`), and whether the step has hosts.
+  std::optional<size_t> host_of(unsigned worker, size_t index) {
+    if (!placed(engine.m_pipeline, step)) return std::nullopt;
+    if (step.per_host) return index < job_host.size() ? std::optional<size_t>(job_host[index]) : std::nullopt;
+    return engine.slot_host(worker);
+  }
+
+  void place(JobContext& ctx, JobInfo& job_info, std::optional<size_t> host) {
+    if (!host) return;
+    const Host& h = engine.m_pipeline.hosts[*host];
+    ctx.host = job_info.host = h.name;
+    ctx.host_env = h.env;
+  }
+
+  // A failure that may be the host's: everything but a clean pass, an output check or
+  // a stop pcr asked for.
+  static bool may_be_the_host(const JobResult& r) {
+    return r.status == JobStatus::failed || r.status == JobStatus::signalled || r.status == JobStatus::timed_out ||
+           r.status == JobStatus::idle_timeout || r.status == JobStatus::not_started;
+  }
+
+  // The slots of this step on `host`, after it stopped answering: a pool retires them
+  // while another of its workers is on a host that answers; pinned jobs (and a pool left
+  // with no worker) move theirs to another host.
+  void host_gone(size_t host) {
+    if (!scheduler || step.per_host) return;
+    const bool pinned = step.form != Form::for_each;
+    bool others = false;
+    for (unsigned w = 1; w <= info.workers; ++w)
+      if (!scheduler->retired(w) && engine.m_hosts[engine.slot_host(w)].up) others = true;
+    for (unsigned w = 1; w <= info.workers; ++w) {
+      if (engine.slot_host(w) != host) continue;
+      if (pinned || !others) engine.move_slot(w);
+      else scheduler->retire(w);
+    }
+  }
 
   StepRun(Engine& e, const Step& s) : engine(e), step(s) {}
 
@@ -290,7 +389,9 @@ struct Engine::StepRun : sched::JobRunner {
     task.step = &info;
     task.kind = kind;
     task.worker = worker;
-    JobContext ctx{worker, 0, static_cast<unsigned>(jobs.size()), {}, engine.m_run_id, info.name, {}};
+    JobContext ctx{worker, 0, static_cast<unsigned>(jobs.size()), {}, engine.m_run_id, info.name, {}, {}, {}};
+    const auto host = host_of(worker, 0);
+    place(ctx, task, host);
     bind_extensions(engine.m_pipeline, step, ctx);
     std::string error;
     try {
@@ -307,10 +408,22 @@ struct Engine::StepRun : sched::JobRunner {
         std::move(spawn), [this, worker](proc::Stream, std::string_view data) {
           engine.m_observer.job_output(tasks[worker], data);
         },
-        [this, worker, error](const proc::Exit& exit) {
+        [this, worker, error, host, setup](const proc::Exit& exit) {
           JobResult r = classify(exit, error, false);
-          engine.m_observer.job_finished(tasks[worker], r);
-          scheduler->worker_task_finished(worker, r.status == JobStatus::passed);
+          auto conclude = [this, worker, r, host, setup]() mutable {
+            if (host && !engine.m_hosts[*host].up && setup) {
+              r.infrastructure = true;
+              r.detail = fmt::format("host {} stopped answering ({})", engine.m_pipeline.hosts[*host].name,
+                                     engine.m_hosts[*host].reason);
+              engine.m_observer.job_finished(tasks[worker], r);
+              scheduler->setup_lost(worker);
+              return;
+            }
+            engine.m_observer.job_finished(tasks[worker], r);
+            scheduler->worker_task_finished(worker, r.status == JobStatus::passed);
+          };
+          if (host && may_be_the_host(r) && !exit.stopped) engine.probe(*host, conclude);
+          else conclude();
         });
   }
 
@@ -318,6 +431,12 @@ struct Engine::StepRun : sched::JobRunner {
     proc::Spawn spawn;
     spawn.command = command;
     auto vars = env;
+    for (const auto& [k, v] : ctx.host_env) {
+      bool step_sets = std::any_of(step.options.env.begin(), step.options.env.end(),
+                                   [&](const auto& kv) { return kv.first == k; });
+      if (!step_sets) vars[k] = v;
+    }
+    if (!ctx.host.empty()) vars["CI_HOST"] = ctx.host;
     add_extension_env(engine.m_pipeline, step, ctx, vars);
     vars["CI_COMMAND_NUMBER"] = std::to_string(ctx.number);
     vars["CI_JOB_NUMBER"] = std::to_string(ctx.job);
@@ -364,7 +483,8 @@ struct Engine::StepRun : sched::JobRunner {
   void start(size_t index, unsigned worker, unsigned attempt) override {
     Job& job = jobs[index];
     JobContext ctx{worker, job.info.job, static_cast<unsigned>(jobs.size()), job.plan.items,
-                   engine.m_run_id, info.name, {}};
+                   engine.m_run_id, info.name, {}, {}, {}};
+    place(ctx, job.info, host_of(worker, index));
     bind_extensions(engine.m_pipeline, step, ctx);
     job.info.worker = worker;
     job.info.attempt = attempt;
@@ -425,7 +545,45 @@ struct Engine::StepRun : sched::JobRunner {
       if (!ok) r.status = JobStatus::unexpected_output;
       if (ok && !step.options.capture.empty()) stdout_lines[index] = std::move(lines);
     }
-    r.flaky = r.status == JobStatus::passed && job.info.attempt > 0;
+    // A failure on a host: ask the host whether it still answers before blaming the job.
+    const auto host = host_of(job.info.worker, index);
+    if (host && may_be_the_host(r) && !exit.stopped) {
+      engine.probe(*host, [this, index, r, host]() { conclude(index, r, host); });
+      return;
+    }
+    conclude(index, r, host);
+  }
+
+  void conclude(size_t index, JobResult r, std::optional<size_t> host) {
+    Job& job = jobs[index];
+    if (host && !engine.m_hosts[*host].up && r.status != JobStatus::passed && r.status != JobStatus::cancelled) {
+      const Host& h = engine.m_pipeline.hosts[*host];
+      r.infrastructure = true;
+      const std::string why = fmt::format("host {} stopped answering ({})", h.name, engine.m_hosts[*host].reason);
+      if (step.per_host) {
+        r.status = JobStatus::cancelled;
+        r.detail = why + ": no once-per-host job there";
+      } else if (engine.hosts_up() > 0) {
+        if (engine.m_interrupt || engine.m_timed_out) {
+          r.status = JobStatus::cancelled;
+          r.detail = why;
+          ++result.cancelled;
+          engine.m_observer.job_finished(job.info, r);
+          scheduler->finished(index, sched::Ended::cancelled);
+          return;
+        }
+        r.will_retry = true;
+        r.detail = why + ": the job runs again on another host";
+        ++result.rerun;
+        engine.m_observer.job_finished(job.info, r);
+        scheduler->requeue(index);
+        return;
+      } else {
+        r.detail = why + ", and no other host answers";
+      }
+    }
+    if (r.status != JobStatus::passed && r.status != JobStatus::cancelled && !r.infrastructure) ++job.failures;
+    r.flaky = r.status == JobStatus::passed && job.failures > 0;
     r.flaky_fails = r.flaky && engine.m_options.fail_on_flaky;
     const sched::Ended ended = r.status == JobStatus::passed && !r.flaky_fails ? sched::Ended::passed
                                : r.status == JobStatus::cancelled              ? sched::Ended::cancelled
@@ -503,7 +661,12 @@ int Engine::run() {
   if (m_options.shard_total > 0)
     m_observer.note(fmt::format("shard {} of {}: running this shard's share of every for_each step",
                                 m_options.shard_index + 1, m_options.shard_total));
-  m_loop.post([this] { next(); });
+  m_hosts.resize(m_pipeline.hosts.size());
+  m_pool = total_capacity(m_pipeline.hosts);
+  if (m_pipeline.hosts.empty())
+    m_loop.post([this] { next(); });
+  else
+    m_loop.post([this] { probe_hosts(); });
   m_loop.run();
 
   if (m_own_spool) {
@@ -511,6 +674,126 @@ int Engine::run() {
     fs::remove_all(m_spool_dir, ec);
   }
   return m_result.exit_code;
+}
+
+size_t Engine::hosts_up() const {
+  return static_cast<size_t>(std::count_if(m_hosts.begin(), m_hosts.end(), [](const HostState& h) { return h.up; }));
+}
+
+unsigned Engine::capacity_up() const {
+  unsigned sum = 0;
+  for (size_t h = 0; h < m_hosts.size(); ++h)
+    if (m_hosts[h].up) sum += m_pipeline.hosts[h].workers;
+  return sum;
+}
+
+// Every host, in parallel, before the first step. Those that do not answer are left out.
+void Engine::probe_hosts() {
+  m_probes = static_cast<unsigned>(m_pipeline.hosts.size());
+  for (size_t h = 0; h < m_pipeline.hosts.size(); ++h) {
+    probe(h, [this, h] {
+      if (!m_hosts[h].up) host_lost(h, m_hosts[h].reason, true);
+      if (--m_probes > 0) return;
+      m_pool = capacity_up();
+      if (hosts_up() == 0) {
+        m_observer.note("no docker host answers: the steps are skipped");
+        m_failed = true;
+      } else if (m_options.require_all_hosts && hosts_up() < m_hosts.size()) {
+        m_observer.note("--require-all-hosts: a host does not answer: the steps are skipped");
+        m_failed = true;
+      }
+      next();
+    });
+  }
+}
+
+// Ask `host` whether it answers (one probe at a time per host; a host found down stays
+// down), then call `then`.
+void Engine::probe(size_t host, std::function<void()> then) {
+  HostState& state = m_hosts[host];
+  if (!state.up) {
+    m_loop.post(std::move(then));
+    return;
+  }
+  state.waiting.push_back(std::move(then));
+  if (state.probing) return;
+  state.probing = true;
+  const Host& h = m_pipeline.hosts[host];
+  proc::Spawn spawn;
+  spawn.command = m_pipeline.host_probe.empty() ? "true" : m_pipeline.host_probe;
+  for (char** e = environ; *e != nullptr; ++e) spawn.env.emplace_back(*e);
+  for (const auto& [k, v] : m_pipeline.env) spawn.env.push_back(k + "=" + v);
+  for (const auto& [k, v] : h.env) spawn.env.push_back(k + "=" + v);
+  spawn.env.push_back("CI_HOST=" + h.name);
+  spawn.workdir = base_dir_of(m_pipeline);
+  spawn.spool_path = fmt::format("{}/probe-{}-{}.log", m_spool_dir, host, ++m_probe_count);
+  spawn.timeout = m_pipeline.probe_timeout;
+  spawn.kill_grace = Millis(2000);
+  m_procs.spawn(std::move(spawn), nullptr, [this, host, spool = spawn.spool_path](const proc::Exit& exit) {
+    HostState& st = m_hosts[host];
+    st.probing = false;
+    const bool answers = exit.spawn_error.empty() && !exit.timed_out && exit.signal == 0 && exit.exit_code == 0;
+    if (!answers && st.up) {
+      std::string said = tail_of(spool, 3);
+      while (!said.empty() && said.back() == '\n') said.pop_back();
+      for (auto& c : said)
+        if (c == '\n') c = ' ';
+      st.reason = exit.timed_out ? fmt::format("no answer within {}", util::format_duration_spec(m_pipeline.probe_timeout))
+                  : !exit.spawn_error.empty() ? exit.spawn_error
+                  : said.empty()              ? fmt::format("the probe exited {}", exit.exit_code)
+                                              : said;
+      st.up = false;
+      if (m_phase != Phase::done && m_probes == 0) host_lost(host, st.reason, false);
+    }
+    auto waiting = std::move(st.waiting);
+    st.waiting.clear();
+    for (auto& w : waiting) w();
+  });
+}
+
+// `host` does not answer: tell the observers and extensions, and take it out of the
+// running step's placement.
+void Engine::host_lost(size_t host, const std::string& reason, bool at_start) {
+  const Host& h = m_pipeline.hosts[host];
+  HostEvent e;
+  e.name = h.name;
+  e.address = h.address;
+  e.workers = h.workers;
+  e.at_start = at_start;
+  e.reason = reason;
+  e.hosts_left = hosts_up();
+  if (m_current) e.step = m_current->info.name;
+  m_observer.host_down(e);
+  for (const auto& ext : m_pipeline.extensions)
+    if (ext.host_down) ext.host_down(h);
+  if (m_current) m_current->host_gone(host);
+}
+
+size_t Engine::slot_host(unsigned slot) {
+  while (m_slot_host.size() < slot) {
+    std::vector<bool> up;
+    std::vector<unsigned> load;
+    for (const auto& st : m_hosts) up.push_back(st.up), load.push_back(st.load);
+    size_t h = pick_host(m_pipeline.hosts, up, load);
+    ++m_hosts[h].load;
+    m_slot_host.push_back(h);
+  }
+  return m_slot_host[slot - 1];
+}
+
+void Engine::move_slot(unsigned slot) {
+  size_t from = slot_host(slot);
+  if (m_hosts[from].up) return;
+  std::vector<bool> up;
+  std::vector<unsigned> load;
+  for (const auto& st : m_hosts) up.push_back(st.up), load.push_back(st.load);
+  size_t to = pick_host(m_pipeline.hosts, up, load);
+  if (!m_hosts[to].up) return;
+  --m_hosts[from].load;
+  ++m_hosts[to].load;
+  m_slot_host[slot - 1] = to;
+  m_observer.note(fmt::format("worker {} moves from host {} to host {}", slot, m_pipeline.hosts[from].name,
+                              m_pipeline.hosts[to].name));
 }
 
 void Engine::next() {
@@ -627,8 +910,15 @@ void Engine::launch_step(StepRun& run, const std::vector<std::string>& items) {
   auto plans = run.result.error.empty()
                    ? expand_jobs(step, shard_share(step, run.info.cleanup, items, m_timings, m_options), m_timings)
                    : std::vector<JobPlan>{};
+  const bool on_hosts = placed(m_pipeline, step);
+  if (step.per_host && on_hosts && !plans.empty()) {
+    // Once on every host that answers (on every host when none does: it fails there).
+    for (size_t h = 0; h < m_hosts.size(); ++h)
+      if (m_hosts[h].up || hosts_up() == 0) run.job_host.push_back(h);
+    plans.assign(run.job_host.size(), plans.front());
+  }
   run.info.jobs = plans.size();
-  run.info.workers = worker_count(step, plans.size());
+  run.info.workers = worker_count(step, plans.size(), on_hosts ? m_pool : 0);
   run.stdout_lines.resize(plans.size());
   for (size_t i = 0; i < plans.size(); ++i) {
     StepRun::Job job;
@@ -658,6 +948,21 @@ void Engine::launch_step(StepRun& run, const std::vector<std::string>& items) {
   std::vector<size_t> order = queue_order(step, planned);
   run.scheduler = std::make_unique<sched::Scheduler>(std::move(order), so, run);
   run.scheduler->on_done = [this] { m_loop.post([this] { step_done(); }); };
+  if (on_hosts && !step.per_host) {
+    // Workers on a host that stopped answering: a pool leaves them out, while it has
+    // others; pinned jobs move theirs.
+    bool any_up = false;
+    for (unsigned w = 1; w <= run.info.workers; ++w) any_up = any_up || m_hosts[slot_host(w)].up;
+    for (unsigned w = 1; w <= run.info.workers; ++w) {
+      if (m_hosts[slot_host(w)].up) continue;
+      if (so.pinned || !any_up) move_slot(w);
+      else run.scheduler->retire(w);
+    }
+  }
+  if (on_hosts)
+    for (unsigned w = 1; w <= run.info.workers; ++w)
+      run.info.worker_hosts.push_back(
+          m_pipeline.hosts[step.per_host ? run.job_host[std::min<size_t>(w - 1, run.job_host.size() - 1)] : slot_host(w)].name);
   m_observer.step_started(run.info);
   // A step whose start was interrupted (or timed out) runs nothing.
   bool stopping = run.info.cleanup ? false : (m_interrupt || m_timed_out);
@@ -789,19 +1094,34 @@ std::vector<PlannedStep> plan(const Pipeline& pipeline, const RunOptions& option
       }
     }
     auto jobs = expand_jobs(step, shard_share(step, cleanup, items, timings, options), timings);
+    const bool on_hosts = placed(pipeline, step);
+    const unsigned pool = on_hosts ? total_capacity(pipeline.hosts) : 0;
+    if (step.per_host && on_hosts) jobs.assign(pipeline.hosts.size(), jobs.front());
     auto order = queue_order(step, jobs);
     const bool pinned = step.form != Form::for_each;
-    ps.workers = worker_count(step, jobs.size());
+    ps.workers = worker_count(step, jobs.size(), pool);
     if (!ps.note.empty()) {
-      ps.workers = step.workers > 0 ? step.workers : default_workers();
+      ps.workers = step.workers > 0 ? step.workers : pool > 0 ? pool : default_workers();
       jobs.clear();
+    }
+    // Where each worker goes when every host answers.
+    if (on_hosts) {
+      if (step.per_host)
+        for (const auto& h : pipeline.hosts) ps.worker_hosts.push_back(h.name);
+      else
+        for (size_t h : initial_placement(pipeline.hosts, ps.workers)) ps.worker_hosts.push_back(pipeline.hosts[h].name);
     }
     for (size_t i : order) {
       PlannedJob pj;
       pj.job = static_cast<unsigned>(i + 1);
       pj.worker = pinned ? pj.job : 0;
       pj.items = jobs[i].items;
-      JobContext ctx{pj.worker, pj.job, static_cast<unsigned>(jobs.size()), pj.items, "{run_id}", step.name, {}};
+      JobContext ctx{pj.worker, pj.job, static_cast<unsigned>(jobs.size()), pj.items, "{run_id}", step.name, {}, {}, {}};
+      if (pinned && on_hosts && pj.worker <= ps.worker_hosts.size()) {
+        const size_t h = step.per_host ? i : initial_placement(pipeline.hosts, pj.worker).back();
+        ctx.host = pj.host = pipeline.hosts[h].name;
+        ctx.host_env = pipeline.hosts[h].env;
+      }
       bind_extensions(pipeline, step, ctx);
       try {
         pj.command = step.commands[jobs[i].command](ctx);

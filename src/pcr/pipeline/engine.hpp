@@ -33,6 +33,7 @@ int run(const Pipeline& pipeline, const RunOptions& options, Observer& observer)
 struct PlannedJob {
   unsigned job = 0;
   unsigned worker = 0;  // 0: the first free worker takes it
+  std::string host;     // with hosts, for a job whose worker is known
   std::string command;
   std::vector<std::string> items;
 };
@@ -43,6 +44,7 @@ struct PlannedStep {
   unsigned workers = 0;
   std::vector<PlannedJob> jobs;
   std::string note;  // e.g. items that are only known at run time
+  std::vector<std::string> worker_hosts;  // with hosts: the host of each worker (index 0: worker 1)
 };
 
 // The plan of `pipeline`: every step with its jobs, running nothing. Items of `for_each`

@@ -28,6 +28,8 @@ struct StepInfo {
   std::size_t jobs = 0;
   unsigned workers = 0;
   const Step* step = nullptr;
+  // With hosts: the host of each worker (index 0: worker 1); retired ones included.
+  std::vector<std::string> worker_hosts;
 };
 
 // A job of the step, or a worker's set-up or tear-down.
@@ -43,6 +45,7 @@ struct JobInfo {
   std::string command;
   std::vector<std::string> items;
   std::string spool;      // both streams of this attempt, in arrival order
+  std::string host;       // its worker's host (CI_HOST); empty without hosts
 };
 
 enum class JobStatus {
@@ -66,6 +69,9 @@ struct JobResult {
   bool will_retry = false;
   bool flaky = false;     // passed on a retry
   bool flaky_fails = false;  // ...and --fail-on-flaky makes that a failure
+  // The attempt was lost with its host (which stopped answering), not failed by the job:
+  // with `will_retry` it runs again on another host, using none of its retries.
+  bool infrastructure = false;
   std::string detail;     // why, in words, where the status alone does not say
   std::uint64_t bytes = 0;
 };
@@ -76,7 +82,20 @@ struct StepResult {
   StepOutcome outcome = StepOutcome::passed;
   Millis duration{0};
   std::size_t passed = 0, failed = 0, cancelled = 0, flaky = 0;
+  std::size_t rerun = 0;  // attempts lost with their host, run again on another
   std::string error;  // a failure of the step itself (e.g. its for_each command)
+};
+
+// A host found not answering: at the start (then it is left out) or after a job failed
+// on it (then it is quarantined for the rest of the run).
+struct HostEvent {
+  std::string name;
+  std::string address;
+  unsigned workers = 0;  // its capacity
+  bool at_start = false;
+  std::string reason;    // what the probe said
+  std::string step;      // the step running when it was quarantined
+  std::size_t hosts_left = 0;  // hosts still answering
 };
 
 struct RunResult {
@@ -98,6 +117,7 @@ class Observer {
   // A skipped step gets only this event, with outcome `skipped`.
   virtual void step_finished(const StepInfo&, const StepResult&) {}
   virtual void run_finished(const RunResult&) {}
+  virtual void host_down(const HostEvent&) {}
   // Once a second while the run goes on.
   virtual void tick() {}
   // Something the engine says in words: an interrupt, the pipeline timeout, leftovers.
@@ -121,6 +141,7 @@ class Observers : public Observer {
     for (auto* o : m_list) o->step_finished(s, r);
   }
   void run_finished(const RunResult& r) override { for (auto* o : m_list) o->run_finished(r); }
+  void host_down(const HostEvent& h) override { for (auto* o : m_list) o->host_down(h); }
   void tick() override { for (auto* o : m_list) o->tick(); }
   void note(std::string_view n) override { for (auto* o : m_list) o->note(n); }
 

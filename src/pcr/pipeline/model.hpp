@@ -22,6 +22,10 @@ struct JobContext {
   std::vector<std::string> items;
   std::string run_id;
   std::string step;
+  // The host of the job's worker (`CI_HOST`) and the environment it gives its jobs; empty
+  // without `hosts`.
+  std::string host;
+  Env host_env;
   // Placeholders an extension provides (`{project}`, `{exec web}`): name and argument to
   // value. Set by the engine; empty when the pipeline has no extension.
   std::function<std::optional<std::string>(const std::string& name, const std::string& arg)> resolve;
@@ -76,7 +80,20 @@ struct Step {
   Command setup, teardown;
   std::string setup_text, teardown_text;
   StepOptions options;
-  bool extended = true;  // extensions add to its jobs (false for their own steps)
+  bool per_host = false;  // Form::run only: once on every host that answers
+  // Extensions add to its jobs, and its workers are placed on the hosts (false for the
+  // extensions' own steps, which address hosts themselves).
+  bool extended = true;
+};
+
+// Where workers' commands go: a Docker engine, addressed by the environment it gives each
+// job of a worker placed on it (`DOCKER_HOST=…`). A step's workers are spread over the
+// hosts that answer, by capacity.
+struct Host {
+  std::string name;      // CI_HOST
+  Env env;               // e.g. DOCKER_HOST
+  unsigned workers = 1;  // capacity
+  std::string address;   // for messages: what the env points at
 };
 
 // How a layer above the engine (docker-compose support) adds to every job without the
@@ -89,6 +106,9 @@ struct Extension {
       placeholder;
   // Warnings for `pcr check` ("file:line:column: warning: …").
   std::function<std::vector<std::string>()> check;
+  // Told when a host stops answering (or does not answer at the start): what lives there
+  // cannot be reached any more.
+  std::function<void(const Host&)> host_down;
 };
 
 struct Pipeline {
@@ -100,6 +120,13 @@ struct Pipeline {
   std::vector<Step> cleanup;
   std::string base_dir;  // jobs run and globs resolve here; empty: the current directory
   std::vector<Extension> extensions;
+  // Empty: everything runs here. Else each host is probed before the first step: the
+  // command `host_probe`, run with the host's env, exits 0 when the host answers (bounded
+  // by `probe_timeout`). A job that fails on a host makes pcr probe it again; a host that
+  // no longer answers is quarantined and the job runs again on another host.
+  std::vector<Host> hosts;
+  std::string host_probe;
+  Millis probe_timeout{20'000};
 };
 
 }  // namespace pcr::pipeline

@@ -9,6 +9,7 @@ Scheduler::Scheduler(std::vector<std::size_t> order, Options options, JobRunner&
   if (m_options.pinned) m_options.workers = std::max<unsigned>(m_options.workers, static_cast<unsigned>(order.size()));
   m_workers.assign(m_options.workers + 1, Worker::fresh);
   m_worked.assign(m_options.workers + 1, false);
+  m_retired.assign(m_options.workers + 1, false);
 }
 
 void Scheduler::start() {
@@ -95,23 +96,72 @@ void Scheduler::wind_down() {
 }
 
 bool Scheduler::will_retry(std::size_t job, Ended ended) const {
-  return ended == Ended::failed && !m_stopping && m_jobs[job].attempts <= m_options.retries;
+  const Job& j = m_jobs[job];
+  return ended == Ended::failed && !m_stopping && j.attempts - j.requeued <= m_options.retries;
+}
+
+void Scheduler::requeue(std::size_t job) {
+  Job& j = m_jobs[job];
+  if (j.state != JobState::running) return;
+  --m_running;
+  ++j.requeued;
+  if (m_stopping) {
+    j.state = JobState::cancelled;
+  } else {
+    j.state = JobState::queued;
+    m_queue.push_front(job);
+  }
+  m_workers[j.worker] = m_retired[j.worker] ? Worker::finished : Worker::ready;
+  fill();
+  wind_down();
+  check_done();
+}
+
+void Scheduler::retire(unsigned worker) {
+  if (worker == 0 || worker > m_options.workers || m_retired[worker]) return;
+  m_retired[worker] = true;
+  Worker& s = m_workers[worker];
+  if (s == Worker::fresh || s == Worker::ready || s == Worker::broken) s = Worker::finished;
+  if (!m_started) return;
+  fill();
+  wind_down();
+  check_done();
+}
+
+void Scheduler::setup_lost(unsigned worker) {
+  Worker& s = m_workers[worker];
+  if (s != Worker::setting_up) return;
+  --m_running;
+  s = m_retired[worker] || m_stopping ? Worker::finished : Worker::fresh;
+  m_worked[worker] = false;
+  fill();
+  wind_down();
+  check_done();
 }
 
 void Scheduler::finished(std::size_t job, Ended ended) {
   Job& j = m_jobs[job];
   if (j.state != JobState::running) return;
   --m_running;
-  if (will_retry(job, ended)) {
+  if (will_retry(job, ended) && !m_retired[j.worker]) {
     ++m_running;  // same worker: it may own resources the job needs
     j.state = JobState::running;
     m_runner.start(job, j.worker, j.attempts++);
     return;
   }
+  if (will_retry(job, ended)) {  // its worker is gone: the retry goes to another
+    j.state = JobState::queued;
+    m_queue.push_front(job);
+    m_workers[j.worker] = Worker::finished;
+    fill();
+    wind_down();
+    check_done();
+    return;
+  }
   j.state = ended == Ended::passed   ? JobState::passed
             : ended == Ended::failed ? JobState::failed
                                      : JobState::cancelled;
-  m_workers[j.worker] = Worker::ready;
+  m_workers[j.worker] = m_retired[j.worker] ? Worker::finished : Worker::ready;
   if (ended == Ended::failed) {
     m_failed = true;
     if (m_options.fail_fast) cancel(false);
@@ -126,7 +176,7 @@ void Scheduler::worker_task_finished(unsigned worker, bool passed) {
   if (s != Worker::setting_up && s != Worker::tearing_down) return;
   --m_running;
   if (s == Worker::setting_up) {
-    s = passed && !m_stopping ? Worker::ready : Worker::broken;
+    s = m_retired[worker] ? Worker::finished : passed && !m_stopping ? Worker::ready : Worker::broken;
     if (!passed) m_failed = true;
   } else {
     s = Worker::finished;

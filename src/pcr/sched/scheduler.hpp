@@ -61,6 +61,20 @@ class Scheduler {
   // The set-up or tear-down of `worker` ended.
   void worker_task_finished(unsigned worker, bool passed);
 
+  // The running attempt of `job` was lost with the machine it ran on, not failed by the
+  // job: it goes back to the front of the queue without using a retry. Its worker takes
+  // jobs again unless retired (pinned jobs keep their worker, which the runner has moved).
+  void requeue(std::size_t job);
+
+  // `worker` takes no more jobs (its machine is gone) and owes no tear-down; a job it is
+  // running still reports its end. Wakes the others for the queue.
+  void retire(unsigned worker);
+
+  // The set-up of `worker` was lost with its machine: a retired worker is done, another
+  // one (moved by the runner) is set up again when needed. Neither fails the step.
+  void setup_lost(unsigned worker);
+  bool retired(unsigned worker) const { return worker < m_retired.size() && m_retired[worker]; }
+
   // Start nothing more; stop every running job (and set-up). Queued jobs become
   // `cancelled`. Tear-downs still run unless `immediately`.
   void cancel(bool immediately);
@@ -79,6 +93,7 @@ class Scheduler {
   struct Job {
     JobState state = JobState::queued;
     unsigned attempts = 0;
+    unsigned requeued = 0;  // attempts lost with their machine: they use no retry
     unsigned worker = 0;
   };
   enum class Worker { fresh, setting_up, ready, busy, broken, tearing_down, finished };
@@ -94,6 +109,7 @@ class Scheduler {
   std::deque<std::size_t> m_queue;
   std::vector<Worker> m_workers;      // index 0 unused
   std::vector<bool> m_worked;         // set up or ran a job: owes a tear-down
+  std::vector<bool> m_retired;        // its machine is gone: no more jobs, no tear-down
   std::size_t m_running = 0;          // jobs, set-ups and tear-downs running
   bool m_stopping = false;
   bool m_immediately = false;

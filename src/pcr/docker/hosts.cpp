@@ -1,0 +1,49 @@
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <pcr/docker/hosts.hpp>
+#include <pcr/util/shell.hpp>
+
+namespace pcr::docker {
+
+std::optional<std::string> context_endpoint(const std::string& name, std::string& error) {
+  const std::string cmd = fmt::format("docker context inspect --format '{{{{.Endpoints.docker.Host}}}}' {} 2>&1",
+                                      util::shell_quote(name));
+  std::FILE* pipe = ::popen(cmd.c_str(), "r");
+  if (pipe == nullptr) {
+    error = "cannot run `docker context inspect`";
+    return std::nullopt;
+  }
+  std::string out;
+  char buffer[4096];
+  for (size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) out.append(buffer, n);
+  const int status = ::pclose(pipe);
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r' || out.back() == ' ')) out.pop_back();
+  if (status != 0 || out.empty() || out.find("://") == std::string::npos) {
+    error = out.empty() ? "`docker context inspect` failed" : out;
+    return std::nullopt;
+  }
+  return out;
+}
+
+pipeline::Host docker_host(const std::string& name, const std::string& value, unsigned workers) {
+  pipeline::Host h;
+  h.name = name;
+  h.workers = workers;
+  h.address = value;
+  h.env = {{"DOCKER_HOST", value}};
+  return h;
+}
+
+void use_hosts(pipeline::Pipeline& p, std::vector<pipeline::Host> hosts) {
+  p.hosts = std::move(hosts);
+  p.host_probe = k_host_probe;
+}
+
+std::string docker_host_of(const pipeline::Env& env) {
+  for (const auto& [k, v] : env)
+    if (k == "DOCKER_HOST") return v;
+  return "";
+}
+
+}  // namespace pcr::docker

@@ -1,0 +1,27 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <pcr/pipeline/model.hpp>
+
+namespace pcr::docker {
+
+// What pcr runs, with a host's DOCKER_HOST, to ask whether its engine answers.
+inline constexpr const char* k_host_probe = "docker info --format 'docker {{.ServerVersion}} on {{.Name}}'";
+
+// The DOCKER_HOST value of docker context `name` (`docker context inspect`, which reads
+// the CLI's own files and asks no engine); nullopt with `error` set when there is none.
+std::optional<std::string> context_endpoint(const std::string& name, std::string& error);
+
+// A docker host of `hosts:`: jobs of its workers get DOCKER_HOST=`docker_host`.
+pipeline::Host docker_host(const std::string& name, const std::string& docker_host, unsigned workers);
+
+// Spread `pipeline`'s workers over `hosts`, each probed with `docker info`.
+void use_hosts(pipeline::Pipeline& pipeline, std::vector<pipeline::Host> hosts);
+
+// The DOCKER_HOST a host gives its jobs ("" when it sets none).
+std::string docker_host_of(const pipeline::Env& env);
+
+}  // namespace pcr::docker
