@@ -9,7 +9,8 @@
 namespace pcr::docker {
 
 // What pcr runs, with a host's DOCKER_HOST, to ask whether its engine answers.
-inline constexpr const char* k_host_probe = "docker info --format 'docker {{.ServerVersion}} on {{.Name}}'";
+// Its stderr is the reason shown when the host does not answer.
+inline constexpr const char* k_host_probe = "docker info --format '{{.ServerVersion}}' > /dev/null";
 
 // The DOCKER_HOST value of docker context `name` (`docker context inspect`, which reads
 // the CLI's own files and asks no engine); nullopt with `error` set when there is none.

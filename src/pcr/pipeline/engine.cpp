@@ -691,9 +691,10 @@ unsigned Engine::capacity_up() const {
 void Engine::probe_hosts() {
   m_probes = static_cast<unsigned>(m_pipeline.hosts.size());
   for (size_t h = 0; h < m_pipeline.hosts.size(); ++h) {
-    probe(h, [this, h] {
-      if (!m_hosts[h].up) host_lost(h, m_hosts[h].reason, true);
+    probe(h, [this] {
       if (--m_probes > 0) return;
+      for (size_t d = 0; d < m_hosts.size(); ++d)
+        if (!m_hosts[d].up) host_lost(d, m_hosts[d].reason, true);
       m_pool = capacity_up();
       if (hosts_up() == 0) {
         m_observer.note("no docker host answers: the steps are skipped");

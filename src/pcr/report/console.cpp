@@ -244,7 +244,7 @@ void Console::job_finished(const pipeline::JobInfo& job, const pipeline::JobResu
     close_fold(job);
     if (failed) {
       JobRecord rec{job.step->name, job.kind, job.job, job.worker, 0, job.command, r, tail_of(job.spool, m_options.tail_lines)};
-      m_summary.failed.push_back(std::move(rec));
+      (r.infrastructure ? m_summary.lost : m_summary.failed).push_back(std::move(rec));
     }
     redraw_status();
     return;
@@ -276,6 +276,8 @@ void Console::job_finished(const pipeline::JobInfo& job, const pipeline::JobResu
     close_fold(job);
   }
   m_job_start.erase(job.index);
+  if (r.infrastructure)
+    m_summary.lost.push_back({job.step->name, job.kind, job.job, job.worker, job.attempt, job.command, r, ""});
   if (!r.will_retry || r.flaky) {
     JobRecord rec{job.step->name, job.kind, job.job, job.worker, job.attempt, job.command, r, ""};
     if (failed && !r.will_retry) {
@@ -315,6 +317,11 @@ void Console::run_finished(const pipeline::RunResult& run) {
   for (const auto& s : m_summary.steps) jobs += s.info.jobs;
   if (jobs <= 1) m_summary.slowest.clear();
   write("\n" + summary(m_summary, m_style));
+}
+
+void Console::host_down(const pipeline::HostEvent& e) {
+  m_summary.hosts_down.push_back(e);
+  write(m_style.yellow("pcr: " + host_down_line(e)) + "\n");
 }
 
 void Console::note(std::string_view text) { write(m_style.yellow(fmt::format("pcr: {}", text)) + "\n"); }

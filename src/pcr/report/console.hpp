@@ -54,6 +54,7 @@ class Console : public pipeline::Observer {
   void run_finished(const pipeline::RunResult&) override;
   void tick() override;
   void note(std::string_view) override;
+  void host_down(const pipeline::HostEvent&) override;
 
  private:
   void write(std::string_view text);      // pcr's own text, secrets masked

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <fmt/format.h>
 #include <string.h>
 
@@ -20,10 +21,34 @@ std::string signal_name(int sig) {
   return abbrev ? fmt::format("SIG{}", abbrev) : fmt::format("signal {}", sig);
 }
 
+std::string host_counts(const std::vector<std::string>& worker_hosts) {
+  std::vector<std::pair<std::string, unsigned>> counts;
+  for (const auto& h : worker_hosts) {
+    auto it = std::find_if(counts.begin(), counts.end(), [&](const auto& c) { return c.first == h; });
+    if (it == counts.end()) counts.emplace_back(h, 1);
+    else ++it->second;
+  }
+  std::string out;
+  for (const auto& [h, n] : counts) out += fmt::format("{}{}: {}", out.empty() ? "" : ", ", h, n);
+  return out;
+}
+
+std::string host_down_line(const pipeline::HostEvent& e) {
+  std::string where = e.address.empty() ? e.name : fmt::format("{} ({})", e.name, e.address);
+  if (e.at_start)
+    return fmt::format("host {} does not answer: {}; left out ({} host{} left)", where, e.reason, e.hosts_left,
+                       e.hosts_left == 1 ? "" : "s");
+  return fmt::format("host {} stopped answering during {}: {}; quarantined, its jobs run again on the other host{} "
+                     "({} left)",
+                     where, e.step.empty() ? "the run" : "step " + e.step, e.reason, e.hosts_left == 1 ? "" : "s",
+                     e.hosts_left);
+}
+
 std::string banner(const pipeline::StepInfo& step, const Style& style) {
   std::string where = fmt::format("{} {}/{}", step.cleanup ? "cleanup" : "step", step.index, step.of);
   std::string shape = fmt::format("{} job{} on {} worker{}", step.jobs, step.jobs == 1 ? "" : "s",
                                   step.workers, step.workers == 1 ? "" : "s");
+  if (!step.worker_hosts.empty()) shape += " (" + host_counts(step.worker_hosts) + ")";
   return style.bold(fmt::format("━━ {}: {}", where, step.name)) + style.dim(" — " + shape);
 }
 
@@ -60,6 +85,7 @@ std::string describe(const pipeline::JobResult& r, unsigned attempt) {
   if (!r.detail.empty()) words += ": " + r.detail;
   if (r.leftovers > 0)
     words += fmt::format(" ({} leftover process{} killed)", r.leftovers, r.leftovers == 1 ? "" : "es");
+  if (r.infrastructure) return fmt::format("lost with its host ({}): {}", words.substr(0, words.find(':')), r.detail);
   if (r.will_retry) words += ", retrying";
   return words;
 }
@@ -75,8 +101,9 @@ std::string mark(const pipeline::JobResult& r, const Style& style) {
 std::string who(const pipeline::JobInfo& job) {
   if (job.kind == pipeline::JobKind::setup) return fmt::format("setup [n={}] ", job.worker);
   if (job.kind == pipeline::JobKind::teardown) return fmt::format("teardown [n={}] ", job.worker);
-  if (job.step == nullptr || job.step->jobs <= 1) return "";
-  return fmt::format("#{} [n={}] ", job.job, job.worker);
+  const std::string at = job.host.empty() ? "" : " @" + job.host;
+  if (job.step == nullptr || (job.step->jobs <= 1 && at.empty())) return "";
+  return fmt::format("#{} [n={}{}] ", job.job, job.worker, at);
 }
 }  // namespace
 
@@ -179,6 +206,11 @@ std::string summary(const Summary& s, const Style& style) {
       for (const auto& line : util::split_lines(j.tail)) out += style.dim("    │ ") + line + "\n";
     }
   }
+  if (!s.hosts_down.empty()) {
+    out += style.bold("hosts that did not answer:") + "\n";
+    for (const auto& h : s.hosts_down) out += "  " + style.yellow("! " + host_down_line(h)) + "\n";
+    for (const auto& j : s.lost) out += "    " + style.yellow("↻ " + job_title(j)) + "\n";
+  }
   if (!s.flaky.empty()) {
     out += style.bold("flaky jobs (passed on a retry):") + "\n";
     for (const auto& j : s.flaky) out += "  " + style.yellow("✓ " + job_title(j)) + "\n";
@@ -216,6 +248,11 @@ std::string plan_text(const pipeline::Pipeline& p, const std::vector<pipeline::P
                                            cleanup, cleanup == 1 ? "" : "s"));
   if (p.timeout) out += fmt::format(", timeout {}", util::format_duration_spec(*p.timeout));
   out += "\n";
+  if (!p.hosts.empty()) {
+    out += style.bold("hosts") + style.dim(" — probed before the first step; workers spread by capacity") + "\n";
+    for (const auto& h : p.hosts)
+      out += fmt::format("  {:<12} {} worker{}  {}\n", h.name, h.workers, h.workers == 1 ? " " : "s", h.address);
+  }
   size_t si = 0, ci = 0;
   for (const auto& s : plan) {
     size_t index = s.cleanup ? ++ci : ++si;
@@ -237,10 +274,18 @@ std::string plan_text(const pipeline::Pipeline& p, const std::vector<pipeline::P
       if (o.fail_fast) shape += ", fail fast";
       if (!o.capture.empty()) shape += ", captures " + o.capture;
     }
+    if (step != nullptr && step->per_host) shape += ", once per host";
     out += style.bold(head) + style.dim(" — " + shape) + "\n";
+    if (!s.worker_hosts.empty()) {
+      std::string where;
+      for (size_t w = 0; w < s.worker_hosts.size(); ++w)
+        where += fmt::format("{}n={} {}", where.empty() ? "" : ", ", w + 1, s.worker_hosts[w]);
+      out += "  " + style.dim("workers: " + where) + "\n";
+    }
     if (!s.note.empty()) out += "  " + s.note + "\n";
     for (const auto& j : s.jobs) {
       std::string who = j.worker ? fmt::format("n={}", j.worker) : "n=?";
+      if (!j.host.empty()) who += " @" + j.host;
       out += fmt::format("  #{:<3} {:<5} {}\n", j.job, who, j.command);
     }
   }

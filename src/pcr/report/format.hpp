@@ -26,6 +26,12 @@ struct Style {
 // "step 2/3: tests — 12 jobs on 4 workers" (cleanup steps say "cleanup 1/2").
 std::string banner(const pipeline::StepInfo& step, const Style& style);
 
+// "a: 2, b: 2": how many of a step's workers each host has, in order of first worker.
+std::string host_counts(const std::vector<std::string>& worker_hosts);
+
+// "host b (ssh://ci@b) stopped answering during step specs: …; quarantined, …".
+std::string host_down_line(const pipeline::HostEvent& e);
+
 // How a job ended, in words: "passed", "failed with exit code 2", "killed by signal 9
 // (SIGKILL)", "timed out after 3s", "passed on retry 1 (flaky)", …
 std::string describe(const pipeline::JobResult& result, unsigned attempt);
@@ -67,6 +73,8 @@ struct Summary {
   std::vector<JobRecord> failed;
   std::vector<JobRecord> flaky;
   std::vector<JobRecord> slowest;  // longest first
+  std::vector<pipeline::HostEvent> hosts_down;
+  std::vector<JobRecord> lost;     // attempts lost with their host (run again elsewhere)
   pipeline::RunResult run;
 };
 

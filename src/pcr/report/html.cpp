@@ -47,7 +47,7 @@ std::string css_class(const JobEntry& j) {
 std::string job_label(const JobEntry& j) {
   if (j.kind == JobKind::setup) return fmt::format("setup [n={}]", j.worker);
   if (j.kind == JobKind::teardown) return fmt::format("teardown [n={}]", j.worker);
-  return fmt::format("#{} [n={}]", j.job, j.worker);
+  return fmt::format("#{} [n={}{}]", j.job, j.worker, j.host.empty() ? "" : " @" + j.host);
 }
 
 }  // namespace
@@ -67,6 +67,11 @@ std::string html_report(const RunRecord& run) {
                      html_escape(title), verdict, verdict_text, format_duration(res.duration),
                      html_escape(run.info.run_id), res.exit_code);
   for (const auto& n : run.notes) out += fmt::format("<p class=\"note\">{}</p>\n", html_escape(n));
+  if (!run.hosts_down.empty()) {
+    out += "<h2>Hosts that did not answer</h2>\n<ul id=\"hosts\">\n";
+    for (const auto& h : run.hosts_down) out += fmt::format("<li>{}</li>\n", html_escape(host_down_line(h)));
+    out += "</ul>\n";
+  }
 
   // Summary.
   out += "<h2>Steps</h2>\n<table id=\"steps\"><tr><th>step</th><th>outcome</th><th>jobs</th><th>passed</th><th>failed</th><th>flaky</th><th>duration</th></tr>\n";

@@ -45,6 +45,7 @@ static ordered_json job_event(const char* event, const pipeline::JobInfo& job, c
   j["job"] = job.job;
   j["worker"] = job.worker;
   j["attempt"] = job.attempt;
+  j["host"] = job.host.empty() ? ordered_json() : ordered_json(job.host);
   return j;
 }
 
@@ -87,6 +88,7 @@ void JsonEvents::step_started(const pipeline::StepInfo& s) {
   j["cleanup"] = s.cleanup;
   j["jobs"] = s.jobs;
   j["workers"] = s.workers;
+  if (!s.worker_hosts.empty()) j["worker_hosts"] = s.worker_hosts;
   emit(j.dump());
 }
 
@@ -108,6 +110,7 @@ void JsonEvents::job_finished(const pipeline::JobInfo& job, const pipeline::JobR
   j["timeout_ms"] = r.limit.count() > 0 ? ordered_json(r.limit.count()) : ordered_json();
   j["retrying"] = r.will_retry;
   j["flaky"] = r.flaky;
+  j["infrastructure"] = r.infrastructure;
   j["leftovers_killed"] = r.leftovers;
   j["output_bytes"] = r.bytes;
   j["detail"] = util::valid_utf8(m_mask.mask(r.detail));
@@ -125,7 +128,20 @@ void JsonEvents::step_finished(const pipeline::StepInfo& s, const pipeline::Step
   j["failed"] = r.failed;
   j["cancelled"] = r.cancelled;
   j["flaky"] = r.flaky;
+  j["rerun"] = r.rerun;
   j["error"] = util::valid_utf8(m_mask.mask(r.error));
+  emit(j.dump());
+}
+
+void JsonEvents::host_down(const pipeline::HostEvent& e) {
+  auto j = base("host_down");
+  j["host"] = e.name;
+  j["address"] = util::valid_utf8(m_mask.mask(e.address));
+  j["workers"] = e.workers;
+  j["at_start"] = e.at_start;
+  j["step"] = e.step.empty() ? ordered_json() : ordered_json(util::valid_utf8(m_mask.mask(e.step)));
+  j["reason"] = util::valid_utf8(m_mask.mask(e.reason));
+  j["hosts_left"] = e.hosts_left;
   emit(j.dump());
 }
 

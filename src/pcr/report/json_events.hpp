@@ -26,6 +26,7 @@ class JsonEvents : public pipeline::Observer {
   void step_finished(const pipeline::StepInfo&, const pipeline::StepResult&) override;
   void run_finished(const pipeline::RunResult&) override;
   void note(std::string_view) override;
+  void host_down(const pipeline::HostEvent&) override;
 
  private:
   void emit(const std::string& line);

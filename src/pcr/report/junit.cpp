@@ -72,7 +72,12 @@ std::string junit_xml(const RunRecord& run) {
         body += fmt::format("      <failure type=\"{}\" message=\"{}\">{}</failure>\n", status_name(r.status),
                             xml_escape(describe(r, j->attempt)), xml_escape(j->tail));
       }
-      std::string meta = fmt::format("worker: {}\nattempts: {}\ncommand: {}\n", j->worker, retries + 1, j->command);
+      std::string meta = fmt::format("worker: {}\n{}attempts: {}\ncommand: {}\n", j->worker,
+                                     j->host.empty() ? "" : "host: " + j->host + "\n", retries + 1, j->command);
+      for (const auto& earlier : run.jobs)
+        if (&earlier != j && earlier.step == s && earlier.job == j->job && earlier.kind == j->kind &&
+            earlier.result.infrastructure)
+          meta += fmt::format("attempt {} lost with its host: {}\n", earlier.attempt + 1, earlier.result.detail);
       if (r.flaky) meta += fmt::format("flaky: passed on retry {}\n", retries);
       body += fmt::format("      <system-out>{}</system-out>\n", xml_escape(meta));
       cases += fmt::format("    <testcase classname=\"{}\" name=\"{}\" time=\"{}\" status=\"{}\">\n{}    </testcase>\n",

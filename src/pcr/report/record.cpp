@@ -91,6 +91,7 @@ void Recorder::job_finished(const pipeline::JobInfo& job, const pipeline::JobRes
   e.step = m_record.steps.empty() ? 0 : m_record.steps.size() - 1;
   e.kind = job.kind;
   e.job = job.job, e.worker = job.worker, e.attempt = job.attempt;
+  e.host = job.host;
   e.command = m_mask.mask(job.command);
   for (const auto& item : job.items) e.items.push_back(m_mask.mask(item));
   e.result = r;
@@ -114,6 +115,14 @@ void Recorder::step_finished(const pipeline::StepInfo& s, const pipeline::StepRe
   StepEntry& e = m_record.steps.back();
   e.result = r;
   e.result.error = m_mask.mask(r.error);
+}
+
+void Recorder::host_down(const pipeline::HostEvent& event) {
+  pipeline::HostEvent e = event;
+  e.address = m_mask.mask(e.address);
+  e.reason = m_mask.mask(e.reason);
+  e.step = m_mask.mask(e.step);
+  m_record.hosts_down.push_back(std::move(e));
 }
 
 void Recorder::note(std::string_view text) { m_record.notes.push_back(m_mask.mask(text)); }

@@ -19,6 +19,7 @@ struct JobEntry {
   size_t step = 0;  // index into RunRecord::steps
   pipeline::JobKind kind = pipeline::JobKind::job;
   unsigned job = 0, worker = 0, attempt = 0;
+  std::string host;  // its worker's host, with hosts
   std::string command;
   std::vector<std::string> items;
   pipeline::JobResult result;
@@ -43,6 +44,7 @@ struct RunRecord {
   std::vector<StepEntry> steps;
   std::vector<JobEntry> jobs;
   std::vector<std::string> notes;
+  std::vector<pipeline::HostEvent> hosts_down;  // masked
 };
 
 // Collects a run for the reports that are written at its end (JUnit, HTML), and calls
@@ -60,6 +62,7 @@ class Recorder : public pipeline::Observer {
   void step_finished(const pipeline::StepInfo&, const pipeline::StepResult&) override;
   void run_finished(const pipeline::RunResult&) override;
   void note(std::string_view) override;
+  void host_down(const pipeline::HostEvent&) override;
 
   const RunRecord& record() const { return m_record; }
 

@@ -1,0 +1,183 @@
+// `hosts:` against two real Docker engines on this machine: the suite's dockerd (the
+// `docker.ready` fixture) and a second one with its own socket, data root, exec root,
+// pid file and address pool (tests/docker/second_docker.sh, the `docker.second` fixture).
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+#include <tuple>
+#include <pcr/util/text.hpp>
+
+#include "../support/pcr_binary.hpp"
+
+using namespace pcr::test;
+
+namespace {
+
+const std::string k_one = "unix:///var/run/docker.sock";
+const std::string k_two = "unix:///var/run/pcr-docker2.sock";
+
+std::string sh(const std::string& cmd) {
+  std::string out;
+  FILE* f = ::popen(cmd.c_str(), "r");
+  if (!f) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  ::pclose(f);
+  return out;
+}
+
+std::string second_docker(const std::string& what) {
+  return sh(std::string(PCR_SOURCE_DIR) + "/tests/docker/second_docker.sh " + what + " 2>&1");
+}
+
+// Containers, networks and volumes on engine `host` whose name contains `marker`.
+std::string leftovers_on(const std::string& host, const std::string& marker) {
+  const std::string d = "docker -H " + host;
+  return sh("{ " + d + " ps -a --format '{{.Names}}'; " + d + " network ls --format '{{.Name}}'; " + d +
+            " volume ls --format '{{.Name}}'; } | grep -F '" + marker + "' || true");
+}
+
+// `db` serves a page naming its project; `web` fetches it.
+const char* k_compose = R"Y(version: "2.4"
+services:
+  db:
+    image: pcr-busybox:test
+    init: true
+    command: ["sh", "-c", "mkdir -p /www && echo db-of-$$PROJECT_NAME > /www/index.html && httpd -f -p 8080 -h /www"]
+    environment:
+      PROJECT_NAME: ${PROJECT_NAME}
+    volumes: [data:/data]
+  web:
+    image: pcr-busybox:test
+    init: true
+    command: ["sleep", "3600"]
+volumes:
+  data: {}
+)Y";
+
+// A pipeline folder with the compose file and the busybox image's build context, whose
+// pipeline starts by building the image on every host (the second engine has none).
+struct TwoHosts {
+  TempDir dir;
+  std::string base = unique_marker("pcrhx");
+  TwoHosts() {
+    dir.write("docker-compose.yml", k_compose);
+    dir.write("image/Dockerfile", "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nCMD [\"sh\"]\n");
+    sh("cp \"$(command -v busybox || echo /bin/busybox)\" '" + dir.file("image/busybox") + "'");
+    EXPECT_EQ(second_docker("start"), k_two + "\n");
+  }
+  ~TwoHosts() { second_docker("start"); }  // a test that stopped it leaves it running again
+  std::string pipeline(const std::string& steps, const std::string& extra_hosts = "") const {
+    return "name: " + base + "\nhosts:\n  - name: one\n    docker: " + k_one + "\n    workers: 2\n  - name: two\n    docker: " +
+           k_two + "\n    workers: 2\n" + extra_hosts + "compose:\n  file: docker-compose.yml\nsteps:\n" +
+           "  - name: image\n    per_host: true\n    run: docker build -q -t pcr-busybox:test image > /dev/null\n    timeout: 2m\n" +
+           "  - name: up\n    parallel: 4\n    run: docker-compose up -d 2>&1\n    timeout: 2m\n" + steps;
+  }
+};
+
+// The lines of `path`'s JSON events with "event" = `event`.
+std::vector<nlohmann::json> events(const std::string& path, const std::string& event) {
+  std::vector<nlohmann::json> out;
+  for (const auto& line : pcr::util::split_lines(read_file(path))) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.value("event", "") == event) out.push_back(j);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(Hosts, WorkersLandOnBothEnginesByCapacityAndTeardownClearsBoth) {
+  TwoHosts h;
+  auto r = run_yaml(h.dir, h.pipeline(R"Y(  - name: count
+    run: for e in )Y" + k_one + " " + k_two + R"Y(; do docker -H $e ps -q --filter name=)Y" + h.base +
+                                      R"Y( | wc -l > "count-$(basename $e)"; done
+  - name: each talks to its own db
+    parallel: 4
+    run: page=""; for i in 1 2 3 4 5 6 7 8 9 10; do page=$({exec web} wget -qO- http://db:8080/) && break; sleep 0.5; done; test "$page" = "db-of-$PROJECT_NAME" && echo "$CI_HOST $DOCKER_HOST {n} $page"
+)Y"), {"--json", h.dir.file("events.json")});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  // Two workers (two clusters of two containers) on each engine.
+  EXPECT_EQ(read_file(h.dir.file("count-docker.sock")), "4\n");
+  EXPECT_EQ(read_file(h.dir.file("count-pcr-docker2.sock")), "4\n");
+  for (const auto& [n, host, engine] : {std::tuple{1, "one", k_one}, {2, "two", k_two}, {3, "one", k_one}, {4, "two", k_two}})
+    EXPECT_NE(r.out.find(fmt::format("{} {} {} db-of-{}", host, engine, n, h.base)), std::string::npos)
+        << "worker " << n << " on " << host << ":\n" << r.out;
+  EXPECT_NE(r.out.find("4 jobs on 4 workers (one: 2, two: 2)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("2 jobs on 2 workers (one: 1, two: 1)"), std::string::npos) << "per_host: " << r.out;
+  auto starts = events(h.dir.file("events.json"), "job_start");
+  ASSERT_FALSE(starts.empty());
+  EXPECT_TRUE(starts[0].contains("host"));
+  EXPECT_EQ(leftovers_on(k_one, h.base), "");
+  EXPECT_EQ(leftovers_on(k_two, h.base), "");
+  EXPECT_EQ(sh("ls '" + h.dir.file(".pcr/projects") + "' 2>/dev/null"), "") << "records are removed after teardown";
+}
+
+TEST(Hosts, UnreachableHostAtTheStartIsReportedAndLeftOut) {
+  TwoHosts h;
+  const std::string gone = "  - name: gone\n    docker: unix:///var/run/pcr-no-such-engine.sock\n    workers: 8\n";
+  auto r = run_yaml(h.dir, h.pipeline("  - run: echo on $CI_HOST\n", gone));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("host gone (unix:///var/run/pcr-no-such-engine.sock) does not answer: Cannot connect"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("4 jobs on 4 workers (one: 2, two: 2)"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("on gone"), std::string::npos);
+  auto strict = run_yaml(h.dir, h.pipeline("  - run: touch ran\n", gone), {"--require-all-hosts"});
+  EXPECT_EQ(strict.exit_code, 1) << strict.out;
+  EXPECT_NE(strict.out.find("--require-all-hosts"), std::string::npos) << strict.out;
+  EXPECT_FALSE(exists(h.dir.file("ran")));
+  EXPECT_EQ(leftovers_on(k_one, h.base), "");
+  EXPECT_EQ(leftovers_on(k_two, h.base), "");
+}
+
+// The second engine stops while its workers run: their jobs are infrastructure failures,
+// run again on the first engine, and the run passes. Its projects stay recorded; once it
+// is back, `pcr clean` takes them down: nothing is left on either engine.
+TEST(Hosts, EngineStoppedMidRunItsJobsRerunOnTheOther) {
+  TwoHosts h;
+  PcrOptions o;
+  o.while_running = [&](pid_t) {
+    ASSERT_TRUE(wait_until([&] { return exists(h.dir.file("waiting")); }, std::chrono::seconds(180)));
+    second_docker("stop");
+    h.dir.write("stopped", "");
+  };
+  auto r = run_yaml(h.dir, h.pipeline(R"Y(  - name: specs
+    for_each: [s1, s2, s3, s4, s5, s6, s7, s8]
+    timeout: 2m
+    run: if [ "$CI_HOST" = two ]; then touch waiting; while [ ! -e stopped ]; do sleep 0.1; done; fi; {exec web} wget -qO- http://db:8080/ | grep -q "db-of-$PROJECT_NAME" && echo "{items} passed on $CI_HOST"
+)Y"), {"--json", "events.json", "--junit", "junit.xml"}, o);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  for (int i = 1; i <= 8; ++i) EXPECT_NE(r.out.find(fmt::format("s{} passed on one", i)), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("passed on two"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("host two (" + k_two + ") stopped answering during step specs"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("lost with its host"), std::string::npos) << r.out;
+  auto down = events(h.dir.file("events.json"), "host_down");
+  ASSERT_EQ(down.size(), 1u);
+  EXPECT_EQ(down[0]["host"], "two");
+  EXPECT_EQ(down[0]["at_start"], false);
+  size_t lost = 0;
+  for (const auto& e : events(h.dir.file("events.json"), "job_end"))
+    if (e["infrastructure"] == true) {
+      ++lost;
+      EXPECT_EQ(e["host"], "two");
+    }
+  EXPECT_GE(lost, 1u);
+  EXPECT_NE(read_file(h.dir.file("junit.xml")).find("lost with its host"), std::string::npos);
+  EXPECT_EQ(leftovers_on(k_one, h.base), "") << "the first engine's clusters were taken down";
+
+  // The second engine's clusters could not be taken down while it was away.
+  ASSERT_EQ(second_docker("start"), k_two + "\n");
+  ASSERT_NE(leftovers_on(k_two, h.base), "");
+  PcrOptions in_dir;
+  in_dir.cwd = h.dir.path();
+  auto clean = run_pcr({"clean"}, in_dir);
+  EXPECT_EQ(clean.exit_code, 0) << clean.out;
+  EXPECT_NE(clean.out.find("on host two (" + k_two + ")"), std::string::npos) << clean.out;
+  EXPECT_EQ(leftovers_on(k_two, h.base), "");
+  EXPECT_EQ(leftovers_on(k_one, h.base), "");
+}
