@@ -181,3 +181,21 @@ TEST(Hosts, EngineStoppedMidRunItsJobsRerunOnTheOther) {
   EXPECT_EQ(leftovers_on(k_two, h.base), "");
   EXPECT_EQ(leftovers_on(k_one, h.base), "");
 }
+
+// `context: NAME` takes the engine a docker context points at: jobs get its DOCKER_HOST.
+TEST(Hosts, ADockerContextNamesAHost) {
+  TempDir d;
+  ASSERT_EQ(second_docker("start"), k_two + "\n");
+  const std::string context = unique_marker("pcrctx");
+  ASSERT_EQ(std::system(("docker context create " + context + " --docker host=" + k_two + " > /dev/null").c_str()), 0);
+  auto r = run_yaml(d, "hosts:\n  - name: two\n    context: " + context +
+                           "\nsteps:\n  - run: echo \"$DOCKER_HOST\" > dh && docker info --format '{{{{.DockerRootDir}}}}' > root\n");
+  std::system(("docker context rm -f " + context + " > /dev/null").c_str());
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(read_file(d.file("dh")), k_two + "\n");
+  EXPECT_EQ(read_file(d.file("root")), "/var/lib/pcr-docker2\n");
+  auto bad = run_yaml(d, "hosts:\n  - name: two\n    context: no-such-context-" + context + "\nsteps:\n  - run: touch ran\n");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("ci.yaml:3:14: context 'no-such-context-"), std::string::npos) << bad.err;
+  EXPECT_FALSE(exists(d.file("ran")));
+}

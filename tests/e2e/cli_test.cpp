@@ -83,3 +83,40 @@ TEST(Terminal, StatusLineAndColourUnderAPty) {
   EXPECT_EQ(plain.find("\x1b[32m"), std::string::npos) << "NO_COLOR ignored";
   EXPECT_NE(plain.find("jobs done"), std::string::npos);
 }
+
+// `pcr check` with hosts: the hosts, where each worker goes, and what a remote host
+// cannot see (bind mounts, build contexts), named by host. Nothing is probed or run.
+TEST(Check, HostsShowWhereWorkersGoAndWhatRemoteHostsCannotSee) {
+  TempDir d;
+  d.write("docker-compose.yml", "services:\n  web:\n    image: busybox\n    volumes: [\"./src:/app\"]\n");
+  d.write("ci.yaml", R"(
+hosts:
+  - name: here
+    docker: unix:///var/run/docker.sock
+    workers: 1
+  - name: box2
+    docker: ssh://ci@box2
+    workers: 1
+compose:
+  file: docker-compose.yml
+steps:
+  - name: image
+    per_host: true
+    run: touch built-$CI_HOST
+  - name: up
+    parallel: 2
+    run: docker-compose up -d
+)");
+  auto r = run_pcr({"check", d.file("ci.yaml")});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("box2         1 worker   ssh://ci@box2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("image — 2 jobs on 2 workers, once per host"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("workers: n=1 here, n=2 box2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("n=2 @box2 docker-compose up -d"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("docker-compose.yml:4:15: warning: service web: bind mount of ./src will not exist on the "
+                       "remote docker host box2 (ssh://ci@box2)"),
+            std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.out.find("host here"), std::string::npos) << "a local host gets no remote warning";
+  EXPECT_FALSE(exists(d.file("built-here")));
+}

@@ -115,6 +115,24 @@ TEST(ComposeLint, FixedNamesPortsAndRemoteBindMounts) {
   EXPECT_TRUE(any("bind mount of ./src will not exist on the remote docker host ssh://ci@box2"));
   EXPECT_TRUE(any("the build context is sent from here"));
   EXPECT_FALSE(any("data"));  // a named volume is fine anywhere
+  // Several hosts: the isolation warnings once; the remote ones for each remote host, by name.
+  auto hosts = docker::lint_compose({d.file("dc.yml")}, std::vector<docker::LintHost>{{"here", "unix:///var/run/docker.sock"},
+                                                                                      {"box2", "ssh://ci@box2"},
+                                                                                      {"box3", "tcp://10.0.0.3:2376"},
+                                                                                      {"loop", "tcp://127.0.0.1:2375"}});
+  ASSERT_EQ(hosts.size(), 8u) << ::testing::PrintToString(hosts);
+  auto count = [&](const std::string& text) {
+    return std::count_if(hosts.begin(), hosts.end(), [&](const std::string& w) { return w.find(text) != std::string::npos; });
+  };
+  EXPECT_EQ(count("container_name 'web_fixed'"), 1);
+  EXPECT_EQ(count("bind mount of ./src will not exist on the remote docker host box2 (ssh://ci@box2)"), 1);
+  EXPECT_EQ(count("bind mount of ./src will not exist on the remote docker host box3 (tcp://10.0.0.3:2376)"), 1);
+  EXPECT_EQ(count("loop"), 0) << "the loopback is this machine";
+  EXPECT_TRUE(docker::is_remote("ssh://ci@box2"));
+  EXPECT_TRUE(docker::is_remote("tcp://box2:2375"));
+  EXPECT_FALSE(docker::is_remote("tcp://localhost:2375"));
+  EXPECT_FALSE(docker::is_remote("ssh://me@127.0.0.1"));
+  EXPECT_FALSE(docker::is_remote("unix:///var/run/docker.sock"));
   d.write("bad.yml", "services: [\n");
   EXPECT_NE(docker::lint_compose({d.file("bad.yml")}, "")[0].find("cannot read the compose file"), std::string::npos);
 }
