@@ -26,8 +26,11 @@ std::string sh(const std::string& cmd) {
 
 // Containers, networks and volumes whose name contains `marker`, one per line.
 std::string docker_leftovers(const std::string& marker) {
-  return sh("{ docker ps -a --format '{{.Names}}'; docker network ls --format '{{.Name}}'; docker volume ls --format "
-            "'{{.Name}}'; } | grep -F '" + marker + "' || true");
+  return sh(
+      "{ docker ps -a --format '{{.Names}}'; docker network ls --format '{{.Name}}'; docker volume "
+      "ls --format "
+      "'{{.Name}}'; } | grep -F '" +
+      marker + "' || true");
 }
 
 // A compose file: `db` serves a page naming its own project, `web` can fetch it; a named
@@ -77,10 +80,12 @@ TEST(Compose, FourIsolatedClustersUpInParallelAndNothingLeft) {
     run: docker exec "${PROJECT_NAME}_web" echo "web of {project}"
 )Y"));
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
-  for (int n = 1; n <= 4; ++n) EXPECT_NE(r.out.find("isolated db-of-" + c.base), std::string::npos) << r.out;
+  for (int n = 1; n <= 4; ++n)
+    EXPECT_NE(r.out.find("isolated db-of-" + c.base), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("compose teardown"), std::string::npos);
   EXPECT_EQ(docker_leftovers(c.base), "");
-  EXPECT_TRUE(pcr::util::split_lines(sh("ls '" + c.dir.file(".pcr/projects") + "' 2>/dev/null")).empty())
+  EXPECT_TRUE(
+      pcr::util::split_lines(sh("ls '" + c.dir.file(".pcr/projects") + "' 2>/dev/null")).empty())
       << "records were not removed after teardown";
 }
 
@@ -98,10 +103,12 @@ TEST(Compose, InterruptTearsDownToo) {
   Cluster c;
   PcrOptions o;
   o.while_running = [&](pid_t pid) {
-    ASSERT_TRUE(wait_until([&] { return exists(c.dir.file("up.done")); }, std::chrono::seconds(120)));
+    ASSERT_TRUE(
+        wait_until([&] { return exists(c.dir.file("up.done")); }, std::chrono::seconds(120)));
     ::kill(pid, SIGINT);
   };
-  auto r = run_yaml(c.dir, c.pipeline(std::string(k_up) + "  - run: touch up.done; sleep 60\n"), {}, o);
+  auto r =
+      run_yaml(c.dir, c.pipeline(std::string(k_up) + "  - run: touch up.done; sleep 60\n"), {}, o);
   EXPECT_EQ(r.exit_code, 130) << r.out;
   EXPECT_EQ(docker_leftovers(c.base), "");
 }
@@ -111,17 +118,21 @@ TEST(Compose, KilledRunIsCleanedByPcrClean) {
   std::string marker = unique_marker("pcrk9");
   PcrOptions o;
   o.while_running = [&](pid_t pid) {
-    ASSERT_TRUE(wait_until([&] { return exists(c.dir.file("up.done")); }, std::chrono::seconds(120)));
+    ASSERT_TRUE(
+        wait_until([&] { return exists(c.dir.file("up.done")); }, std::chrono::seconds(120)));
     ::kill(pid, SIGKILL);  // no cleanup, no teardown: only the records remain
   };
-  run_yaml(c.dir, c.pipeline(std::string(k_up) + "  - run: touch up.done; sleep 60; true " + marker + "\n"), {}, o);
+  run_yaml(
+      c.dir,
+      c.pipeline(std::string(k_up) + "  - run: touch up.done; sleep 60; true " + marker + "\n"), {},
+      o);
   sh("pkill -f " + marker);
   ASSERT_NE(docker_leftovers(c.base), "") << "the clusters should have survived kill -9";
   // The next run warns; pcr clean takes everything down.
   PcrOptions in_dir;
   in_dir.cwd = c.dir.path();
   auto warn = run_pcr({"run", "--dry-run"}, in_dir);
-  EXPECT_NE(warn.err.find("left behind by a killed run"), std::string::npos) << warn.err;
+  EXPECT_NE(warn.err.find("left behind by an earlier run (killed"), std::string::npos) << warn.err;
   auto clean = run_pcr({"clean"}, in_dir);
   EXPECT_EQ(clean.exit_code, 0) << clean.out;
   EXPECT_NE(clean.out.find("took down " + c.base), std::string::npos) << clean.out;
@@ -166,18 +177,26 @@ cleanup:
   EXPECT_EQ(r.exit_code, 1) << r.out;
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n') > 0, true);
   EXPECT_NE(r.out.find("timed out after 3s"), std::string::npos) << r.out;
-  std::string inside1 = read_file(c.dir.file("ps-1.txt")), inside2 = read_file(c.dir.file("ps-2.txt"));
-  EXPECT_NE(inside2.find("sleep 298"), std::string::npos) << "control: docker kept the plain exec's process:\n" << inside2;
-  EXPECT_EQ(inside1.find("sleep 299"), std::string::npos) << "{exec web} left its process in the container:\n" << inside1;
+  std::string inside1 = read_file(c.dir.file("ps-1.txt")),
+              inside2 = read_file(c.dir.file("ps-2.txt"));
+  EXPECT_NE(inside2.find("sleep 298"), std::string::npos)
+      << "control: docker kept the plain exec's process:\n"
+      << inside2;
+  EXPECT_EQ(inside1.find("sleep 299"), std::string::npos)
+      << "{exec web} left its process in the container:\n"
+      << inside1;
   EXPECT_EQ(docker_leftovers(c.base), "");
 }
 
 TEST(Compose, InvalidComposeFileFailsTheStepClearlyAndCleanupRuns) {
   Cluster c;
-  c.dir.write("docker-compose.yml", "version: \"2.4\"\nservices:\n  web:\n    image: pcr-busybox:test\n    bogus_key: 1\n");
+  c.dir.write(
+      "docker-compose.yml",
+      "version: \"2.4\"\nservices:\n  web:\n    image: pcr-busybox:test\n    bogus_key: 1\n");
   auto r = run_yaml(c.dir, c.pipeline(std::string(k_up) + "cleanup:\n  - run: touch cleaned\n"));
   EXPECT_EQ(r.exit_code, 1) << r.out;
-  EXPECT_NE(r.out.find("bogus_key"), std::string::npos) << "compose's own error is not shown:\n" << r.out;
+  EXPECT_NE(r.out.find("bogus_key"), std::string::npos) << "compose's own error is not shown:\n"
+                                                        << r.out;
   EXPECT_TRUE(exists(c.dir.file("cleaned")));
   EXPECT_NE(r.out.find("compose teardown"), std::string::npos);
   EXPECT_EQ(docker_leftovers(c.base), "");

@@ -1,14 +1,13 @@
 // `hosts:` against two real Docker engines on this machine: the suite's dockerd (the
 // `docker.ready` fixture) and a second one with its own socket, data root, exec root,
 // pid file and address pool (tests/docker/second_docker.sh, the `docker.second` fixture).
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 
-#include <fmt/format.h>
-
 #include <nlohmann/json.hpp>
-#include <tuple>
 #include <pcr/util/text.hpp>
+#include <tuple>
 
 #include "../support/pcr_binary.hpp"
 
@@ -37,8 +36,8 @@ std::string second_docker(const std::string& what) {
 // Containers, networks and volumes on engine `host` whose name contains `marker`.
 std::string leftovers_on(const std::string& host, const std::string& marker) {
   const std::string d = "docker -H " + host;
-  return sh("{ " + d + " ps -a --format '{{.Names}}'; " + d + " network ls --format '{{.Name}}'; " + d +
-            " volume ls --format '{{.Name}}'; } | grep -F '" + marker + "' || true");
+  return sh("{ " + d + " ps -a --format '{{.Names}}'; " + d + " network ls --format '{{.Name}}'; " +
+            d + " volume ls --format '{{.Name}}'; } | grep -F '" + marker + "' || true");
 }
 
 // `db` serves a page naming its project; `web` fetches it.
@@ -66,16 +65,21 @@ struct TwoHosts {
   std::string base = unique_marker("pcrhx");
   TwoHosts() {
     dir.write("docker-compose.yml", k_compose);
-    dir.write("image/Dockerfile", "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nCMD [\"sh\"]\n");
+    dir.write("image/Dockerfile",
+              "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", "
+              "\"-s\", \"/bin\"]\nCMD [\"sh\"]\n");
     sh("cp \"$(command -v busybox || echo /bin/busybox)\" '" + dir.file("image/busybox") + "'");
     EXPECT_EQ(second_docker("start"), k_two + "\n");
   }
   ~TwoHosts() { second_docker("start"); }  // a test that stopped it leaves it running again
   std::string pipeline(const std::string& steps, const std::string& extra_hosts = "") const {
-    return "name: " + base + "\nhosts:\n  - name: one\n    docker: " + k_one + "\n    workers: 2\n  - name: two\n    docker: " +
-           k_two + "\n    workers: 2\n" + extra_hosts + "compose:\n  file: docker-compose.yml\nsteps:\n" +
-           "  - name: image\n    per_host: true\n    run: docker build -q -t pcr-busybox:test image > /dev/null\n    timeout: 2m\n" +
-           "  - name: up\n    parallel: 4\n    run: docker-compose up -d 2>&1\n    timeout: 2m\n" + steps;
+    return "name: " + base + "\nhosts:\n  - name: one\n    docker: " + k_one +
+           "\n    workers: 2\n  - name: two\n    docker: " + k_two + "\n    workers: 2\n" +
+           extra_hosts + "compose:\n  file: docker-compose.yml\nsteps:\n" +
+           "  - name: image\n    per_host: true\n    run: docker build -q -t pcr-busybox:test "
+           "image > /dev/null\n    timeout: 2m\n" +
+           "  - name: up\n    parallel: 4\n    run: docker-compose up -d 2>&1\n    timeout: 2m\n" +
+           steps;
   }
 };
 
@@ -93,37 +97,48 @@ std::vector<nlohmann::json> events(const std::string& path, const std::string& e
 
 TEST(Hosts, WorkersLandOnBothEnginesByCapacityAndTeardownClearsBoth) {
   TwoHosts h;
-  auto r = run_yaml(h.dir, h.pipeline(R"Y(  - name: count
-    run: for e in )Y" + k_one + " " + k_two + R"Y(; do docker -H $e ps -q --filter name=)Y" + h.base +
-                                      R"Y( | wc -l > "count-$(basename $e)"; done
+  auto r = run_yaml(h.dir,
+                    h.pipeline(R"Y(  - name: count
+    run: for e in )Y" + k_one + " " +
+                               k_two + R"Y(; do docker -H $e ps -q --filter name=)Y" + h.base +
+                               R"Y( | wc -l > "count-$(basename $e)"; done
   - name: each talks to its own db
     parallel: 4
     run: page=""; for i in 1 2 3 4 5 6 7 8 9 10; do page=$({exec web} wget -qO- http://db:8080/) && break; sleep 0.5; done; test "$page" = "db-of-$PROJECT_NAME" && echo "$CI_HOST $DOCKER_HOST {n} $page"
-)Y"), {"--json", h.dir.file("events.json")});
+)Y"),
+                    {"--json", h.dir.file("events.json")});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   // Two workers (two clusters of two containers) on each engine.
   EXPECT_EQ(read_file(h.dir.file("count-docker.sock")), "4\n");
   EXPECT_EQ(read_file(h.dir.file("count-pcr-docker2.sock")), "4\n");
-  for (const auto& [n, host, engine] : {std::tuple{1, "one", k_one}, {2, "two", k_two}, {3, "one", k_one}, {4, "two", k_two}})
-    EXPECT_NE(r.out.find(fmt::format("{} {} {} db-of-{}", host, engine, n, h.base)), std::string::npos)
-        << "worker " << n << " on " << host << ":\n" << r.out;
+  for (const auto& [n, host, engine] :
+       {std::tuple{1, "one", k_one}, {2, "two", k_two}, {3, "one", k_one}, {4, "two", k_two}})
+    EXPECT_NE(r.out.find(fmt::format("{} {} {} db-of-{}", host, engine, n, h.base)),
+              std::string::npos)
+        << "worker " << n << " on " << host << ":\n"
+        << r.out;
   EXPECT_NE(r.out.find("4 jobs on 4 workers (one: 2, two: 2)"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("2 jobs on 2 workers (one: 1, two: 1)"), std::string::npos) << "per_host: " << r.out;
+  EXPECT_NE(r.out.find("2 jobs on 2 workers (one: 1, two: 1)"), std::string::npos)
+      << "per_host: " << r.out;
   auto starts = events(h.dir.file("events.json"), "job_start");
   ASSERT_FALSE(starts.empty());
   EXPECT_TRUE(starts[0].contains("host"));
   EXPECT_EQ(leftovers_on(k_one, h.base), "");
   EXPECT_EQ(leftovers_on(k_two, h.base), "");
-  EXPECT_EQ(sh("ls '" + h.dir.file(".pcr/projects") + "' 2>/dev/null"), "") << "records are removed after teardown";
+  EXPECT_EQ(sh("ls '" + h.dir.file(".pcr/projects") + "' 2>/dev/null"), "")
+      << "records are removed after teardown";
 }
 
 TEST(Hosts, UnreachableHostAtTheStartIsReportedAndLeftOut) {
   TwoHosts h;
-  const std::string gone = "  - name: gone\n    docker: unix:///var/run/pcr-no-such-engine.sock\n    workers: 8\n";
+  const std::string gone =
+      "  - name: gone\n    docker: unix:///var/run/pcr-no-such-engine.sock\n    workers: 8\n";
   auto r = run_yaml(h.dir, h.pipeline("  - run: echo on $CI_HOST\n", gone));
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-  EXPECT_NE(r.out.find("host gone (unix:///var/run/pcr-no-such-engine.sock) does not answer: Cannot connect"),
-            std::string::npos)
+  EXPECT_NE(
+      r.out.find(
+          "host gone (unix:///var/run/pcr-no-such-engine.sock) does not answer: Cannot connect"),
+      std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find("4 jobs on 4 workers (one: 2, two: 2)"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("on gone"), std::string::npos);
@@ -142,7 +157,8 @@ TEST(Hosts, EngineStoppedMidRunItsJobsRerunOnTheOther) {
   TwoHosts h;
   PcrOptions o;
   o.while_running = [&](pid_t) {
-    ASSERT_TRUE(wait_until([&] { return exists(h.dir.file("waiting")); }, std::chrono::seconds(180)));
+    ASSERT_TRUE(
+        wait_until([&] { return exists(h.dir.file("waiting")); }, std::chrono::seconds(180)));
     second_docker("stop");
     h.dir.write("stopped", "");
   };
@@ -150,11 +166,15 @@ TEST(Hosts, EngineStoppedMidRunItsJobsRerunOnTheOther) {
     for_each: [s1, s2, s3, s4, s5, s6, s7, s8]
     timeout: 2m
     run: if [ "$CI_HOST" = two ]; then touch waiting; while [ ! -e stopped ]; do sleep 0.1; done; fi; {exec web} wget -qO- http://db:8080/ | grep -q "db-of-$PROJECT_NAME" && echo "{items} passed on $CI_HOST"
-)Y"), {"--json", "events.json", "--junit", "junit.xml"}, o);
+)Y"),
+                    {"--json", "events.json", "--junit", "junit.xml", "--html", "report.html"}, o);
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-  for (int i = 1; i <= 8; ++i) EXPECT_NE(r.out.find(fmt::format("s{} passed on one", i)), std::string::npos) << r.out;
+  for (int i = 1; i <= 8; ++i)
+    EXPECT_NE(r.out.find(fmt::format("s{} passed on one", i)), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("passed on two"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("host two (" + k_two + ") stopped answering during step specs"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("host two (" + k_two + ") stopped answering during step specs"),
+            std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("lost with its host"), std::string::npos) << r.out;
   auto down = events(h.dir.file("events.json"), "host_down");
   ASSERT_EQ(down.size(), 1u);
@@ -168,6 +188,14 @@ TEST(Hosts, EngineStoppedMidRunItsJobsRerunOnTheOther) {
     }
   EXPECT_GE(lost, 1u);
   EXPECT_NE(read_file(h.dir.file("junit.xml")).find("lost with its host"), std::string::npos);
+  EXPECT_NE(read_file(h.dir.file("report.html"))
+                .find("host two (" + k_two + ") stopped answering during step specs"),
+            std::string::npos);
+  // The next run warns about what is still recorded on the host that went away.
+  PcrOptions here;
+  here.cwd = h.dir.path();
+  EXPECT_NE(run_pcr({"run", "--dry-run"}, here).err.find("left behind by an earlier run"),
+            std::string::npos);
   EXPECT_EQ(leftovers_on(k_one, h.base), "") << "the first engine's clusters were taken down";
 
   // The second engine's clusters could not be taken down while it was away.
@@ -187,14 +215,19 @@ TEST(Hosts, ADockerContextNamesAHost) {
   TempDir d;
   ASSERT_EQ(second_docker("start"), k_two + "\n");
   const std::string context = unique_marker("pcrctx");
-  ASSERT_EQ(std::system(("docker context create " + context + " --docker host=" + k_two + " > /dev/null").c_str()), 0);
+  ASSERT_EQ(
+      std::system(("docker context create " + context + " --docker host=" + k_two + " > /dev/null")
+                      .c_str()),
+      0);
   auto r = run_yaml(d, "hosts:\n  - name: two\n    context: " + context +
-                           "\nsteps:\n  - run: echo \"$DOCKER_HOST\" > dh && docker info --format '{{{{.DockerRootDir}}}}' > root\n");
+                           "\nsteps:\n  - run: echo \"$DOCKER_HOST\" > dh && docker info --format "
+                           "'{{{{.DockerRootDir}}}}' > root\n");
   std::system(("docker context rm -f " + context + " > /dev/null").c_str());
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(read_file(d.file("dh")), k_two + "\n");
   EXPECT_EQ(read_file(d.file("root")), "/var/lib/pcr-docker2\n");
-  auto bad = run_yaml(d, "hosts:\n  - name: two\n    context: no-such-context-" + context + "\nsteps:\n  - run: touch ran\n");
+  auto bad = run_yaml(d, "hosts:\n  - name: two\n    context: no-such-context-" + context +
+                             "\nsteps:\n  - run: touch ran\n");
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("ci.yaml:3:14: context 'no-such-context-"), std::string::npos) << bad.err;
   EXPECT_FALSE(exists(d.file("ran")));

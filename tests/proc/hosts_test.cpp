@@ -2,15 +2,17 @@
 // env names it, and the probe asks whether the folder exists. Removing the folder is a
 // host that stops answering. (tests/docker does the same with two real dockerd.)
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <iterator>
 #include <map>
-#include <sstream>
 #include <pcr/pipeline/builder.hpp>
 #include <pcr/pipeline/engine.hpp>
 #include <pcr/util/text.hpp>
+#include <sstream>
+#include <thread>
 
 #include "../support/support.hpp"
 
@@ -42,7 +44,8 @@ struct Recorder : Observer {
 };
 
 // Hosts named `names` with capacities `workers`, each a folder under `dir` (made now).
-Pipeline with_hosts(const TempDir& dir, const std::vector<std::string>& names, const std::vector<unsigned>& workers) {
+Pipeline with_hosts(const TempDir& dir, const std::vector<std::string>& names,
+                    const std::vector<unsigned>& workers) {
   Pipeline p;
   p.base_dir = dir.path();
   for (size_t i = 0; i < names.size(); ++i) {
@@ -67,7 +70,9 @@ Step shell_step(const std::string& name, const std::string& text) {
   return s;
 }
 
-std::vector<std::string> lines(const std::string& path) { return util::split_lines(test::read_file(path)); }
+std::vector<std::string> lines(const std::string& path) {
+  return util::split_lines(test::read_file(path));
+}
 
 int run_pipeline(const Pipeline& p, Recorder& rec, RunOptions o = {}) {
   o.timings = "/dev/null/none";  // nothing recorded, nothing written
@@ -92,7 +97,8 @@ TEST(Hosts, WorkersAreSpreadByCapacityAndJobsGetTheirHost) {
   ASSERT_EQ(log.size(), 8u);
   for (const auto& line : log) {
     std::istringstream in(line);
-    std::vector<std::string> f{std::istream_iterator<std::string>(in), std::istream_iterator<std::string>()};
+    std::vector<std::string> f{std::istream_iterator<std::string>(in),
+                               std::istream_iterator<std::string>()};
     ASSERT_EQ(f.size(), 3u) << line;
     EXPECT_EQ(f[0], f[2]) << "CI_HOST and the host's env agree: " << line;
     EXPECT_EQ(f[0], f[1] == "3" ? "a" : "b") << line;
@@ -117,13 +123,16 @@ TEST(Hosts, AnUnreachableHostIsReportedAndLeftOut) {
   ASSERT_EQ(rec.down.size(), 1u);
   EXPECT_EQ(rec.down[0].name, "gone");
   EXPECT_TRUE(rec.down[0].at_start);
-  EXPECT_NE(rec.down[0].reason.find("is gone"), std::string::npos) << "the probe's own words: " << rec.down[0].reason;
+  EXPECT_NE(rec.down[0].reason.find("is gone"), std::string::npos)
+      << "the probe's own words: " << rec.down[0].reason;
   EXPECT_EQ(rec.down[0].hosts_left, 2u);
-  EXPECT_EQ(rec.worker_hosts["pool"], (std::vector<std::string>{"a", "b"})) << "the pool is the capacity that answers";
+  EXPECT_EQ(rec.worker_hosts["pool"], (std::vector<std::string>{"a", "b"}))
+      << "the pool is the capacity that answers";
   for (const auto& line : lines(d.file("log"))) EXPECT_NE(line, "gone");
   auto once_lines = lines(d.file("once"));
   std::sort(once_lines.begin(), once_lines.end());
-  EXPECT_EQ(once_lines, (std::vector<std::string>{"a", "b"})) << "per_host: once on every host that answers";
+  EXPECT_EQ(once_lines, (std::vector<std::string>{"a", "b"}))
+      << "per_host: once on every host that answers";
 
   // --require-all-hosts: the same is fatal, and nothing runs.
   std::filesystem::remove(d.file("log"));
@@ -145,8 +154,9 @@ TEST(Hosts, NoHostAnsweringSkipsTheStepsButNotCleanup) {
   EXPECT_EQ(run_pipeline(p, rec), 1);
   EXPECT_FALSE(test::exists(d.file("ran")));
   EXPECT_TRUE(test::exists(d.file("cleaned")));
-  EXPECT_TRUE(std::any_of(rec.notes.begin(), rec.notes.end(),
-                          [](const std::string& n) { return n.find("no docker host answers") != std::string::npos; }));
+  EXPECT_TRUE(std::any_of(rec.notes.begin(), rec.notes.end(), [](const std::string& n) {
+    return n.find("no docker host answers") != std::string::npos;
+  }));
 }
 
 // Host b stops answering while its worker runs x2: x2 is an infrastructure failure, runs
@@ -166,8 +176,8 @@ TEST(Hosts, AJobWhoseHostStopsAnsweringRunsAgainOnAnother) {
   const int code = run_pipeline(p, rec);
   std::string seen;
   for (const auto& f : rec.finished)
-    seen += f.step + " job " + std::to_string(f.job) + " on " + f.host + ": " + std::to_string(static_cast<int>(f.result.status)) +
-            " " + f.result.detail + "\n";
+    seen += f.step + " job " + std::to_string(f.job) + " on " + f.host + ": " +
+            std::to_string(static_cast<int>(f.result.status)) + " " + f.result.detail + "\n";
   ASSERT_EQ(code, 0) << seen;
   auto log = lines(d.file("log"));
   std::sort(log.begin(), log.end());
@@ -183,7 +193,8 @@ TEST(Hosts, AJobWhoseHostStopsAnsweringRunsAgainOnAnother) {
     ++infra;
     EXPECT_EQ(f.host, "b");
     EXPECT_TRUE(f.result.will_retry);
-    EXPECT_NE(f.result.detail.find("host b stopped answering"), std::string::npos) << f.result.detail;
+    EXPECT_NE(f.result.detail.find("host b stopped answering"), std::string::npos)
+        << f.result.detail;
   }
   EXPECT_EQ(infra, 1u);
   for (const auto& f : rec.finished) {
@@ -243,4 +254,62 @@ TEST(Hosts, AFailureOnAHostThatAnswersIsTheJobs) {
   ASSERT_EQ(rec.finished.size(), 2u) << "one retry, as configured";
   for (const auto& f : rec.finished) EXPECT_FALSE(f.result.infrastructure);
   EXPECT_TRUE(rec.down.empty());
+}
+
+// When a host is quarantined, its other running jobs are stopped at once (they may wait
+// forever on an engine that is gone) and run again elsewhere.
+TEST(Hosts, JobsStillRunningOnAQuarantinedHostAreStoppedAndRunAgain) {
+  TempDir d;
+  Pipeline p = with_hosts(d, {"a", "b"}, {1, 2});  // workers: 1 b, 2 a, 3 b
+  Step s = shell_step("pool",
+                      "if [ $CI_HOST = b ]; then case {items} in hang) sleep 600;; fail) rm -rf "
+                      "\"$FAKE_HOST\"; exit 3;; "
+                      "esac; fi; echo {items} $CI_HOST >> log");
+  s.form = Form::for_each;
+  s.for_each.source = ForEach::Source::list;
+  s.for_each.list = {"hang", "x", "fail"};
+  p.steps.push_back(s);
+  Recorder rec;
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_EQ(run_pipeline(p, rec), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(60))
+      << "the hung job was not stopped";
+  auto log = lines(d.file("log"));
+  std::sort(log.begin(), log.end());
+  std::string seen;
+  for (const auto& f : rec.finished)
+    seen += f.step + " job " + std::to_string(f.job) + " n=" + std::to_string(f.worker) + " on " +
+            f.host + ": " + std::to_string(static_cast<int>(f.result.status)) + " " +
+            f.result.detail + "\n";
+  EXPECT_EQ(log, (std::vector<std::string>{"fail a", "hang a", "x a"})) << seen;
+  unsigned lost = 0;
+  for (const auto& f : rec.finished) lost += f.result.infrastructure && f.result.will_retry;
+  EXPECT_EQ(lost, 2u);
+}
+
+// An interrupt while the hosts are being probed stops the probes at once: no step runs,
+// cleanup does, and the run ends 130 without waiting out the probe's bound.
+TEST(Hosts, AnInterruptDuringProbingStopsTheProbes) {
+  TempDir d;
+  Pipeline p = with_hosts(d, {"a"}, {1});
+  const std::string marker = test::unique_marker("probe");
+  p.host_probe = "sleep 60; : " + marker;
+  p.probe_timeout = Millis(120'000);
+  p.steps.push_back(shell_step("s", "touch ran"));
+  p.cleanup.push_back(shell_step("c", "touch cleaned"));
+  Recorder rec;
+  std::thread interrupter([&] {
+    if (test::wait_until([&] { return !test::processes_with(marker).empty(); },
+                         std::chrono::seconds(20)))
+      ::kill(::getpid(), SIGINT);
+  });
+  const auto start = std::chrono::steady_clock::now();
+  const int code = run_pipeline(p, rec);
+  interrupter.join();
+  EXPECT_EQ(code, 130);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
+  EXPECT_FALSE(test::exists(d.file("ran")));
+  EXPECT_TRUE(test::exists(d.file("cleaned")));
+  EXPECT_TRUE(rec.down.empty()) << "a stopped probe says nothing about the host";
+  EXPECT_TRUE(test::processes_with(marker).empty());
 }

@@ -3,6 +3,8 @@
 #include <pcr/config/loader.hpp>
 #include <pcr/pipeline/engine.hpp>
 
+#include "../support/support.hpp"
+
 using namespace pcr;
 using pcr::config::Diagnostic;
 using pcr::config::LoadError;
@@ -27,7 +29,9 @@ void expect_error(const std::string& yaml, int line, int column, const std::stri
   EXPECT_EQ(d.line, line) << d.str();
   EXPECT_EQ(d.column, column) << d.str();
   EXPECT_NE(d.message.find(fragment), std::string::npos) << d.str();
-  EXPECT_EQ(d.str().rfind("ci.yaml:" + std::to_string(line) + ":" + std::to_string(column) + ": ", 0), 0u);
+  EXPECT_EQ(
+      d.str().rfind("ci.yaml:" + std::to_string(line) + ":" + std::to_string(column) + ": ", 0),
+      0u);
 }
 
 }  // namespace
@@ -105,20 +109,23 @@ cleanup:
 }
 
 TEST(Loader, PlaceholdersExpandAndItemsAreQuoted) {
-  auto p = config::load_string("steps:\n  - for_each: {list: [\"a b\", \"c\"]}\n    batch: 2\n    run: "
-                               "\"x {n} {job}/{total} {items} {run_id} {{literal}} ${HOME}\"\n",
-                               "ci.yaml");
+  auto p = config::load_string(
+      "steps:\n  - for_each: {list: [\"a b\", \"c\"]}\n    batch: 2\n    run: "
+      "\"x {n} {job}/{total} {items} {run_id} {{literal}} ${HOME}\"\n",
+      "ci.yaml");
   pipeline::JobContext ctx{3, 1, 1, {"a b", "c"}, "rid", "s", {}, {}, {}};
   EXPECT_EQ(p.steps[0].commands[0](ctx), "x 3 1/1 'a b' c rid {literal} ${HOME}");
 }
 
 TEST(LoaderErrors, UnknownKeyWithDidYouMean) {
-  expect_error("steps:\n  - run: echo\n    timout: 3s\n", 3, 5, "unknown key 'timout' in a step (did you mean 'timeout'?)");
+  expect_error("steps:\n  - run: echo\n    timout: 3s\n", 3, 5,
+               "unknown key 'timout' in a step (did you mean 'timeout'?)");
   expect_error("stepz:\n  - run: echo\n", 1, 1, "did you mean 'steps'?");
 }
 
 TEST(LoaderErrors, WrongTypes) {
-  expect_error("steps:\n  - run: echo\n    parallel: many\n", 3, 15, "parallel: expected a whole number");
+  expect_error("steps:\n  - run: echo\n    parallel: many\n", 3, 15,
+               "parallel: expected a whole number");
   expect_error("steps:\n  - run: [a, b]\n", 2, 10, "run: expected a string");
   expect_error("steps:\n  - run: echo\n    fail_fast: maybe\n", 3, 16, "expected true or false");
   expect_error("steps: 3\n", 1, 8, "steps: expected a list");
@@ -126,7 +133,8 @@ TEST(LoaderErrors, WrongTypes) {
 }
 
 TEST(LoaderErrors, BadDuration) {
-  expect_error("steps:\n  - run: echo\n    timeout: 10 minutes\n", 3, 14, "bad duration '10 minutes'");
+  expect_error("steps:\n  - run: echo\n    timeout: 10 minutes\n", 3, 14,
+               "bad duration '10 minutes'");
   expect_error("timeout: forever\nsteps:\n  - run: echo\n", 1, 10, "bad duration");
 }
 
@@ -140,39 +148,62 @@ TEST(LoaderErrors, EmptyStepsAndCommands) {
 }
 
 TEST(LoaderErrors, TwoFormsInOneStep) {
-  expect_error("steps:\n  - run: a\n    commands: [b]\n", 3, 5, "two forms in one step: `run` and `commands`");
+  expect_error("steps:\n  - run: a\n    commands: [b]\n", 3, 5,
+               "two forms in one step: `run` and `commands`");
   expect_error("steps:\n  - run: a\n    parallel: 2\n    for_each: [x]\n", 4, 5, "two forms");
   expect_error("steps:\n  - parallel: 2\n", 2, 5, "empty step");
-  expect_error("steps:\n  - run: a\n    batch: 2\n", 3, 5, "`batch` only applies to a `for_each` step");
+  expect_error("steps:\n  - run: a\n    batch: 2\n", 3, 5,
+               "`batch` only applies to a `for_each` step");
 }
 
 TEST(LoaderErrors, UnknownPlaceholderPointsIntoTheCommand) {
-  expect_error("steps:\n  - run: echo {nn}\n", 2, 15, "unknown placeholder '{nn}' (did you mean '{n}'?)");
+  expect_error("steps:\n  - run: echo {nn}\n", 2, 15,
+               "unknown placeholder '{nn}' (did you mean '{n}'?)");
   expect_error("steps:\n  - run: \"echo {item}\"\n", 2, 16, "did you mean '{items}'?");
   expect_error("steps:\n  - run: awk '{print $1}'\n", 2, 15, "write '{{' for a literal brace");
 }
 
 TEST(LoaderErrors, ForEachSources) {
   expect_error("steps:\n  - run: a\n    for_each: {glob: x, list: [y]}\n", 3, 25, "exactly one of");
-  expect_error("steps:\n  - run: a\n    for_each: {lines: NOPE}\n", 3, 23, "no earlier step has `capture: NOPE`");
+  expect_error("steps:\n  - run: a\n    for_each: {lines: NOPE}\n", 3, 23,
+               "no earlier step has `capture: NOPE`");
   expect_error("steps:\n  - run: a\n    for_each: {globe: x}\n", 3, 16, "did you mean 'glob'?");
 }
 
 TEST(LoaderErrors, HostsAndPerHost) {
   expect_error("hosts: []\nsteps:\n  - run: a\n", 1, 8, "hosts: the list is empty");
-  expect_error("hosts:\n  - name: a\n    workers: 2\nsteps:\n  - run: a\n", 2, 5, "a host needs `docker:`");
+  expect_error("hosts:\n  - name: a\n    workers: 2\nsteps:\n  - run: a\n", 2, 5,
+               "a host needs `docker:`");
   expect_error("hosts:\n  - name: a\n    docker: box2:2375\nsteps:\n  - run: a\n", 3, 13,
                "docker: 'box2:2375' is not a DOCKER_HOST value");
-  expect_error("hosts:\n  - name: a\n    docker: unix:///s\n  - name: a\n    docker: unix:///t\nsteps:\n  - run: a\n", 4,
-               11, "two hosts are named 'a'");
-  expect_error("hosts:\n  - docker: unix:///s\nsteps:\n  - run: a\n", 2, 5, "a host needs a `name:`");
-  expect_error("hosts:\n  - name: a b\n    docker: unix:///s\nsteps:\n  - run: a\n", 2, 11, "host name 'a b'");
-  expect_error("hosts:\n  - name: a\n    docker: unix:///s\n    workers: 0\nsteps:\n  - run: a\n", 4, 14, "workers");
-  expect_error("hosts:\n  - name: a\n    docker: unix:///s\n    capacity: 2\nsteps:\n  - run: a\n", 4, 5,
-               "unknown key 'capacity' in a host");
-  expect_error("steps:\n  - run: a\n    parallel: 2\n    per_host: true\n", 4, 5,
-               "`per_host` runs one `run:` command once on every host; it does not combine with `parallel`");
+  expect_error(
+      "hosts:\n  - name: a\n    docker: unix:///s\n  - name: a\n    docker: unix:///t\nsteps:\n  - "
+      "run: a\n",
+      4, 11, "two hosts are named 'a'");
+  expect_error("hosts:\n  - docker: unix:///s\nsteps:\n  - run: a\n", 2, 5,
+               "a host needs a `name:`");
+  expect_error("hosts:\n  - name: a b\n    docker: unix:///s\nsteps:\n  - run: a\n", 2, 11,
+               "host name 'a b'");
+  expect_error("hosts:\n  - name: a\n    docker: unix:///s\n    workers: 0\nsteps:\n  - run: a\n",
+               4, 14, "workers");
+  expect_error("hosts:\n  - name: a\n    docker: unix:///s\n    capacity: 2\nsteps:\n  - run: a\n",
+               4, 5, "unknown key 'capacity' in a host");
+  expect_error(
+      "steps:\n  - run: a\n    parallel: 2\n    per_host: true\n", 4, 5,
+      "`per_host` runs one `run:` command once on every host; it does not combine with `parallel`");
   expect_error("steps:\n  - run: a\n    per_host: maybe\n", 3, 15, "per_host");
+  pcr::test::TempDir d;
+  d.write("dc.yml", "services: {}\n");
+  try {
+    config::load_string("compose: {file: " + d.file("dc.yml") +
+                            "}\nsteps:\n  - run: \"{compose} build\"\n    per_host: true\n",
+                        d.file("ci.yaml"));
+    ADD_FAILURE() << "a per_host step with {compose} loaded";
+  } catch (const LoadError& e) {
+    EXPECT_NE(std::string(e.what()).find("ci.yaml:3:10: a `per_host` job belongs to a host"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(Loader, HostsGiveDockerHostAndCapacity) {
@@ -187,7 +218,8 @@ steps:
   - name: image
     per_host: true
     run: docker build -t shop:ci .
-)", "ci.yaml");
+)",
+                               "ci.yaml");
   ASSERT_EQ(p.hosts.size(), 2u);
   EXPECT_EQ(p.hosts[0].name, "here");
   EXPECT_EQ(p.hosts[0].workers, 2u);
@@ -204,13 +236,15 @@ TEST(LoaderErrors, YamlSyntaxAndMissingFile) {
     config::load_file("/nonexistent/ci.yaml");
     FAIL();
   } catch (const LoadError& e) {
-    EXPECT_EQ(std::string(e.what()), "/nonexistent/ci.yaml:1:1: cannot read the pipeline file: No such file or directory");
+    EXPECT_EQ(std::string(e.what()),
+              "/nonexistent/ci.yaml:1:1: cannot read the pipeline file: No such file or directory");
   }
 }
 
 TEST(LoaderErrors, ReportsEveryProblemAtOnce) {
   try {
-    config::load_string("steps:\n  - run: echo {x}\n    retries: -1\n    output: loud\n", "ci.yaml");
+    config::load_string("steps:\n  - run: echo {x}\n    retries: -1\n    output: loud\n",
+                        "ci.yaml");
     FAIL();
   } catch (const LoadError& e) {
     EXPECT_EQ(e.diagnostics().size(), 3u);
@@ -219,7 +253,8 @@ TEST(LoaderErrors, ReportsEveryProblemAtOnce) {
 
 TEST(Plan, ExpandsEveryCommand) {
   auto p = config::load_string(
-      "steps:\n  - parallel: 2\n    run: up {n}\n  - for_each: [a, b c]\n    workers: 2\n    run: t {n} {items}\n"
+      "steps:\n  - parallel: 2\n    run: up {n}\n  - for_each: [a, b c]\n    workers: 2\n    run: "
+      "t {n} {items}\n"
       "  - for_each: {command: ls}\n    run: t {items}\ncleanup:\n  - run: down\n",
       "ci.yaml");
   auto plan = pipeline::plan(p, {});

@@ -160,7 +160,9 @@ struct WorkerRunner : FakeRunner {
     log.push_back("job" + std::to_string(job) + "@" + std::to_string(worker));
   }
   void start_setup(unsigned worker) override { log.push_back("setup@" + std::to_string(worker)); }
-  void start_teardown(unsigned worker) override { log.push_back("teardown@" + std::to_string(worker)); }
+  void start_teardown(unsigned worker) override {
+    log.push_back("teardown@" + std::to_string(worker));
+  }
 };
 
 TEST(Scheduler, SetupBeforeFirstJobTeardownAfterLast) {
@@ -204,7 +206,8 @@ TEST(Scheduler, FailedSetupSendsTheJobsToOtherWorkersAndFailsTheStep) {
   s.finished(0, Ended::passed);
   // The last queued job goes to worker 2 too; the queue is empty, so broken worker 1
   // tears down now.
-  EXPECT_EQ(r.log, (std::vector<std::string>{"setup@1", "setup@2", "job0@2", "job1@2", "teardown@1"}));
+  EXPECT_EQ(r.log,
+            (std::vector<std::string>{"setup@1", "setup@2", "job0@2", "job1@2", "teardown@1"}));
   s.finished(1, Ended::passed);
   EXPECT_EQ(r.log.back(), "teardown@2");
   s.worker_task_finished(1, true);
@@ -267,7 +270,8 @@ TEST(Scheduler, RequeueOnARetiredWorkerMovesTheJobWithoutARetry) {
   EXPECT_EQ(r.starts[2].job, 1u) << "the lost job goes first";
   EXPECT_EQ(r.starts[2].worker, 1u);
   EXPECT_EQ(r.starts[2].attempt, 1u);
-  EXPECT_FALSE(s.will_retry(1, Ended::failed)) << "no retries configured: the lost attempt used none";
+  EXPECT_FALSE(s.will_retry(1, Ended::failed))
+      << "no retries configured: the lost attempt used none";
   r.running.erase(1);
   s.finished(1, Ended::passed);
   r.running.erase(2);
@@ -323,4 +327,26 @@ TEST(Scheduler, LostSetupOfARetiredWorkerDoesNotFailTheStep) {
   s.finished(r.starts[1].job, Ended::passed);
   EXPECT_TRUE(s.done());
   EXPECT_FALSE(s.failed());
+}
+
+// The queue had emptied and worker 2 had wound down when worker 1's machine went away:
+// worker 2 takes the lost job.
+TEST(Scheduler, AWoundDownWorkerTakesAJobThatCameBack) {
+  FakeRunner r;
+  Options o;
+  o.workers = 2;
+  Scheduler s(iota(2), o, r);
+  s.start();
+  r.running.erase(1);
+  s.finished(1, Ended::passed);  // queue empty: worker 2 is done
+  s.retire(1);
+  r.running.erase(0);
+  s.requeue(0);
+  ASSERT_EQ(r.starts.size(), 3u);
+  EXPECT_EQ(r.starts[2].job, 0u);
+  EXPECT_EQ(r.starts[2].worker, 2u);
+  EXPECT_FALSE(s.done());
+  r.running.erase(0);
+  s.finished(0, Ended::passed);
+  EXPECT_TRUE(s.done());
 }

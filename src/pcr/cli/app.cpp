@@ -1,21 +1,18 @@
-#include <CLI/CLI.hpp>
-#include <fmt/format.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
-#include <sstream>
-#include <memory>
-#include <tuple>
-
 #include <iostream>
+#include <memory>
 #include <pcr/cli/app.hpp>
 #include <pcr/cli/split.hpp>
 #include <pcr/config/loader.hpp>
 #include <pcr/docker/compose.hpp>
-#include <filesystem>
 #include <pcr/pipeline/engine.hpp>
 #include <pcr/report/console.hpp>
 #include <pcr/report/html.hpp>
@@ -25,6 +22,8 @@
 #include <pcr/report/record.hpp>
 #include <pcr/util/duration.hpp>
 #include <pcr/util/io.hpp>
+#include <sstream>
+#include <tuple>
 
 #ifndef PCR_VERSION
 #define PCR_VERSION "0.0.0"
@@ -55,22 +54,31 @@ void add_run_flags(CLI::App& cmd, RunFlags& f) {
       ->check(CLI::PositiveNumber);
   cmd.add_option("--step", f.step, "Run only the step NAME (cleanup still runs)");
   cmd.add_flag("--dry-run", f.dry_run, "Print the plan with every command expanded; run nothing");
-  cmd.add_option("--output", f.output, "grouped (default): each job's output in one piece; prefixed: every line as it arrives")
+  cmd.add_option(
+         "--output", f.output,
+         "grouped (default): each job's output in one piece; prefixed: every line as it arrives")
       ->check(CLI::IsMember({"grouped", "prefixed"}));
   cmd.add_flag("--no-color", f.no_color, "No colour (also: NO_COLOR set in the environment)");
   cmd.add_option("--timings", f.timings,
                  "Recorded job durations, read to order the queue and written after the run "
                  "(default: .pcr/timings.json beside the pipeline file)");
-  cmd.add_option("--log-dir", f.log_dir, "Write each job's output to a file of its own in DIR, and the console's to DIR/run.log");
+  cmd.add_option(
+      "--log-dir", f.log_dir,
+      "Write each job's output to a file of its own in DIR, and the console's to DIR/run.log");
   cmd.add_option("--junit", f.junit, "Write a JUnit XML report to FILE");
   cmd.add_option("--json", f.json, "Write the run's events to FILE as JSON lines");
   cmd.add_option("--html", f.html, "Write a self-contained HTML report with a timeline to FILE");
-  cmd.add_flag("--fail-on-flaky", f.fail_on_flaky, "A job that passes only on a retry fails its step");
-  cmd.add_option("--shard", f.shard,
-                 "Run only shard I of N (1-based, e.g. 2/4) of every for_each step's items, as `pcr split` "
-                 "chooses them; `auto` reads CI_NODE_INDEX/CI_NODE_TOTAL, CIRCLE_NODE_*, BUILDKITE_PARALLEL_JOB*");
-  cmd.add_flag("--require-all-hosts", f.require_all_hosts, "Fail the run when a docker host of `hosts:` is unreachable at the start");
-  cmd.add_option("--heartbeat", f.heartbeat, "Off a terminal, print a progress line this often (default 30s)")
+  cmd.add_flag("--fail-on-flaky", f.fail_on_flaky,
+               "A job that passes only on a retry fails its step");
+  cmd.add_option(
+      "--shard", f.shard,
+      "Run only shard I of N (1-based, e.g. 2/4) of every for_each step's items, as `pcr split` "
+      "chooses them; `auto` reads CI_NODE_INDEX/CI_NODE_TOTAL, CIRCLE_NODE_*, "
+      "BUILDKITE_PARALLEL_JOB*");
+  cmd.add_flag("--require-all-hosts", f.require_all_hosts,
+               "Fail the run when a docker host of `hosts:` is unreachable at the start");
+  cmd.add_option("--heartbeat", f.heartbeat,
+                 "Off a terminal, print a progress line this often (default 30s)")
       ->check([](const std::string& v) {
         auto d = util::parse_duration(v);
         if (!d) return d.error();
@@ -104,13 +112,15 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
   }
   if (!f.step.empty() && !pipeline::has_step(p, f.step)) {
     std::string names;
-    for (const auto& s : p.steps) names += (names.empty() ? "" : ", ") + fmt::format("'{}'", s.name);
+    for (const auto& s : p.steps)
+      names += (names.empty() ? "" : ", ") + fmt::format("'{}'", s.name);
     std::cerr << fmt::format("pcr: --step: no step is named '{}' (steps: {})\n", f.step, names);
     return k_exit_usage;
   }
   if (f.dry_run) return print_plan(p, ro, f.no_color);
   auto console_options = report::detect_console(1, f.no_color);
-  console_options.output = f.output == "prefixed" ? report::OutputStyle::prefixed : report::OutputStyle::grouped;
+  console_options.output =
+      f.output == "prefixed" ? report::OutputStyle::prefixed : report::OutputStyle::grouped;
   console_options.heartbeat = *util::parse_duration(f.heartbeat);
   std::vector<std::string> secrets;
   for (const auto& name : p.secrets) {
@@ -135,7 +145,8 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
   if (!f.log_dir.empty()) {
     std::string error = report::make_private_dir(f.log_dir);
     if (!error.empty()) return fail("--log-dir", error);
-    run_log_fd = ::open((f.log_dir + "/run.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    run_log_fd =
+        ::open((f.log_dir + "/run.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (run_log_fd < 0) return fail("--log-dir", f.log_dir + "/run.log: " + std::strerror(errno));
     report::ConsoleOptions plain;
     plain.fd = run_log_fd;
@@ -156,7 +167,8 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
   }
   report::Recorder recorder(secrets);
   for (const auto& [flag, path, render] :
-       {std::tuple<std::string, std::string, std::string (*)(const report::RunRecord&)>{"--junit", f.junit, report::junit_xml},
+       {std::tuple<std::string, std::string, std::string (*)(const report::RunRecord&)>{
+            "--junit", f.junit, report::junit_xml},
         {"--html", f.html, report::html_report}}) {
     if (path.empty()) continue;
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -200,7 +212,8 @@ int guarded(CLI::App& app, int argc, char** argv, Fn after_parse) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"pcr — the Parallel CI Runner: runs a CI pipeline's steps of shell commands, many at once"};
+  CLI::App app{
+      "pcr — the Parallel CI Runner: runs a CI pipeline's steps of shell commands, many at once"};
   app.set_version_flag("--version", std::string("pcr ") + PCR_VERSION);
   app.require_subcommand(1);
 
@@ -217,8 +230,11 @@ int main(int argc, char** argv) {
   check->add_option("--timings", check_timings, "Recorded job durations to plan with");
 
   std::string clean_file = "ci.yaml";
-  auto* clean = app.add_subcommand("clean", "Take down the compose projects a killed run left behind (recorded in .pcr/projects beside FILE)");
-  clean->add_option("FILE", clean_file, "The pipeline file (default ./ci.yaml); only its folder matters");
+  auto* clean = app.add_subcommand("clean",
+                                   "Take down the compose projects a killed run left behind "
+                                   "(recorded in .pcr/projects beside FILE)");
+  clean->add_option("FILE", clean_file,
+                    "The pipeline file (default ./ci.yaml); only its folder matters");
 
   std::size_t split_total = 0, split_index = 0;
   std::string split_timings = ".pcr/timings.json", split_step;
@@ -227,26 +243,34 @@ int main(int argc, char** argv) {
       "split",
       "Print this machine's share of ITEMS (or of stdin's lines), balanced by recorded timings; "
       "the same on every machine");
-  split->add_option("--total", split_total, "Number of shards (default: from CI_NODE_TOTAL, CIRCLE_NODE_TOTAL, "
-                                            "BUILDKITE_PARALLEL_JOB_COUNT)")
+  split
+      ->add_option("--total", split_total,
+                   "Number of shards (default: from CI_NODE_TOTAL, CIRCLE_NODE_TOTAL, "
+                   "BUILDKITE_PARALLEL_JOB_COUNT)")
       ->check(CLI::PositiveNumber);
-  split->add_option("--index", split_index, "This shard, 1-based (default: from CI_NODE_INDEX (1-based), "
-                                            "CIRCLE_NODE_INDEX or BUILDKITE_PARALLEL_JOB (0-based))")
+  split
+      ->add_option("--index", split_index,
+                   "This shard, 1-based (default: from CI_NODE_INDEX (1-based), "
+                   "CIRCLE_NODE_INDEX or BUILDKITE_PARALLEL_JOB (0-based))")
       ->check(CLI::PositiveNumber);
-  split->add_option("--timings", split_timings, "Recorded job durations (default .pcr/timings.json)");
+  split->add_option("--timings", split_timings,
+                    "Recorded job durations (default .pcr/timings.json)");
   split->add_option("--step", split_step, "Use the timings of this step (default: any step's)");
-  split->add_option("ITEMS", split_items, "The items; read from stdin, one per line, when none is given");
+  split->add_option("ITEMS", split_items,
+                    "The items; read from stdin, one per line, when none is given");
 
   std::string merge_out = ".pcr/timings.json";
   std::vector<std::string> merge_files;
   auto* timings_cmd = app.add_subcommand("timings", "Work with recorded timings files");
   timings_cmd->require_subcommand(1);
-  auto* merge = timings_cmd->add_subcommand(
-      "merge",
-      "Combine the timings files that the shards of a run (`pcr run --shard`) brought back into OUT, the "
-      "file they all started from: each shard's changes are kept");
-  merge->add_option("-o,--output", merge_out, "The combined file, read first as the shards' common start "
-                                               "(default .pcr/timings.json)");
+  auto* merge =
+      timings_cmd->add_subcommand("merge",
+                                  "Combine the timings files that the shards of a run (`pcr run "
+                                  "--shard`) brought back into OUT, the "
+                                  "file they all started from: each shard's changes are kept");
+  merge->add_option("-o,--output", merge_out,
+                    "The combined file, read first as the shards' common start "
+                    "(default .pcr/timings.json)");
   merge->add_option("FILE", merge_files, "The shards' timings files")->required();
 
   return guarded(app, argc, argv, [&]() -> int {
@@ -275,7 +299,8 @@ int main(int argc, char** argv) {
       std::size_t entries = 0;
       for (const auto& t : tables)
         for (const auto& [step, e] : t) entries += e.size();
-      std::cout << fmt::format("pcr timings merge: {} file(s), {} entries, into {}\n", tables.size(), entries, merge_out);
+      std::cout << fmt::format("pcr timings merge: {} file(s), {} entries, into {}\n",
+                               tables.size(), entries, merge_out);
       return 0;
     }
     if (*check) {
@@ -289,7 +314,8 @@ int main(int argc, char** argv) {
       return code;
     }
     if (*clean) {
-      std::string state = (std::filesystem::absolute(clean_file).parent_path() / ".pcr" / "projects").string();
+      std::string state =
+          (std::filesystem::absolute(clean_file).parent_path() / ".pcr" / "projects").string();
       std::string log;
       int failed = docker::clean(state, log);
       std::cout << log;
@@ -304,15 +330,19 @@ int main(int argc, char** argv) {
         return k_exit_usage;
       }
       shard.total = split_total > 0 ? split_total : from_env ? from_env->total : 0;
-      if (split_index > 0) shard.index = split_index - 1;
-      else if (from_env) shard.index = from_env->index;
-      else shard.index = static_cast<std::size_t>(-1);
+      if (split_index > 0)
+        shard.index = split_index - 1;
+      else if (from_env)
+        shard.index = from_env->index;
+      else
+        shard.index = static_cast<std::size_t>(-1);
       if (shard.total == 0) {
         std::cerr << "pcr split: --total: give the number of shards (or set CI_NODE_TOTAL)\n";
         return k_exit_usage;
       }
       if (shard.index >= shard.total) {
-        std::cerr << fmt::format("pcr split: --index: give this shard's number, 1 to {}\n", shard.total);
+        std::cerr << fmt::format("pcr split: --index: give this shard's number, 1 to {}\n",
+                                 shard.total);
         return k_exit_usage;
       }
       if (split_items.empty())
@@ -321,7 +351,8 @@ int main(int argc, char** argv) {
       std::string warning;
       auto timings = sched::Timings::load(split_timings, &warning);
       if (!warning.empty()) std::cerr << "pcr split: " << warning << "\n";
-      for (const auto& item : sched::shard_items(split_items, timings, split_step, shard.index, shard.total))
+      for (const auto& item :
+           sched::shard_items(split_items, timings, split_step, shard.index, shard.total))
         std::cout << item << "\n";
       return 0;
     }
@@ -330,8 +361,11 @@ int main(int argc, char** argv) {
       auto state = std::filesystem::path(p.base_dir) / ".pcr" / "projects";
       auto left = docker::leftovers(state.string());
       if (!left.empty())
-        std::cerr << fmt::format("pcr: warning: {} compose project(s) left behind by a killed run (first: {}); "
-                                 "`pcr clean` takes them down\n", left.size(), left.front().project);
+        std::cerr << fmt::format(
+            "pcr: warning: {} compose project(s) left behind by an earlier run (killed, or its "
+            "host stopped answering; first: {}); "
+            "`pcr clean` takes them down\n",
+            left.size(), left.front().project);
     }
     return execute(p, run_flags);
   });

@@ -35,12 +35,14 @@ LoadError::LoadError(std::vector<Diagnostic> diagnostics)
 
 namespace {
 
-const std::vector<std::string> k_top_keys = {"name",     "timeout", "env",     "secrets", "defaults",
-                                             "steps",    "cleanup", "compose", "hosts"};
-const std::vector<std::string> k_option_keys = {"timeout", "idle_timeout", "kill_grace", "retries", "fail_fast",
-                                                "output",  "capture",      "expect",     "env",     "workdir"};
-const std::vector<std::string> k_form_keys = {"name",  "run",    "parallel", "commands", "for_each", "batch",
-                                              "groups", "separate", "workers", "setup",    "teardown", "per_host"};
+const std::vector<std::string> k_top_keys = {"name",  "timeout", "env",     "secrets", "defaults",
+                                             "steps", "cleanup", "compose", "hosts"};
+const std::vector<std::string> k_option_keys = {
+    "timeout", "idle_timeout", "kill_grace", "retries", "fail_fast",
+    "output",  "capture",      "expect",     "env",     "workdir"};
+const std::vector<std::string> k_form_keys = {"name",     "run",   "parallel", "commands",
+                                              "for_each", "batch", "groups",   "separate",
+                                              "workers",  "setup", "teardown", "per_host"};
 
 class Loader {
  public:
@@ -89,7 +91,8 @@ class Loader {
       error(root, "no `steps:` list: a pipeline needs at least one step");
     } else {
       for (const auto& s : sequence(steps, "steps")) p.steps.push_back(step(s, defaults, false));
-      if (steps.IsSequence() && steps.size() == 0) error(steps, "`steps:` is empty: a pipeline needs at least one step");
+      if (steps.IsSequence() && steps.size() == 0)
+        error(steps, "`steps:` is empty: a pipeline needs at least one step");
     }
     if (auto c = root["cleanup"])
       for (const auto& s : sequence(c, "cleanup")) p.cleanup.push_back(step(s, defaults, true));
@@ -112,7 +115,8 @@ class Loader {
       std::string name = scalar(f, "compose file");
       if (name.empty()) return;
       fs::path path = fs::path(name).is_absolute() ? fs::path(name) : dir / name;
-      if (!fs::exists(path, m_ec)) error(f, fmt::format("compose file: {} does not exist", path.string()));
+      if (!fs::exists(path, m_ec))
+        error(f, fmt::format("compose file: {} does not exist", path.string()));
       c.files.push_back(path.lexically_normal().string());
     };
     if (auto f = n["file"]) {
@@ -136,7 +140,9 @@ class Loader {
     std::set<std::string> names;
     for (const auto& h : sequence(n, "hosts")) {
       if (!h.IsMap()) {
-        error(h, "a host must be a mapping: `name`, `docker` (a DOCKER_HOST value) or `context`, `workers`");
+        error(h,
+              "a host must be a mapping: `name`, `docker` (a DOCKER_HOST value) or `context`, "
+              "`workers`");
         continue;
       }
       check_keys(h, {"name", "docker", "context", "workers"}, "a host");
@@ -157,7 +163,8 @@ class Loader {
       if (has_docker == has_context) {
         error(has_docker ? key_mark(h, "context") : h.Mark(),
               has_docker ? "a host has `docker` or `context`, not both"
-                         : "a host needs `docker:` (a DOCKER_HOST value, e.g. ssh://ci@box2) or `context:` (a docker context)");
+                         : "a host needs `docker:` (a DOCKER_HOST value, e.g. ssh://ci@box2) or "
+                           "`context:` (a docker context)");
         continue;
       }
       std::string value;
@@ -165,8 +172,11 @@ class Loader {
         value = scalar(h["docker"], "docker");
         static const std::regex re("(unix|tcp|ssh|fd|npipe)://.+");
         if (!value.empty() && !std::regex_match(value, re))
-          error(h["docker"], fmt::format("docker: '{}' is not a DOCKER_HOST value (unix://PATH, tcp://HOST:PORT, "
-                                         "ssh://USER@HOST)", value));
+          error(
+              h["docker"],
+              fmt::format("docker: '{}' is not a DOCKER_HOST value (unix://PATH, tcp://HOST:PORT, "
+                          "ssh://USER@HOST)",
+                          value));
       } else {
         std::string context = scalar(h["context"], "context");
         std::string why;
@@ -177,7 +187,8 @@ class Loader {
       }
       hosts.push_back(docker::docker_host(name, value, workers));
     }
-    if (n.IsSequence() && n.size() == 0) error(n, "hosts: the list is empty (leave `hosts:` out to run here)");
+    if (n.IsSequence() && n.size() == 0)
+      error(n, "hosts: the list is empty (leave `hosts:` out to run here)");
     return hosts;
   }
 
@@ -186,7 +197,9 @@ class Loader {
     int column = mark.column >= 0 ? mark.column + 1 : 1;
     m_errors.push_back({m_file, line, column, std::move(message)});
   }
-  void error(const YAML::Node& node, std::string message) { error(node.Mark(), std::move(message)); }
+  void error(const YAML::Node& node, std::string message) {
+    error(node.Mark(), std::move(message));
+  }
 
   static bool valid_var(const std::string& v) {
     static const std::regex re("[A-Za-z_][A-Za-z0-9_]*");
@@ -200,8 +213,9 @@ class Loader {
     return map.Mark();
   }
 
-  void check_keys(const YAML::Node& map, const std::vector<std::string>& allowed, const std::string& where,
-                  const std::vector<std::string>* later = nullptr, const std::vector<std::string>* more = nullptr) {
+  void check_keys(const YAML::Node& map, const std::vector<std::string>& allowed,
+                  const std::string& where, const std::vector<std::string>* later = nullptr,
+                  const std::vector<std::string>* more = nullptr) {
     std::vector<std::string> all = allowed;
     if (more) all.insert(all.end(), more->begin(), more->end());
     for (auto it = map.begin(); it != map.end(); ++it) {
@@ -232,8 +246,10 @@ class Loader {
   std::vector<YAML::Node> sequence(const YAML::Node& n, const std::string& what) {
     std::vector<YAML::Node> out;
     if (!n.IsSequence()) {
-      if (!n.IsNull()) error(n, fmt::format("{}: expected a list", what));
-      else error(n, fmt::format("{}: expected a list, found nothing", what));
+      if (!n.IsNull())
+        error(n, fmt::format("{}: expected a list", what));
+      else
+        error(n, fmt::format("{}: expected a list, found nothing", what));
       return out;
     }
     for (const auto& item : n) out.push_back(item);
@@ -317,14 +333,19 @@ class Loader {
     if (auto v = n["fail_fast"]) o.fail_fast = boolean(v, "fail_fast");
     if (auto v = n["output"]) {
       std::string s = scalar(v, "output");
-      if (s == "show") o.output = OutputMode::show;
-      else if (s == "hide") o.output = OutputMode::hide;
-      else if (s == "on-failure" || s == "on_failure") o.output = OutputMode::on_failure;
-      else error(v, fmt::format("output: '{}' is not one of show, hide, on-failure", s));
+      if (s == "show")
+        o.output = OutputMode::show;
+      else if (s == "hide")
+        o.output = OutputMode::hide;
+      else if (s == "on-failure" || s == "on_failure")
+        o.output = OutputMode::on_failure;
+      else
+        error(v, fmt::format("output: '{}' is not one of show, hide, on-failure", s));
     }
     if (auto v = n["capture"]) {
       o.capture = scalar(v, "capture");
-      if (!valid_var(o.capture)) error(v, fmt::format("capture: '{}' is not a variable name", o.capture));
+      if (!valid_var(o.capture))
+        error(v, fmt::format("capture: '{}' is not a variable name", o.capture));
     }
     if (auto v = n["expect"]) {
       o.expect = scalar(v, "expect");
@@ -350,7 +371,8 @@ class Loader {
     for (const auto& e : errors) {
       YAML::Mark m = n.Mark();
       // Point into the string when it sits on one line as written.
-      if (text.find('\n') == std::string::npos) m.column += static_cast<int>(e.offset) + (n.Tag() == "!" ? 1 : 0);
+      if (text.find('\n') == std::string::npos)
+        m.column += static_cast<int>(e.offset) + (n.Tag() == "!" ? 1 : 0);
       error(m, e.message);
     }
     return make_command(std::move(t));
@@ -382,9 +404,10 @@ class Loader {
     if (auto v = n["name"]) s.name = scalar(v, "name");
 
     auto conflict = [&](const char* a, const char* b) {
-      error(key_mark(n, b), fmt::format("two forms in one step: `{}` and `{}` (a step is exactly one of "
-                                        "`run`, `commands`, `run` + `parallel`, `run` + `for_each`)",
-                                        a, b));
+      error(key_mark(n, b),
+            fmt::format("two forms in one step: `{}` and `{}` (a step is exactly one of "
+                        "`run`, `commands`, `run` + `parallel`, `run` + `for_each`)",
+                        a, b));
     };
     if (has_run && has_commands) conflict("run", "commands");
     if (has_parallel && has_for_each) conflict("parallel", "for_each");
@@ -409,7 +432,8 @@ class Loader {
         s.commands.push_back(command(c, "commands", text));
         s.texts.push_back(text);
       }
-      if (n["commands"].IsSequence() && n["commands"].size() == 0) error(n["commands"], "commands: the list is empty");
+      if (n["commands"].IsSequence() && n["commands"].size() == 0)
+        error(n["commands"], "commands: the list is empty");
       if (s.name.empty()) s.name = fmt::format("{} commands", s.commands.size());
     }
     if (has_parallel) {
@@ -428,21 +452,35 @@ class Loader {
       }
       if (auto v = integer(n[key], key, 1)) {
         const std::string k = key;
-        (k == "batch" ? s.batch : k == "workers" ? s.workers : s.groups) = static_cast<unsigned>(*v);
+        (k == "batch"     ? s.batch
+         : k == "workers" ? s.workers
+                          : s.groups) = static_cast<unsigned>(*v);
       }
     }
     if (n["groups"] && n["batch"])
       error(key_mark(n, "groups"), "`groups` and `batch` both size the jobs: give one of them");
     if (auto v = n["separate"]) {
-      if (!has_for_each) error(key_mark(n, "separate"), "`separate` only applies to a `for_each` step");
-      for (const auto& item : sequence(v, "separate")) s.separate.push_back(scalar(item, "separate item"));
+      if (!has_for_each)
+        error(key_mark(n, "separate"), "`separate` only applies to a `for_each` step");
+      for (const auto& item : sequence(v, "separate"))
+        s.separate.push_back(scalar(item, "separate item"));
     }
     if (auto v = n["per_host"]) {
       s.per_host = boolean(v, "per_host");
+      static const std::regex worker_placeholder(R"((^|[^{])\{(project|compose|exec)[} ])");
+      if (s.per_host && has_run && !m_placeholders.empty() && n["run"].IsScalar() &&
+          std::regex_search(n["run"].Scalar(), worker_placeholder))
+        error(n["run"],
+              "a `per_host` job belongs to a host, not to a worker: it has no compose project, so "
+              "{project}, {compose} and {exec SERVICE} are not available (plain docker commands "
+              "are)");
       if (s.per_host && (has_parallel || has_for_each || has_commands))
-        error(key_mark(n, "per_host"), fmt::format("`per_host` runs one `run:` command once on every host; it does "
-                                                   "not combine with `{}`",
-                                                   has_parallel ? "parallel" : has_for_each ? "for_each" : "commands"));
+        error(key_mark(n, "per_host"),
+              fmt::format("`per_host` runs one `run:` command once on every host; it does "
+                          "not combine with `{}`",
+                          has_parallel   ? "parallel"
+                          : has_for_each ? "for_each"
+                                         : "commands"));
     }
     for (const char* key : {"setup", "teardown"}) {
       if (!n[key]) continue;
@@ -454,7 +492,8 @@ class Loader {
         s.teardown = std::move(c), s.teardown_text = text;
     }
     if (s.for_each.source == ForEach::Source::lines && !m_captured.count(s.for_each.value))
-      error(n["for_each"]["lines"], fmt::format("for_each lines: no earlier step has `capture: {}`", s.for_each.value));
+      error(n["for_each"]["lines"],
+            fmt::format("for_each lines: no earlier step has `capture: {}`", s.for_each.value));
     if (!s.options.capture.empty()) m_captured.insert(s.options.capture);
     if (s.name.empty()) s.name = cleanup ? "cleanup" : "step";
     if (!m_names.insert((cleanup ? "c:" : "s:") + s.name).second && n["name"])
@@ -469,7 +508,9 @@ class Loader {
       return;
     }
     if (!n.IsMap()) {
-      error(n, "for_each: expected one of {glob: PATTERN}, {list: [...]}, {lines: VAR}, {command: CMD}");
+      error(
+          n,
+          "for_each: expected one of {glob: PATTERN}, {list: [...]}, {lines: VAR}, {command: CMD}");
       return;
     }
     static const std::vector<std::string> sources = {"glob", "list", "lines", "command"};
@@ -484,12 +525,14 @@ class Loader {
       }
       if (key == "list") {
         fe.source = ForEach::Source::list;
-        for (const auto& item : sequence(v, "for_each list")) fe.list.push_back(scalar(item, "for_each item"));
+        for (const auto& item : sequence(v, "for_each list"))
+          fe.list.push_back(scalar(item, "for_each item"));
       } else {
         fe.value = scalar(v, "for_each " + key);
         if (v.IsScalar() && fe.value.empty()) error(v, fmt::format("for_each {}: empty", key));
-        fe.source = key == "glob" ? ForEach::Source::glob : key == "lines" ? ForEach::Source::lines
-                                                                            : ForEach::Source::command;
+        fe.source = key == "glob"    ? ForEach::Source::glob
+                    : key == "lines" ? ForEach::Source::lines
+                                     : ForEach::Source::command;
       }
     }
     if (found == 0) error(n, "for_each: give one of glob, list, lines, command");
@@ -516,7 +559,8 @@ Pipeline load_string(const std::string& text, const std::string& path) {
 Pipeline load_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    throw LoadError({{path, 1, 1, fmt::format("cannot read the pipeline file: {}", std::strerror(errno))}});
+    throw LoadError(
+        {{path, 1, 1, fmt::format("cannot read the pipeline file: {}", std::strerror(errno))}});
   }
   std::stringstream ss;
   ss << in.rdbuf();

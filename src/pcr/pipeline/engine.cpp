@@ -17,6 +17,7 @@
 #include <random>
 #include <regex>
 #include <thread>
+#include <utility>
 
 extern char** environ;
 
@@ -27,9 +28,7 @@ using proc::Clock;
 
 namespace {
 
-Millis since(Clock::time_point t) {
-  return std::chrono::duration_cast<Millis>(Clock::now() - t);
-}
+Millis since(Clock::time_point t) { return std::chrono::duration_cast<Millis>(Clock::now() - t); }
 
 std::vector<std::string> read_lines(const std::string& path) {
   std::vector<std::string> lines;
@@ -94,7 +93,8 @@ std::vector<JobPlan> for_each_jobs(const Step& step, const std::vector<std::stri
     std::vector<std::int64_t> rest_costs;
     std::vector<std::string> rest_names;
     // Nothing recorded yet: round-robin in listed order (equal names keep index order).
-    for (size_t i : rest) rest_costs.push_back(costs[i]), rest_names.push_back(known ? items[i] : "");
+    for (size_t i : rest)
+      rest_costs.push_back(costs[i]), rest_names.push_back(known ? items[i] : "");
     for (const auto& group : sched::balance(rest_costs, rest_names, step.groups)) {
       if (group.empty()) continue;  // fewer items than groups: no job without items
       JobPlan j;
@@ -161,7 +161,8 @@ std::vector<std::string> shard_share(const Step& step, bool cleanup, std::vector
 // The host the next worker goes to: among those `up`, the one with the lowest load per
 // capacity after taking it (the lowest index on a tie), so that workers 1, 2, 3, …
 // interleave over the hosts in proportion to their capacity. Every host when none is up.
-size_t pick_host(const std::vector<Host>& hosts, const std::vector<bool>& up, const std::vector<unsigned>& load) {
+size_t pick_host(const std::vector<Host>& hosts, const std::vector<bool>& up,
+                 const std::vector<unsigned>& load) {
   const bool any_up = std::find(up.begin(), up.end(), true) != up.end();
   size_t best = 0;
   bool found = false;
@@ -170,7 +171,8 @@ size_t pick_host(const std::vector<Host>& hosts, const std::vector<bool>& up, co
     const auto cap = std::max(1u, hosts[h].workers);
     const auto best_cap = std::max(1u, hosts[best].workers);
     // (load+1)/cap < (best_load+1)/best_cap, in integers.
-    if (!found || static_cast<std::uint64_t>(load[h] + 1) * best_cap < static_cast<std::uint64_t>(load[best] + 1) * cap)
+    if (!found || static_cast<std::uint64_t>(load[h] + 1) * best_cap <
+                      static_cast<std::uint64_t>(load[best] + 1) * cap)
       best = h, found = true;
   }
   return best;
@@ -200,9 +202,13 @@ bool placed(const Pipeline& p, const Step& s) { return !p.hosts.empty() && s.ext
 std::string base_dir_of(const Pipeline& p) { return p.base_dir.empty() ? "." : p.base_dir; }
 
 // Give `ctx` the placeholders of `p`'s extensions.
+// Extensions add to the jobs of workers; a per_host job belongs to a host, not a worker.
+bool extended(const Step& step) { return step.extended && !step.per_host; }
+
 void bind_extensions(const Pipeline& p, const Step& step, JobContext& ctx) {
-  if (p.extensions.empty() || !step.extended) return;
-  ctx.resolve = [&p, ctx](const std::string& name, const std::string& arg) -> std::optional<std::string> {
+  if (p.extensions.empty() || !extended(step)) return;
+  ctx.resolve = [&p, ctx](const std::string& name,
+                          const std::string& arg) -> std::optional<std::string> {
     for (const auto& ext : p.extensions)
       if (ext.placeholder)
         if (auto v = ext.placeholder(name, arg, ctx)) return v;
@@ -213,7 +219,7 @@ void bind_extensions(const Pipeline& p, const Step& step, JobContext& ctx) {
 // The extensions' environment for a job, under the step's own `env`.
 void add_extension_env(const Pipeline& p, const Step& step, const JobContext& ctx,
                        std::map<std::string, std::string>& vars) {
-  if (!step.extended) return;
+  if (!extended(step)) return;
   for (const auto& ext : p.extensions) {
     if (!ext.env) continue;
     for (auto& [k, v] : ext.env(ctx)) {
@@ -239,10 +245,14 @@ std::vector<const Step*> selected_steps(const Pipeline& p, const RunOptions& o) 
 
 const char* signal_name(int sig) {
   switch (sig) {
-    case SIGINT: return "SIGINT";
-    case SIGTERM: return "SIGTERM";
-    case SIGHUP: return "SIGHUP";
-    default: return "a signal";
+    case SIGINT:
+      return "SIGINT";
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGHUP:
+      return "SIGHUP";
+    default:
+      return "a signal";
   }
 }
 
@@ -303,12 +313,13 @@ class Engine {
     std::string reason;
     unsigned load = 0;  // worker slots placed on it
     bool probing = false;
+    proc::ProcessSet::Id probe = 0;
     std::vector<std::function<void()>> waiting;  // to call when the probe ends
   };
   std::vector<HostState> m_hosts;   // as `m_pipeline.hosts`
   std::vector<size_t> m_slot_host;  // worker slot - 1 → host
-  unsigned m_pool = 0;              // a for_each pool's default size: the capacity that answered at the start
-  unsigned m_probes = 0;       // start-up probes still running
+  unsigned m_pool = 0;    // a for_each pool's default size: the capacity that answered at the start
+  unsigned m_probes = 0;  // start-up probes still running
   unsigned m_probe_count = 0;  // probes so far (spool names)
 };
 
@@ -319,6 +330,7 @@ struct Engine::StepRun : sched::JobRunner {
     proc::ProcessSet::Id process = 0;
     std::string stdout_path;
     unsigned failures = 0;  // attempts the job itself failed (not lost with a host)
+    bool lost = false;      // stopped by pcr because its host stopped answering
   };
 
   Engine& engine;
@@ -333,14 +345,15 @@ struct Engine::StepRun : sched::JobRunner {
   StepResult result;
   proc::ProcessSet::Id lister = 0;  // the for_each command, while it runs
   bool keep_stdout = false;
-  std::vector<JobInfo> tasks;                     // per worker: its set-up or tear-down
+  std::vector<JobInfo> tasks;  // per worker: its set-up or tear-down
   std::vector<proc::ProcessSet::Id> task_process;
-  std::vector<size_t> job_host;                   // per_host: job → host
+  std::vector<size_t> job_host;  // per_host: job → host
 
   // The host of `worker` (or, per_host, of job `index`), and whether the step has hosts.
   std::optional<size_t> host_of(unsigned worker, size_t index) {
     if (!placed(engine.m_pipeline, step)) return std::nullopt;
-    if (step.per_host) return index < job_host.size() ? std::optional<size_t>(job_host[index]) : std::nullopt;
+    if (step.per_host)
+      return index < job_host.size() ? std::optional<size_t>(job_host[index]) : std::nullopt;
     return engine.slot_host(worker);
   }
 
@@ -354,23 +367,34 @@ struct Engine::StepRun : sched::JobRunner {
   // A failure that may be the host's: everything but a clean pass, an output check or
   // a stop pcr asked for.
   static bool may_be_the_host(const JobResult& r) {
-    return r.status == JobStatus::failed || r.status == JobStatus::signalled || r.status == JobStatus::timed_out ||
-           r.status == JobStatus::idle_timeout || r.status == JobStatus::not_started;
+    return r.status == JobStatus::failed || r.status == JobStatus::signalled ||
+           r.status == JobStatus::timed_out || r.status == JobStatus::idle_timeout ||
+           r.status == JobStatus::not_started;
   }
 
   // The slots of this step on `host`, after it stopped answering: a pool retires them
   // while another of its workers is on a host that answers; pinned jobs (and a pool left
   // with no worker) move theirs to another host.
   void host_gone(size_t host) {
-    if (!scheduler || step.per_host) return;
+    if (!scheduler) return;
+    // Jobs still running there may wait on an engine that will never answer: stop them
+    // now; they end as lost with their host.
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      if (scheduler->state(i) != sched::JobState::running || jobs[i].lost) continue;
+      auto h = host_of(jobs[i].info.worker, i);
+      if (h && *h == host) jobs[i].lost = true, engine.m_procs.stop(jobs[i].process, false);
+    }
+    if (step.per_host) return;
     const bool pinned = step.form != Form::for_each;
     bool others = false;
     for (unsigned w = 1; w <= info.workers; ++w)
       if (!scheduler->retired(w) && engine.m_hosts[engine.slot_host(w)].up) others = true;
     for (unsigned w = 1; w <= info.workers; ++w) {
       if (engine.slot_host(w) != host) continue;
-      if (pinned || !others) engine.move_slot(w);
-      else scheduler->retire(w);
+      if (pinned || !others)
+        engine.move_slot(w);
+      else
+        scheduler->retire(w);
     }
   }
 
@@ -389,7 +413,8 @@ struct Engine::StepRun : sched::JobRunner {
     task.step = &info;
     task.kind = kind;
     task.worker = worker;
-    JobContext ctx{worker, 0, static_cast<unsigned>(jobs.size()), {}, engine.m_run_id, info.name, {}, {}, {}};
+    JobContext ctx{
+        worker, 0, static_cast<unsigned>(jobs.size()), {}, engine.m_run_id, info.name, {}, {}, {}};
     const auto host = host_of(worker, 0);
     place(ctx, task, host);
     bind_extensions(engine.m_pipeline, step, ctx);
@@ -405,7 +430,8 @@ struct Engine::StepRun : sched::JobRunner {
     if (!error.empty()) spawn.command = "exit 127";
     engine.m_observer.job_started(task);
     task_process[worker] = engine.m_procs.spawn(
-        std::move(spawn), [this, worker](proc::Stream, std::string_view data) {
+        std::move(spawn),
+        [this, worker](proc::Stream, std::string_view data) {
           engine.m_observer.job_output(tasks[worker], data);
         },
         [this, worker, error, host, setup](const proc::Exit& exit) {
@@ -413,8 +439,9 @@ struct Engine::StepRun : sched::JobRunner {
           auto conclude = [this, worker, r, host, setup]() mutable {
             if (host && !engine.m_hosts[*host].up && setup) {
               r.infrastructure = true;
-              r.detail = fmt::format("host {} stopped answering ({})", engine.m_pipeline.hosts[*host].name,
-                                     engine.m_hosts[*host].reason);
+              r.detail =
+                  fmt::format("host {} stopped answering ({})", engine.m_pipeline.hosts[*host].name,
+                              engine.m_hosts[*host].reason);
               engine.m_observer.job_finished(tasks[worker], r);
               scheduler->setup_lost(worker);
               return;
@@ -422,12 +449,15 @@ struct Engine::StepRun : sched::JobRunner {
             engine.m_observer.job_finished(tasks[worker], r);
             scheduler->worker_task_finished(worker, r.status == JobStatus::passed);
           };
-          if (host && may_be_the_host(r) && !exit.stopped) engine.probe(*host, conclude);
-          else conclude();
+          if (host && may_be_the_host(r) && !exit.stopped)
+            engine.probe(*host, conclude);
+          else
+            conclude();
         });
   }
 
-  proc::Spawn spawn_for(const std::string& command, const JobContext& ctx, const std::string& spool) {
+  proc::Spawn spawn_for(const std::string& command, const JobContext& ctx,
+                        const std::string& spool) {
     proc::Spawn spawn;
     spawn.command = command;
     auto vars = env;
@@ -450,7 +480,8 @@ struct Engine::StepRun : sched::JobRunner {
   }
 
   // How a process ended, as a job result (before output checks).
-  JobResult classify(const proc::Exit& exit, const std::string& build_error, bool pipeline_timed_out) {
+  JobResult classify(const proc::Exit& exit, const std::string& build_error,
+                     bool pipeline_timed_out) {
     JobResult r;
     r.exit_code = exit.exit_code;
     r.signal = exit.signal;
@@ -459,7 +490,8 @@ struct Engine::StepRun : sched::JobRunner {
     r.bytes = exit.bytes;
     if (!build_error.empty() || !exit.spawn_error.empty()) {
       r.status = JobStatus::not_started;
-      r.detail = build_error.empty() ? fmt::format("could not start: {}", exit.spawn_error) : build_error;
+      r.detail =
+          build_error.empty() ? fmt::format("could not start: {}", exit.spawn_error) : build_error;
     } else if (exit.timed_out) {
       r.status = JobStatus::timed_out;
       r.limit = step.options.timeout.value_or(Millis(0));
@@ -482,8 +514,15 @@ struct Engine::StepRun : sched::JobRunner {
 
   void start(size_t index, unsigned worker, unsigned attempt) override {
     Job& job = jobs[index];
-    JobContext ctx{worker, job.info.job, static_cast<unsigned>(jobs.size()), job.plan.items,
-                   engine.m_run_id, info.name, {}, {}, {}};
+    JobContext ctx{worker,
+                   job.info.job,
+                   static_cast<unsigned>(jobs.size()),
+                   job.plan.items,
+                   engine.m_run_id,
+                   info.name,
+                   {},
+                   {},
+                   {}};
     place(ctx, job.info, host_of(worker, index));
     bind_extensions(engine.m_pipeline, step, ctx);
     job.info.worker = worker;
@@ -556,10 +595,14 @@ struct Engine::StepRun : sched::JobRunner {
 
   void conclude(size_t index, JobResult r, std::optional<size_t> host) {
     Job& job = jobs[index];
-    if (host && !engine.m_hosts[*host].up && r.status != JobStatus::passed && r.status != JobStatus::cancelled) {
+    const bool lost = std::exchange(job.lost, false);
+    if (host && !engine.m_hosts[*host].up &&
+        ((r.status != JobStatus::passed && r.status != JobStatus::cancelled) ||
+         (lost && r.status == JobStatus::cancelled))) {
       const Host& h = engine.m_pipeline.hosts[*host];
       r.infrastructure = true;
-      const std::string why = fmt::format("host {} stopped answering ({})", h.name, engine.m_hosts[*host].reason);
+      const std::string why =
+          fmt::format("host {} stopped answering ({})", h.name, engine.m_hosts[*host].reason);
       if (step.per_host) {
         r.status = JobStatus::cancelled;
         r.detail = why + ": no once-per-host job there";
@@ -582,12 +625,14 @@ struct Engine::StepRun : sched::JobRunner {
         r.detail = why + ", and no other host answers";
       }
     }
-    if (r.status != JobStatus::passed && r.status != JobStatus::cancelled && !r.infrastructure) ++job.failures;
+    if (r.status != JobStatus::passed && r.status != JobStatus::cancelled && !r.infrastructure)
+      ++job.failures;
     r.flaky = r.status == JobStatus::passed && job.failures > 0;
     r.flaky_fails = r.flaky && engine.m_options.fail_on_flaky;
-    const sched::Ended ended = r.status == JobStatus::passed && !r.flaky_fails ? sched::Ended::passed
-                               : r.status == JobStatus::cancelled              ? sched::Ended::cancelled
-                                                                               : sched::Ended::failed;
+    const sched::Ended ended = r.status == JobStatus::passed && !r.flaky_fails
+                                   ? sched::Ended::passed
+                               : r.status == JobStatus::cancelled ? sched::Ended::cancelled
+                                                                  : sched::Ended::failed;
     record_timing(job, r);
     r.will_retry = !r.flaky_fails && scheduler->will_retry(index, ended);
     if (r.status == JobStatus::passed && !r.flaky_fails) ++result.passed;
@@ -604,7 +649,8 @@ std::map<std::string, std::string> Engine::step_env(const Step& step) const {
   for (char** e = environ; *e != nullptr; ++e) {
     std::string_view kv(*e);
     size_t eq = kv.find('=');
-    if (eq != std::string_view::npos) env[std::string(kv.substr(0, eq))] = std::string(kv.substr(eq + 1));
+    if (eq != std::string_view::npos)
+      env[std::string(kv.substr(0, eq))] = std::string(kv.substr(eq + 1));
   }
   for (const auto& [k, v] : m_pipeline.env) env[k] = v;
   for (const auto& [var, lines] : m_captures) {
@@ -623,7 +669,8 @@ int Engine::run() {
     const char* tmp = std::getenv("TMPDIR");
     std::string templ = fmt::format("{}/pcr-{}-XXXXXX", tmp && *tmp ? tmp : "/tmp", m_run_id);
     if (::mkdtemp(templ.data()) == nullptr) {
-      m_observer.note(fmt::format("cannot create a spool folder {}: {}", templ, std::strerror(errno)));
+      m_observer.note(
+          fmt::format("cannot create a spool folder {}: {}", templ, std::strerror(errno)));
       return 1;
     }
     m_spool_dir = templ;
@@ -642,7 +689,8 @@ int Engine::run() {
 
   ::signal(SIGPIPE, SIG_IGN);  // `pcr run | head` must still run cleanup
   proc::ProcessSet::become_subreaper();
-  for (int sig : {SIGINT, SIGTERM, SIGHUP}) m_loop.watch_signal(sig, [this](int s) { on_signal(s); });
+  for (int sig : {SIGINT, SIGTERM, SIGHUP})
+    m_loop.watch_signal(sig, [this](int s) { on_signal(s); });
   m_started = Clock::now();
   m_tick = m_loop.add_timer(Millis(1000), Millis(1000), [this] { m_observer.tick(); });
   if (m_pipeline.timeout) {
@@ -677,7 +725,8 @@ int Engine::run() {
 }
 
 size_t Engine::hosts_up() const {
-  return static_cast<size_t>(std::count_if(m_hosts.begin(), m_hosts.end(), [](const HostState& h) { return h.up; }));
+  return static_cast<size_t>(
+      std::count_if(m_hosts.begin(), m_hosts.end(), [](const HostState& h) { return h.up; }));
 }
 
 unsigned Engine::capacity_up() const {
@@ -730,26 +779,33 @@ void Engine::probe(size_t host, std::function<void()> then) {
   spawn.spool_path = fmt::format("{}/probe-{}-{}.log", m_spool_dir, host, ++m_probe_count);
   spawn.timeout = m_pipeline.probe_timeout;
   spawn.kill_grace = Millis(2000);
-  m_procs.spawn(std::move(spawn), nullptr, [this, host, spool = spawn.spool_path](const proc::Exit& exit) {
-    HostState& st = m_hosts[host];
-    st.probing = false;
-    const bool answers = exit.spawn_error.empty() && !exit.timed_out && exit.signal == 0 && exit.exit_code == 0;
-    if (!answers && st.up) {
-      std::string said = tail_of(spool, 3);
-      while (!said.empty() && said.back() == '\n') said.pop_back();
-      for (auto& c : said)
-        if (c == '\n') c = ' ';
-      st.reason = exit.timed_out ? fmt::format("no answer within {}", util::format_duration_spec(m_pipeline.probe_timeout))
-                  : !exit.spawn_error.empty() ? exit.spawn_error
-                  : said.empty()              ? fmt::format("the probe exited {}", exit.exit_code)
-                                              : said;
-      st.up = false;
-      if (m_phase != Phase::done && m_probes == 0) host_lost(host, st.reason, false);
-    }
-    auto waiting = std::move(st.waiting);
-    st.waiting.clear();
-    for (auto& w : waiting) w();
-  });
+  const std::string spool = spawn.spool_path;
+  state.probe =
+      m_procs.spawn(std::move(spawn), nullptr, [this, host, spool](const proc::Exit& exit) {
+        HostState& st = m_hosts[host];
+        st.probing = false;
+        st.probe = 0;
+        // A probe stopped by an interrupt says nothing about the host.
+        const bool answers = exit.stopped || (exit.spawn_error.empty() && !exit.timed_out &&
+                                              exit.signal == 0 && exit.exit_code == 0);
+        if (!answers && st.up) {
+          std::string said = tail_of(spool, 3);
+          while (!said.empty() && said.back() == '\n') said.pop_back();
+          for (auto& c : said)
+            if (c == '\n') c = ' ';
+          st.reason = exit.timed_out
+                          ? fmt::format("no answer within {}",
+                                        util::format_duration_spec(m_pipeline.probe_timeout))
+                      : !exit.spawn_error.empty() ? exit.spawn_error
+                      : said.empty() ? fmt::format("the probe exited {}", exit.exit_code)
+                                     : said;
+          st.up = false;
+          if (m_phase != Phase::done && m_probes == 0) host_lost(host, st.reason, false);
+        }
+        auto waiting = std::move(st.waiting);
+        st.waiting.clear();
+        for (auto& w : waiting) w();
+      });
 }
 
 // `host` does not answer: tell the observers and extensions, and take it out of the
@@ -793,8 +849,8 @@ void Engine::move_slot(unsigned slot) {
   --m_hosts[from].load;
   ++m_hosts[to].load;
   m_slot_host[slot - 1] = to;
-  m_observer.note(fmt::format("worker {} moves from host {} to host {}", slot, m_pipeline.hosts[from].name,
-                              m_pipeline.hosts[to].name));
+  m_observer.note(fmt::format("worker {} moves from host {} to host {}", slot,
+                              m_pipeline.hosts[from].name, m_pipeline.hosts[to].name));
 }
 
 void Engine::next() {
@@ -874,26 +930,30 @@ void Engine::start_step(const Step& step) {
         spawn.stdout_path = fmt::format("{}/list-{}.out", m_spool_dir, run.info.index);
         spawn.timeout = step.options.timeout.value_or(Millis(0));
         spawn.kill_grace = step.options.kill_grace;
-        run.lister = m_procs.spawn(std::move(spawn), nullptr, [this, &run, &fe, spawn_out = fmt::format("{}/list-{}", m_spool_dir, run.info.index)](const proc::Exit& exit) {
-          run.lister = 0;
-          if (exit.exit_code == 0 && exit.signal == 0 && exit.spawn_error.empty() && !exit.stopped &&
-              !exit.timed_out) {
-            std::vector<std::string> found;
-            for (auto& l : read_lines(spawn_out + ".out"))
-              if (!l.empty()) found.push_back(std::move(l));
-            launch_step(run, found);
-            return;
-          }
-          std::string why = !exit.spawn_error.empty() ? exit.spawn_error
-                            : exit.timed_out          ? "timed out"
-                            : exit.stopped            ? "stopped"
-                            : exit.signal             ? fmt::format("killed by signal {}", exit.signal)
-                                          : fmt::format("exit code {}", exit.exit_code);
-          run.result.error = fmt::format("the for_each command `{}` failed ({})", fe.value, why);
-          std::string tail = tail_of(spawn_out + ".log", 20);
-          if (!tail.empty()) run.result.error += ":\n" + tail;
-          launch_step(run, {});
-        });
+        run.lister = m_procs.spawn(
+            std::move(spawn), nullptr,
+            [this, &run, &fe, spawn_out = fmt::format("{}/list-{}", m_spool_dir, run.info.index)](
+                const proc::Exit& exit) {
+              run.lister = 0;
+              if (exit.exit_code == 0 && exit.signal == 0 && exit.spawn_error.empty() &&
+                  !exit.stopped && !exit.timed_out) {
+                std::vector<std::string> found;
+                for (auto& l : read_lines(spawn_out + ".out"))
+                  if (!l.empty()) found.push_back(std::move(l));
+                launch_step(run, found);
+                return;
+              }
+              std::string why = !exit.spawn_error.empty() ? exit.spawn_error
+                                : exit.timed_out          ? "timed out"
+                                : exit.stopped            ? "stopped"
+                                : exit.signal ? fmt::format("killed by signal {}", exit.signal)
+                                              : fmt::format("exit code {}", exit.exit_code);
+              run.result.error =
+                  fmt::format("the for_each command `{}` failed ({})", fe.value, why);
+              std::string tail = tail_of(spawn_out + ".log", 20);
+              if (!tail.empty()) run.result.error += ":\n" + tail;
+              launch_step(run, {});
+            });
         return;
       }
       case ForEach::Source::function:
@@ -908,9 +968,11 @@ void Engine::start_step(const Step& step) {
 
 void Engine::launch_step(StepRun& run, const std::vector<std::string>& items) {
   const Step& step = run.step;
-  auto plans = run.result.error.empty()
-                   ? expand_jobs(step, shard_share(step, run.info.cleanup, items, m_timings, m_options), m_timings)
-                   : std::vector<JobPlan>{};
+  auto plans =
+      run.result.error.empty()
+          ? expand_jobs(step, shard_share(step, run.info.cleanup, items, m_timings, m_options),
+                        m_timings)
+          : std::vector<JobPlan>{};
   const bool on_hosts = placed(m_pipeline, step);
   if (step.per_host && on_hosts && !plans.empty()) {
     // Once on every host that answers (on every host when none does: it fails there).
@@ -956,14 +1018,19 @@ void Engine::launch_step(StepRun& run, const std::vector<std::string>& items) {
     for (unsigned w = 1; w <= run.info.workers; ++w) any_up = any_up || m_hosts[slot_host(w)].up;
     for (unsigned w = 1; w <= run.info.workers; ++w) {
       if (m_hosts[slot_host(w)].up) continue;
-      if (so.pinned || !any_up) move_slot(w);
-      else run.scheduler->retire(w);
+      if (so.pinned || !any_up)
+        move_slot(w);
+      else
+        run.scheduler->retire(w);
     }
   }
   if (on_hosts)
     for (unsigned w = 1; w <= run.info.workers; ++w)
       run.info.worker_hosts.push_back(
-          m_pipeline.hosts[step.per_host ? run.job_host[std::min<size_t>(w - 1, run.job_host.size() - 1)] : slot_host(w)].name);
+          m_pipeline
+              .hosts[step.per_host ? run.job_host[std::min<size_t>(w - 1, run.job_host.size() - 1)]
+                                   : slot_host(w)]
+              .name);
   m_observer.step_started(run.info);
   // A step whose start was interrupted (or timed out) runs nothing.
   bool stopping = run.info.cleanup ? false : (m_interrupt || m_timed_out);
@@ -1019,20 +1086,24 @@ void Engine::on_signal(int sig) {
   const bool first = m_interrupt == 0;
   if (first) m_interrupt = sig;
   if (m_phase == Phase::steps) {
-    m_observer.note(first ? fmt::format("{}: stopping the running jobs, then cleanup (again to kill at once)",
-                                        signal_name(sig))
-                          : fmt::format("{} again: killing the running jobs now", signal_name(sig)));
+    m_observer.note(
+        first ? fmt::format("{}: stopping the running jobs, then cleanup (again to kill at once)",
+                            signal_name(sig))
+              : fmt::format("{} again: killing the running jobs now", signal_name(sig)));
     if (m_current) {
       if (m_current->scheduler) m_current->scheduler->cancel(!first);
       if (m_current->lister) m_procs.stop(m_current->lister, !first);
     }
+    for (const auto& h : m_hosts)
+      if (h.probing) m_procs.stop(h.probe, true);
     return;
   }
   // Cleanup is what an interrupt asks for: the first one lets it run; each further one
   // kills the current cleanup step's jobs at once and moves on to the next.
   if (first && m_signals == 1) {
-    m_observer.note(fmt::format("{} during cleanup: finishing cleanup (again to kill the current cleanup jobs)",
-                                signal_name(sig)));
+    m_observer.note(
+        fmt::format("{} during cleanup: finishing cleanup (again to kill the current cleanup jobs)",
+                    signal_name(sig)));
     return;
   }
   m_observer.note(fmt::format("{}: killing the current cleanup jobs", signal_name(sig)));
@@ -1056,7 +1127,8 @@ bool has_step(const Pipeline& pipeline, const std::string& name) {
 
 std::string make_run_id() {
   std::random_device rd;
-  std::mt19937_64 gen((static_cast<uint64_t>(rd()) << 32) ^ rd() ^ static_cast<uint64_t>(::getpid()));
+  std::mt19937_64 gen((static_cast<uint64_t>(rd()) << 32) ^ rd() ^
+                      static_cast<uint64_t>(::getpid()));
   static const char k_alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
   std::string id;
   for (int i = 0; i < 8; ++i) id += k_alphabet[gen() % 36];
@@ -1080,18 +1152,25 @@ std::vector<PlannedStep> plan(const Pipeline& pipeline, const RunOptions& option
     std::vector<std::string> items;
     if (step.form == Form::for_each) {
       switch (step.for_each.source) {
-        case ForEach::Source::list: items = step.for_each.list; break;
-        case ForEach::Source::glob: items = util::glob(step_dir(pipeline, step), step.for_each.value); break;
+        case ForEach::Source::list:
+          items = step.for_each.list;
+          break;
+        case ForEach::Source::glob:
+          items = util::glob(step_dir(pipeline, step), step.for_each.value);
+          break;
         case ForEach::Source::lines:
-          ps.note = fmt::format("items: the lines captured as {} (known at run time)", step.for_each.value);
+          ps.note = fmt::format("items: the lines captured as {} (known at run time)",
+                                step.for_each.value);
           break;
         case ForEach::Source::command:
-          ps.note = fmt::format("items: the lines printed by `{}` (run at step start)", step.for_each.value);
+          ps.note = fmt::format("items: the lines printed by `{}` (run at step start)",
+                                step.for_each.value);
           break;
         case ForEach::Source::function:
           ps.note = "items: known at run time";
           break;
-        case ForEach::Source::none: break;
+        case ForEach::Source::none:
+          break;
       }
     }
     auto jobs = expand_jobs(step, shard_share(step, cleanup, items, timings, options), timings);
@@ -1110,14 +1189,17 @@ std::vector<PlannedStep> plan(const Pipeline& pipeline, const RunOptions& option
       if (step.per_host)
         for (const auto& h : pipeline.hosts) ps.worker_hosts.push_back(h.name);
       else
-        for (size_t h : initial_placement(pipeline.hosts, ps.workers)) ps.worker_hosts.push_back(pipeline.hosts[h].name);
+        for (size_t h : initial_placement(pipeline.hosts, ps.workers))
+          ps.worker_hosts.push_back(pipeline.hosts[h].name);
     }
     for (size_t i : order) {
       PlannedJob pj;
       pj.job = static_cast<unsigned>(i + 1);
       pj.worker = pinned ? pj.job : 0;
       pj.items = jobs[i].items;
-      JobContext ctx{pj.worker, pj.job, static_cast<unsigned>(jobs.size()), pj.items, "{run_id}", step.name, {}, {}, {}};
+      JobContext ctx{pj.worker, pj.job,     static_cast<unsigned>(jobs.size()),
+                     pj.items,  "{run_id}", step.name,
+                     {},        {},         {}};
       if (pinned && on_hosts && pj.worker <= ps.worker_hosts.size()) {
         const size_t h = step.per_host ? i : initial_placement(pipeline.hosts, pj.worker).back();
         ctx.host = pj.host = pipeline.hosts[h].name;

@@ -4,9 +4,13 @@
 namespace pcr::sched {
 
 Scheduler::Scheduler(std::vector<std::size_t> order, Options options, JobRunner& runner)
-    : m_options(options), m_runner(runner), m_jobs(order.size()), m_queue(order.begin(), order.end()) {
+    : m_options(options),
+      m_runner(runner),
+      m_jobs(order.size()),
+      m_queue(order.begin(), order.end()) {
   if (m_options.workers == 0) m_options.workers = 1;
-  if (m_options.pinned) m_options.workers = std::max<unsigned>(m_options.workers, static_cast<unsigned>(order.size()));
+  if (m_options.pinned)
+    m_options.workers = std::max<unsigned>(m_options.workers, static_cast<unsigned>(order.size()));
   m_workers.assign(m_options.workers + 1, Worker::fresh);
   m_worked.assign(m_options.workers + 1, false);
   m_retired.assign(m_options.workers + 1, false);
@@ -39,10 +43,12 @@ void Scheduler::fill() {
     unsigned worker = 0;
     if (m_options.pinned) {
       unsigned own = static_cast<unsigned>(job) + 1;
-      if (m_workers[own] == Worker::ready || (m_workers[own] == Worker::fresh && !m_options.setup)) worker = own;
+      if (m_workers[own] == Worker::ready || (m_workers[own] == Worker::fresh && !m_options.setup))
+        worker = own;
     } else {
       for (unsigned w = 1; w <= m_options.workers && worker == 0; ++w)
-        if (m_workers[w] == Worker::ready || (m_workers[w] == Worker::fresh && !m_options.setup)) worker = w;
+        if (m_workers[w] == Worker::ready || (m_workers[w] == Worker::fresh && !m_options.setup))
+          worker = w;
     }
     if (worker == 0) {
       if (!m_options.pinned) break;
@@ -59,7 +65,8 @@ void Scheduler::fill() {
     if (m_workers[w] == Worker::setting_up) waiting = waiting > 0 ? waiting - 1 : 0;
   for (unsigned w = 1; w <= m_options.workers && waiting > 0 && !capped(); ++w) {
     if (m_workers[w] != Worker::fresh) continue;
-    if (m_options.pinned && std::find(m_queue.begin(), m_queue.end(), w - 1) == m_queue.end()) continue;
+    if (m_options.pinned && std::find(m_queue.begin(), m_queue.end(), w - 1) == m_queue.end())
+      continue;
     m_workers[w] = Worker::setting_up;
     m_worked[w] = true;
     ++m_running;
@@ -112,9 +119,18 @@ void Scheduler::requeue(std::size_t job) {
     m_queue.push_front(job);
   }
   m_workers[j.worker] = m_retired[j.worker] ? Worker::finished : Worker::ready;
+  revive();
   fill();
   wind_down();
   check_done();
+}
+
+// Work came back to the queue after the other workers had wound down: those not retired
+// take jobs again (set up again first, when the step has set-ups).
+void Scheduler::revive() {
+  if (m_stopping) return;
+  for (unsigned w = 1; w <= m_options.workers; ++w)
+    if (m_workers[w] == Worker::finished && !m_retired[w]) m_workers[w] = Worker::fresh;
 }
 
 void Scheduler::retire(unsigned worker) {
@@ -153,6 +169,7 @@ void Scheduler::finished(std::size_t job, Ended ended) {
     j.state = JobState::queued;
     m_queue.push_front(job);
     m_workers[j.worker] = Worker::finished;
+    revive();
     fill();
     wind_down();
     check_done();
@@ -176,10 +193,12 @@ void Scheduler::worker_task_finished(unsigned worker, bool passed) {
   if (s != Worker::setting_up && s != Worker::tearing_down) return;
   --m_running;
   if (s == Worker::setting_up) {
-    s = m_retired[worker] ? Worker::finished : passed && !m_stopping ? Worker::ready : Worker::broken;
+    s = m_retired[worker]       ? Worker::finished
+        : passed && !m_stopping ? Worker::ready
+                                : Worker::broken;
     if (!passed) m_failed = true;
-  } else {
-    s = Worker::finished;
+  } else {  // a job came back to the queue while it tore down: it takes jobs again
+    s = !m_queue.empty() && !m_retired[worker] && !m_stopping ? Worker::fresh : Worker::finished;
   }
   fill();
   wind_down();

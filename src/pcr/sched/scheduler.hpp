@@ -98,6 +98,7 @@ class Scheduler {
   };
   enum class Worker { fresh, setting_up, ready, busy, broken, tearing_down, finished };
   void fill();
+  void revive();
   void launch(std::size_t job, unsigned worker);
   void wind_down();
   void check_done();
@@ -107,10 +108,10 @@ class Scheduler {
   JobRunner& m_runner;
   std::vector<Job> m_jobs;
   std::deque<std::size_t> m_queue;
-  std::vector<Worker> m_workers;      // index 0 unused
-  std::vector<bool> m_worked;         // set up or ran a job: owes a tear-down
-  std::vector<bool> m_retired;        // its machine is gone: no more jobs, no tear-down
-  std::size_t m_running = 0;          // jobs, set-ups and tear-downs running
+  std::vector<Worker> m_workers;  // index 0 unused
+  std::vector<bool> m_worked;     // set up or ran a job: owes a tear-down
+  std::vector<bool> m_retired;    // its machine is gone: no more jobs, no tear-down
+  std::size_t m_running = 0;      // jobs, set-ups and tear-downs running
   bool m_stopping = false;
   bool m_immediately = false;
   bool m_failed = false;
