@@ -12,6 +12,7 @@
 #include <pcr/pipeline/model.hpp>
 #include <pcr/docker/compose.hpp>
 #include <pcr/docker/helpers.hpp>
+#include <pcr/docker/hosts.hpp>
 #include <pcr/util/shell.hpp>
 
 namespace pcr {
@@ -21,6 +22,7 @@ using pipeline::JobContext;
 using pipeline::OutputCheck;
 using pipeline::OutputMode;
 using pipeline::Pipeline;
+using pipeline::Host;
 using pipeline::Step;
 
 using pipeline::command;

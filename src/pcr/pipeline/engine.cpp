@@ -745,6 +745,12 @@ void Engine::probe_hosts() {
       for (size_t d = 0; d < m_hosts.size(); ++d)
         if (!m_hosts[d].up) host_lost(d, m_hosts[d].reason, true);
       m_pool = capacity_up();
+      std::string up;
+      for (size_t u = 0; u < m_hosts.size(); ++u)
+        if (m_hosts[u].up)
+          up += fmt::format("{}{} ({} worker{})", up.empty() ? "" : ", ", m_pipeline.hosts[u].name,
+                            m_pipeline.hosts[u].workers, m_pipeline.hosts[u].workers == 1 ? "" : "s");
+      if (!up.empty()) m_observer.note("hosts that answer: " + up);
       if (hosts_up() == 0) {
         m_observer.note("no docker host answers: the steps are skipped");
         m_failed = true;
