@@ -12,18 +12,6 @@ using namespace pcr::test;
 
 namespace {
 
-// Run `cmd` through the shell and return its stdout.
-std::string sh(const std::string& cmd) {
-  std::string out;
-  FILE* f = ::popen(cmd.c_str(), "r");
-  if (!f) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-  ::pclose(f);
-  return out;
-}
-
 // Containers, networks and volumes whose name contains `marker`, one per line.
 std::string docker_leftovers(const std::string& marker) {
   return sh(

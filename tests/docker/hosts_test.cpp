@@ -18,17 +18,6 @@ namespace {
 const std::string k_one = "unix:///var/run/docker.sock";
 const std::string k_two = "unix:///var/run/pcr-docker2.sock";
 
-std::string sh(const std::string& cmd) {
-  std::string out;
-  FILE* f = ::popen(cmd.c_str(), "r");
-  if (!f) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-  ::pclose(f);
-  return out;
-}
-
 std::string second_docker(const std::string& what) {
   return sh(std::string(PCR_SOURCE_DIR) + "/tests/docker/second_docker.sh " + what + " 2>&1");
 }

@@ -1,6 +1,7 @@
 // The engine's hosts with real shell jobs and no docker: a "host" here is a folder, its
 // env names it, and the probe asks whether the folder exists. Removing the folder is a
 // host that stops answering. (tests/docker does the same with two real dockerd.)
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -68,6 +69,15 @@ Step shell_step(const std::string& name, const std::string& text) {
   s.commands.push_back(pipeline::command(text));
   s.texts.push_back(text);
   return s;
+}
+
+// Every job end the recorder saw, one per line, for failure messages.
+std::string seen(const Recorder& rec) {
+  std::string out;
+  for (const auto& f : rec.finished)
+    out += fmt::format("{} job {} n={} on {}: status {} {}\n", f.step, f.job, f.worker, f.host,
+                       static_cast<int>(f.result.status), f.result.detail);
+  return out;
 }
 
 std::vector<std::string> lines(const std::string& path) {
@@ -173,12 +183,7 @@ TEST(Hosts, AJobWhoseHostStopsAnsweringRunsAgainOnAnother) {
   p.steps.push_back(s);
   p.steps.push_back(shell_step("after", "echo $CI_HOST >> after"));
   Recorder rec;
-  const int code = run_pipeline(p, rec);
-  std::string seen;
-  for (const auto& f : rec.finished)
-    seen += f.step + " job " + std::to_string(f.job) + " on " + f.host + ": " +
-            std::to_string(static_cast<int>(f.result.status)) + " " + f.result.detail + "\n";
-  ASSERT_EQ(code, 0) << seen;
+  ASSERT_EQ(run_pipeline(p, rec), 0) << seen(rec);
   auto log = lines(d.file("log"));
   std::sort(log.begin(), log.end());
   ASSERT_EQ(log.size(), 6u);
@@ -276,12 +281,7 @@ TEST(Hosts, JobsStillRunningOnAQuarantinedHostAreStoppedAndRunAgain) {
       << "the hung job was not stopped";
   auto log = lines(d.file("log"));
   std::sort(log.begin(), log.end());
-  std::string seen;
-  for (const auto& f : rec.finished)
-    seen += f.step + " job " + std::to_string(f.job) + " n=" + std::to_string(f.worker) + " on " +
-            f.host + ": " + std::to_string(static_cast<int>(f.result.status)) + " " +
-            f.result.detail + "\n";
-  EXPECT_EQ(log, (std::vector<std::string>{"fail a", "hang a", "x a"})) << seen;
+  EXPECT_EQ(log, (std::vector<std::string>{"fail a", "hang a", "x a"})) << seen(rec);
   unsigned lost = 0;
   for (const auto& f : rec.finished) lost += f.result.infrastructure && f.result.will_retry;
   EXPECT_EQ(lost, 2u);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -85,5 +86,17 @@ inline bool wait_until(const std::function<bool()>& condition,
 }
 
 inline bool exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
+
+// Run `cmd` through the shell and return its stdout.
+inline std::string sh(const std::string& cmd) {
+  std::string out;
+  FILE* f = ::popen(cmd.c_str(), "r");
+  if (!f) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  ::pclose(f);
+  return out;
+}
 
 }  // namespace pcr::test

@@ -52,6 +52,31 @@ TEST(Banner, StepShape) {
   EXPECT_EQ(banner(s, Style{false}), "━━ cleanup 2/3: tests — 1 job on 1 worker");
 }
 
+// With hosts: where the workers are, which host a job ran on, and a job lost with its host.
+TEST(Hosts, BannerJobLineAndHostDownSayWhere) {
+  pipeline::StepInfo s;
+  s.index = 1, s.of = 1, s.name = "specs", s.jobs = 6, s.workers = 3;
+  s.worker_hosts = {"box2", "here", "box2"};
+  EXPECT_EQ(banner(s, Style{false}), "━━ step 1/1: specs — 6 jobs on 3 workers (box2: 2, here: 1)");
+  pipeline::JobInfo job;
+  job.step = &s;
+  job.job = 4, job.worker = 3, job.host = "box2", job.command = "rspec a";
+  pipeline::JobResult r;
+  r.status = JobStatus::failed, r.exit_code = 1, r.duration = Millis(1500);
+  r.infrastructure = true, r.will_retry = true;
+  r.detail = "host box2 stopped answering (Cannot connect): the job runs again on another host";
+  EXPECT_EQ(job_line(job, r, Style{false}),
+            "↻ lost with its host (failed with exit code 1): host box2 stopped answering (Cannot connect): the job "
+            "runs again on another host 1.5s #4 [n=3 @box2] rspec a");
+  pipeline::HostEvent e;
+  e.name = "box2", e.address = "ssh://ci@box2", e.reason = "Cannot connect", e.hosts_left = 1;
+  e.at_start = true;
+  EXPECT_EQ(host_down_line(e), "host box2 (ssh://ci@box2) does not answer: Cannot connect; left out (1 host left)");
+  e.at_start = false, e.step = "specs";
+  EXPECT_EQ(host_down_line(e), "host box2 (ssh://ci@box2) stopped answering during step specs: Cannot connect; "
+                               "quarantined, its jobs run again on the other host (1 left)");
+}
+
 TEST(StatusLine, ElidedToWidth) {
   pipeline::StepInfo s;
   s.index = 1, s.of = 1, s.name = "a very long step name indeed", s.jobs = 10;
