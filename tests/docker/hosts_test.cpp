@@ -180,6 +180,8 @@ TEST(Hosts, EngineStoppedMidRunItsJobsRerunOnTheOther) {
   EXPECT_NE(read_file(h.dir.file("report.html"))
                 .find("host two (" + k_two + ") stopped answering during step specs"),
             std::string::npos);
+  EXPECT_NE(read_file(h.dir.file("report.html")).find("specs · n=2 @two</div>"), std::string::npos)
+      << "the timeline's lanes name their host";
   // The next run warns about what is still recorded on the host that went away.
   PcrOptions here;
   here.cwd = h.dir.path();

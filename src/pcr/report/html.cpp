@@ -97,8 +97,13 @@ std::string html_report(const RunRecord& run) {
     for (const auto& j : run.jobs)
       if (j.step == s) workers = std::max(workers, j.worker);
     for (unsigned w = 1; w <= workers; ++w) {
-      out += fmt::format("<div class=\"lane\"><div class=\"label\" title=\"{0}\">{0} · n={1}</div><div class=\"track\">",
-                         html_escape((step.cleanup ? "cleanup: " : "") + step.name), w);
+      // With hosts, the lane's host (hosts, when its worker moved off one that went away).
+      std::string hosts;
+      for (const auto& j : run.jobs)
+        if (j.step == s && j.worker == w && !j.host.empty() && hosts.substr(hosts.rfind(' ') + 1) != "@" + j.host)
+          hosts += (hosts.empty() ? " @" : " → @") + j.host;
+      out += fmt::format("<div class=\"lane\"><div class=\"label\" title=\"{0}\">{0} · n={1}{2}</div><div class=\"track\">",
+                         html_escape((step.cleanup ? "cleanup: " : "") + step.name), w, html_escape(hosts));
       for (const auto& j : run.jobs) {
         if (j.step != s || j.worker != w) continue;
         double left = 100.0 * static_cast<double>(j.start.count()) / static_cast<double>(span);
