@@ -223,3 +223,29 @@ TEST(Hosts, ADockerContextNamesAHost) {
   EXPECT_NE(bad.err.find("ci.yaml:3:14: context 'no-such-context-"), std::string::npos) << bad.err;
   EXPECT_FALSE(exists(d.file("ran")));
 }
+
+// A host reached over SSH, as a remote one is (tests/docker/ssh_docker.sh: an sshd on
+// 127.0.0.1:2222 whose sessions talk to the second engine): probed and used through
+// `ssh://`; with its sshd gone, it is reported with ssh's own words and left out.
+TEST(Hosts, AHostOverSsh) {
+  TempDir d;
+  const std::string bin = pcr::util::split_lines(sh(std::string(PCR_SOURCE_DIR) + "/tests/docker/ssh_docker.sh start")).back();
+  ASSERT_EQ(bin, "/var/lib/pcr-ssh/bin");
+  PcrOptions o;
+  o.env = {"PATH=" + bin + ":" + std::getenv("PATH")};
+  const std::string yaml = "hosts:\n  - name: one\n    docker: " + k_one +
+                           "\n  - name: far\n    docker: ssh://root@127.0.0.1:2222\nsteps:\n  - name: where\n    parallel: 2\n"
+                           "    run: echo \"$CI_HOST $(docker info --format '{{{{.DockerRootDir}}}}')\" > where-{n}\n";
+  auto r = run_yaml(d, yaml, {}, o);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(read_file(d.file("where-1")), "one /var/lib/docker\n");
+  EXPECT_EQ(read_file(d.file("where-2")), "far /var/lib/pcr-docker2\n");
+
+  sh(std::string(PCR_SOURCE_DIR) + "/tests/docker/ssh_docker.sh stop");
+  std::remove(d.file("where-2").c_str());
+  auto gone = run_yaml(d, yaml, {}, o);
+  ASSERT_EQ(gone.exit_code, 0) << gone.out << gone.err;
+  EXPECT_NE(gone.out.find("host far (ssh://root@127.0.0.1:2222) does not answer"), std::string::npos) << gone.out;
+  EXPECT_NE(gone.out.find("Connection refused"), std::string::npos) << gone.out;
+  EXPECT_EQ(read_file(d.file("where-2")), "one /var/lib/docker\n") << "worker 2 went to the host that answers";
+}
