@@ -100,7 +100,12 @@ TEST(Hosts, WorkersAreSpreadByCapacityAndJobsGetTheirHost) {
   s.for_each.list = {"1", "2", "3", "4", "5", "6", "7", "8"};
   p.steps.push_back(s);
   Recorder rec;
-  ASSERT_EQ(run_pipeline(p, rec), 0);
+  // The host's env wins over pcr's own, in the probe as in the jobs.
+  ::setenv("FAKE_HOST", "/nonexistent", 1);
+  const int code = run_pipeline(p, rec);
+  ::unsetenv("FAKE_HOST");
+  ASSERT_EQ(code, 0) << seen(rec);
+  EXPECT_TRUE(rec.down.empty());
   // No `workers:`: the pool is the hosts' capacity, 1 + 3, interleaved by capacity.
   EXPECT_EQ(rec.worker_hosts["pool"], (std::vector<std::string>{"b", "b", "a", "b"}));
   auto log = lines(d.file("log"));
@@ -165,7 +170,7 @@ TEST(Hosts, NoHostAnsweringSkipsTheStepsButNotCleanup) {
   EXPECT_FALSE(test::exists(d.file("ran")));
   EXPECT_TRUE(test::exists(d.file("cleaned")));
   EXPECT_TRUE(std::any_of(rec.notes.begin(), rec.notes.end(), [](const std::string& n) {
-    return n.find("no docker host answers") != std::string::npos;
+    return n.find("no host answers") != std::string::npos;
   }));
 }
 

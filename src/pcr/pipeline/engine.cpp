@@ -752,7 +752,7 @@ void Engine::probe_hosts() {
                             m_pipeline.hosts[u].workers, m_pipeline.hosts[u].workers == 1 ? "" : "s");
       if (!up.empty()) m_observer.note("hosts that answer: " + up);
       if (hosts_up() == 0) {
-        m_observer.note("no docker host answers: the steps are skipped");
+        m_observer.note("no host answers: the steps are skipped");
         m_failed = true;
       } else if (m_options.require_all_hosts && hosts_up() < m_hosts.size()) {
         m_observer.note("--require-all-hosts: a host does not answer: the steps are skipped");
@@ -777,10 +777,17 @@ void Engine::probe(size_t host, std::function<void()> then) {
   const Host& h = m_pipeline.hosts[host];
   proc::Spawn spawn;
   spawn.command = m_pipeline.host_probe.empty() ? "true" : m_pipeline.host_probe;
-  for (char** e = environ; *e != nullptr; ++e) spawn.env.emplace_back(*e);
-  for (const auto& [k, v] : m_pipeline.env) spawn.env.push_back(k + "=" + v);
-  for (const auto& [k, v] : h.env) spawn.env.push_back(k + "=" + v);
-  spawn.env.push_back("CI_HOST=" + h.name);
+  // pcr's environment, the pipeline's, then the host's: the host's DOCKER_HOST wins.
+  std::map<std::string, std::string> vars;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string_view kv(*e);
+    if (size_t eq = kv.find('='); eq != std::string_view::npos)
+      vars[std::string(kv.substr(0, eq))] = std::string(kv.substr(eq + 1));
+  }
+  for (const auto& [k, v] : m_pipeline.env) vars[k] = v;
+  for (const auto& [k, v] : h.env) vars[k] = v;
+  vars["CI_HOST"] = h.name;
+  for (const auto& [k, v] : vars) spawn.env.push_back(k + "=" + v);
   spawn.workdir = base_dir_of(m_pipeline);
   spawn.spool_path = fmt::format("{}/probe-{}-{}.log", m_spool_dir, host, ++m_probe_count);
   spawn.timeout = m_pipeline.probe_timeout;
