@@ -109,6 +109,11 @@ TEST(Hosts, WorkersLandOnBothEnginesByCapacityAndTeardownClearsBoth) {
   EXPECT_NE(r.out.find("4 jobs on 4 workers (one: 2, two: 2)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("2 jobs on 2 workers (one: 1, two: 1)"), std::string::npos)
       << "per_host: " << r.out;
+  auto run_start = events(h.dir.file("events.json"), "run_start");
+  ASSERT_EQ(run_start.size(), 1u);
+  EXPECT_EQ(run_start[0]["hosts"][1]["name"], "two");
+  EXPECT_EQ(run_start[0]["hosts"][1]["address"], k_two);
+  EXPECT_EQ(run_start[0]["hosts"][1]["workers"], 2);
   auto starts = events(h.dir.file("events.json"), "job_start");
   ASSERT_FALSE(starts.empty());
   EXPECT_TRUE(starts[0].contains("host"));

@@ -704,7 +704,7 @@ int Engine::run() {
       if (m_current && m_current->lister) m_procs.stop(m_current->lister, false);
     });
   }
-  m_observer.run_started({m_pipeline.name, m_run_id, m_steps.size(), m_cleanup.size()});
+  m_observer.run_started({m_pipeline.name, m_run_id, m_steps.size(), m_cleanup.size(), m_pipeline.hosts});
   if (!warning.empty()) m_observer.note(warning);
   if (m_options.shard_total > 0)
     m_observer.note(fmt::format("shard {} of {}: running this shard's share of every for_each step",

@@ -18,6 +18,7 @@ struct RunInfo {
   std::string run_id;
   std::size_t steps = 0;    // main steps that will be attempted
   std::size_t cleanup = 0;  // cleanup steps
+  std::vector<Host> hosts;  // as configured (before probing)
 };
 
 struct StepInfo {

@@ -77,6 +77,12 @@ void JsonEvents::run_started(const pipeline::RunInfo& r) {
   j["steps"] = r.steps;
   j["cleanup_steps"] = r.cleanup;
   j["pid"] = ::getpid();
+  if (!r.hosts.empty()) {
+    ordered_json hosts = ordered_json::array();
+    for (const auto& h : r.hosts)
+      hosts.push_back({{"name", h.name}, {"address", util::valid_utf8(m_mask.mask(h.address))}, {"workers", h.workers}});
+    j["hosts"] = hosts;
+  }
   emit(j.dump());
 }
 
