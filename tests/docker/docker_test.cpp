@@ -7,6 +7,7 @@
 #include <pcr/util/text.hpp>
 
 #include "../support/pcr_binary.hpp"
+#include "cluster.hpp"
 
 using namespace pcr::test;
 
@@ -21,30 +22,10 @@ std::string docker_leftovers(const std::string& marker) {
       marker + "' || true");
 }
 
-// A compose file: `db` serves a page naming its own project, `web` can fetch it; a named
-// volume, so that volumes are checked too. `init: true` so containers stop at once.
-const char* k_compose = R"Y(version: "2.4"
-services:
-  db:
-    image: pcr-busybox:test
-    init: true
-    command: ["sh", "-c", "mkdir -p /www && echo db-of-$$PROJECT_NAME > /www/index.html && httpd -f -p 8080 -h /www"]
-    environment:
-      PROJECT_NAME: ${PROJECT_NAME}
-    volumes: [data:/data]
-  web:
-    image: pcr-busybox:test
-    init: true
-    container_name: ${PROJECT_NAME}_web
-    command: ["sleep", "3600"]
-volumes:
-  data: {}
-)Y";
-
 struct Cluster {
   TempDir dir;
   std::string base = unique_marker("pcrdk");  // the project base name: unique per test
-  Cluster() { dir.write("docker-compose.yml", k_compose); }
+  Cluster() { dir.write("docker-compose.yml", cluster_compose(true)); }
   std::string pipeline(const std::string& steps) const {
     return "name: " + base + "\ncompose:\n  file: docker-compose.yml\nsteps:\n" + steps;
   }

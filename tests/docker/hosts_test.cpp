@@ -10,6 +10,7 @@
 #include <tuple>
 
 #include "../support/pcr_binary.hpp"
+#include "cluster.hpp"
 
 using namespace pcr::test;
 
@@ -29,31 +30,13 @@ std::string leftovers_on(const std::string& host, const std::string& marker) {
             d + " volume ls --format '{{.Name}}'; } | grep -F '" + marker + "' || true");
 }
 
-// `db` serves a page naming its project; `web` fetches it.
-const char* k_compose = R"Y(version: "2.4"
-services:
-  db:
-    image: pcr-busybox:test
-    init: true
-    command: ["sh", "-c", "mkdir -p /www && echo db-of-$$PROJECT_NAME > /www/index.html && httpd -f -p 8080 -h /www"]
-    environment:
-      PROJECT_NAME: ${PROJECT_NAME}
-    volumes: [data:/data]
-  web:
-    image: pcr-busybox:test
-    init: true
-    command: ["sleep", "3600"]
-volumes:
-  data: {}
-)Y";
-
 // A pipeline folder with the compose file and the busybox image's build context, whose
 // pipeline starts by building the image on every host (the second engine has none).
 struct TwoHosts {
   TempDir dir;
   std::string base = unique_marker("pcrhx");
   TwoHosts() {
-    dir.write("docker-compose.yml", k_compose);
+    dir.write("docker-compose.yml", cluster_compose(false));
     dir.write("image/Dockerfile",
               "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", "
               "\"-s\", \"/bin\"]\nCMD [\"sh\"]\n");
