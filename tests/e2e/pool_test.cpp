@@ -218,6 +218,15 @@ steps:
   EXPECT_EQ(all, std::multiset<std::string>(items.begin(), items.end()));
   EXPECT_EQ(lines_of(d.file("prepared")).size(), 3u) << "a step without for_each runs on every shard";
 
+  // The plan of a shard lists its share; `pcr run --dry-run` gives the same plan.
+  auto plan = run_pcr({"check", d.file("ci.yaml"), "--shard", "2/3", "--timings", d.file("none.json")});
+  ASSERT_EQ(plan.exit_code, 0) << plan.err;
+  EXPECT_NE(plan.out.find("tests — " + std::to_string(lines_of(d.file("ran-2")).size()) + " jobs"), std::string::npos)
+      << plan.out;
+  for (const auto& item : lines_of(d.file("ran-2")))
+    EXPECT_NE(plan.out.find("echo " + item + " >> ran-$SHARD"), std::string::npos) << item << "\n" << plan.out;
+  EXPECT_EQ(run_pcr({"check", d.file("ci.yaml"), "--shard", "9/3"}).exit_code, 2);
+
   // `auto` reads the CI system's variables (GitLab: 1-based).
   PcrOptions o;
   o.cwd = d.path();

@@ -228,6 +228,8 @@ int main(int argc, char** argv) {
   auto* check = app.add_subcommand("check", "Validate FILE and print the plan; exit 0 or 2");
   check->add_option("FILE", check_file, "The pipeline file");
   check->add_option("--timings", check_timings, "Recorded job durations to plan with");
+  std::string check_shard;
+  check->add_option("--shard", check_shard, "Plan shard I/N (or auto) of every for_each step, as `pcr run --shard`");
 
   std::string clean_file = "ci.yaml";
   auto* clean = app.add_subcommand("clean",
@@ -304,9 +306,18 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*check) {
-      auto p = config::load_file(check_file);
       pipeline::RunOptions ro;
       ro.timings = check_timings;
+      if (!check_shard.empty()) {
+        std::string error;
+        auto shard = parse_shard(check_shard, error);
+        if (!shard) {
+          std::cerr << fmt::format("pcr: --shard: {}\n", error);
+          return k_exit_usage;
+        }
+        ro.shard_index = shard->index, ro.shard_total = shard->total;
+      }
+      auto p = config::load_file(check_file);
       int code = print_plan(p, ro, false);
       for (const auto& ext : p.extensions)
         if (ext.check)
