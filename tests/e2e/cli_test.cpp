@@ -120,3 +120,17 @@ steps:
   EXPECT_EQ(r.out.find("host here"), std::string::npos) << "a local host gets no remote warning";
   EXPECT_FALSE(exists(d.file("built-here")));
 }
+
+// docs/docker.md's placement example, as `pcr check` shows it.
+TEST(Check, WorkersInterleaveByCapacity) {
+  TempDir d;
+  d.write("ci.yaml", "hosts:\n  - {name: here, docker: \"unix:///var/run/docker.sock\", workers: 2}\n"
+                     "  - {name: box2, docker: \"ssh://ci@box2\", workers: 4}\n"
+                     "steps:\n  - name: up\n    parallel: 6\n    run: \"true\"\n"
+                     "  - name: pool\n    for_each: [a, b, c, d, e, f, g, h]\n    run: echo {items}\n");
+  auto r = run_pcr({"check", d.file("ci.yaml")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("workers: n=1 box2, n=2 here, n=3 box2, n=4 box2, n=5 here, n=6 box2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("pool — 8 jobs on 6 workers"), std::string::npos) << "a pool without `workers:` is the capacity\n"
+                                                                        << r.out;
+}
