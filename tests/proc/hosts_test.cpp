@@ -318,3 +318,4 @@ TEST(Hosts, AnInterruptDuringProbingStopsTheProbes) {
   EXPECT_TRUE(rec.down.empty()) << "a stopped probe says nothing about the host";
   EXPECT_TRUE(test::processes_with(marker).empty());
 }
+

@@ -86,6 +86,20 @@ void add_run_flags(CLI::App& cmd, RunFlags& f) {
       });
 }
 
+// `--shard TEXT` (none when empty) into `ro`; false, having said why, when it is bad.
+bool apply_shard(const std::string& text, pipeline::RunOptions& ro) {
+  if (text.empty()) return true;
+  std::string error;
+  auto shard = parse_shard(text, error);
+  if (!shard) {
+    std::cerr << fmt::format("pcr: --shard: {}\n", error);
+    return false;
+  }
+  ro.shard_index = shard->index;
+  ro.shard_total = shard->total;
+  return true;
+}
+
 int print_plan(const pipeline::Pipeline& p, const pipeline::RunOptions& ro, bool no_color) {
   report::Style style;
   style.color = report::detect_console(1, no_color).color;
@@ -100,16 +114,7 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
   ro.timings = f.timings;
   ro.fail_on_flaky = f.fail_on_flaky;
   ro.require_all_hosts = f.require_all_hosts;
-  if (!f.shard.empty()) {
-    std::string error;
-    auto shard = parse_shard(f.shard, error);
-    if (!shard) {
-      std::cerr << fmt::format("pcr: --shard: {}\n", error);
-      return k_exit_usage;
-    }
-    ro.shard_index = shard->index;
-    ro.shard_total = shard->total;
-  }
+  if (!apply_shard(f.shard, ro)) return k_exit_usage;
   if (!f.step.empty() && !pipeline::has_step(p, f.step)) {
     std::string names;
     for (const auto& s : p.steps)
@@ -308,15 +313,7 @@ int main(int argc, char** argv) {
     if (*check) {
       pipeline::RunOptions ro;
       ro.timings = check_timings;
-      if (!check_shard.empty()) {
-        std::string error;
-        auto shard = parse_shard(check_shard, error);
-        if (!shard) {
-          std::cerr << fmt::format("pcr: --shard: {}\n", error);
-          return k_exit_usage;
-        }
-        ro.shard_index = shard->index, ro.shard_total = shard->total;
-      }
+      if (!apply_shard(check_shard, ro)) return k_exit_usage;
       auto p = config::load_file(check_file);
       int code = print_plan(p, ro, false);
       for (const auto& ext : p.extensions)

@@ -273,11 +273,13 @@ class Engine {
   void step_done();
   void finish();
   void on_signal(int sig);
+  std::map<std::string, std::string> base_env() const;
   std::map<std::string, std::string> step_env(const Step& step) const;
   // Hosts: probing, placement of workers, quarantine.
   void probe_hosts();
   void probe(size_t host, std::function<void()> then);
   void host_lost(size_t host, const std::string& reason, bool at_start);
+  size_t pick() const;  // the host the next worker goes to
   size_t slot_host(unsigned slot);
   void move_slot(unsigned slot);
   size_t hosts_up() const;
@@ -384,13 +386,20 @@ struct Engine::StepRun : sched::JobRunner {
       auto h = host_of(jobs[i].info.worker, i);
       if (h && *h == host) jobs[i].lost = true, engine.m_procs.stop(jobs[i].process, false);
     }
+    leave_down_hosts();
+  }
+
+  // This step's workers on hosts that do not answer: a pool retires them while another of
+  // its workers is on a host that answers; pinned jobs (and a pool left with no worker)
+  // move theirs to another host.
+  void leave_down_hosts() {
     if (step.per_host) return;
     const bool pinned = step.form != Form::for_each;
     bool others = false;
     for (unsigned w = 1; w <= info.workers; ++w)
       if (!scheduler->retired(w) && engine.m_hosts[engine.slot_host(w)].up) others = true;
     for (unsigned w = 1; w <= info.workers; ++w) {
-      if (engine.slot_host(w) != host) continue;
+      if (engine.m_hosts[engine.slot_host(w)].up) continue;
       if (pinned || !others)
         engine.move_slot(w);
       else
@@ -606,15 +615,10 @@ struct Engine::StepRun : sched::JobRunner {
       if (step.per_host) {
         r.status = JobStatus::cancelled;
         r.detail = why + ": no once-per-host job there";
+      } else if (engine.hosts_up() > 0 && (engine.m_interrupt || engine.m_timed_out)) {
+        r.status = JobStatus::cancelled;  // the run is stopping: nothing runs again
+        r.detail = why;
       } else if (engine.hosts_up() > 0) {
-        if (engine.m_interrupt || engine.m_timed_out) {
-          r.status = JobStatus::cancelled;
-          r.detail = why;
-          ++result.cancelled;
-          engine.m_observer.job_finished(job.info, r);
-          scheduler->finished(index, sched::Ended::cancelled);
-          return;
-        }
         r.will_retry = true;
         r.detail = why + ": the job runs again on another host";
         ++result.rerun;
@@ -644,7 +648,8 @@ struct Engine::StepRun : sched::JobRunner {
   }
 };
 
-std::map<std::string, std::string> Engine::step_env(const Step& step) const {
+// pcr's own environment, then the pipeline's `env`.
+std::map<std::string, std::string> Engine::base_env() const {
   std::map<std::string, std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
     std::string_view kv(*e);
@@ -653,6 +658,11 @@ std::map<std::string, std::string> Engine::step_env(const Step& step) const {
       env[std::string(kv.substr(0, eq))] = std::string(kv.substr(eq + 1));
   }
   for (const auto& [k, v] : m_pipeline.env) env[k] = v;
+  return env;
+}
+
+std::map<std::string, std::string> Engine::step_env(const Step& step) const {
+  std::map<std::string, std::string> env = base_env();
   for (const auto& [var, lines] : m_captures) {
     std::string joined;
     for (const auto& l : lines) joined += (joined.empty() ? "" : "\n") + l;
@@ -778,13 +788,7 @@ void Engine::probe(size_t host, std::function<void()> then) {
   proc::Spawn spawn;
   spawn.command = m_pipeline.host_probe.empty() ? "true" : m_pipeline.host_probe;
   // pcr's environment, the pipeline's, then the host's: the host's DOCKER_HOST wins.
-  std::map<std::string, std::string> vars;
-  for (char** e = environ; *e != nullptr; ++e) {
-    std::string_view kv(*e);
-    if (size_t eq = kv.find('='); eq != std::string_view::npos)
-      vars[std::string(kv.substr(0, eq))] = std::string(kv.substr(eq + 1));
-  }
-  for (const auto& [k, v] : m_pipeline.env) vars[k] = v;
+  std::map<std::string, std::string> vars = base_env();
   for (const auto& [k, v] : h.env) vars[k] = v;
   vars["CI_HOST"] = h.name;
   for (const auto& [k, v] : vars) spawn.env.push_back(k + "=" + v);
@@ -839,12 +843,16 @@ void Engine::host_lost(size_t host, const std::string& reason, bool at_start) {
   if (m_current) m_current->host_gone(host);
 }
 
+size_t Engine::pick() const {
+  std::vector<bool> up;
+  std::vector<unsigned> load;
+  for (const auto& st : m_hosts) up.push_back(st.up), load.push_back(st.load);
+  return pick_host(m_pipeline.hosts, up, load);
+}
+
 size_t Engine::slot_host(unsigned slot) {
   while (m_slot_host.size() < slot) {
-    std::vector<bool> up;
-    std::vector<unsigned> load;
-    for (const auto& st : m_hosts) up.push_back(st.up), load.push_back(st.load);
-    size_t h = pick_host(m_pipeline.hosts, up, load);
+    size_t h = pick();
     ++m_hosts[h].load;
     m_slot_host.push_back(h);
   }
@@ -854,10 +862,7 @@ size_t Engine::slot_host(unsigned slot) {
 void Engine::move_slot(unsigned slot) {
   size_t from = slot_host(slot);
   if (m_hosts[from].up) return;
-  std::vector<bool> up;
-  std::vector<unsigned> load;
-  for (const auto& st : m_hosts) up.push_back(st.up), load.push_back(st.load);
-  size_t to = pick_host(m_pipeline.hosts, up, load);
+  size_t to = pick();
   if (!m_hosts[to].up) return;
   --m_hosts[from].load;
   ++m_hosts[to].load;
@@ -1024,19 +1029,7 @@ void Engine::launch_step(StepRun& run, const std::vector<std::string>& items) {
   std::vector<size_t> order = queue_order(step, planned);
   run.scheduler = std::make_unique<sched::Scheduler>(std::move(order), so, run);
   run.scheduler->on_done = [this] { m_loop.post([this] { step_done(); }); };
-  if (on_hosts && !step.per_host) {
-    // Workers on a host that stopped answering: a pool leaves them out, while it has
-    // others; pinned jobs move theirs.
-    bool any_up = false;
-    for (unsigned w = 1; w <= run.info.workers; ++w) any_up = any_up || m_hosts[slot_host(w)].up;
-    for (unsigned w = 1; w <= run.info.workers; ++w) {
-      if (m_hosts[slot_host(w)].up) continue;
-      if (so.pinned || !any_up)
-        move_slot(w);
-      else
-        run.scheduler->retire(w);
-    }
-  }
+  if (on_hosts) run.leave_down_hosts();
   if (on_hosts)
     for (unsigned w = 1; w <= run.info.workers; ++w)
       run.info.worker_hosts.push_back(
@@ -1197,14 +1190,13 @@ std::vector<PlannedStep> plan(const Pipeline& pipeline, const RunOptions& option
       ps.workers = step.workers > 0 ? step.workers : pool > 0 ? pool : default_workers();
       jobs.clear();
     }
-    // Where each worker goes when every host answers.
-    if (on_hosts) {
-      if (step.per_host)
-        for (const auto& h : pipeline.hosts) ps.worker_hosts.push_back(h.name);
-      else
-        for (size_t h : initial_placement(pipeline.hosts, ps.workers))
-          ps.worker_hosts.push_back(pipeline.hosts[h].name);
-    }
+    // Where each worker goes when every host answers (per_host: worker k on host k).
+    std::vector<size_t> placement;
+    if (on_hosts && step.per_host)
+      for (size_t h = 0; h < pipeline.hosts.size(); ++h) placement.push_back(h);
+    else if (on_hosts)
+      placement = initial_placement(pipeline.hosts, ps.workers);
+    for (size_t h : placement) ps.worker_hosts.push_back(pipeline.hosts[h].name);
     for (size_t i : order) {
       PlannedJob pj;
       pj.job = static_cast<unsigned>(i + 1);
@@ -1213,8 +1205,8 @@ std::vector<PlannedStep> plan(const Pipeline& pipeline, const RunOptions& option
       JobContext ctx{pj.worker, pj.job,     static_cast<unsigned>(jobs.size()),
                      pj.items,  "{run_id}", step.name,
                      {},        {},         {}};
-      if (pinned && on_hosts && pj.worker <= ps.worker_hosts.size()) {
-        const size_t h = step.per_host ? i : initial_placement(pipeline.hosts, pj.worker).back();
+      if (pinned && pj.worker >= 1 && pj.worker <= placement.size()) {
+        const size_t h = placement[pj.worker - 1];
         ctx.host = pj.host = pipeline.hosts[h].name;
         ctx.host_env = pipeline.hosts[h].env;
       }

@@ -82,10 +82,10 @@ std::string describe(const pipeline::JobResult& r, unsigned attempt) {
       words = "could not start";
       break;
   }
+  if (r.infrastructure) return fmt::format("lost with its host ({}): {}", words, r.detail);
   if (!r.detail.empty()) words += ": " + r.detail;
   if (r.leftovers > 0)
     words += fmt::format(" ({} leftover process{} killed)", r.leftovers, r.leftovers == 1 ? "" : "es");
-  if (r.infrastructure) return fmt::format("lost with its host ({}): {}", words.substr(0, words.find(':')), r.detail);
   if (r.will_retry) words += ", retrying";
   return words;
 }

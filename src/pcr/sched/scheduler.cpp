@@ -18,9 +18,7 @@ Scheduler::Scheduler(std::vector<std::size_t> order, Options options, JobRunner&
 
 void Scheduler::start() {
   m_started = true;
-  fill();
-  wind_down();
-  check_done();
+  settle();
 }
 
 bool Scheduler::capped() const { return m_options.cap > 0 && m_running >= m_options.cap; }
@@ -112,6 +110,13 @@ void Scheduler::requeue(std::size_t job) {
   if (j.state != JobState::running) return;
   --m_running;
   ++j.requeued;
+  back_to_queue(job);
+}
+
+// `job` goes back to the front of the queue (cancelled when the step is stopping); its
+// worker takes jobs again unless retired.
+void Scheduler::back_to_queue(std::size_t job) {
+  Job& j = m_jobs[job];
   if (m_stopping) {
     j.state = JobState::cancelled;
   } else {
@@ -120,6 +125,11 @@ void Scheduler::requeue(std::size_t job) {
   }
   m_workers[j.worker] = m_retired[j.worker] ? Worker::finished : Worker::ready;
   revive();
+  settle();
+}
+
+// After any change: start what can start, wind down what is done, and tell when all is.
+void Scheduler::settle() {
   fill();
   wind_down();
   check_done();
@@ -139,9 +149,7 @@ void Scheduler::retire(unsigned worker) {
   Worker& s = m_workers[worker];
   if (s == Worker::fresh || s == Worker::ready || s == Worker::broken) s = Worker::finished;
   if (!m_started) return;
-  fill();
-  wind_down();
-  check_done();
+  settle();
 }
 
 void Scheduler::setup_lost(unsigned worker) {
@@ -150,9 +158,7 @@ void Scheduler::setup_lost(unsigned worker) {
   --m_running;
   s = m_retired[worker] || m_stopping ? Worker::finished : Worker::fresh;
   m_worked[worker] = false;
-  fill();
-  wind_down();
-  check_done();
+  settle();
 }
 
 void Scheduler::finished(std::size_t job, Ended ended) {
@@ -166,13 +172,7 @@ void Scheduler::finished(std::size_t job, Ended ended) {
     return;
   }
   if (will_retry(job, ended)) {  // its worker is gone: the retry goes to another
-    j.state = JobState::queued;
-    m_queue.push_front(job);
-    m_workers[j.worker] = Worker::finished;
-    revive();
-    fill();
-    wind_down();
-    check_done();
+    back_to_queue(job);
     return;
   }
   j.state = ended == Ended::passed   ? JobState::passed
@@ -183,9 +183,7 @@ void Scheduler::finished(std::size_t job, Ended ended) {
     m_failed = true;
     if (m_options.fail_fast) cancel(false);
   }
-  fill();
-  wind_down();
-  check_done();
+  settle();
 }
 
 void Scheduler::worker_task_finished(unsigned worker, bool passed) {
@@ -200,9 +198,7 @@ void Scheduler::worker_task_finished(unsigned worker, bool passed) {
   } else {  // a job came back to the queue while it tore down: it takes jobs again
     s = !m_queue.empty() && !m_retired[worker] && !m_stopping ? Worker::fresh : Worker::finished;
   }
-  fill();
-  wind_down();
-  check_done();
+  settle();
 }
 
 void Scheduler::cancel(bool immediately) {

@@ -98,7 +98,9 @@ class Scheduler {
   };
   enum class Worker { fresh, setting_up, ready, busy, broken, tearing_down, finished };
   void fill();
+  void settle();
   void revive();
+  void back_to_queue(std::size_t job);
   void launch(std::size_t job, unsigned worker);
   void wind_down();
   void check_done();
