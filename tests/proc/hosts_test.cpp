@@ -319,3 +319,17 @@ TEST(Hosts, AnInterruptDuringProbingStopsTheProbes) {
   EXPECT_TRUE(test::processes_with(marker).empty());
 }
 
+// A per_host step that fails before it has jobs (a bad `expect`) fails cleanly.
+TEST(Hosts, APerHostStepWithoutJobsFailsCleanly) {
+  TempDir d;
+  Pipeline p = with_hosts(d, {"a", "b"}, {1, 1});
+  Step once = shell_step("image", "touch ran");
+  once.per_host = true;
+  once.options.expect = "(";
+  p.steps.push_back(once);
+  Recorder rec;
+  EXPECT_EQ(run_pipeline(p, rec), 1);
+  EXPECT_EQ(rec.steps["image"].outcome, StepOutcome::failed);
+  EXPECT_NE(rec.steps["image"].error.find("bad regular expression"), std::string::npos);
+  EXPECT_FALSE(test::exists(d.file("ran")));
+}

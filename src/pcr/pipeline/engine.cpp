@@ -1030,13 +1030,10 @@ void Engine::launch_step(StepRun& run, const std::vector<std::string>& items) {
   run.scheduler = std::make_unique<sched::Scheduler>(std::move(order), so, run);
   run.scheduler->on_done = [this] { m_loop.post([this] { step_done(); }); };
   if (on_hosts) run.leave_down_hosts();
-  if (on_hosts)
-    for (unsigned w = 1; w <= run.info.workers; ++w)
-      run.info.worker_hosts.push_back(
-          m_pipeline
-              .hosts[step.per_host ? run.job_host[std::min<size_t>(w - 1, run.job_host.size() - 1)]
-                                   : slot_host(w)]
-              .name);
+  if (on_hosts && step.per_host)
+    for (size_t h : run.job_host) run.info.worker_hosts.push_back(m_pipeline.hosts[h].name);
+  else if (on_hosts)
+    for (unsigned w = 1; w <= run.info.workers; ++w) run.info.worker_hosts.push_back(m_pipeline.hosts[slot_host(w)].name);
   m_observer.step_started(run.info);
   // A step whose start was interrupted (or timed out) runs nothing.
   bool stopping = run.info.cleanup ? false : (m_interrupt || m_timed_out);
