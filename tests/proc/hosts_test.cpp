@@ -64,11 +64,7 @@ Pipeline with_hosts(const TempDir& dir, const std::vector<std::string>& names,
 }
 
 Step shell_step(const std::string& name, const std::string& text) {
-  Step s;
-  s.name = name;
-  s.commands.push_back(pipeline::command(text));
-  s.texts.push_back(text);
-  return s;
+  return run_step(name, command(text));
 }
 
 // Every job end the recorder saw, one per line, for failure messages.
@@ -94,10 +90,8 @@ int run_pipeline(const Pipeline& p, Recorder& rec, RunOptions o = {}) {
 TEST(Hosts, WorkersAreSpreadByCapacityAndJobsGetTheirHost) {
   TempDir d;
   Pipeline p = with_hosts(d, {"a", "b"}, {1, 3});
-  Step s = shell_step("pool", "echo $CI_HOST $CI_COMMAND_NUMBER $(basename $FAKE_HOST) >> log");
-  s.form = Form::for_each;
-  s.for_each.source = ForEach::Source::list;
-  s.for_each.list = {"1", "2", "3", "4", "5", "6", "7", "8"};
+  Step s = for_each_step("pool", {"1", "2", "3", "4", "5", "6", "7", "8"},
+                         command("echo $CI_HOST $CI_COMMAND_NUMBER $(basename $FAKE_HOST) >> log"));
   p.steps.push_back(s);
   Recorder rec;
   // The host's env wins over pcr's own, in the probe as in the jobs.
@@ -125,10 +119,7 @@ TEST(Hosts, AnUnreachableHostIsReportedAndLeftOut) {
   TempDir d;
   Pipeline p = with_hosts(d, {"a", "gone", "b"}, {1, 5, 1});
   std::filesystem::remove_all(d.file("gone"));
-  Step s = shell_step("pool", "echo $CI_HOST >> log");
-  s.form = Form::for_each;
-  s.for_each.source = ForEach::Source::list;
-  s.for_each.list = {"1", "2", "3", "4"};
+  Step s = for_each_step("pool", {"1", "2", "3", "4"}, command("echo $CI_HOST >> log"));
   p.steps.push_back(s);
   Step once = shell_step("image", "echo $CI_HOST >> once");
   once.per_host = true;
@@ -179,12 +170,10 @@ TEST(Hosts, NoHostAnsweringSkipsTheStepsButNotCleanup) {
 TEST(Hosts, AJobWhoseHostStopsAnsweringRunsAgainOnAnother) {
   TempDir d;
   Pipeline p = with_hosts(d, {"a", "b"}, {1, 1});
-  Step s = shell_step("pool",
-                      "if [ {items} = x2 ] && [ $CI_HOST = b ]; then rm -rf \"$FAKE_HOST\"; fi; "
-                      "test -e \"$FAKE_HOST/up\" || exit 3; echo {items} $CI_HOST >> log");
-  s.form = Form::for_each;
-  s.for_each.source = ForEach::Source::list;
-  s.for_each.list = {"x1", "x2", "x3", "x4", "x5", "x6"};
+  Step s = for_each_step(
+      "pool", {"x1", "x2", "x3", "x4", "x5", "x6"},
+      command("if [ {items} = x2 ] && [ $CI_HOST = b ]; then rm -rf \"$FAKE_HOST\"; fi; "
+              "test -e \"$FAKE_HOST/up\" || exit 3; echo {items} $CI_HOST >> log"));
   p.steps.push_back(s);
   p.steps.push_back(shell_step("after", "echo $CI_HOST >> after"));
   Recorder rec;
@@ -221,11 +210,10 @@ TEST(Hosts, AJobWhoseHostStopsAnsweringRunsAgainOnAnother) {
 TEST(Hosts, APinnedJobMovesWithItsWorker) {
   TempDir d;
   Pipeline p = with_hosts(d, {"a", "b"}, {1, 1});
-  Step s = shell_step("up",
-                      "if [ {n} = 2 ] && [ $CI_HOST = b ]; then rm -rf \"$FAKE_HOST\"; fi; "
-                      "test -e \"$FAKE_HOST/up\" || exit 3; echo {n} $CI_HOST >> log");
-  s.form = Form::parallel;
-  s.parallel = 2;
+  Step s =
+      parallel_step("up", 2,
+                    command("if [ {n} = 2 ] && [ $CI_HOST = b ]; then rm -rf \"$FAKE_HOST\"; fi; "
+                            "test -e \"$FAKE_HOST/up\" || exit 3; echo {n} $CI_HOST >> log"));
   p.steps.push_back(s);
   Recorder rec;
   ASSERT_EQ(run_pipeline(p, rec), 0);
@@ -271,13 +259,11 @@ TEST(Hosts, AFailureOnAHostThatAnswersIsTheJobs) {
 TEST(Hosts, JobsStillRunningOnAQuarantinedHostAreStoppedAndRunAgain) {
   TempDir d;
   Pipeline p = with_hosts(d, {"a", "b"}, {1, 2});  // workers: 1 b, 2 a, 3 b
-  Step s = shell_step("pool",
-                      "if [ $CI_HOST = b ]; then case {items} in hang) sleep 600;; fail) rm -rf "
-                      "\"$FAKE_HOST\"; exit 3;; "
-                      "esac; fi; echo {items} $CI_HOST >> log");
-  s.form = Form::for_each;
-  s.for_each.source = ForEach::Source::list;
-  s.for_each.list = {"hang", "x", "fail"};
+  Step s = for_each_step(
+      "pool", {"hang", "x", "fail"},
+      command("if [ $CI_HOST = b ]; then case {items} in hang) sleep 600;; fail) rm -rf "
+              "\"$FAKE_HOST\"; exit 3;; "
+              "esac; fi; echo {items} $CI_HOST >> log"));
   p.steps.push_back(s);
   Recorder rec;
   const auto start = std::chrono::steady_clock::now();
