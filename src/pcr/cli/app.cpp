@@ -6,7 +6,6 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <pcr/cli/app.hpp>
@@ -22,7 +21,6 @@
 #include <pcr/report/record.hpp>
 #include <pcr/util/duration.hpp>
 #include <pcr/util/io.hpp>
-#include <sstream>
 #include <tuple>
 
 #ifndef PCR_VERSION
@@ -284,15 +282,13 @@ int main(int argc, char** argv) {
     if (*merge) {
       std::vector<sched::Timings::Table> tables;
       for (const auto& file : merge_files) {
-        std::ifstream in(file);
-        if (!in) {
+        auto text = util::read_file(file);
+        if (!text) {
           std::cerr << fmt::format("pcr timings merge: {}: {}\n", file, std::strerror(errno));
           return k_exit_usage;
         }
-        std::stringstream text;
-        text << in.rdbuf();
         sched::Timings::Table table;
-        if (!sched::Timings::parse(text.str(), table)) {
+        if (!sched::Timings::parse(*text, table)) {
           std::cerr << fmt::format("pcr timings merge: {}: not a pcr timings file\n", file);
           return k_exit_usage;
         }

@@ -2,15 +2,14 @@
 #include <yaml-cpp/yaml.h>
 
 #include <filesystem>
-#include <fstream>
 #include <pcr/config/loader.hpp>
 #include <pcr/docker/compose.hpp>
 #include <pcr/docker/hosts.hpp>
 #include <pcr/pipeline/template.hpp>
+#include <pcr/util/io.hpp>
 #include <pcr/util/text.hpp>
 #include <regex>
 #include <set>
-#include <sstream>
 
 namespace pcr::config {
 
@@ -557,14 +556,12 @@ Pipeline load_string(const std::string& text, const std::string& path) {
 }
 
 Pipeline load_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  auto text = util::read_file(path);
+  if (!text) {
     throw LoadError(
         {{path, 1, 1, fmt::format("cannot read the pipeline file: {}", std::strerror(errno))}});
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return load_string(ss.str(), path);
+  return load_string(*text, path);
 }
 
 }  // namespace pcr::config

@@ -13,6 +13,7 @@
 #include <pcr/docker/hosts.hpp>
 #include <pcr/docker/lint.hpp>
 #include <pcr/pipeline/template.hpp>
+#include <pcr/util/io.hpp>
 #include <pcr/util/shell.hpp>
 #include <set>
 #include <sstream>
@@ -41,13 +42,6 @@ int run_quietly(const std::vector<std::string>& argv) {
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 // Takes a project down, retrying once when a network still has active endpoints (a
@@ -243,7 +237,7 @@ std::optional<ProjectRecord> parse_record(const std::string& text) {
 }
 
 unsigned long long process_start(long pid) {
-  std::string stat = read_text(fmt::format("/proc/{}/stat", pid));
+  std::string stat = util::read_file(fmt::format("/proc/{}/stat", pid)).value_or("");
   size_t paren = stat.rfind(')');
   if (paren == std::string::npos) return 0;
   std::istringstream in(stat.substr(paren + 2));
@@ -349,7 +343,7 @@ std::vector<ProjectRecord> leftovers(const std::string& state_dir) {
   for (fs::directory_iterator it(state_dir, ec), end; !ec && it != end; it.increment(ec))
     if (it->path().extension() == ".json") paths.insert(it->path().string());
   for (const auto& path : paths) {
-    auto r = parse_record(read_text(path));
+    auto r = parse_record(util::read_file(path).value_or(""));
     if (r && !owner_alive(*r)) out.push_back(*r);
   }
   return out;

@@ -6,28 +6,17 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <pcr/sched/timings.hpp>
 #include <pcr/util/io.hpp>
-#include <sstream>
 
 namespace pcr::sched {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string read_all(const std::string& path, bool& exists) {
-  std::ifstream in(path, std::ios::binary);
-  exists = static_cast<bool>(in);
-  if (!in) return "";
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // Fold `samples` into `table`: a new key takes its sample, a known one the mean of the
 // two (the smoothing over runs).
@@ -77,10 +66,9 @@ std::string Timings::to_json(const Table& table) {
 
 Timings Timings::load(const std::string& path, std::string* warning) {
   Timings t;
-  bool exists = false;
-  std::string text = read_all(path, exists);
-  if (!exists) return t;
-  if (!parse(text, t.m_table)) {
+  auto text = util::read_file(path);
+  if (!text) return t;
+  if (!parse(*text, t.m_table)) {
     t.m_table.clear();
     if (warning) *warning = path + ": damaged timings file, ignored (it is rewritten after this run)";
   }
@@ -117,9 +105,8 @@ std::string update_file(const std::string& path, const std::function<void(Timing
   }
   // Under the lock: what is on disk now may include another run's samples.
   Timings::Table table;
-  bool exists = false;
-  std::string text = read_all(path, exists);
-  if (exists && !Timings::parse(text, table)) table.clear();
+  auto text = util::read_file(path);
+  if (text && !Timings::parse(*text, table)) table.clear();
   update(table);
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
   std::string error;

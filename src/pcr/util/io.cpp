@@ -1,7 +1,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <fstream>
 #include <pcr/util/io.hpp>
+#include <sstream>
 
 namespace pcr::util {
 
@@ -15,6 +17,14 @@ bool write_all(int fd, std::string_view data) {
     data.remove_prefix(static_cast<size_t>(n));
   }
   return true;
+}
+
+std::optional<std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 }  // namespace pcr::util
