@@ -58,18 +58,25 @@ done
 exit 1
 )SH";
 
-// Write `text` as the executable `name` in `dir` (atomically) and return its path.
-std::string write_script(const std::string& dir, const std::string& name, const char* text) {
+// Write `text` to `path` with `perms` through a temporary file renamed over it, so that a
+// reader never sees half of it.
+void replace_file(const std::string& path, const std::string& text, fs::perms perms) {
   std::error_code ec;
-  fs::create_directories(dir, ec);
-  std::string path = (fs::path(dir) / name).string();
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
   {
     std::ofstream out(tmp);
     out << text;
   }
-  fs::permissions(tmp, fs::perms::owner_all, ec);
+  fs::permissions(tmp, perms, ec);
   fs::rename(tmp, path, ec);
+}
+
+// Write `text` as the executable `name` in `dir` (atomically) and return its path.
+std::string write_script(const std::string& dir, const std::string& name, const char* text) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  std::string path = (fs::path(dir) / name).string();
+  replace_file(path, text, fs::perms::owner_all);
   return path;
 }
 
@@ -145,14 +152,7 @@ struct State {
     std::error_code ec;
     fs::create_directories(config.state_dir, ec);
     fs::permissions(fs::path(config.state_dir).parent_path(), fs::perms::owner_all, ec);
-    const std::string path = record_path(config.state_dir, r);
-    std::string tmp = path + ".tmp";
-    {
-      std::ofstream out(tmp);
-      out << record_json(r);
-    }
-    fs::permissions(tmp, fs::perms::owner_read | fs::perms::owner_write, ec);
-    fs::rename(tmp, path, ec);
+    replace_file(record_path(config.state_dir, r), record_json(r), fs::perms::owner_read | fs::perms::owner_write);
     handed_out.emplace(key, r);
   }
 };
