@@ -318,10 +318,9 @@ int main(int argc, char** argv) {
       return code;
     }
     if (*clean) {
-      std::string state =
-          (std::filesystem::absolute(clean_file).parent_path() / ".pcr" / "projects").string();
       std::string log;
-      int failed = docker::clean(state, log);
+      int failed =
+          docker::clean(docker::state_dir(std::filesystem::absolute(clean_file).parent_path().string()), log);
       std::cout << log;
       return failed > 0 ? 1 : 0;
     }
@@ -362,8 +361,7 @@ int main(int argc, char** argv) {
     }
     auto p = config::load_file(run_file);
     if (!p.extensions.empty()) {
-      auto state = std::filesystem::path(p.base_dir) / ".pcr" / "projects";
-      auto left = docker::leftovers(state.string());
+      auto left = docker::leftovers(docker::state_dir(p.base_dir));
       if (!left.empty())
         std::cerr << fmt::format(
             "pcr: warning: {} compose project(s) left behind by an earlier run (killed, or its "

@@ -130,7 +130,7 @@ class Loader {
                              : (!pipeline_name.empty() ? pipeline_name : dir.filename().string());
     if (auto e = n["env"]) c.env = env(e);
     if (auto t = n["teardown"]) c.teardown = boolean(t, "compose teardown");
-    c.state_dir = (dir / ".pcr" / "projects").string();
+    c.state_dir = docker::state_dir(dir.string());
     return c;
   }
 

@@ -328,6 +328,10 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
   p.cleanup.push_back(std::move(down));
 }
 
+std::string state_dir(const std::string& pipeline_dir) {
+  return (fs::path(pipeline_dir) / ".pcr" / "projects").string();
+}
+
 std::string record_path(const std::string& state_dir, const ProjectRecord& r) {
   return fmt::format("{}/{}{}.json", state_dir, r.project, r.host.empty() ? "" : "@" + r.host);
 }

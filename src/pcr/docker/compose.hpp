@@ -66,6 +66,10 @@ void install(pipeline::Pipeline& pipeline, ComposeConfig config);
 // The placeholder names `install` adds, for the loader.
 const std::vector<std::string>& placeholder_names();
 
+// Where the projects of the pipeline in folder `pipeline_dir` are recorded:
+// `<pipeline_dir>/.pcr/projects`.
+std::string state_dir(const std::string& pipeline_dir);
+
 // Where `r` is recorded under `state_dir`: `<project>.json`, or `<project>@<host>.json`
 // with hosts (a worker moved off a host that stopped answering uses its project name on
 // the new host too: two records, one per host).
