@@ -217,17 +217,20 @@ void bind_extensions(const Pipeline& p, const Step& step, JobContext& ctx) {
 }
 
 // The extensions' environment for a job, under the step's own `env`.
+// Set `env` in `vars` under the step's own `env`: a variable the step sets keeps its value.
+void add_under_step_env(const Step& step, const Env& env, std::map<std::string, std::string>& vars) {
+  for (const auto& [k, v] : env) {
+    bool step_sets = std::any_of(step.options.env.begin(), step.options.env.end(),
+                                 [&](const auto& kv) { return kv.first == k; });
+    if (!step_sets) vars[k] = v;
+  }
+}
+
 void add_extension_env(const Pipeline& p, const Step& step, const JobContext& ctx,
                        std::map<std::string, std::string>& vars) {
   if (!extended(step)) return;
-  for (const auto& ext : p.extensions) {
-    if (!ext.env) continue;
-    for (auto& [k, v] : ext.env(ctx)) {
-      bool step_sets = std::any_of(step.options.env.begin(), step.options.env.end(),
-                                   [&](const auto& kv) { return kv.first == k; });
-      if (!step_sets) vars[k] = v;
-    }
-  }
+  for (const auto& ext : p.extensions)
+    if (ext.env) add_under_step_env(step, ext.env(ctx), vars);
 }
 
 std::string step_dir(const Pipeline& p, const Step& s) {
@@ -283,6 +286,7 @@ class Engine {
   size_t slot_host(unsigned slot);
   void move_slot(unsigned slot);
   size_t hosts_up() const;
+  std::string lost(size_t host) const;  // "host b stopped answering (why)"
   unsigned capacity_up() const;
   const std::vector<const Step*>& current_list() const {
     return m_phase == Phase::steps ? m_steps : m_cleanup;
@@ -428,11 +432,7 @@ struct Engine::StepRun : sched::JobRunner {
     place(ctx, task, host);
     bind_extensions(engine.m_pipeline, step, ctx);
     std::string error;
-    try {
-      task.command = (setup ? step.setup : step.teardown)(ctx);
-    } catch (const std::exception& ex) {
-      error = fmt::format("the command could not be built: {}", ex.what());
-    }
+    task.command = build((setup ? step.setup : step.teardown), ctx, error);
     task.spool = fmt::format("{}/{}-{}-{}-w{}.log", engine.m_spool_dir, info.cleanup ? "c" : "s",
                              info.index, setup ? "setup" : "teardown", worker);
     proc::Spawn spawn = spawn_for(task.command, ctx, task.spool);
@@ -448,9 +448,7 @@ struct Engine::StepRun : sched::JobRunner {
           auto conclude = [this, worker, r, host, setup]() mutable {
             if (host && !engine.m_hosts[*host].up && setup) {
               r.infrastructure = true;
-              r.detail =
-                  fmt::format("host {} stopped answering ({})", engine.m_pipeline.hosts[*host].name,
-                              engine.m_hosts[*host].reason);
+              r.detail = engine.lost(*host);
               engine.m_observer.job_finished(tasks[worker], r);
               scheduler->setup_lost(worker);
               return;
@@ -465,16 +463,22 @@ struct Engine::StepRun : sched::JobRunner {
         });
   }
 
+  // What `cmd` gives for `ctx`; empty, with `error` set, when it throws.
+  static std::string build(const Command& cmd, const JobContext& ctx, std::string& error) {
+    try {
+      return cmd(ctx);
+    } catch (const std::exception& ex) {
+      error = fmt::format("the command could not be built: {}", ex.what());
+      return "";
+    }
+  }
+
   proc::Spawn spawn_for(const std::string& command, const JobContext& ctx,
                         const std::string& spool) {
     proc::Spawn spawn;
     spawn.command = command;
     auto vars = env;
-    for (const auto& [k, v] : ctx.host_env) {
-      bool step_sets = std::any_of(step.options.env.begin(), step.options.env.end(),
-                                   [&](const auto& kv) { return kv.first == k; });
-      if (!step_sets) vars[k] = v;
-    }
+    add_under_step_env(step, ctx.host_env, vars);
     if (!ctx.host.empty()) vars["CI_HOST"] = ctx.host;
     add_extension_env(engine.m_pipeline, step, ctx, vars);
     vars["CI_COMMAND_NUMBER"] = std::to_string(ctx.number);
@@ -541,11 +545,7 @@ struct Engine::StepRun : sched::JobRunner {
     job.info.spool = prefix + ".log";
     job.stdout_path = keep_stdout ? prefix + ".out" : "";
     std::string error;
-    try {
-      job.info.command = step.commands[job.plan.command](ctx);
-    } catch (const std::exception& ex) {
-      error = fmt::format("the command could not be built: {}", ex.what());
-    }
+    job.info.command = build(step.commands[job.plan.command], ctx, error);
     proc::Spawn spawn = spawn_for(job.info.command, ctx, job.info.spool);
     spawn.stdout_path = job.stdout_path;
     if (!error.empty()) spawn.command = "exit 127";  // reported below as not started
@@ -608,10 +608,8 @@ struct Engine::StepRun : sched::JobRunner {
     if (host && !engine.m_hosts[*host].up &&
         ((r.status != JobStatus::passed && r.status != JobStatus::cancelled) ||
          (lost && r.status == JobStatus::cancelled))) {
-      const Host& h = engine.m_pipeline.hosts[*host];
       r.infrastructure = true;
-      const std::string why =
-          fmt::format("host {} stopped answering ({})", h.name, engine.m_hosts[*host].reason);
+      const std::string why = engine.lost(*host);
       if (step.per_host) {
         r.status = JobStatus::cancelled;
         r.detail = why + ": no once-per-host job there";
@@ -737,6 +735,10 @@ int Engine::run() {
 size_t Engine::hosts_up() const {
   return static_cast<size_t>(
       std::count_if(m_hosts.begin(), m_hosts.end(), [](const HostState& h) { return h.up; }));
+}
+
+std::string Engine::lost(size_t host) const {
+  return fmt::format("host {} stopped answering ({})", m_pipeline.hosts[host].name, m_hosts[host].reason);
 }
 
 unsigned Engine::capacity_up() const {
