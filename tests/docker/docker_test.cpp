@@ -13,14 +13,8 @@ using namespace pcr::test;
 
 namespace {
 
-// Containers, networks and volumes whose name contains `marker`, one per line.
-std::string docker_leftovers(const std::string& marker) {
-  return sh(
-      "{ docker ps -a --format '{{.Names}}'; docker network ls --format '{{.Name}}'; docker volume "
-      "ls --format "
-      "'{{.Name}}'; } | grep -F '" +
-      marker + "' || true");
-}
+// Containers, networks and volumes of the suite's engine whose name contains `marker`.
+std::string docker_leftovers(const std::string& marker) { return leftovers_on(k_engine, marker); }
 
 struct Cluster {
   TempDir dir;

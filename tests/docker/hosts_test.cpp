@@ -16,18 +16,11 @@ using namespace pcr::test;
 
 namespace {
 
-const std::string k_one = "unix:///var/run/docker.sock";
+const std::string k_one = k_engine;
 const std::string k_two = "unix:///var/run/pcr-docker2.sock";
 
 std::string second_docker(const std::string& what) {
   return sh(std::string(PCR_SOURCE_DIR) + "/tests/docker/second_docker.sh " + what + " 2>&1");
-}
-
-// Containers, networks and volumes on engine `host` whose name contains `marker`.
-std::string leftovers_on(const std::string& host, const std::string& marker) {
-  const std::string d = "docker -H " + host;
-  return sh("{ " + d + " ps -a --format '{{.Names}}'; " + d + " network ls --format '{{.Name}}'; " +
-            d + " volume ls --format '{{.Name}}'; } | grep -F '" + marker + "' || true");
 }
 
 // A pipeline folder with the compose file and the busybox image's build context, whose
