@@ -167,7 +167,15 @@ TEST(LoaderErrors, ForEachSources) {
   expect_error("steps:\n  - run: a\n    for_each: {glob: x, list: [y]}\n", 3, 25, "exactly one of");
   expect_error("steps:\n  - run: a\n    for_each: {lines: NOPE}\n", 3, 23,
                "no earlier step has `capture: NOPE`");
-  expect_error("steps:\n  - run: a\n    for_each: {globe: x}\n", 3, 16, "did you mean 'glob'?");
+  // Errors come in file order: the mapping (column 15) before its unknown key (16).
+  try {
+    config::load_string("steps:\n  - run: a\n    for_each: {globe: x}\n", "ci.yaml");
+    ADD_FAILURE() << "loaded";
+  } catch (const LoadError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "ci.yaml:3:15: for_each: give one of glob, list, lines, command\n"
+              "ci.yaml:3:16: unknown key 'globe' in for_each (did you mean 'glob'?)");
+  }
 }
 
 TEST(LoaderErrors, HostsAndPerHost) {

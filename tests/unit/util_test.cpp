@@ -3,6 +3,7 @@
 
 #include <pcr/util/duration.hpp>
 #include <pcr/util/glob.hpp>
+#include <pcr/util/regex.hpp>
 #include <pcr/util/shell.hpp>
 #include <pcr/util/text.hpp>
 #include <filesystem>
@@ -106,12 +107,78 @@ TEST(Glob, SortedRecursiveAndSegmentwise) {
     fs::create_directories((dir / f).parent_path());
     std::ofstream(dir / f) << "x";
   }
-  EXPECT_EQ(glob(dir.string(), "spec/*_spec.rb"), (std::vector<std::string>{"spec/a_spec.rb", "spec/b_spec.rb"}));
-  EXPECT_EQ(glob(dir.string(), "spec/**/*_spec.rb"),
+  EXPECT_EQ(*glob(dir.string(), "spec/*_spec.rb"), (std::vector<std::string>{"spec/a_spec.rb", "spec/b_spec.rb"}));
+  EXPECT_EQ(*glob(dir.string(), "spec/**/*_spec.rb"),
             (std::vector<std::string>{"spec/a_spec.rb", "spec/b_spec.rb", "spec/deep/er/c_spec.rb"}));
-  EXPECT_EQ(glob(dir.string(), "**/*_spec.rb").size(), 4u);
-  EXPECT_TRUE(glob(dir.string(), "nothing/*.rb").empty());
+  EXPECT_EQ(glob(dir.string(), "**/*_spec.rb")->size(), 4u);
+  EXPECT_EQ(*glob(dir.string(), "**/**/*_spec.rb"), *glob(dir.string(), "**/*_spec.rb"));
+  EXPECT_TRUE(glob(dir.string(), "nothing/*.rb")->empty());
   fs::remove_all(dir);
+}
+
+TEST(Glob, DoubleStarDoesNotFollowSymlinkedDirectories) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("pcr-glob-loop-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "a" / "b");
+  std::ofstream(dir / "a" / "b" / "t.rb") << "x";
+  fs::create_directory_symlink("..", dir / "a" / "b" / "loop");  // a cycle
+  fs::create_directory_symlink(dir / "a", dir / "link");          // another way in
+  fs::create_symlink(dir / "a" / "b" / "t.rb", dir / "a" / "file-link.rb");
+  // Listed once, by its real path; a symlink to a file is a file.
+  EXPECT_EQ(*glob(dir.string(), "**/*.rb"),
+            (std::vector<std::string>{"a/b/t.rb", "a/file-link.rb"}));
+  // A named segment still follows a link, as the shell does.
+  EXPECT_EQ(*glob(dir.string(), "link/b/*.rb"), (std::vector<std::string>{"link/b/t.rb"}));
+  fs::remove_all(dir);
+}
+
+TEST(Glob, StopsAtItsLimitsWithAnError) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("pcr-glob-limit-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "d");
+  for (int i = 0; i < 20; ++i) std::ofstream(dir / "d" / ("f" + std::to_string(i))) << "x";
+  auto many = glob(dir.string(), "**/f*", {10, 1000});
+  ASSERT_FALSE(many);
+  EXPECT_EQ(many.error(), "glob '**/f*': matches more than 10 files");
+  auto wide = glob(dir.string(), "**/nothing", {1000, 15});
+  ASSERT_FALSE(wide);
+  EXPECT_NE(wide.error().find("looked at more than 15 directory entries"), std::string::npos);
+  EXPECT_EQ(glob(dir.string(), "**/f1*", {20, 1000})->size(), 11u);
+  fs::remove_all(dir);
+}
+
+TEST(Regex, LinearTimeSearchAndClearErrors) {
+  auto re = Regex::compile("^ok [0-9]+ - (passed|fine)$");
+  ASSERT_TRUE(re);
+  EXPECT_TRUE(re->search("ok 12 - passed"));
+  EXPECT_FALSE(re->search("not ok 12 - passed"));
+  auto back = Regex::compile("(a)\\1");
+  ASSERT_FALSE(back);
+  EXPECT_NE(back.error().find("invalid escape sequence"), std::string::npos) << back.error();
+  EXPECT_FALSE(Regex::compile("(?=x)"));
+  // The classic catastrophic pattern is linear here: a long text costs no stack or time.
+  auto evil = Regex::compile("(a+)+$");
+  ASSERT_TRUE(evil);
+  EXPECT_FALSE(evil->search(std::string(200'000, 'a') + "!"));
+  // Deep nesting is parsed without recursion; a pattern that would expand past RE2's
+  // memory budget is refused, not built.
+  EXPECT_TRUE(Regex::compile(std::string(200'000, '(') + std::string(200'000, ')')));
+  auto huge = Regex::compile("((a{100}){100}){100}");
+  ASSERT_FALSE(huge);
+  EXPECT_EQ(huge.error(), "invalid repetition size: {100}");
+}
+
+TEST(Visible, ControlCharactersAreShownNotObeyed) {
+  EXPECT_EQ(visible("plain ünïcode ✓"), "plain ünïcode ✓");
+  EXPECT_EQ(visible("a\x1b[2Jb"), "a\\e[2Jb");
+  EXPECT_EQ(visible("\x1b]0;title\x07"), "\\e]0;title\\x07");
+  EXPECT_EQ(visible(std::string("nul\0here", 8)), "nul\\0here");
+  EXPECT_EQ(visible("two\nlines\t"), "two\\nlines\\t");
+  EXPECT_EQ(visible("two\nlines", true), "two\nlines");
+  EXPECT_EQ(visible("\xc2\x9b" "2J"), "\\u009b2J");  // C1 CSI
+  EXPECT_EQ(visible("bad\xff\xc3"), "bad\\xff\\xc3");
 }
 
 #include <pcr/util/mask.hpp>

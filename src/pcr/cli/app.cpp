@@ -21,6 +21,7 @@
 #include <pcr/report/record.hpp>
 #include <pcr/util/duration.hpp>
 #include <pcr/util/io.hpp>
+#include <pcr/util/text.hpp>
 #include <tuple>
 
 #ifndef PCR_VERSION
@@ -32,6 +33,8 @@ namespace pcr::cli {
 namespace {
 
 constexpr int k_exit_usage = 2;
+constexpr int k_exit_internal = 3;  // pcr itself failed during a run (docs/cli.md)
+bool g_run_started = false;
 
 struct RunFlags {
   unsigned jobs = 0;
@@ -182,6 +185,7 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
     });
   }
   if (!f.junit.empty() || !f.html.empty()) observers.add(recorder);
+  g_run_started = true;
   int code = pipeline::run(p, ro, observers);
   if (run_log_fd >= 0) ::close(run_log_fd);
   return code;
@@ -209,6 +213,15 @@ int guarded(CLI::App& app, int argc, char** argv, Fn after_parse) {
   } catch (const config::LoadError& e) {
     std::cerr << e.what() << "\n";
     return k_exit_usage;
+  } catch (const std::exception& e) {
+    // Nothing may abort pcr with a bare "terminate called": say what happened. Before a
+    // run nothing ran (2); an exception out of a run is pcr's own failure (3), and the
+    // engine's ProcessSet has killed every job on the way out.
+    std::cerr << fmt::format("pcr: error: {}\n", util::visible(e.what()));
+    return g_run_started ? k_exit_internal : k_exit_usage;
+  } catch (...) {
+    std::cerr << "pcr: error: an unknown exception\n";
+    return g_run_started ? k_exit_internal : k_exit_usage;
   }
 }
 

@@ -1,14 +1,16 @@
 #include <fmt/format.h>
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <filesystem>
+#include <pcr/config/limits.hpp>
 #include <pcr/config/loader.hpp>
 #include <pcr/docker/compose.hpp>
 #include <pcr/docker/hosts.hpp>
 #include <pcr/pipeline/template.hpp>
 #include <pcr/util/io.hpp>
+#include <pcr/util/regex.hpp>
 #include <pcr/util/text.hpp>
-#include <regex>
 #include <set>
 
 namespace pcr::config {
@@ -17,20 +19,31 @@ namespace fs = std::filesystem;
 using namespace pcr::pipeline;
 
 std::string Diagnostic::str() const {
-  if (line == 0) return fmt::format("{}: {}", file, message);
-  return fmt::format("{}:{}:{}: {}", file, line, column, message);
+  // Messages quote the file's own text, which may hold terminal escapes: shown, not obeyed.
+  if (line == 0) return fmt::format("{}: {}", util::visible(file), util::visible(message));
+  return fmt::format("{}:{}:{}: {}", util::visible(file), line, column, util::visible(message));
 }
 
 namespace {
+std::vector<Diagnostic> in_file_order(std::vector<Diagnostic> ds) {
+  std::stable_sort(ds.begin(), ds.end(), [](const Diagnostic& a, const Diagnostic& b) {
+    return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+  });
+  return ds;
+}
 std::string join_messages(const std::vector<Diagnostic>& ds) {
   std::string out;
   for (const auto& d : ds) out += (out.empty() ? "" : "\n") + d.str();
   return out;
 }
+
+// A value of the file as an error message quotes it: at most one line's worth.
+std::string shown(std::string_view value) { return util::elide(value, 80); }
 }  // namespace
 
 LoadError::LoadError(std::vector<Diagnostic> diagnostics)
-    : std::runtime_error(join_messages(diagnostics)), m_diagnostics(std::move(diagnostics)) {}
+    : std::runtime_error(join_messages(in_file_order(diagnostics))),
+      m_diagnostics(in_file_order(std::move(diagnostics))) {}
 
 namespace {
 
@@ -48,13 +61,24 @@ class Loader {
   explicit Loader(std::string file) : m_file(std::move(file)) {}
 
   Pipeline load(const std::string& text) {
+    if (text.size() > limits::file_bytes)
+      throw LoadError({{m_file, 1, 1,
+                        fmt::format("the file has {} bytes, more than the {} MiB a pipeline file "
+                                    "may have",
+                                    text.size(), limits::file_bytes >> 20)}});
     YAML::Node root;
     try {
       root = YAML::Load(text);
-    } catch (const YAML::ParserException& ex) {
+    } catch (const YAML::DeepRecursion& ex) {  // yaml-cpp's own guard; its words: "bad file"
+      error(ex.mark, fmt::format("nested more than {} levels deep; pcr refuses a document this "
+                                 "deep",
+                                 ex.depth()));
+      throw LoadError(m_errors);
+    } catch (const YAML::Exception& ex) {
       error(ex.mark, ex.msg);
       throw LoadError(m_errors);
     }
+    if (!within_budget(root)) throw LoadError(m_errors);
     Pipeline p;
     if (!root.IsMap()) {
       error(root, "the pipeline file must be a mapping with a `steps:` list");
@@ -67,7 +91,7 @@ class Loader {
     if (auto n = root["secrets"]) {
       for (const auto& s : sequence(n, "secrets")) {
         std::string var = scalar(s, "a secret");
-        if (!valid_var(var)) error(s, fmt::format("'{}' is not a variable name", var));
+        if (!valid_var(var)) error(s, fmt::format("'{}' is not a variable name", shown(var)));
         p.secrets.push_back(var);
       }
     }
@@ -148,16 +172,17 @@ class Loader {
       std::string name;
       if (auto v = h["name"]) {
         name = scalar(v, "host name");
-        static const std::regex re("[A-Za-z0-9][A-Za-z0-9_.-]*");
-        if (!name.empty() && !std::regex_match(name, re))
-          error(v, fmt::format("host name '{}': use letters, digits, '.', '_' and '-'", name));
-        if (!names.insert(name).second) error(v, fmt::format("two hosts are named '{}'", name));
+        if (!name.empty() && !valid_host_name(name))
+          error(v, fmt::format("host name '{}': use letters, digits, '.', '_' and '-'",
+                               shown(name)));
+        if (!names.insert(name).second)
+          error(v, fmt::format("two hosts are named '{}'", shown(name)));
       } else {
         error(h, "a host needs a `name:` (it becomes CI_HOST)");
       }
       unsigned workers = 1;
       if (auto v = h["workers"])
-        if (auto w = integer(v, "workers", 1)) workers = static_cast<unsigned>(*w);
+        if (auto w = integer(v, "workers", 1, limits::workers)) workers = static_cast<unsigned>(*w);
       const bool has_docker = h["docker"].IsDefined(), has_context = h["context"].IsDefined();
       if (has_docker == has_context) {
         error(has_docker ? key_mark(h, "context") : h.Mark(),
@@ -169,13 +194,12 @@ class Loader {
       std::string value;
       if (has_docker) {
         value = scalar(h["docker"], "docker");
-        static const std::regex re("(unix|tcp|ssh|fd|npipe)://.+");
-        if (!value.empty() && !std::regex_match(value, re))
+        if (!value.empty() && !docker_host_value(value))
           error(
               h["docker"],
               fmt::format("docker: '{}' is not a DOCKER_HOST value (unix://PATH, tcp://HOST:PORT, "
                           "ssh://USER@HOST)",
-                          value));
+                          shown(value)));
       } else {
         std::string context = scalar(h["context"], "context");
         std::string why;
@@ -200,9 +224,77 @@ class Loader {
     error(node.Mark(), std::move(message));
   }
 
+  // Names are checked by hand, not by a regex: linear, no recursion, whatever their length.
   static bool valid_var(const std::string& v) {
-    static const std::regex re("[A-Za-z_][A-Za-z0-9_]*");
-    return std::regex_match(v, re);
+    if (v.empty() || std::isdigit(static_cast<unsigned char>(v[0]))) return false;
+    return std::all_of(v.begin(), v.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+    });
+  }
+  static bool valid_host_name(const std::string& v) {
+    if (v.empty() || !std::isalnum(static_cast<unsigned char>(v[0]))) return false;
+    return std::all_of(v.begin(), v.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+    });
+  }
+  // unix://, tcp://, ssh://, fd:// or npipe:// and something after it, on one line.
+  static bool docker_host_value(const std::string& v) {
+    const size_t sep = v.find("://");
+    if (sep == std::string::npos || sep + 3 == v.size()) return false;
+    const std::string scheme = v.substr(0, sep);
+    if (scheme != "unix" && scheme != "tcp" && scheme != "ssh" && scheme != "fd" &&
+        scheme != "npipe")
+      return false;
+    return std::none_of(v.begin(), v.end(),
+                        [](char c) { return static_cast<unsigned char>(c) < 0x20; });
+  }
+  // Whether `run` uses {project}, {compose} or {exec ...} (and not the escaped `{{`).
+  static bool uses_worker_placeholder(const std::string& run) {
+    for (size_t i = 0; (i = run.find('{', i)) != std::string::npos; ++i) {
+      if (i > 0 && run[i - 1] == '{') continue;
+      for (std::string_view name : {"project", "compose", "exec"}) {
+        if (run.compare(i + 1, name.size(), name) != 0) continue;
+        const size_t after = i + 1 + name.size();
+        if (after < run.size() && (run[after] == '}' || run[after] == ' ')) return true;
+      }
+    }
+    return false;
+  }
+
+  // Walks the document as the loader will read it, every alias (*name) counted as a copy
+  // of what it names, and refuses it past limits::expanded_*: a small file whose aliases
+  // repeat a big value thousands of times (or nest: "billion laughs") costs bounded time
+  // and memory. Iterative: the depth of the document does not reach the stack.
+  bool within_budget(const YAML::Node& root) {
+    std::size_t nodes = 0, bytes = 0;
+    std::vector<YAML::Node> todo{root};
+    while (!todo.empty()) {
+      YAML::Node n = todo.back();
+      todo.pop_back();
+      if (++nodes > limits::expanded_nodes) {
+        error(n, fmt::format("the file amounts to more than {} values once its YAML aliases "
+                             "(*name) are expanded; pcr refuses aliasing this heavy",
+                             limits::expanded_nodes));
+        return false;
+      }
+      if (n.IsScalar()) {
+        bytes += n.Scalar().size();
+        if (bytes > limits::expanded_bytes) {
+          error(n, fmt::format("the file amounts to more than {} MiB of text once its YAML "
+                               "aliases (*name) are expanded; pcr refuses aliasing this heavy",
+                               limits::expanded_bytes >> 20));
+          return false;
+        }
+      } else if (n.IsSequence()) {
+        for (const auto& child : n) todo.push_back(child);
+      } else if (n.IsMap()) {
+        for (auto it = n.begin(); it != n.end(); ++it) {
+          todo.push_back(it->first);
+          todo.push_back(it->second);
+        }
+      }
+    }
+    return true;
   }
 
   // The mark of `key` itself inside `map` (yaml-cpp marks values; keys are found by walking).
@@ -224,12 +316,16 @@ class Loader {
       }
       const std::string key = it->first.Scalar();
       if (std::find(all.begin(), all.end(), key) != all.end()) continue;
+      if (key.size() > 200) {  // no typo of a known key: spare the edit distance
+        error(it->first, fmt::format("unknown key '{}' in {}", shown(key), where));
+        continue;
+      }
       if (later && std::find(later->begin(), later->end(), key) != later->end()) {
         error(it->first, fmt::format("'{}' is not supported by this version of pcr yet", key));
         continue;
       }
       std::string hint = util::did_you_mean(key, all);
-      error(it->first, fmt::format("unknown key '{}' in {}{}", key, where,
+      error(it->first, fmt::format("unknown key '{}' in {}{}", shown(key), where,
                                    hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
     }
   }
@@ -239,7 +335,24 @@ class Loader {
       error(n, fmt::format("{}: expected a string", what));
       return "";
     }
-    return n.Scalar();
+    return checked_text(n, n.Scalar(), what);
+  }
+
+  // `text` (the value of `n`) if a command, name or value can hold it; else "" and an error.
+  std::string checked_text(const YAML::Node& n, const std::string& text, const std::string& what) {
+    if (text.size() > limits::scalar_bytes) {
+      error(n, fmt::format("{}: {} bytes, more than the {} MiB one value may have", what,
+                           text.size(), limits::scalar_bytes >> 20));
+      return "";
+    }
+    if (text.find('\0') != std::string::npos) {
+      // A C string ends at the first NUL: the command or name would be cut there.
+      error(n, fmt::format("{}: contains a NUL byte (\\0), which no command, name or value "
+                           "can hold",
+                           what));
+      return "";
+    }
+    return text;
   }
 
   std::vector<YAML::Node> sequence(const YAML::Node& n, const std::string& what) {
@@ -255,7 +368,8 @@ class Loader {
     return out;
   }
 
-  std::optional<long long> integer(const YAML::Node& n, const std::string& what, long long min) {
+  std::optional<long long> integer(const YAML::Node& n, const std::string& what, long long min,
+                                   long long max) {
     long long v = 0;
     bool ok = n.IsScalar();
     if (ok) {
@@ -274,6 +388,10 @@ class Loader {
     }
     if (v < min) {
       error(n, fmt::format("{}: must be at least {}", what, min));
+      return std::nullopt;
+    }
+    if (v > max) {
+      error(n, fmt::format("{}: {} is more than pcr takes (at most {})", what, v, max));
       return std::nullopt;
     }
     return v;
@@ -311,14 +429,16 @@ class Loader {
     for (auto it = n.begin(); it != n.end(); ++it) {
       std::string name = it->first.IsScalar() ? it->first.Scalar() : "";
       if (!valid_var(name)) {
-        error(it->first, fmt::format("env: '{}' is not a variable name", name));
+        error(it->first, fmt::format("env: '{}' is not a variable name", shown(name)));
         continue;
       }
       if (!it->second.IsScalar() && !it->second.IsNull()) {
         error(it->second, fmt::format("env {}: expected a string value", name));
         continue;
       }
-      out.emplace_back(name, it->second.IsNull() ? "" : it->second.Scalar());
+      out.emplace_back(name, it->second.IsNull()
+                                 ? ""
+                                 : checked_text(it->second, it->second.Scalar(), "env " + name));
     }
     return out;
   }
@@ -328,7 +448,7 @@ class Loader {
     if (auto v = n["idle_timeout"]) o.idle_timeout = duration(v);
     if (auto v = n["kill_grace"]) o.kill_grace = duration(v);
     if (auto v = n["retries"])
-      if (auto r = integer(v, "retries", 0)) o.retries = static_cast<unsigned>(*r);
+      if (auto r = integer(v, "retries", 0, limits::retries)) o.retries = static_cast<unsigned>(*r);
     if (auto v = n["fail_fast"]) o.fail_fast = boolean(v, "fail_fast");
     if (auto v = n["output"]) {
       std::string s = scalar(v, "output");
@@ -339,20 +459,22 @@ class Loader {
       else if (s == "on-failure" || s == "on_failure")
         o.output = OutputMode::on_failure;
       else
-        error(v, fmt::format("output: '{}' is not one of show, hide, on-failure", s));
+        error(v, fmt::format("output: '{}' is not one of show, hide, on-failure", shown(s)));
     }
     if (auto v = n["capture"]) {
       o.capture = scalar(v, "capture");
       if (!valid_var(o.capture))
-        error(v, fmt::format("capture: '{}' is not a variable name", o.capture));
+        error(v, fmt::format("capture: '{}' is not a variable name", shown(o.capture)));
     }
     if (auto v = n["expect"]) {
       o.expect = scalar(v, "expect");
-      try {
-        std::regex re(o.expect);
-      } catch (const std::regex_error& ex) {
-        error(v, fmt::format("expect: bad regular expression: {}", ex.what()));
-      }
+      if (o.expect.size() > limits::expect_bytes)
+        error(v, fmt::format("expect: {} bytes, more than the {} KiB a pattern may have",
+                             o.expect.size(), limits::expect_bytes >> 10));
+      else if (auto re = util::Regex::compile(o.expect); !re)
+        error(v, fmt::format("expect: not a regular expression pcr can match in linear time "
+                             "(RE2 syntax; no backreferences or lookaround): {}",
+                             shown(re.error())));
     }
     if (auto v = n["env"]) {
       Env extra = env(v);
@@ -363,7 +485,7 @@ class Loader {
 
   Command command(const YAML::Node& n, const std::string& what, std::string& text) {
     text = scalar(n, what);
-    if (n.IsScalar() && text.find_first_not_of(" \t\r\n") == std::string::npos)
+    if (n.IsScalar() && n.Scalar().find_first_not_of(" \t\r\n") == std::string::npos)
       error(n, fmt::format("{}: the command is empty", what));
     std::vector<Template::Error> errors;
     Template t = Template::parse(text, errors, m_placeholders);
@@ -437,7 +559,8 @@ class Loader {
     }
     if (has_parallel) {
       s.form = Form::parallel;
-      if (auto v = integer(n["parallel"], "parallel", 1)) s.parallel = static_cast<unsigned>(*v);
+      if (auto v = integer(n["parallel"], "parallel", 1, limits::parallel))
+        s.parallel = static_cast<unsigned>(*v);
     }
     if (has_for_each) {
       s.form = Form::for_each;
@@ -449,8 +572,10 @@ class Loader {
         error(key_mark(n, key), fmt::format("`{}` only applies to a `for_each` step", key));
         continue;
       }
-      if (auto v = integer(n[key], key, 1)) {
-        const std::string k = key;
+      const std::string k = key;
+      const long long max = k == "batch" ? limits::batch : k == "workers" ? limits::workers
+                                                                          : limits::groups;
+      if (auto v = integer(n[key], key, 1, max)) {
         (k == "batch"     ? s.batch
          : k == "workers" ? s.workers
                           : s.groups) = static_cast<unsigned>(*v);
@@ -466,9 +591,8 @@ class Loader {
     }
     if (auto v = n["per_host"]) {
       s.per_host = boolean(v, "per_host");
-      static const std::regex worker_placeholder(R"((^|[^{])\{(project|compose|exec)[} ])");
       if (s.per_host && has_run && !m_placeholders.empty() && n["run"].IsScalar() &&
-          std::regex_search(n["run"].Scalar(), worker_placeholder))
+          uses_worker_placeholder(n["run"].Scalar()))
         error(n["run"],
               "a `per_host` job belongs to a host, not to a worker: it has no compose project, so "
               "{project}, {compose} and {exec SERVICE} are not available (plain docker commands "
@@ -496,7 +620,7 @@ class Loader {
     if (!s.options.capture.empty()) m_captured.insert(s.options.capture);
     if (s.name.empty()) s.name = cleanup ? "cleanup" : "step";
     if (!m_names.insert((cleanup ? "c:" : "s:") + s.name).second && n["name"])
-      error(n["name"], fmt::format("two steps are named '{}'", s.name));
+      error(n["name"], fmt::format("two steps are named '{}'", shown(s.name)));
     return s;
   }
 
@@ -504,6 +628,7 @@ class Loader {
     if (n.IsSequence()) {  // shorthand for {list: [...]}
       fe.source = ForEach::Source::list;
       for (const auto& item : n) fe.list.push_back(scalar(item, "for_each item"));
+      too_many_items(n, fe.list.size());
       return;
     }
     if (!n.IsMap()) {
@@ -526,6 +651,7 @@ class Loader {
         fe.source = ForEach::Source::list;
         for (const auto& item : sequence(v, "for_each list"))
           fe.list.push_back(scalar(item, "for_each item"));
+        too_many_items(v, fe.list.size());
       } else {
         fe.value = scalar(v, "for_each " + key);
         if (v.IsScalar() && fe.value.empty()) error(v, fmt::format("for_each {}: empty", key));
@@ -535,6 +661,12 @@ class Loader {
       }
     }
     if (found == 0) error(n, "for_each: give one of glob, list, lines, command");
+  }
+
+  void too_many_items(const YAML::Node& n, std::size_t count) {
+    if (count > limits::items)
+      error(n, fmt::format("for_each: {} items, more than the {} one step takes", count,
+                           limits::items));
   }
 
   std::string m_file;

@@ -77,7 +77,8 @@ std::vector<std::string> lint_compose(const std::vector<std::string>& files,
     if (!services || !services.IsMap()) continue;
     for (auto it = services.begin(); it != services.end(); ++it) {
       const std::string name = it->first.Scalar();
-      const YAML::Node& svc = it->second;
+      // A copy: `it->second` lives in a temporary that the iterator hands out.
+      const YAML::Node svc = it->second;
       if (!svc.IsMap()) continue;
       if (auto cn = svc["container_name"]; cn && cn.IsScalar() && !has_variable(cn.Scalar()))
         out.push_back(fmt::format(

@@ -13,9 +13,9 @@
 #include <pcr/sched/scheduler.hpp>
 #include <pcr/sched/timings.hpp>
 #include <pcr/util/glob.hpp>
+#include <pcr/util/regex.hpp>
 #include <pcr/util/text.hpp>
 #include <random>
-#include <regex>
 #include <thread>
 #include <utility>
 
@@ -60,6 +60,19 @@ unsigned worker_count(const Step& step, size_t jobs, unsigned pool = 0) {
     }
   }
   return 1;
+}
+
+// Why a step cannot take these items ("" when it can): more than max_items (a runaway
+// glob or command), or an item holding a NUL byte, which would cut the command there.
+std::string bad_items(const std::vector<std::string>& items) {
+  if (items.size() > max_items)
+    return fmt::format("for_each: {} items, more than the {} one step takes", items.size(),
+                       max_items);
+  for (size_t i = 0; i < items.size(); ++i)
+    if (items[i].find('\0') != std::string::npos)
+      return fmt::format("for_each: item {} contains a NUL byte, which no command can hold",
+                         i + 1);
+  return "";
 }
 
 struct JobPlan {
@@ -346,7 +359,7 @@ struct Engine::StepRun : sched::JobRunner {
   std::unique_ptr<sched::Scheduler> scheduler;
   std::map<std::string, std::string> env;
   std::vector<std::vector<std::string>> stdout_lines;  // per job, when captured
-  std::optional<std::regex> expect;
+  std::optional<util::Regex> expect;
   Clock::time_point started = Clock::now();
   StepResult result;
   proc::ProcessSet::Id lister = 0;  // the for_each command, while it runs
@@ -583,7 +596,7 @@ struct Engine::StepRun : sched::JobRunner {
       bool ok = true;
       if (expect) {
         ok = std::any_of(lines.begin(), lines.end(),
-                         [&](const std::string& l) { return std::regex_search(l, *expect); });
+                         [&](const std::string& l) { return expect->search(l); });
         if (!ok) r.detail = fmt::format("no line of stdout matches /{}/", step.options.expect);
       }
       if (ok && step.options.check && !step.options.check(lines)) {
@@ -912,11 +925,12 @@ void Engine::start_step(const Step& step) {
   run.keep_stdout = !step.options.capture.empty() || !step.options.expect.empty() ||
                     static_cast<bool>(step.options.check);
   if (!step.options.expect.empty()) {
-    try {
-      run.expect.emplace(step.options.expect);
-    } catch (const std::regex_error&) {
-      run.result.error = fmt::format("expect: bad regular expression /{}/", step.options.expect);
-    }
+    // The loader has compiled it already; a C++ pipeline's pattern is checked here.
+    if (auto re = util::Regex::compile(step.options.expect))
+      run.expect.emplace(*re);
+    else
+      run.result.error =
+          fmt::format("expect: bad regular expression /{}/: {}", step.options.expect, re.error());
   }
   run.env = step_env(step);
 
@@ -928,7 +942,10 @@ void Engine::start_step(const Step& step) {
         items = fe.list;
         break;
       case ForEach::Source::glob:
-        items = util::glob(step_dir(m_pipeline, step), fe.value);
+        if (auto found = util::glob(step_dir(m_pipeline, step), fe.value))
+          items = std::move(*found);
+        else
+          run.result.error = found.error();
         break;
       case ForEach::Source::lines: {
         auto it = m_captures.find(fe.value);
@@ -988,6 +1005,7 @@ void Engine::start_step(const Step& step) {
 
 void Engine::launch_step(StepRun& run, const std::vector<std::string>& items) {
   const Step& step = run.step;
+  if (run.result.error.empty()) run.result.error = bad_items(items);
   auto plans =
       run.result.error.empty()
           ? expand_jobs(step, shard_share(step, run.info.cleanup, items, m_timings, m_options),
@@ -1161,7 +1179,10 @@ std::vector<PlannedStep> plan(const Pipeline& pipeline, const RunOptions& option
           items = step.for_each.list;
           break;
         case ForEach::Source::glob:
-          items = util::glob(step_dir(pipeline, step), step.for_each.value);
+          if (auto found = util::glob(step_dir(pipeline, step), step.for_each.value))
+            items = std::move(*found);
+          else
+            ps.note = found.error();
           break;
         case ForEach::Source::lines:
           ps.note = fmt::format("items: the lines captured as {} (known at run time)",
@@ -1177,6 +1198,8 @@ std::vector<PlannedStep> plan(const Pipeline& pipeline, const RunOptions& option
         case ForEach::Source::none:
           break;
       }
+      if (ps.note.empty()) ps.note = bad_items(items);
+      if (!ps.note.empty()) items.clear();
     }
     auto jobs = expand_jobs(step, shard_share(step, cleanup, items, timings, options), timings);
     const bool on_hosts = placed(pipeline, step);

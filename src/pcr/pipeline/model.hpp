@@ -48,11 +48,16 @@ struct StepOptions {
   bool fail_fast = false;
   OutputMode output = OutputMode::show;
   std::string capture;  // VAR: keep the step's stdout lines
-  std::string expect;   // ECMAScript regex some stdout line must match
+  std::string expect;   // RE2 regex (linear time) some stdout line must match
   OutputCheck check;    // C++ output check; both must hold when both are set
   Env env;
   std::string workdir;  // relative to the pipeline's base directory
 };
+
+// The most items one for_each step takes, from any source; more is the step's error (and
+// a load error for a list in the file). A bound, so a runaway glob or command cannot
+// exhaust memory.
+inline constexpr std::size_t max_items = 100'000;
 
 struct ForEach {
   enum class Source { none, glob, list, lines, command, function };

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fmt/format.h>
 #include <pcr/util/glob.hpp>
 #include <set>
 #include <system_error>
@@ -12,45 +13,77 @@ namespace fs = std::filesystem;
 
 namespace {
 
-void walk(const fs::path& dir, const std::string& rel, const std::vector<std::string>& segs,
-          size_t i, std::set<std::string>& out) {
-  std::error_code ec;
-  if (i == segs.size()) return;
-  const std::string& seg = segs[i];
-  const bool last = i + 1 == segs.size();
-  auto join = [&](const std::string& name) { return rel.empty() ? name : rel + "/" + name; };
-  if (seg == "**") {
-    walk(dir, rel, segs, i + 1, out);  // zero directories
+class Walk {
+ public:
+  Walk(const std::vector<std::string>& segs, const GlobLimits& limits)
+      : m_segs(segs), m_limits(limits) {}
+
+  // False once a limit is passed (`error` says which); the walk unwinds at once.
+  bool walk(const fs::path& dir, const std::string& rel, size_t i) {
+    std::error_code ec;
+    if (i == m_segs.size()) return true;
+    const std::string& seg = m_segs[i];
+    const bool last = i + 1 == m_segs.size();
+    auto join = [&](const std::string& name) { return rel.empty() ? name : rel + "/" + name; };
+    if (seg == "**") {
+      if (!walk(dir, rel, i + 1)) return false;  // zero directories
+      for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+        if (!count_entry()) return false;
+        std::string name = it->path().filename().string();
+        // symlink_status: a link to a directory is not descended into (no cycles).
+        if (name[0] == '.' || !fs::is_directory(it->symlink_status(ec))) continue;
+        if (!walk(it->path(), join(name), i)) return false;  // one more directory
+      }
+      return true;
+    }
+    if (seg.find_first_of("*?[") == std::string::npos) {  // a plain name: no listing
+      fs::path p = dir / seg;
+      if (last) {
+        if (fs::is_regular_file(p, ec)) return add(join(seg));
+      } else if (fs::is_directory(p, ec)) {
+        return walk(p, join(seg), i + 1);
+      }
+      return true;
+    }
     for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+      if (!count_entry()) return false;
       std::string name = it->path().filename().string();
-      if (name[0] == '.' || !it->is_directory(ec)) continue;
-      walk(it->path(), join(name), segs, i, out);  // one more directory
+      if (::fnmatch(seg.c_str(), name.c_str(), FNM_PERIOD) != 0) continue;
+      if (last) {
+        if (it->is_regular_file(ec) && !add(join(name))) return false;
+      } else if (it->is_directory(ec)) {
+        if (!walk(it->path(), join(name), i + 1)) return false;
+      }
     }
-    return;
+    return true;
   }
-  if (seg.find_first_of("*?[") == std::string::npos) {  // a plain name: no listing
-    fs::path p = dir / seg;
-    if (last) {
-      if (fs::is_regular_file(p, ec)) out.insert(join(seg));
-    } else if (fs::is_directory(p, ec)) {
-      walk(p, join(seg), segs, i + 1, out);
-    }
-    return;
+
+  std::set<std::string> found;
+  std::string error;
+
+ private:
+  bool count_entry() {
+    if (++m_entries <= m_limits.entries) return true;
+    error = fmt::format("looked at more than {} directory entries; narrow the pattern",
+                        m_limits.entries);
+    return false;
   }
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    std::string name = it->path().filename().string();
-    if (::fnmatch(seg.c_str(), name.c_str(), FNM_PERIOD) != 0) continue;
-    if (last) {
-      if (it->is_regular_file(ec)) out.insert(join(name));
-    } else if (it->is_directory(ec)) {
-      walk(it->path(), join(name), segs, i + 1, out);
-    }
+  bool add(std::string path) {
+    found.insert(std::move(path));
+    if (found.size() <= m_limits.matches) return true;
+    error = fmt::format("matches more than {} files", m_limits.matches);
+    return false;
   }
-}
+
+  const std::vector<std::string>& m_segs;
+  const GlobLimits& m_limits;
+  std::size_t m_entries = 0;
+};
 
 }  // namespace
 
-std::vector<std::string> glob(const std::string& base, std::string_view pattern) {
+Expected<std::vector<std::string>> glob(const std::string& base, std::string_view pattern,
+                                        const GlobLimits& limits) {
   std::vector<std::string> segs;
   std::string p(pattern);
   bool absolute = !p.empty() && p[0] == '/';
@@ -62,11 +95,20 @@ std::vector<std::string> glob(const std::string& base, std::string_view pattern)
     if (!seg.empty() && seg != ".") segs.push_back(seg);
     start = slash + 1;
   }
-  std::set<std::string> found;
+  // `**/**` walks the same tree once per `**` for nothing: one is the same pattern.
+  segs.erase(std::unique(segs.begin(), segs.end(),
+                         [](const std::string& a, const std::string& b) {
+                           return a == "**" && b == "**";
+                         }),
+             segs.end());
+  Walk walk(segs, limits);
   fs::path root = absolute ? fs::path("/") : fs::path(base.empty() ? "." : base);
-  walk(root, absolute ? "" : "", segs, 0, found);
+  if (!walk.walk(root, "", 0))
+    return Expected<std::vector<std::string>>::failure(
+        fmt::format("glob '{}': {}", pattern, walk.error));
   std::vector<std::string> out;
-  for (const auto& f : found) out.push_back(absolute ? "/" + f : f);
+  out.reserve(walk.found.size());
+  for (const auto& f : walk.found) out.push_back(absolute ? "/" + f : f);
   return out;  // std::set already orders bytewise
 }
 

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <fmt/format.h>
 #include <pcr/util/text.hpp>
 
 namespace pcr::util {
@@ -102,6 +103,56 @@ std::string elide(std::string_view s, size_t width) {
     out += s[i];
   }
   return out + "…";
+}
+
+}  // namespace pcr::util
+
+namespace pcr::util {
+
+std::string visible(std::string_view s, bool keep_lines) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      if ((c == '\n' || c == '\t') && keep_lines) out += static_cast<char>(c);
+      else if (c == 0x1b) out += "\\e";
+      else if (c == 0) out += "\\0";
+      else if (c == '\n') out += "\\n";
+      else if (c == '\t') out += "\\t";
+      else if (c == '\r') out += "\\r";
+      else if (c < 0x20 || c == 0x7f) out += fmt::format("\\x{:02x}", c);
+      else out += static_cast<char>(c);
+      ++i;
+      continue;
+    }
+    // The length of a well-formed UTF-8 sequence starting here, or 0.
+    size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (len > 0 && i + len <= s.size()) {
+      for (size_t k = 1; k < len; ++k)
+        if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) len = 0;
+      if (len == 3) {
+        const auto c1 = static_cast<unsigned char>(s[i + 1]);
+        if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 > 0x9f)) len = 0;  // overlong, surrogate
+      } else if (len == 4) {
+        const auto c1 = static_cast<unsigned char>(s[i + 1]);
+        if ((c == 0xf0 && c1 < 0x90) || (c == 0xf4 && c1 > 0x8f)) len = 0;  // overlong, > U+10FFFF
+      }
+    } else {
+      len = 0;
+    }
+    if (len == 0) {
+      out += fmt::format("\\x{:02x}", c);
+      ++i;
+    } else if (len == 2 && c == 0xc2 && static_cast<unsigned char>(s[i + 1]) < 0xa0) {
+      out += fmt::format("\\u{:04x}", static_cast<unsigned char>(s[i + 1]));  // C1 control
+      i += 2;
+    } else {
+      out.append(s.substr(i, len));
+      i += len;
+    }
+  }
+  return out;
 }
 
 }  // namespace pcr::util

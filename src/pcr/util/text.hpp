@@ -39,3 +39,12 @@ std::string elide(std::string_view s, size_t width);
 size_t display_width(std::string_view s);
 
 }  // namespace pcr::util
+
+namespace pcr::util {
+
+// `s` safe to show on a terminal: control characters made visible (`\e`, `\0`, `\x07`,
+// `\n` and `\t` too unless `keep_lines`), C1 controls as `\u0085`-style escapes, and bytes
+// that are not UTF-8 as `\xNN`. Printable text, UTF-8 included, is left as it is.
+std::string visible(std::string_view s, bool keep_lines = false);
+
+}  // namespace pcr::util
