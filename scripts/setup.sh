@@ -22,5 +22,7 @@ fi
 
 werror=OFF
 [ "${CI:-}" = "true" ] && werror=ON
-cmake -S . -B "$build_dir" -G Ninja -DPCR_WERROR=$werror > /dev/null
+# PCR_CXX picks the compiler (scripts/test.sh --sanitize: clang++); PCR_CMAKE_ARGS adds options.
+cmake -S . -B "$build_dir" -G Ninja -DPCR_WERROR=$werror ${PCR_CXX:+-DCMAKE_CXX_COMPILER=$PCR_CXX} \
+  ${PCR_CMAKE_ARGS:-} > /dev/null
 cmake --build "$build_dir"

@@ -179,7 +179,7 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
     if (path.empty()) continue;
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) return fail(flag, path + ": " + std::strerror(errno));
-    recorder.add_sink([fd, render](const report::RunRecord& record) {
+    recorder.add_sink([fd, render = render](const report::RunRecord& record) {
       util::write_all(fd, render(record));
       ::close(fd);
     });

@@ -27,7 +27,7 @@ class LoadError : public std::runtime_error {
   std::vector<Diagnostic> m_diagnostics;
 };
 
-// Read the pipeline file at `path` (SPEC §2). Jobs run in, and globs resolve from, the
+// Read the pipeline file at `path` (docs/pipeline.md). Jobs run in, and globs resolve from, the
 // folder that holds it. Throws LoadError naming file, line and column of each problem.
 pipeline::Pipeline load_file(const std::string& path);
 

@@ -2,10 +2,14 @@
 
 // GCC 12 reports a dangling pointer inside yaml-cpp's node/impl.h for lookups on const
 // nodes; the pointer is yaml-cpp's own and valid (a known false positive of that release).
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdangling-pointer"
+#endif
 #include <yaml-cpp/yaml.h>
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 #include <pcr/docker/lint.hpp>
 

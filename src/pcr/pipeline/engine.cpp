@@ -232,10 +232,10 @@ void bind_extensions(const Pipeline& p, const Step& step, JobContext& ctx) {
 // The extensions' environment for a job, under the step's own `env`.
 // Set `env` in `vars` under the step's own `env`: a variable the step sets keeps its value.
 void add_under_step_env(const Step& step, const Env& env, std::map<std::string, std::string>& vars) {
-  for (const auto& [k, v] : env) {
+  for (const auto& kv : env) {
     bool step_sets = std::any_of(step.options.env.begin(), step.options.env.end(),
-                                 [&](const auto& kv) { return kv.first == k; });
-    if (!step_sets) vars[k] = v;
+                                 [&](const auto& set) { return set.first == kv.first; });
+    if (!step_sets) vars[kv.first] = kv.second;
   }
 }
 
