@@ -13,6 +13,8 @@
 #include <pcr/config/loader.hpp>
 #include <pcr/docker/compose.hpp>
 #include <pcr/pipeline/engine.hpp>
+#include <pcr/proc/runs.hpp>
+#include <pcr/proc/supervise.hpp>
 #include <pcr/report/console.hpp>
 #include <pcr/report/html.hpp>
 #include <pcr/report/json_events.hpp>
@@ -23,6 +25,11 @@
 #include <pcr/util/io.hpp>
 #include <pcr/util/text.hpp>
 #include <tuple>
+#include <optional>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <signal.h>
+#include <cstring>
 
 #ifndef PCR_VERSION
 #define PCR_VERSION "0.0.0"
@@ -35,6 +42,88 @@ namespace {
 constexpr int k_exit_usage = 2;
 constexpr int k_exit_internal = 3;  // pcr itself failed during a run (docs/cli.md)
 bool g_run_started = false;
+
+// Lifetime (proc/supervise.hpp): the arguments to start the engine with, and in the engine
+// the supervisor's pipe and the supervisor's pid.
+std::vector<std::string> g_argv;
+int g_supervisor_fd = -1;
+pid_t g_supervisor = 0;
+constexpr const char* k_engine_run_id_env = "PCR_ENGINE_RUN_ID";
+
+void take_lifetime(int argc, char** argv) {
+  g_argv.assign(argv, argv + argc);
+  g_supervisor_fd = proc::take_supervisor_fd();
+  if (g_supervisor_fd >= 0) g_supervisor = ::getppid();
+}
+
+bool supervision_enabled() {
+  const char* v = std::getenv("PCR_SUPERVISOR");  // "0": one process (debugging, strace)
+  return !(v && std::string(v) == "0");
+}
+
+std::string pipeline_dir(const pipeline::Pipeline& p) {
+  std::error_code ec;
+  return p.base_dir.empty() ? std::filesystem::current_path(ec).string() : p.base_dir;
+}
+
+// One line about anything killed runs left here: compose projects, processes, spool
+// folders. A killed run that left nothing is forgotten quietly.
+void warn_about_leftovers(const pipeline::Pipeline& p) {
+  std::size_t projects = 0, processes = 0, spools = 0;
+  std::string first;
+  if (!p.extensions.empty()) {
+    auto left = docker::leftovers(docker::state_dir(pipeline_dir(p)));
+    projects = left.size();
+    if (!left.empty()) first = left.front().project;
+  }
+  const std::string runs = proc::runs_dir(pipeline_dir(p));
+  for (const auto& run : proc::dead_runs(runs)) {
+    auto left = proc::leftovers_of(run);
+    if (left.empty()) {
+      proc::remove_run_record(runs, run.run_id);
+      continue;
+    }
+    processes += left.processes.size();
+    spools += left.spool_dirs.size();
+    if (first.empty()) first = "run " + run.run_id;
+  }
+  if (projects + processes + spools == 0) return;
+  std::vector<std::string> parts;
+  if (projects) parts.push_back(fmt::format("{} compose project(s)", projects));
+  if (processes) parts.push_back(fmt::format("{} process(es)", processes));
+  if (spools) parts.push_back(fmt::format("{} spool folder(s)", spools));
+  std::string what;
+  for (size_t i = 0; i < parts.size(); ++i)
+    what += (i == 0 ? "" : i + 1 == parts.size() ? " and " : ", ") + parts[i];
+  std::cerr << fmt::format(
+      "pcr: warning: {} left behind by an earlier run (killed, or its host stopped answering; "
+      "first: {}); `pcr clean` removes them\n",
+      what, util::visible(first));
+}
+
+std::string signal_words(int sig) {
+  const char* abbrev = ::sigabbrev_np(sig);
+  return abbrev ? fmt::format("SIG{}", abbrev) : fmt::format("signal {}", sig);
+}
+
+// The kill_grace of the step a process belongs to (jobs carry CI_STEP in their
+// environment); for a process of no known step, the longest of the pipeline (or the
+// default grace, without a pipeline).
+std::function<pipeline::Millis(pid_t)> grace_of(const pipeline::Pipeline* p) {
+  return [p](pid_t pid) {
+    const pipeline::Millis fallback = pipeline::StepOptions{}.kill_grace;
+    if (p == nullptr) return fallback;
+    const std::string step = proc::env_of(pid, "CI_STEP");
+    std::optional<pipeline::Millis> mine;
+    pipeline::Millis longest{0};
+    for (const auto* steps : {&p->steps, &p->cleanup})
+      for (const auto& s : *steps) {
+        longest = std::max(longest, s.options.kill_grace);
+        if (s.name == step) mine = std::max(mine.value_or(pipeline::Millis(0)), s.options.kill_grace);
+      }
+    return mine.value_or(longest);
+  };
+}
 
 struct RunFlags {
   unsigned jobs = 0;
@@ -108,6 +197,8 @@ int print_plan(const pipeline::Pipeline& p, const pipeline::RunOptions& ro, bool
   return 0;
 }
 
+int supervise_run(const pipeline::Pipeline& p, const RunFlags& f);
+
 int execute(const pipeline::Pipeline& p, const RunFlags& f) {
   pipeline::RunOptions ro;
   ro.jobs = f.jobs;
@@ -124,6 +215,14 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
     return k_exit_usage;
   }
   if (f.dry_run) return print_plan(p, ro, f.no_color);
+  if (g_supervisor_fd < 0) {
+    warn_about_leftovers(p);
+    if (supervision_enabled()) return supervise_run(p, f);
+  } else {
+    ro.supervisor_fd = g_supervisor_fd;
+    if (const char* id = std::getenv(k_engine_run_id_env)) ro.run_id = id;
+    ::unsetenv(k_engine_run_id_env);
+  }
   auto console_options = report::detect_console(1, f.no_color);
   console_options.output =
       f.output == "prefixed" ? report::OutputStyle::prefixed : report::OutputStyle::grouped;
@@ -188,7 +287,96 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
   g_run_started = true;
   int code = pipeline::run(p, ro, observers);
   if (run_log_fd >= 0) ::close(run_log_fd);
+  // The supervisor removes the run's record; when it was killed, the engine does.
+  if (g_supervisor_fd >= 0 && ::getppid() != g_supervisor)
+    proc::remove_run_record(proc::runs_dir(pipeline_dir(p)), ro.run_id);
   return code;
+}
+
+// The `pcr` the user started: start the engine, wait, and when the engine died instead of
+// exiting, end what it started (processes, the pipeline's cleanup steps, compose
+// projects, the spool).
+int supervise_run(const pipeline::Pipeline& p, const RunFlags& f) {
+  proc::RunRecord record;
+  record.run_id = pipeline::make_run_id();
+  record.pid = ::getpid();
+  record.pid_start = proc::start_time(record.pid);
+  record.tmpdir = proc::spool_parent();
+  const std::string runs = proc::runs_dir(pipeline_dir(p));
+  auto engine = proc::supervise(g_argv, {fmt::format("{}={}", k_engine_run_id_env, record.run_id)},
+                                [&](pid_t pid) {
+                                  record.engine = pid;
+                                  record.engine_start = proc::start_time(pid);
+                                  std::string error = proc::write_run_record(runs, record);
+                                  if (!error.empty())
+                                    std::cerr << fmt::format(
+                                        "pcr: warning: cannot record the run ({}): if pcr is "
+                                        "killed, `pcr clean` will not know its processes\n",
+                                        error);
+                                });
+  if (!engine) {
+    std::cerr << fmt::format("pcr: error: {}\n", engine.error());
+    return k_exit_internal;
+  }
+  if (engine->signal == 0) {
+    proc::remove_run_record(runs, record.run_id);
+    return engine->exit_code;
+  }
+  // The engine was killed (kill -9, the OOM killer) or crashed. Its jobs are ours now.
+  std::cerr << fmt::format(
+      "pcr: error: pcr's engine (pid {}) was killed by {}: ending what it started\n",
+      engine->pid, signal_words(engine->signal));
+  const int ended = proc::end_descendants(grace_of(&p));
+  int cleanup_code = 0;
+  if (!p.cleanup.empty()) {
+    pipeline::RunOptions ro;
+    ro.cleanup_only = true;
+    ro.run_id = record.run_id;
+    ro.timings = "/dev/null";  // the engine's timings are lost with it; keep the file as it was
+    auto console_options = report::detect_console(1, f.no_color);
+    report::Console console(console_options);
+    pipeline::Observers observers;
+    observers.add(console);
+    cleanup_code = pipeline::run(p, ro, observers);
+  }
+  std::string compose_log;
+  int compose_failed = 0;
+  if (!p.extensions.empty())
+    compose_failed = docker::clean(docker::state_dir(pipeline_dir(p)), compose_log);
+  std::size_t spools = 0;
+  for (const auto& dir : proc::spool_dirs_of(record.tmpdir, record.run_id)) {
+    std::error_code ec;
+    if (std::filesystem::remove_all(dir, ec) > 0 && !ec) ++spools;
+  }
+  proc::remove_run_record(runs, record.run_id);
+  const std::string summary = fmt::format(
+      "the engine died of {}; ended {} process(es), ran {} cleanup step(s){}, removed {} spool "
+      "folder(s){}",
+      signal_words(engine->signal), ended, p.cleanup.size(),
+      cleanup_code == 0 ? "" : " (cleanup failed)", spools,
+      compose_failed ? fmt::format(", {} compose project(s) could not be taken down", compose_failed)
+                     : "");
+  if (!compose_log.empty() && compose_log.find("nothing left") == std::string::npos)
+    std::cerr << compose_log;
+  std::cerr << "pcr: " << summary << "\n";
+  if (!f.json.empty()) {
+    // The engine's event log ends where it died; say what happened after.
+    int fd = ::open(f.json.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd >= 0) {
+      nlohmann::ordered_json j;
+      j["event"] = "engine_died";
+      j["signal"] = signal_words(engine->signal);
+      j["processes_ended"] = ended;
+      j["cleanup_steps"] = p.cleanup.size();
+      j["cleanup_exit_code"] = cleanup_code;
+      j["spool_removed"] = spools;
+      j["compose_failed"] = compose_failed;
+      if (!util::write_all(fd, j.dump() + "\n"))
+        std::cerr << fmt::format("pcr: error: --json: {}: {}\n", f.json, std::strerror(errno));
+      ::close(fd);
+    }
+  }
+  return k_exit_internal;
 }
 
 template <typename Fn>
@@ -228,6 +416,7 @@ int guarded(CLI::App& app, int argc, char** argv, Fn after_parse) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  take_lifetime(argc, argv);
   CLI::App app{
       "pcr — the Parallel CI Runner: runs a CI pipeline's steps of shell commands, many at once"};
   app.set_version_flag("--version", std::string("pcr ") + PCR_VERSION);
@@ -249,8 +438,9 @@ int main(int argc, char** argv) {
 
   std::string clean_file = "ci.yaml";
   auto* clean = app.add_subcommand("clean",
-                                   "Take down the compose projects a killed run left behind "
-                                   "(recorded in .pcr/projects beside FILE)");
+                                   "End what a killed run left behind: its processes, its spool "
+                                   "folder and its compose projects (recorded in .pcr/ beside "
+                                   "FILE)");
   clean->add_option("FILE", clean_file,
                     "The pipeline file (default ./ci.yaml); only its folder matters");
 
@@ -331,10 +521,42 @@ int main(int argc, char** argv) {
       return code;
     }
     if (*clean) {
-      std::string log;
-      int failed =
-          docker::clean(docker::state_dir(std::filesystem::absolute(clean_file).parent_path().string()), log);
-      std::cout << log;
+      const std::string dir = std::filesystem::absolute(clean_file).parent_path().string();
+      bool any = false;
+      // The pipeline, when it loads, gives each leftover job its step's kill_grace.
+      std::optional<pipeline::Pipeline> pipeline;
+      try {
+        pipeline = config::load_file(clean_file);
+      } catch (const config::LoadError&) {  // gone or changed: the default grace then
+      }
+      // Runs whose two pcr processes are both gone: their jobs (by CI_RUN_ID), their spool.
+      const std::string runs = proc::runs_dir(dir);
+      for (const auto& dead : proc::dead_runs(runs)) {
+        auto left = proc::leftovers_of(dead);
+        if (!left.empty()) {
+          any = true;
+          const int ended = proc::end_processes(left.processes, grace_of(pipeline ? &*pipeline : nullptr));
+          std::size_t removed = 0;
+          for (const auto& spool : left.spool_dirs) {
+            std::error_code ec;
+            if (std::filesystem::remove_all(spool, ec) > 0 && !ec) ++removed;
+          }
+          std::cout << fmt::format(
+              "pcr clean: run {} (pid {} is gone): ended {} process(es), removed {} spool "
+              "folder(s)\n",
+              dead.run_id, dead.pid, ended, removed);
+        }
+        proc::remove_run_record(runs, dead.run_id);
+      }
+      int failed = 0;
+      const std::string state = docker::state_dir(dir);
+      if (!docker::leftovers(state).empty()) {
+        any = true;
+        std::string log;
+        failed = docker::clean(state, log);
+        std::cout << log;
+      }
+      if (!any) std::cout << "pcr clean: nothing left behind by a killed run\n";
       return failed > 0 ? 1 : 0;
     }
     if (*split) {
@@ -373,20 +595,12 @@ int main(int argc, char** argv) {
       return 0;
     }
     auto p = config::load_file(run_file);
-    if (!p.extensions.empty()) {
-      auto left = docker::leftovers(docker::state_dir(p.base_dir));
-      if (!left.empty())
-        std::cerr << fmt::format(
-            "pcr: warning: {} compose project(s) left behind by an earlier run (killed, or its "
-            "host stopped answering; first: {}); "
-            "`pcr clean` takes them down\n",
-            left.size(), left.front().project);
-    }
     return execute(p, run_flags);
   });
 }
 
 int run_main(int argc, char** argv, const pipeline::Pipeline& pipeline) {
+  take_lifetime(argc, argv);
   CLI::App app{"Run this pipeline (the options of `pcr run`)"};
   app.set_version_flag("--version", std::string("pcr ") + PCR_VERSION);
   RunFlags flags;

@@ -255,7 +255,7 @@ std::string step_dir(const Pipeline& p, const Step& s) {
 std::vector<const Step*> selected_steps(const Pipeline& p, const RunOptions& o) {
   std::vector<const Step*> out;
   for (const auto& s : p.steps)
-    if (o.only_step.empty() || s.name == o.only_step) out.push_back(&s);
+    if (!o.cleanup_only && (o.only_step.empty() || s.name == o.only_step)) out.push_back(&s);
   return out;
 }
 
@@ -712,6 +712,14 @@ int Engine::run() {
   proc::ProcessSet::become_subreaper();
   for (int sig : {SIGINT, SIGTERM, SIGHUP})
     m_loop.watch_signal(sig, [this](int s) { on_signal(s); });
+  if (m_options.supervisor_fd >= 0)
+    m_loop.watch_hangup(m_options.supervisor_fd, [this] {
+      // kill -9 of the `pcr` the user started, or the OOM killer: nobody else will stop
+      // these jobs or run cleanup, so the engine does, as it would on SIGTERM.
+      m_observer.note("pcr's supervisor process is gone (killed?): stopping the jobs and "
+                      "cleaning up");
+      on_signal(SIGTERM);
+    });
   m_started = Clock::now();
   m_tick = m_loop.add_timer(Millis(1000), Millis(1000), [this] { m_observer.tick(); });
   if (m_pipeline.timeout) {

@@ -19,6 +19,11 @@ struct RunOptions {
   // (main steps; not cleanup), chosen as `pcr split --step NAME` chooses. 0 total: all.
   std::size_t shard_index = 0, shard_total = 0;
   bool require_all_hosts = false;  // an unreachable host at the start fails the run
+  // The engine's end of the supervisor's pipe (proc/supervise.hpp), or -1: when it
+  // closes, the supervisor is gone and the run stops and cleans up as on SIGTERM.
+  int supervisor_fd = -1;
+  // Run the cleanup steps only: the supervisor's last act when the engine died.
+  bool cleanup_only = false;
 };
 
 // Where the timings of `pipeline` live under `options`.

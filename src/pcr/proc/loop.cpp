@@ -1,4 +1,7 @@
+#include <unistd.h>
 #include <uv.h>
+
+#include <cerrno>
 
 #include <cstdlib>
 #include <pcr/proc/loop.hpp>
@@ -18,6 +21,12 @@ struct Loop::Signal {
   std::function<void(int)> fn;
 };
 
+struct Loop::Hangup {
+  uv_poll_t handle;
+  int fd;
+  std::function<void()> fn;
+};
+
 namespace {
 template <typename T>
 void close_and_delete(T* owner) {
@@ -35,6 +44,8 @@ Loop::~Loop() {
   m_timers.clear();
   for (auto* signal : m_signals) close_and_delete(signal);
   m_signals.clear();
+  for (auto* hangup : m_hangups) close_and_delete(hangup);
+  m_hangups.clear();
   // Let close callbacks (ours and those of handles owned by other objects) finish.
   while (uv_run(m_loop.get(), UV_RUN_NOWAIT) != 0) {
   }
@@ -79,6 +90,26 @@ void Loop::watch_signal(int signum, std::function<void(int)> fn) {
       &signal->handle, [](uv_signal_t* h, int n) { static_cast<Signal*>(h->data)->fn(n); },
       signum);
   m_signals.push_back(signal);
+}
+
+void Loop::watch_hangup(int fd, std::function<void()> fn) {
+  auto* hangup = new Hangup{{}, fd, std::move(fn)};
+  uv_poll_init(m_loop.get(), &hangup->handle, fd);
+  hangup->handle.data = hangup;
+  uv_poll_start(&hangup->handle, UV_READABLE | UV_DISCONNECT,
+                [](uv_poll_t* h, int status, int) {
+                  auto* self = static_cast<Hangup*>(h->data);
+                  char buf[256];
+                  ssize_t n = status < 0 ? -1 : ::read(self->fd, buf, sizeof buf);
+                  if (n > 0 || (n < 0 && errno == EAGAIN)) return;  // not the end yet
+                  uv_poll_stop(h);
+                  if (self->fn) {
+                    auto callback = std::move(self->fn);
+                    self->fn = nullptr;
+                    callback();
+                  }
+                });
+  m_hangups.push_back(hangup);
 }
 
 void Loop::run() {

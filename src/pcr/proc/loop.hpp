@@ -41,6 +41,10 @@ class Loop {
   // replaces their default action for the life of the loop.
   void watch_signal(int signum, std::function<void(int)> fn);
 
+  // Call `fn` once when the peer of pipe `fd` has closed it (end of file, or an error):
+  // how the engine learns that its supervisor is gone. Reads and discards anything else.
+  void watch_hangup(int fd, std::function<void()> fn);
+
   // Run until `stop()` is called.
   void run();
   void stop();
@@ -53,6 +57,8 @@ class Loop {
   std::unique_ptr<uv_loop_s> m_loop;
   std::unordered_map<TimerId, Timer*> m_timers;
   std::vector<Signal*> m_signals;
+  struct Hangup;
+  std::vector<Hangup*> m_hangups;
   TimerId m_next_timer = 1;
   bool m_stopped = false;
 };

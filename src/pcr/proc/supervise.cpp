@@ -1,0 +1,257 @@
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fmt/format.h>
+#include <pcr/proc/process.hpp>
+#include <pcr/proc/supervise.hpp>
+#include <pcr/util/io.hpp>
+#include <map>
+#include <set>
+#include <thread>
+
+extern char** environ;
+
+namespace pcr::proc {
+
+namespace {
+
+const std::vector<int> k_forwarded = {SIGINT, SIGTERM, SIGHUP};
+
+// Every live process below `root`, parents before children.
+std::vector<pid_t> descendants(pid_t root) {
+  std::vector<pid_t> out, todo = children_of(root);
+  std::set<pid_t> seen;
+  while (!todo.empty()) {
+    pid_t pid = todo.back();
+    todo.pop_back();
+    if (!seen.insert(pid).second) continue;
+    out.push_back(pid);
+    for (pid_t child : children_of(pid)) todo.push_back(child);
+  }
+  return out;
+}
+
+void reap_all() {
+  int status;
+  while (::waitpid(-1, &status, WNOHANG) > 0) {
+  }
+}
+
+// Alive and not a zombie waiting to be reaped.
+bool running(pid_t pid) {
+  std::string stat = util::read_file(fmt::format("/proc/{}/stat", pid)).value_or("");
+  size_t paren = stat.rfind(')');
+  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z';
+}
+
+}  // namespace
+
+int take_supervisor_fd() {
+  const char* value = std::getenv(k_supervisor_fd_env);
+  if (value == nullptr) return -1;
+  char* end = nullptr;
+  long fd = std::strtol(value, &end, 10);
+  ::unsetenv(k_supervisor_fd_env);
+  if (end == value || *end != '\0' || fd < 3 || ::fcntl(static_cast<int>(fd), F_GETFD) < 0)
+    return -1;
+  ::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+  return static_cast<int>(fd);
+}
+
+util::Expected<EngineExit> supervise(const std::vector<std::string>& argv,
+                                     const std::vector<std::string>& env,
+                                     const std::function<void(pid_t)>& on_started) {
+  using Result = util::Expected<EngineExit>;
+  // The engine's jobs come to us when the engine dies, and to no one else.
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+  // The read end is inherited by the engine (not close-on-exec); the write end stays here.
+  int pipe_fds[2];
+  if (::pipe(pipe_fds) != 0) return Result::failure(std::strerror(errno));
+  ::fcntl(pipe_fds[1], F_SETFD, FD_CLOEXEC);
+
+  // Interrupts are taken synchronously (sigtimedwait) and forwarded; SIGCHLD too.
+  sigset_t waited;
+  sigemptyset(&waited);
+  for (int sig : k_forwarded) sigaddset(&waited, sig);
+  sigaddset(&waited, SIGCHLD);
+  sigset_t before;
+  ::sigprocmask(SIG_BLOCK, &waited, &before);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
+  for (const auto& e : env) env_strings.push_back(e);
+  env_strings.push_back(fmt::format("{}={}", k_supervisor_fd_env, pipe_fds[0]));
+  std::vector<char*> envp;
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> args = argv;
+  std::vector<char*> argvp;
+  for (auto& a : args) argvp.push_back(a.data());
+  argvp.push_back(nullptr);
+
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  sigdelset(&all, SIGKILL);
+  sigdelset(&all, SIGSTOP);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  // A process group of its own: an interrupt from the terminal reaches the supervisor,
+  // which forwards it once, rather than both of them.
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  pid_t engine = -1;
+  int rc = ::posix_spawn(&engine, "/proc/self/exe", nullptr, &attr, argvp.data(), envp.data());
+  posix_spawnattr_destroy(&attr);
+  ::close(pipe_fds[0]);
+  if (rc != 0) {
+    ::close(pipe_fds[1]);
+    ::sigprocmask(SIG_SETMASK, &before, nullptr);
+    return Result::failure(fmt::format("cannot start pcr's engine: {}", std::strerror(rc)));
+  }
+
+  EngineExit result;
+  result.pid = engine;
+  if (on_started) on_started(engine);
+  for (;;) {
+    siginfo_t info{};
+    int sig = ::sigwaitinfo(&waited, &info);
+    if (sig < 0) continue;  // EINTR
+    if (sig != SIGCHLD) {
+      ::kill(engine, sig);
+      continue;
+    }
+    // Reap the engine and any orphan handed to us; signals coalesce, so loop.
+    int status = 0;
+    bool engine_done = false;
+    for (pid_t pid; (pid = ::waitpid(-1, &status, WNOHANG)) > 0;) {
+      if (pid != engine) continue;
+      engine_done = true;
+      if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+      if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
+    }
+    if (engine_done) break;
+  }
+  ::close(pipe_fds[1]);
+  ::sigprocmask(SIG_SETMASK, &before, nullptr);
+  return result;
+}
+
+int end_descendants(const std::function<Millis(pid_t)>& grace_of) {
+  std::map<pid_t, Clock::time_point> kill_at;  // every process signalled, and when to KILL it
+  for (;;) {
+    reap_all();
+    bool any = false;
+    const auto now = Clock::now();
+    // New processes may appear (a trap that forks): each is found and signalled in turn.
+    for (pid_t pid : descendants(::getpid())) {
+      if (!running(pid)) continue;
+      any = true;
+      auto it = kill_at.find(pid);
+      if (it == kill_at.end()) {
+        kill_at.emplace(pid, now + grace_of(pid));
+        ::kill(pid, SIGTERM);
+      } else if (now >= it->second) {
+        ::kill(pid, SIGKILL);
+      }
+    }
+    if (!any) break;
+    std::this_thread::sleep_for(Millis(10));
+  }
+  return static_cast<int>(kill_at.size());
+}
+
+std::string env_of(pid_t pid, const std::string& name) {
+  auto text = util::read_file(fmt::format("/proc/{}/environ", pid));
+  if (!text) return "";
+  const std::string prefix = name + "=";
+  for (size_t at = 0; at < text->size();) {
+    size_t end = text->find('\0', at);
+    if (end == std::string::npos) end = text->size();
+    if (text->compare(at, prefix.size(), prefix) == 0)
+      return text->substr(at + prefix.size(), end - at - prefix.size());
+    at = end + 1;
+  }
+  return "";
+}
+
+unsigned long long start_time(pid_t pid) {
+  std::string stat = util::read_file(fmt::format("/proc/{}/stat", pid)).value_or("");
+  size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) return 0;
+  // After the command: field 3 (state) ... field 22 (starttime).
+  size_t pos = paren + 2;
+  for (int field = 3; field < 22; ++field) {
+    pos = stat.find(' ', pos);
+    if (pos == std::string::npos) return 0;
+    ++pos;
+  }
+  return std::strtoull(stat.c_str() + pos, nullptr, 10);
+}
+
+bool alive(pid_t pid, unsigned long long start) {
+  return pid > 0 && running(pid) && start_time(pid) == start;
+}
+
+std::vector<pid_t> processes_with_env(const std::string& entry) {
+  std::vector<pid_t> found;
+  const pid_t self = ::getpid();
+  DIR* dir = ::opendir("/proc");
+  if (dir == nullptr) return found;
+  while (dirent* e = ::readdir(dir)) {
+    char* end = nullptr;
+    long pid = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0' || pid == self) continue;
+    auto environ_text = util::read_file(fmt::format("/proc/{}/environ", pid));
+    if (!environ_text) continue;
+    // NUL-separated entries: match a whole one.
+    const std::string& t = *environ_text;
+    for (size_t at = t.find(entry); at != std::string::npos; at = t.find(entry, at + 1)) {
+      const bool starts = at == 0 || t[at - 1] == '\0';
+      const bool ends = at + entry.size() == t.size() || t[at + entry.size()] == '\0';
+      if (starts && ends) {
+        if (running(static_cast<pid_t>(pid))) found.push_back(static_cast<pid_t>(pid));
+        break;
+      }
+    }
+  }
+  ::closedir(dir);
+  return found;
+}
+
+int end_processes(const std::vector<pid_t>& pids, const std::function<Millis(pid_t)>& grace_of) {
+  std::map<pid_t, Clock::time_point> kill_at;
+  const auto now = Clock::now();
+  for (pid_t pid : pids)
+    if (running(pid)) {
+      kill_at.emplace(pid, now + grace_of(pid));  // before the signal: its environ is needed
+      ::kill(pid, SIGTERM);
+    }
+  const int signalled = static_cast<int>(kill_at.size());
+  while (!kill_at.empty()) {
+    for (auto it = kill_at.begin(); it != kill_at.end();) {
+      if (!running(it->first)) {
+        it = kill_at.erase(it);
+        continue;
+      }
+      if (Clock::now() >= it->second) ::kill(it->first, SIGKILL);
+      ++it;
+    }
+    std::this_thread::sleep_for(Millis(10));
+  }
+  return signalled;
+}
+
+}  // namespace pcr::proc

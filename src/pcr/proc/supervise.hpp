@@ -1,0 +1,72 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <pcr/proc/loop.hpp>
+#include <pcr/util/expected.hpp>
+
+namespace pcr::proc {
+
+// pcr runs as two processes of one binary, so that whichever of the two is killed
+// (kill -9, the OOM killer, a crash), the other ends what the run started:
+//
+//   supervisor — the `pcr` the user started. It starts the engine, forwards SIGINT,
+//     SIGTERM and SIGHUP to it, and is a child subreaper: when the engine dies, its job
+//     processes, even those that left their group or session, become the supervisor's
+//     children, and it ends them (`end_descendants`).
+//   engine — this same program again (/proc/self/exe, the same arguments), in a process
+//     group of its own, runs the pipeline. It holds the read end of a pipe whose write end
+//     only the supervisor holds: end of file on it means the supervisor is gone, and the
+//     engine stops the jobs and runs cleanup on its own.
+
+// The environment variable that tells the engine which descriptor is that pipe.
+inline constexpr const char* k_supervisor_fd_env = "PCR_SUPERVISOR_FD";
+
+// In the engine: the pipe's descriptor (made close-on-exec, and the variable removed so
+// that no job inherits either), or -1 in any other process. Call once, early.
+int take_supervisor_fd();
+
+struct EngineExit {
+  pid_t pid = 0;
+  int exit_code = 0;  // when it exited
+  int signal = 0;     // when a signal killed it
+};
+
+// The supervisor's part: start the engine with `argv` and `env` ("NAME=value" added to
+// pcr's own), forward interrupts, reap orphans, and return how the engine ended. An
+// error when it could not be started.
+// `on_started` is called with the engine's pid as soon as it runs.
+util::Expected<EngineExit> supervise(const std::vector<std::string>& argv,
+                                     const std::vector<std::string>& env,
+                                     const std::function<void(pid_t)>& on_started);
+
+// End every process below this one, found through /proc: SIGTERM, then SIGKILL to each
+// one still alive `grace_of(pid)` later (its job's kill_grace); reaps them. Returns how
+// many were signalled. For the supervisor once the engine is gone (it is their
+// subreaper, so none escapes by re-parenting).
+int end_descendants(const std::function<Millis(pid_t)>& grace_of);
+
+// The value of `name` in the environment of process `pid`, or "" (none, or not ours).
+std::string env_of(pid_t pid, const std::string& name);
+
+// The start time of process `pid` (field 22 of /proc/PID/stat, in clock ticks since
+// boot), or 0 when there is no such process. A pid and its start time name one process
+// for good: a pid reused by another has another start time.
+unsigned long long start_time(pid_t pid);
+
+// Whether the process `pid` that started at `start` is still alive.
+bool alive(pid_t pid, unsigned long long start);
+
+// The live processes whose environment holds `entry` ("NAME=value"), by /proc/PID/environ
+// (readable for this user's own processes), this process excluded.
+std::vector<pid_t> processes_with_env(const std::string& entry);
+
+// SIGTERM to `pids`, SIGKILL to each still alive `grace_of(pid)` later; returns how many
+// were alive to be signalled.
+int end_processes(const std::vector<pid_t>& pids, const std::function<Millis(pid_t)>& grace_of);
+
+}  // namespace pcr::proc

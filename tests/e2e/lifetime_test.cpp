@@ -1,0 +1,211 @@
+// Nothing outlives pcr, even kill -9: of the `pcr` the user started (the engine carries
+// on alone and cleans up), of the engine (the supervisor ends what it started), of both
+// (`pcr clean` and the next run's warning). Real processes, real signals.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "../support/pcr_binary.hpp"
+
+using namespace pcr::test;
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// Jobs that escape in every way: a double fork, setsid, and a shell that ignores SIGTERM.
+std::string escaping_jobs(const std::string& marker) {
+  return "    run: |\n"
+         "      (sh -c 'sleep 300' " + marker + " &)\n"
+         "      setsid sh -c 'sleep 310' " + marker + " &\n"
+         "      touch started-{n}\n"
+         "      sh -c 'trap \"\" TERM; sleep 320; true' " + marker + "\n";
+}
+
+std::vector<pid_t> children(pid_t pid) {
+  std::vector<pid_t> out;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+  for (pid_t c; in >> c;) out.push_back(c);
+  return out;
+}
+
+bool spool_left(const TempDir& d) {
+  for (const auto& e : fs::directory_iterator(d.file("tmp")))
+    if (e.path().filename().string().rfind("pcr-", 0) == 0) return true;
+  return false;
+}
+
+// Seconds until `marker` is on no live process (or the limit).
+double seconds_until_gone(const std::string& marker, std::chrono::seconds limit) {
+  auto start = std::chrono::steady_clock::now();
+  wait_until([&] { return processes_with(marker).empty(); }, limit);
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+TEST(Lifetime, KillNineOfPcrDuringAStepEndsEverythingAndCleanupStillRuns) {
+  TempDir d;
+  fs::create_directories(d.file("tmp"));
+  const std::string marker = unique_marker("pcrk9a");
+  double gone_after = -1;
+  PcrOptions o;
+  o.env = {"TMPDIR=" + d.file("tmp")};
+  o.while_running = [&](pid_t pid) {
+    ASSERT_TRUE(wait_until([&] { return exists(d.file("started-1")) && exists(d.file("started-2")); }));
+    ASSERT_TRUE(wait_until([&] { return processes_with(marker).size() >= 6; }));
+    ::kill(pid, SIGKILL);
+  };
+  auto r = run_yaml(d,
+                    "steps:\n  - parallel: 2\n    kill_grace: 1s\n" + escaping_jobs(marker) +
+                        "  - run: touch never\ncleanup:\n  - run: touch cleaned\n",
+                    {"--json", d.file("events.json")}, o);
+  EXPECT_EQ(r.signal, SIGKILL);
+  gone_after = seconds_until_gone(marker, std::chrono::seconds(15));
+  EXPECT_TRUE(processes_with(marker).empty());
+  // TERM, then KILL after the 1 s grace for the one that ignores TERM: within grace + 2 s.
+  EXPECT_LT(gone_after, 3.0 + 1.0) << "slack of 1 s for a loaded machine";
+  ASSERT_TRUE(wait_until([&] { return exists(d.file("cleaned")); }));
+  EXPECT_FALSE(exists(d.file("never")));
+  ASSERT_TRUE(wait_until([&] { return !spool_left(d); }));
+  ASSERT_TRUE(wait_until([&] { return read_file(d.file("events.json")).find("\"run_end\"") != std::string::npos; }));
+  const std::string events = read_file(d.file("events.json"));
+  EXPECT_NE(events.find("supervisor process is gone"), std::string::npos) << events;
+  ASSERT_TRUE(wait_until([&] { return !fs::exists(d.file(".pcr/runs")) || fs::is_empty(d.file(".pcr/runs")); }));
+}
+
+TEST(Lifetime, KillNineOfPcrDuringCleanupLetsCleanupFinish) {
+  TempDir d;
+  fs::create_directories(d.file("tmp"));
+  const std::string marker = unique_marker("pcrk9c");
+  PcrOptions o;
+  o.env = {"TMPDIR=" + d.file("tmp")};
+  o.while_running = [&](pid_t pid) {
+    ASSERT_TRUE(wait_until([&] { return exists(d.file("cleanup-started")); }));
+    ::kill(pid, SIGKILL);
+  };
+  auto r = run_yaml(d,
+                    "steps:\n  - run: 'true'\ncleanup:\n  - run: touch cleanup-started; sleep 1; "
+                    "sh -c 'sleep 300' " + marker + " & touch cleaned\n  - run: touch cleaned-2\n",
+                    {}, o);
+  EXPECT_EQ(r.signal, SIGKILL);
+  ASSERT_TRUE(wait_until([&] { return exists(d.file("cleaned-2")); }));
+  EXPECT_TRUE(exists(d.file("cleaned")));
+  seconds_until_gone(marker, std::chrono::seconds(10));
+  EXPECT_TRUE(processes_with(marker).empty());
+  ASSERT_TRUE(wait_until([&] { return !spool_left(d); }));
+}
+
+TEST(Lifetime, KillNineOfTheEngineIsCleanedUpByTheSupervisor) {
+  TempDir d;
+  fs::create_directories(d.file("tmp"));
+  const std::string marker = unique_marker("pcrk9e");
+  pid_t engine = 0;
+  PcrOptions o;
+  o.env = {"TMPDIR=" + d.file("tmp")};
+  std::chrono::steady_clock::time_point killed;
+  o.while_running = [&](pid_t pid) {
+    ASSERT_TRUE(wait_until([&] { return exists(d.file("started-1")) && exists(d.file("started-2")); }));
+    ASSERT_TRUE(wait_until([&] { return processes_with(marker).size() >= 6; }));
+    auto kids = children(pid);
+    ASSERT_EQ(kids.size(), 1u) << "the supervisor has one child, the engine";
+    engine = kids[0];
+    killed = std::chrono::steady_clock::now();
+    ::kill(engine, SIGKILL);
+  };
+  auto r = run_yaml(d,
+                    "steps:\n  - parallel: 2\n    kill_grace: 1s\n" + escaping_jobs(marker) +
+                        "cleanup:\n  - run: touch cleaned\n",
+                    {"--json", d.file("events.json")}, o);
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find("engine (pid " + std::to_string(engine) + ") was killed by SIGKILL"),
+            std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("process(es), ran 1 cleanup step(s), removed 1 spool folder(s)"),
+            std::string::npos) << r.err;
+  EXPECT_TRUE(processes_with(marker).empty());
+  EXPECT_LT(took, 3.0 + 1.0);
+  EXPECT_TRUE(exists(d.file("cleaned")));
+  EXPECT_FALSE(spool_left(d));
+  EXPECT_NE(read_file(d.file("events.json")).find("\"event\":\"engine_died\""), std::string::npos);
+}
+
+TEST(Lifetime, BothKilledLeavesWorkForPcrCleanAndAWarning) {
+  TempDir d;
+  fs::create_directories(d.file("tmp"));
+  const std::string marker = unique_marker("pcrk9b");
+  PcrOptions o;
+  o.env = {"TMPDIR=" + d.file("tmp")};
+  o.while_running = [&](pid_t pid) {
+    ASSERT_TRUE(wait_until([&] { return exists(d.file("started-1")) && exists(d.file("started-2")); }));
+    ASSERT_TRUE(wait_until([&] { return processes_with(marker).size() >= 6; }));
+    // Both at once, as a machine-wide OOM kill might: stop the supervisor so that it
+    // cannot act between the two kills.
+    auto kids = children(pid);
+    ASSERT_EQ(kids.size(), 1u);
+    ::kill(pid, SIGSTOP);
+    ::kill(kids[0], SIGKILL);
+    ::kill(pid, SIGKILL);
+  };
+  auto r = run_yaml(d, "steps:\n  - parallel: 2\n    kill_grace: 1s\n" + escaping_jobs(marker), {}, o);
+  EXPECT_EQ(r.signal, SIGKILL);
+  EXPECT_GE(processes_with(marker).size(), 6u) << "nobody was left to end them";
+  EXPECT_TRUE(spool_left(d));
+  PcrOptions env_only;
+  env_only.env = o.env;
+
+  // The next run says so, in one line, and runs.
+  // (Another file in the same folder: ci.yaml stays as it was, for `pcr clean` to read the
+  // steps' kill_grace from.)
+  d.write("next.yaml", "steps:\n  - run: 'true'\n");
+  env_only.cwd = d.path();
+  auto next = run_pcr({"run", d.file("next.yaml")}, env_only);
+  EXPECT_EQ(next.exit_code, 0) << next.err;
+  EXPECT_NE(next.err.find(" process(es) and 1 spool folder(s) left behind by an earlier run"),
+            std::string::npos)
+      << next.err;
+  EXPECT_EQ(std::count(next.err.begin(), next.err.end(), '\n'), 1) << next.err;
+
+  auto clean = run_pcr({"clean", d.file("ci.yaml")}, env_only);
+  EXPECT_EQ(clean.exit_code, 0) << clean.err;
+  EXPECT_NE(clean.out.find(" process(es), removed 1 spool folder(s)"), std::string::npos)
+      << clean.out;
+  EXPECT_TRUE(processes_with(marker).empty());
+  EXPECT_FALSE(spool_left(d));
+  auto again = run_pcr({"clean", d.file("ci.yaml")}, env_only);
+  EXPECT_NE(again.out.find("nothing left behind"), std::string::npos) << again.out;
+}
+
+TEST(Lifetime, PcrCleanNeverKillsAReusedPid) {
+  TempDir d;
+  d.write("ci.yaml", "steps:\n  - run: 'true'\n");
+  const std::string marker = unique_marker("pcrreuse");
+  // An unrelated process holds the pid a dead run recorded (with another start time), and
+  // a leftover job of that run carries its CI_RUN_ID.
+  pid_t unrelated = ::fork();
+  if (unrelated == 0) {
+    ::execl("/bin/sh", "sh", "-c", ("sleep 60; true " + marker + "-unrelated").c_str(), nullptr);
+    _exit(127);
+  }
+  pid_t leftover = ::fork();
+  if (leftover == 0) {
+    ::setenv("CI_RUN_ID", "deadrun1", 1);
+    ::execl("/bin/sh", "sh", "-c", ("sleep 60; true " + marker + "-leftover").c_str(), nullptr);
+    _exit(127);
+  }
+  ASSERT_TRUE(wait_until([&] { return processes_with(marker).size() == 2; }));
+  d.write(".pcr/runs/deadrun1.json",
+          "{\"run_id\": \"deadrun1\", \"pid\": " + std::to_string(unrelated) +
+              ", \"pid_start\": 1, \"engine\": " + std::to_string(unrelated) +
+              ", \"engine_start\": 2, \"tmpdir\": \"" + d.file("tmp") + "\"}\n");
+  auto clean = run_pcr({"clean", d.file("ci.yaml")});
+  EXPECT_NE(clean.out.find("run deadrun1 (pid " + std::to_string(unrelated) + " is gone): ended 2 process(es)"),
+            std::string::npos) << clean.out;
+  int status = 0;
+  EXPECT_EQ(::waitpid(leftover, &status, 0), leftover);
+  EXPECT_TRUE(WIFSIGNALED(status)) << "the run's own leftover is ended";
+  EXPECT_EQ(::waitpid(unrelated, &status, WNOHANG), 0) << "the reused pid is left alone";
+  ::kill(unrelated, SIGKILL);
+  ::waitpid(unrelated, &status, 0);
+}
