@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <pcr/util/text.hpp>
 
@@ -76,22 +78,97 @@ TEST(Compose, InterruptTearsDownToo) {
   EXPECT_EQ(docker_leftovers(c.base), "");
 }
 
-TEST(Compose, KilledRunIsCleanedByPcrClean) {
+std::vector<pid_t> children_of(pid_t pid) {
+  std::vector<pid_t> out;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+  for (pid_t c; in >> c;) out.push_back(c);
+  return out;
+}
+
+// kill -9 of the `pcr` the user started, while the clusters run a step: the engine goes on
+// alone, stops the jobs and tears every cluster down, with no command from the user.
+TEST(Compose, KillNineOfPcrTearsDownWithoutPcrClean) {
   Cluster c;
   std::string marker = unique_marker("pcrk9");
   PcrOptions o;
   o.while_running = [&](pid_t pid) {
     ASSERT_TRUE(
         wait_until([&] { return exists(c.dir.file("up.done")); }, std::chrono::seconds(120)));
-    ::kill(pid, SIGKILL);  // no cleanup, no teardown: only the records remain
+    ::kill(pid, SIGKILL);
+  };
+  auto r = run_yaml(
+      c.dir,
+      c.pipeline(std::string(k_up) + "  - run: touch up.done; sleep 60; true " + marker + "\n"), {},
+      o);
+  EXPECT_EQ(r.signal, SIGKILL);
+  EXPECT_TRUE(wait_until([&] { return docker_leftovers(c.base).empty(); }, std::chrono::seconds(120)))
+      << docker_leftovers(c.base);
+  EXPECT_TRUE(processes_with(marker).empty());
+  PcrOptions in_dir;
+  in_dir.cwd = c.dir.path();
+  EXPECT_TRUE(wait_until([&] { return !exists(c.dir.file(".pcr/projects")) ||
+                                      std::filesystem::is_empty(c.dir.file(".pcr/projects")); },
+                         std::chrono::seconds(30)));
+  EXPECT_NE(run_pcr({"clean"}, in_dir).out.find("nothing left behind"), std::string::npos);
+}
+
+// The same while `docker-compose up` is still creating the clusters.
+TEST(Compose, KillNineDuringComposeUpTearsDownToo) {
+  Cluster c;
+  PcrOptions o;
+  o.while_running = [&](pid_t pid) {
+    ASSERT_TRUE(wait_until([&] { return !docker_leftovers(c.base).empty(); },
+                           std::chrono::seconds(120)));
+    ::kill(pid, SIGKILL);
+  };
+  auto r = run_yaml(c.dir, c.pipeline(k_up), {}, o);
+  EXPECT_EQ(r.signal, SIGKILL);
+  EXPECT_TRUE(wait_until([&] { return docker_leftovers(c.base).empty(); }, std::chrono::seconds(180)))
+      << docker_leftovers(c.base);
+}
+
+// kill -9 of pcr's engine: the supervisor ends the jobs and takes the clusters down.
+TEST(Compose, KillNineOfTheEngineTearsDownToo) {
+  Cluster c;
+  std::string marker = unique_marker("pcrk9e");
+  PcrOptions o;
+  o.while_running = [&](pid_t pid) {
+    ASSERT_TRUE(
+        wait_until([&] { return exists(c.dir.file("up.done")); }, std::chrono::seconds(120)));
+    auto kids = children_of(pid);
+    ASSERT_EQ(kids.size(), 1u);
+    ::kill(kids[0], SIGKILL);
+  };
+  auto r = run_yaml(
+      c.dir,
+      c.pipeline(std::string(k_up) + "  - run: touch up.done; sleep 60; true " + marker + "\n"), {},
+      o);
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find("took down " + c.base), std::string::npos) << r.err;
+  EXPECT_EQ(docker_leftovers(c.base), "");
+  EXPECT_TRUE(processes_with(marker).empty());
+}
+
+// Both of pcr's processes killed at once: only the records remain; the next run warns and
+// `pcr clean` takes everything down.
+TEST(Compose, BothKilledIsCleanedByPcrClean) {
+  Cluster c;
+  std::string marker = unique_marker("pcrk9b");
+  PcrOptions o;
+  o.while_running = [&](pid_t pid) {
+    ASSERT_TRUE(
+        wait_until([&] { return exists(c.dir.file("up.done")); }, std::chrono::seconds(120)));
+    auto kids = children_of(pid);
+    ASSERT_EQ(kids.size(), 1u);
+    ::kill(pid, SIGSTOP);
+    ::kill(kids[0], SIGKILL);
+    ::kill(pid, SIGKILL);
   };
   run_yaml(
       c.dir,
       c.pipeline(std::string(k_up) + "  - run: touch up.done; sleep 60; true " + marker + "\n"), {},
       o);
-  sh("pkill -f " + marker);
-  ASSERT_NE(docker_leftovers(c.base), "") << "the clusters should have survived kill -9";
-  // The next run warns; pcr clean takes everything down.
+  ASSERT_NE(docker_leftovers(c.base), "") << "the clusters should have survived";
   PcrOptions in_dir;
   in_dir.cwd = c.dir.path();
   auto warn = run_pcr({"run", "--dry-run"}, in_dir);
@@ -99,7 +176,9 @@ TEST(Compose, KilledRunIsCleanedByPcrClean) {
   auto clean = run_pcr({"clean"}, in_dir);
   EXPECT_EQ(clean.exit_code, 0) << clean.out;
   EXPECT_NE(clean.out.find("took down " + c.base), std::string::npos) << clean.out;
+  EXPECT_NE(clean.out.find("process(es)"), std::string::npos) << clean.out;
   EXPECT_EQ(docker_leftovers(c.base), "");
+  EXPECT_TRUE(processes_with(marker).empty());
   EXPECT_NE(run_pcr({"clean"}, in_dir).out.find("nothing left behind"), std::string::npos);
 }
 
@@ -128,7 +207,7 @@ TEST(Compose, ExecThatTimesOutIsStoppedInsideTheContainer) {
     run: docker-compose up -d 2>&1
   - name: hangs
     timeout: 3s
-    kill_grace: 8s
+    kill_grace: 1s
     commands:
       - "{exec web} sleep 299"
       - docker-compose exec -T web sleep 298

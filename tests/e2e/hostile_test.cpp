@@ -35,7 +35,10 @@ std::string repeat(const std::string& s, size_t n) {
 PcrRun check_refuses(const std::string& yaml, int line, int column, const std::string& fragment) {
   TempDir d;
   d.write("ci.yaml", yaml);
-  auto r = run_pcr({"check", d.file("ci.yaml")}, {.cwd = d.path(), .timeout_s = 30});
+  PcrOptions o;
+  o.cwd = d.path();
+  o.timeout_s = 30;
+  auto r = run_pcr({"check", d.file("ci.yaml")}, o);
   EXPECT_EQ(r.exit_code, 2) << r.err.substr(0, 2000);
   EXPECT_EQ(r.signal, 0);
   const std::string where = d.file("ci.yaml") + ":" + std::to_string(line) + ":" +
@@ -45,7 +48,9 @@ PcrRun check_refuses(const std::string& yaml, int line, int column, const std::s
   EXPECT_LT(r.err.size(), 4096u) << "an error message quotes at most a line of the value";
   EXPECT_TRUE(r.out.empty()) << "nothing planned";
   EXPECT_LT(r.seconds, 10.0);
-  if (!k_sanitized) EXPECT_LT(r.max_rss_kb, k_max_rss_kb);
+  if (!k_sanitized) {
+    EXPECT_LT(r.max_rss_kb, k_max_rss_kb);
+  }
   return r;
 }
 

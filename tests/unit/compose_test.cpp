@@ -63,7 +63,18 @@ TEST(Compose, LoaderGivesEnvironmentAndPlaceholders) {
   std::string cmd = p.steps[0].commands[0](ctx);
   // {exec web}: the wrapper that stops the process inside the container too.
   EXPECT_NE(cmd.find(d.file(".pcr/exec.sh") + " 'docker"), std::string::npos) << cmd;
-  EXPECT_NE(cmd.find(" -p shop-run9-2' web rspec"), std::string::npos) << cmd;
+  EXPECT_NE(cmd.find(" -p shop-run9-2' web " + d.file(".pcr/exec/shop-run9-2.log") + " rspec"),
+            std::string::npos) << cmd;
+  // Nothing started in a container yet: nothing to stop after the job.
+  EXPECT_FALSE(p.extensions[0].after_job(ctx));
+  test::TempDir::write_file(d.file(".pcr/exec/shop-run9-2.log"),
+                            "start /tmp/.pcr-exec-1-2 web\nstart /tmp/.pcr-exec-3-4 db\nend /tmp/.pcr-exec-1-2\n");
+  auto stop = p.extensions[0].after_job(ctx);
+  ASSERT_TRUE(stop);
+  EXPECT_NE(stop->find(d.file(".pcr/exec-stop.sh") + " 'docker"), std::string::npos) << *stop;
+  EXPECT_NE(stop->find("-p shop-run9-2' " + d.file(".pcr/exec/shop-run9-2.log")), std::string::npos) << *stop;
+  test::TempDir::write_file(d.file(".pcr/exec/shop-run9-2.log"), "start /tmp/a web\nend /tmp/a\n");
+  EXPECT_FALSE(p.extensions[0].after_job(ctx)) << "every command ended by itself";
   EXPECT_TRUE(test::exists(d.file(".pcr/exec.sh")));
   EXPECT_NE(cmd.find("echo shop-run9-2"), std::string::npos) << cmd;
   ASSERT_EQ(p.cleanup.size(), 1u);
@@ -148,7 +159,7 @@ TEST(DockerHelpers, EveryValueIsQuoted) {
   docker::Compose compose({"/x/dc.yml"}, "shop");
   std::string exec = compose.exec("web", {"echo", "it's"})(ctx);
   EXPECT_NE(exec.find(".pcr/exec.sh '"), std::string::npos) << exec;  // stops inside the container too
-  EXPECT_NE(exec.find("-f /x/dc.yml -p shop-r1-3' web echo 'it'\\''s'"), std::string::npos) << exec;
+  EXPECT_NE(exec.find("-f /x/dc.yml -p shop-r1-3' web - echo 'it'\\''s'"), std::string::npos) << exec;
   EXPECT_NE(compose.down()(ctx).find("-p shop-r1-3 down -v --remove-orphans"), std::string::npos);
   auto groups = docker::split_into_groups({"d", "a", "c", "b", "e"}, 2);
   EXPECT_EQ(groups, (std::vector<std::vector<std::string>>{{"a", "c", "e"}, {"b", "d"}}));

@@ -214,9 +214,9 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
     std::cerr << fmt::format("pcr: --step: no step is named '{}' (steps: {})\n", f.step, names);
     return k_exit_usage;
   }
+  if (g_supervisor_fd < 0) warn_about_leftovers(p);
   if (f.dry_run) return print_plan(p, ro, f.no_color);
   if (g_supervisor_fd < 0) {
-    warn_about_leftovers(p);
     if (supervision_enabled()) return supervise_run(p, f);
   } else {
     ro.supervisor_fd = g_supervisor_fd;

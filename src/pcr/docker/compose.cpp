@@ -15,6 +15,7 @@
 #include <pcr/pipeline/template.hpp>
 #include <pcr/util/io.hpp>
 #include <pcr/util/shell.hpp>
+#include <pcr/util/text.hpp>
 #include <set>
 #include <sstream>
 
@@ -89,28 +90,56 @@ std::string teardown_command(const ProjectRecord& r, const std::string& record_p
   return cmd;
 }
 
-// What `{exec SERVICE}` runs: the command in the service through `compose exec -T`,
-// with the pid it gets inside the container written to a file there, so that when the
-// job is stopped (SIGTERM to its group: a timeout or an interrupt) the trap stops that
-// process inside the container too — killing the `docker exec` client alone leaves it
-// running. Needs `sh` in the container.
+// What `{exec SERVICE}` runs: the command in the service through `compose exec -T`, with
+// the pid it gets inside the container written to a file there. Killing the `docker exec`
+// client (what stopping the job's process group does) leaves that process running inside
+// the container, so the wrapper logs each command it starts ("start PIDFILE SERVICE") and
+// each that ended by itself ("end PIDFILE") in LOG, and pcr stops the others inside their
+// container once the job has ended (k_exec_stop_script), whatever the job's kill_grace,
+// before the worker's next job. Needs `sh` in the container.
 constexpr const char* k_exec_script = R"SH(#!/bin/sh
-# Written by pcr. usage: exec.sh 'COMPOSE COMMAND' SERVICE COMMAND [ARG...]
-# Runs COMMAND in SERVICE, and stops it there too when this job is stopped.
-compose=$1 service=$2
-shift 2
+# Written by pcr. usage: exec.sh 'COMPOSE COMMAND' SERVICE LOG|- COMMAND [ARG...]
+# Runs COMMAND in SERVICE; pcr stops it there if this job ends before it does.
+compose=$1 service=$2 log=$3
+shift 3
 pidfile="/tmp/.pcr-exec-$$-$(date +%s)"
+[ "$log" = - ] || printf 'start %s %s\n' "$pidfile" "$service" >> "$log"
 eval "$compose exec -T \"\$service\" sh -c 'mkdir -p /tmp 2>/dev/null; echo \$\$ > $pidfile; exec \"\$@\"' sh \"\$@\"" &
 client=$!
 stop() {
   trap '' TERM INT HUP
-  eval "$compose exec -T \"\$service\" sh -c 'kill -TERM \$(cat $pidfile) 2>/dev/null; rm -f $pidfile'" > /dev/null 2>&1
+  # LOG "-" (the C++ helper, no pcr to do it afterwards): stop it inside the container
+  # now, within the job's kill_grace.
+  [ "$log" = - ] && eval "$compose exec -T \"\$service\" sh -c 'kill -TERM \$(cat $pidfile) 2>/dev/null; rm -f $pidfile'" > /dev/null 2>&1
   kill -TERM "$client" 2> /dev/null
-  wait "$client"
   exit 143
 }
 trap stop TERM INT HUP
 wait "$client"
+rc=$?
+[ "$log" = - ] || printf 'end %s\n' "$pidfile" >> "$log"
+exit $rc
+)SH";
+
+// Run by pcr after a job of a worker that used `{exec SERVICE}`: every command of LOG
+// that did not end by itself is stopped inside its container (TERM, KILL 2 s later) and
+// its pid file removed; LOG is emptied. Exits non-zero when one could not be reached.
+constexpr const char* k_exec_stop_script = R"SH(#!/bin/sh
+# Written by pcr. usage: exec-stop.sh 'COMPOSE COMMAND' LOG
+compose=$1 log=$2
+rc=0
+for entry in $(awk '$1 == "start" { s[$2] = $3 } $1 == "end" { delete s[$2] }
+                    END { for (p in s) print p "=" s[p] }' "$log"); do
+  pidfile=${entry%%=*} service=${entry#*=}
+  # The pid file may still be on its way (the job ended as the command started).
+  eval "$compose exec -T \"\$service\" sh -c 'i=0; while [ ! -s $pidfile ] && [ \$i -lt 20 ]; do sleep 0.1; i=\$((i+1)); done
+    p=\$(cat $pidfile 2>/dev/null) || exit 0
+    kill -TERM \$p 2>/dev/null; i=0
+    while kill -0 \$p 2>/dev/null && [ \$i -lt 20 ]; do sleep 0.1; i=\$((i+1)); done
+    kill -KILL \$p 2>/dev/null; rm -f $pidfile; exit 0'" || { echo "could not reach $service to stop its command"; rc=1; }
+done
+: > "$log"
+exit $rc
 )SH";
 
 // Bookkeeping shared by the extension and the teardown step of one pipeline.
@@ -127,13 +156,22 @@ struct State {
   }
 
 
-  // The exec wrapper, written on first use.
+  // The exec wrapper and its stop script, written on first use.
   std::string exec_script() {
     std::string dir = fs::path(config.state_dir).parent_path().string();
-    if (exec_path.empty()) exec_path = exec_wrapper(dir);
+    if (exec_path.empty()) {
+      exec_path = exec_wrapper(dir);
+      stop_path = fs::absolute(write_script(dir, "exec-stop.sh", k_exec_stop_script)).string();
+    }
     return exec_path;
   }
-  std::string exec_path;
+  std::string exec_path, stop_path;
+
+  // Where the wrapper logs the commands worker `project`'s jobs started in containers.
+  std::string exec_log(const std::string& project) const {
+    return (fs::absolute(fs::path(config.state_dir).parent_path()) / "exec" / (project + ".log"))
+        .string();
+  }
 
   // Note that `project` is in use on the job's host; record it on disk the first time.
   void hand_out(const std::string& project, const JobContext& ctx) {
@@ -250,6 +288,10 @@ unsigned long long process_start(long pid) {
 
 bool owner_alive(const ProjectRecord& r) {
   if (r.pid <= 0 || ::kill(static_cast<pid_t>(r.pid), 0) != 0) return false;
+  // A killed owner may linger as a zombie until its new parent reaps it: that is dead.
+  std::string stat = util::read_file(fmt::format("/proc/{}/stat", r.pid)).value_or("");
+  size_t paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] == 'Z') return false;
   return r.pid_start == 0 || process_start(r.pid) == r.pid_start;
 }
 
@@ -286,7 +328,10 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
     if (name == "compose") return compose;
     if (name == "exec") {
       if (planning) return compose + " exec -T " + util::shell_quote(arg);
-      return util::shell_join({state->exec_script(), compose, arg});
+      const std::string log = state->exec_log(project);
+      std::error_code ec;
+      fs::create_directories(fs::path(log).parent_path(), ec);
+      return util::shell_join({state->exec_script(), compose, arg, log});
     }
     return std::nullopt;
   };
@@ -298,6 +343,30 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
   }
   ext.check = [state, lint_hosts] { return lint_compose(state->config.files, lint_hosts); };
   ext.host_down = [state](const pipeline::Host& h) { state->down_hosts.insert(h.name); };
+  ext.after_job = [state](const JobContext& ctx) -> std::optional<std::string> {
+    if (state->exec_path.empty()) return std::nullopt;  // no {exec SERVICE} so far
+    const std::string project = project_name(state->config.project, ctx.run_id, ctx.number);
+    const std::string log = state->exec_log(project);
+    // Only when a command the wrapper started has no "end": the usual case costs a read.
+    auto text = util::read_file(log);
+    if (!text || text->empty()) return std::nullopt;
+    std::set<std::string> open;
+    for (const auto& line : util::split_lines(*text)) {
+      const auto space = line.find(' ', 6);
+      if (line.rfind("start ", 0) == 0) open.insert(line.substr(6, space - 6));
+      if (line.rfind("end ", 0) == 0) open.erase(line.substr(4));
+    }
+    if (open.empty()) {
+      std::error_code ec;
+      fs::resize_file(log, 0, ec);  // all ended by themselves; nothing to stop
+      return std::nullopt;
+    }
+    const std::string compose =
+        util::shell_join(compose_argv(state->compose_version(), state->config.files, project));
+    std::string cmd = util::shell_join({state->stop_path, compose, log});
+    if (!ctx.host.empty()) cmd = "DOCKER_HOST=" + util::shell_quote(docker_host_of(ctx.host_env)) + " " + cmd;
+    return cmd;
+  };
   p.extensions.push_back(std::move(ext));
 
   if (!state->config.teardown) return;

@@ -48,7 +48,8 @@ pipeline::Command Compose::exec(std::string service, std::vector<std::string> ar
   // container too. The wrapper lives in .pcr/ of the current folder.
   return [self = *this, service = std::move(service), argv = std::move(argv)](const JobContext& ctx) {
     std::string compose = util::shell_join(compose_argv(detect_compose_version(), self.m_files, self.project(ctx)));
-    std::vector<std::string> all = {exec_wrapper(".pcr"), compose, service};
+    // "-": no log for pcr to stop it afterwards; the wrapper stops it within kill_grace.
+    std::vector<std::string> all = {exec_wrapper(".pcr"), compose, service, "-"};
     all.insert(all.end(), argv.begin(), argv.end());
     return util::shell_join(all);
   };

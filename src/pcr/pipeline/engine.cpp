@@ -75,6 +75,9 @@ std::string bad_items(const std::vector<std::string>& items) {
   return "";
 }
 
+// How long an extension's after-job command (Extension::after_job) may take.
+constexpr Millis k_after_job_timeout{60'000};
+
 struct JobPlan {
   size_t command = 0;  // index into Step::commands
   std::vector<std::string> items;
@@ -346,6 +349,7 @@ struct Engine::StepRun : sched::JobRunner {
   struct Job {
     JobPlan plan;
     JobInfo info;
+    JobContext ctx;  // of the current attempt
     proc::ProcessSet::Id process = 0;
     std::string stdout_path;
     unsigned failures = 0;  // attempts the job itself failed (not lost with a host)
@@ -568,7 +572,41 @@ struct Engine::StepRun : sched::JobRunner {
         [this, index](proc::Stream, std::string_view data) {
           engine.m_observer.job_output(jobs[index].info, data);
         },
-        [this, index, error](const proc::Exit& exit) { ended(index, exit, error); });
+        [this, index, error](const proc::Exit& exit) {
+          after_job(index, [this, index, error, exit] { ended(index, exit, error); });
+        });
+    job.ctx = std::move(ctx);
+  }
+
+  // The extensions' after-job commands (e.g. stopping a command inside a container), run
+  // before the job is reported and its worker goes on; then `then`.
+  void after_job(size_t index, std::function<void()> then) {
+    Job& job = jobs[index];
+    std::string command;
+    if (extended(step))
+      for (const auto& ext : engine.m_pipeline.extensions)
+        if (ext.after_job)
+          if (auto c = ext.after_job(job.ctx)) command += (command.empty() ? "" : "; ") + *c;
+    if (command.empty()) return then();
+    const std::string spool = job.info.spool + ".after";
+    proc::Spawn spawn = spawn_for(command, job.ctx, spool);
+    spawn.timeout = k_after_job_timeout;
+    spawn.idle_timeout = Millis(0);
+    spawn.kill_grace = Millis(2000);
+    engine.m_procs.spawn(std::move(spawn), nullptr,
+                         [this, index, spool, then](const proc::Exit& exit) {
+                           if (exit.exit_code != 0 || exit.signal != 0 || exit.timed_out ||
+                               !exit.spawn_error.empty()) {
+                             std::string tail = tail_of(spool, 5);
+                             engine.m_observer.note(fmt::format(
+                                 "{} #{}: could not stop what the job started outside pcr "
+                                 "(inside a container){}{}",
+                                 info.name, jobs[index].info.job,
+                                 exit.timed_out ? ": timed out" : "",
+                                 tail.empty() ? "" : ":\n" + tail));
+                           }
+                           then();
+                         });
   }
 
   void stop(size_t index, bool immediately) override {

@@ -114,6 +114,12 @@ struct Extension {
   // Told when a host stops answering (or does not answer at the start): what lives there
   // cannot be reached any more.
   std::function<void(const Host&)> host_down;
+  // A command to run when a job of this extension's steps has ended, however it ended
+  // (passed, failed, timed out, stopped), before its worker takes the next job: to stop
+  // what the job started outside pcr's reach (a command inside a container, which killing
+  // the job's process group does not reach). nullopt: nothing to do. Bounded by its own
+  // timeout, not the job's kill_grace; a failure is reported as a note.
+  std::function<std::optional<std::string>(const JobContext&)> after_job;
 };
 
 struct Pipeline {
