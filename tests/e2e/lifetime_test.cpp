@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sys/stat.h>
 
 #include "../support/pcr_binary.hpp"
 
@@ -212,4 +213,14 @@ TEST(Lifetime, PcrCleanNeverKillsAReusedPid) {
   EXPECT_EQ(::waitpid(unrelated, &status, WNOHANG), 0) << "the reused pid is left alone";
   ::kill(unrelated, SIGKILL);
   ::waitpid(unrelated, &status, 0);
+}
+
+TEST(Lifetime, TimingsIntoDevNullLeaveTheDeviceAlone) {
+  // Found with the supervisor: a timings save renamed a file over /dev/null (as root).
+  TempDir d;
+  auto r = run_yaml(d, "steps:\n  - run: 'true'\n", {"--timings", "/dev/null"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  struct stat st {};
+  ASSERT_EQ(::stat("/dev/null", &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode)) << "/dev/null is no longer a device";
 }

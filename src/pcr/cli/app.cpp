@@ -190,10 +190,25 @@ bool apply_shard(const std::string& text, pipeline::RunOptions& ro) {
   return true;
 }
 
-int print_plan(const pipeline::Pipeline& p, const pipeline::RunOptions& ro, bool no_color) {
+// The values of the pipeline's secrets: from its `env`, else pcr's environment.
+std::vector<std::string> secret_values(const pipeline::Pipeline& p) {
+  std::vector<std::string> secrets;
+  for (const auto& name : p.secrets) {
+    const char* value = std::getenv(name.c_str());
+    for (const auto& [k, v] : p.env)
+      if (k == name) value = v.c_str();
+    if (value && *value) secrets.emplace_back(value);
+  }
+  return secrets;
+}
+
+int print_plan(const pipeline::Pipeline& p, pipeline::RunOptions ro, bool no_color) {
   report::Style style;
   style.color = report::detect_console(1, no_color).color;
-  std::cout << report::plan_text(p, pipeline::plan(p, ro), style) << std::flush;
+  ro.secrets = secret_values(p);
+  // A secret can reach the plan through an item or a command: masked like everything else.
+  const util::Masker mask(ro.secrets);
+  std::cout << mask.mask(report::plan_text(p, pipeline::plan(p, ro), style)) << std::flush;
   return 0;
 }
 
@@ -227,13 +242,8 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
   console_options.output =
       f.output == "prefixed" ? report::OutputStyle::prefixed : report::OutputStyle::grouped;
   console_options.heartbeat = *util::parse_duration(f.heartbeat);
-  std::vector<std::string> secrets;
-  for (const auto& name : p.secrets) {
-    const char* value = std::getenv(name.c_str());
-    for (const auto& [k, v] : p.env)
-      if (k == name) value = v.c_str();
-    if (value && *value) secrets.emplace_back(value);
-  }
+  const std::vector<std::string> secrets = secret_values(p);
+  ro.secrets = secrets;
   console_options.secrets = secrets;
   report::Console console(console_options);
   pipeline::Observers observers;
@@ -332,7 +342,7 @@ int supervise_run(const pipeline::Pipeline& p, const RunFlags& f) {
     pipeline::RunOptions ro;
     ro.cleanup_only = true;
     ro.run_id = record.run_id;
-    ro.timings = "/dev/null";  // the engine's timings are lost with it; keep the file as it was
+    ro.save_timings = false;  // the engine's timings are lost with it; keep the file as it was
     auto console_options = report::detect_console(1, f.no_color);
     report::Console console(console_options);
     pipeline::Observers observers;
@@ -517,7 +527,7 @@ int main(int argc, char** argv) {
       int code = print_plan(p, ro, false);
       for (const auto& ext : p.extensions)
         if (ext.check)
-          for (const auto& warning : ext.check()) std::cout << warning << "\n";
+          for (const auto& warning : ext.check()) std::cout << util::visible(warning) << "\n";
       return code;
     }
     if (*clean) {

@@ -744,6 +744,7 @@ int Engine::run() {
   m_timings_path = timings_path(m_pipeline, m_options);
   std::string warning;
   m_timings = sched::Timings::load(m_timings_path, &warning);
+  m_timings.mask_keys(util::Masker(m_options.secrets));
   for (const auto& s : m_pipeline.cleanup) m_cleanup.push_back(&s);
 
   ::signal(SIGPIPE, SIG_IGN);  // `pcr run | head` must still run cleanup
@@ -1136,7 +1137,7 @@ void Engine::finish() {
   m_phase = Phase::done;
   if (m_tick) m_loop.cancel(m_tick);
   m_result.orphans_killed = m_procs.kill_orphans();
-  std::string error = m_timings.save(m_timings_path);
+  std::string error = m_options.save_timings ? m_timings.save(m_timings_path) : "";
   if (!error.empty()) m_observer.note(fmt::format("could not save the timings: {}", error));
   if (m_result.orphans_killed > 0)
     m_observer.note(fmt::format("killed {} process(es) left behind by jobs (setsid or daemons)",
@@ -1213,7 +1214,8 @@ std::string timings_path(const Pipeline& pipeline, const RunOptions& options) {
 
 std::vector<PlannedStep> plan(const Pipeline& pipeline, const RunOptions& options) {
   std::vector<PlannedStep> out;
-  const sched::Timings timings = sched::Timings::load(timings_path(pipeline, options), nullptr);
+  sched::Timings timings = sched::Timings::load(timings_path(pipeline, options), nullptr);
+  timings.mask_keys(util::Masker(options.secrets));
   auto add = [&](const Step& step, bool cleanup) {
     PlannedStep ps;
     ps.name = step.name;

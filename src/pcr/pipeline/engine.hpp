@@ -24,6 +24,10 @@ struct RunOptions {
   int supervisor_fd = -1;
   // Run the cleanup steps only: the supervisor's last act when the engine died.
   bool cleanup_only = false;
+  bool save_timings = true;  // false: the timings file is read, never written
+  // The values of the pipeline's secrets (the front end resolves them): kept out of the
+  // timings file's keys.
+  std::vector<std::string> secrets;
 };
 
 // Where the timings of `pipeline` live under `options`.

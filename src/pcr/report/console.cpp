@@ -56,7 +56,14 @@ Folding detect_folding() {
   return Folding::none;
 }
 
-Console::Console(ConsoleOptions options) : m_options(options), m_secrets(options.secrets) {
+Console::Console(ConsoleOptions options)
+    : m_options(options),
+      // On a terminal with colour, job output keeps its colours and nothing else; off it
+      // (CI logs, files), no escape sequence at all.
+      m_stripper(options.terminal || options.color
+                     ? util::AnsiStripper::terminal_safe(options.color)
+                     : util::AnsiStripper()),
+      m_secrets(options.secrets) {
   m_style.color = options.color;
 }
 
@@ -123,7 +130,12 @@ void Console::write_output(std::string_view bytes, util::Masker& mask) {
     masked = mask.feed(bytes);
     bytes = masked;
   }
-  if (m_options.color || bytes.find('\x1b') == std::string_view::npos) {
+  // Fast path: nothing that is not plain text (most output). Else through the filter.
+  const bool plain = std::none_of(bytes.begin(), bytes.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return (u < 0x20 && c != '\n' && c != '\t' && c != '\r') || u == 0x7f;
+  });
+  if (plain) {
     write_raw(bytes);
     return;
   }
@@ -135,16 +147,21 @@ void Console::write_output(std::string_view bytes, util::Masker& mask) {
 void Console::end_output(util::Masker& mask) {
   if (!mask.active()) return;
   std::string rest = mask.flush();
-  if (!rest.empty()) write_raw(m_options.color ? rest : util::strip_ansi(rest));
+  if (rest.empty()) return;
+  std::string clean;
+  m_stripper.feed(rest, clean);
+  write_raw(clean);
 }
 
 void Console::replay(const std::string& spool, bool end_line) {
+  // The mask first: a live job goes live before its spool exists, and everything it
+  // prints then arrives through m_live_mask.
+  util::Masker& mask = end_line ? m_replay_mask : m_live_mask;
+  mask = m_secrets;
   int fd = ::open(spool.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;
   static char buf[256 * 1024];
   bool ends_with_newline = true;
-  util::Masker& mask = end_line ? m_replay_mask : m_live_mask;
-  mask = m_secrets;
   for (;;) {
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
@@ -169,7 +186,8 @@ bool Console::shows_output(const pipeline::JobResult& r) const {
 }
 
 void Console::run_started(const pipeline::RunInfo& run) {
-  if (!run.name.empty()) write(m_style.bold(fmt::format("pcr: {} (run {})", run.name, run.run_id)) + "\n");
+  if (!run.name.empty())
+    write(m_style.bold(fmt::format("pcr: {} (run {})", util::visible(run.name), run.run_id)) + "\n");
 }
 
 void Console::step_started(const pipeline::StepInfo& step) {
@@ -297,7 +315,8 @@ void Console::job_finished(const pipeline::JobInfo& job, const pipeline::JobResu
 
 void Console::step_finished(const pipeline::StepInfo& step, const pipeline::StepResult& r) {
   m_summary.steps.push_back({step, r});
-  if (r.outcome != pipeline::StepOutcome::skipped && !r.error.empty()) write(m_style.red(r.error) + "\n");
+  if (r.outcome != pipeline::StepOutcome::skipped && !r.error.empty())
+    write(m_style.red(util::visible(r.error, true)) + "\n");
   if (step.step && step.step->form == pipeline::Form::for_each && step.workers > 1 && step.jobs > 1) {
     m_busy.resize(step.workers, Millis(0));
     std::string report = straggler_report(m_busy, r.duration, m_longest);
@@ -324,7 +343,9 @@ void Console::host_down(const pipeline::HostEvent& e) {
   write(m_style.yellow("pcr: " + host_down_line(e)) + "\n");
 }
 
-void Console::note(std::string_view text) { write(m_style.yellow(fmt::format("pcr: {}", text)) + "\n"); }
+void Console::note(std::string_view text) {
+  write(m_style.yellow(fmt::format("pcr: {}", util::visible(text, true))) + "\n");
+}
 
 void Console::tick() {
   m_elapsed += Millis(1000);

@@ -7,6 +7,12 @@
 
 namespace pcr::report {
 
+namespace {
+// Text from the pipeline file, items or job results, safe for a terminal: control
+// characters shown as escapes (`\e`, `\x07`), never obeyed.
+std::string v(std::string_view text) { return util::visible(text); }
+}  // namespace
+
 using pipeline::JobStatus;
 using pipeline::StepOutcome;
 using util::format_duration;
@@ -49,7 +55,7 @@ std::string banner(const pipeline::StepInfo& step, const Style& style) {
   std::string shape = fmt::format("{} job{} on {} worker{}", step.jobs, step.jobs == 1 ? "" : "s",
                                   step.workers, step.workers == 1 ? "" : "s");
   if (!step.worker_hosts.empty()) shape += " (" + host_counts(step.worker_hosts) + ")";
-  return style.bold(fmt::format("━━ {}: {}", where, step.name)) + style.dim(" — " + shape);
+  return style.bold(fmt::format("━━ {}: {}", where, v(step.name))) + style.dim(" — " + shape);
 }
 
 std::string describe(const pipeline::JobResult& r, unsigned attempt) {
@@ -82,8 +88,8 @@ std::string describe(const pipeline::JobResult& r, unsigned attempt) {
       words = "could not start";
       break;
   }
-  if (r.infrastructure) return fmt::format("lost with its host ({}): {}", words, r.detail);
-  if (!r.detail.empty()) words += ": " + r.detail;
+  if (r.infrastructure) return fmt::format("lost with its host ({}): {}", words, v(r.detail));
+  if (!r.detail.empty()) words += ": " + v(r.detail);
   if (r.leftovers > 0)
     words += fmt::format(" ({} leftover process{} killed)", r.leftovers, r.leftovers == 1 ? "" : "es");
   if (r.will_retry) words += ", retrying";
@@ -113,28 +119,28 @@ std::string job_line(const pipeline::JobInfo& job, const pipeline::JobResult& r,
                         : r.status == JobStatus::cancelled || r.will_retry ? style.yellow(words)
                                                                            : style.red(words);
   return fmt::format("{} {} {} {}{}", mark(r, style), painted, style.dim(format_duration(r.duration)),
-                     who(job), style.dim(job.command));
+                     who(job), style.dim(v(job.command)));
 }
 
 std::string live_line(const pipeline::JobInfo& job, const Style& style) {
-  return style.dim(fmt::format("▶ {}{}", who(job), job.command));
+  return style.dim(fmt::format("▶ {}{}", who(job), v(job.command)));
 }
 
 std::string status_line(const pipeline::StepInfo& step, size_t done, size_t running, Millis elapsed,
                         size_t width) {
   std::string line = fmt::format("[{} {}/{} {}] {} of {} jobs done, {} running, {}",
-                                 step.cleanup ? "cleanup" : "step", step.index, step.of, step.name, done,
+                                 step.cleanup ? "cleanup" : "step", step.index, step.of, v(step.name), done,
                                  step.jobs, running, format_duration(elapsed));
   return util::elide(line, width);
 }
 
 std::string worker_line(const pipeline::JobInfo& job, Millis elapsed, size_t width) {
-  return util::elide(fmt::format("  n={:<3} #{:<4} {:>7}  {}", job.worker, job.job, format_duration(elapsed), job.command),
+  return util::elide(fmt::format("  n={:<3} #{:<4} {:>7}  {}", job.worker, job.job, format_duration(elapsed), v(job.command)),
                      width);
 }
 
 std::string heartbeat_line(const pipeline::StepInfo& step, size_t done, Millis elapsed) {
-  return fmt::format("… {}: running for {}, {} of {} jobs done", step.name, format_duration(elapsed), done,
+  return fmt::format("… {}: running for {}, {} of {} jobs done", v(step.name), format_duration(elapsed), done,
                      step.jobs);
 }
 
@@ -187,23 +193,23 @@ std::string summary(const Summary& s, const Style& style) {
     std::string extra;
     if (rec.result.flaky > 0) extra += style.yellow(fmt::format(", {} flaky", rec.result.flaky));
     std::string dur = rec.result.outcome == StepOutcome::skipped ? "" : format_duration(rec.result.duration);
-    out += fmt::format("  {} {:<30} {}{} {}\n", m, util::elide(rec.info.name, 30), outcome, extra,
+    out += fmt::format("  {} {:<30} {}{} {}\n", m, util::elide(v(rec.info.name), 30), outcome, extra,
                        style.dim(dur));
     if (!rec.result.error.empty()) {
-      for (const auto& line : util::split_lines(rec.result.error)) out += "      " + style.red(line) + "\n";
+      for (const auto& line : util::split_lines(rec.result.error)) out += "      " + style.red(v(line)) + "\n";
     }
   }
   auto job_title = [&](const JobRecord& j) {
     std::string which = j.kind == pipeline::JobKind::setup      ? "setup"
                         : j.kind == pipeline::JobKind::teardown ? "teardown"
                                                                 : fmt::format("#{}", j.job);
-    return fmt::format("{} {} [n={}] {}: {}", j.step, which, j.worker, describe(j.result, j.attempt), j.command);
+    return fmt::format("{} {} [n={}] {}: {}", v(j.step), which, j.worker, describe(j.result, j.attempt), v(j.command));
   };
   if (!s.failed.empty()) {
     out += style.bold("failed jobs:") + "\n";
     for (const auto& j : s.failed) {
       out += "  " + style.red("✗ " + job_title(j)) + "\n";
-      for (const auto& line : util::split_lines(j.tail)) out += style.dim("    │ ") + line + "\n";
+      for (const auto& line : util::split_lines(j.tail)) out += style.dim("    │ ") + v(line) + "\n";
     }
   }
   if (!s.hosts_down.empty()) {
@@ -219,7 +225,7 @@ std::string summary(const Summary& s, const Style& style) {
     out += style.bold("slowest jobs:") + "\n";
     for (const auto& j : s.slowest)
       out += fmt::format("  {:>8}  {} #{}: {}\n", format_duration(j.result.duration), j.step, j.job,
-                         util::elide(j.command, 80));
+                         util::elide(v(j.command), 80));
   }
   const auto& run = s.run;
   std::string verdict;
@@ -244,7 +250,7 @@ std::string plan_text(const pipeline::Pipeline& p, const std::vector<pipeline::P
   size_t steps = 0, cleanup = 0;
   for (const auto& s : plan) (s.cleanup ? cleanup : steps)++;
   std::string out = style.bold(fmt::format("pipeline{}: {} step{}, {} cleanup step{}",
-                                           p.name.empty() ? "" : " " + p.name, steps, steps == 1 ? "" : "s",
+                                           p.name.empty() ? "" : " " + v(p.name), steps, steps == 1 ? "" : "s",
                                            cleanup, cleanup == 1 ? "" : "s"));
   if (p.timeout) out += fmt::format(", timeout {}", util::format_duration_spec(*p.timeout));
   out += "\n";
@@ -257,7 +263,7 @@ std::string plan_text(const pipeline::Pipeline& p, const std::vector<pipeline::P
   for (const auto& s : plan) {
     size_t index = s.cleanup ? ++ci : ++si;
     std::string head = fmt::format("{} {}/{}: {}", s.cleanup ? "cleanup" : "step", index,
-                                   s.cleanup ? cleanup : steps, s.name);
+                                   s.cleanup ? cleanup : steps, v(s.name));
     std::string shape = s.note.empty() ? fmt::format("{} job{} on {} worker{}", s.jobs.size(),
                                                      s.jobs.size() == 1 ? "" : "s", s.workers,
                                                      s.workers == 1 ? "" : "s")
@@ -282,11 +288,11 @@ std::string plan_text(const pipeline::Pipeline& p, const std::vector<pipeline::P
         where += fmt::format("{}n={} {}", where.empty() ? "" : ", ", w + 1, s.worker_hosts[w]);
       out += "  " + style.dim("workers: " + where) + "\n";
     }
-    if (!s.note.empty()) out += "  " + s.note + "\n";
+    if (!s.note.empty()) out += "  " + v(s.note) + "\n";
     for (const auto& j : s.jobs) {
       std::string who = j.worker ? fmt::format("n={}", j.worker) : "n=?";
       if (!j.host.empty()) who += " @" + j.host;
-      out += fmt::format("  #{:<3} {:<5} {}\n", j.job, who, j.command);
+      out += fmt::format("  #{:<3} {:<5} {}\n", j.job, who, v(j.command));
     }
   }
   return out;

@@ -23,10 +23,11 @@ std::string make_private_dir(const std::string& dir) {
 
 LogDir::LogDir(std::string dir, std::vector<std::string> secrets) : m_dir(std::move(dir)), m_mask(std::move(secrets)) {}
 
-std::string LogDir::file_name(const pipeline::JobInfo& job) {
+std::string LogDir::file_name(const pipeline::JobInfo& job) const {
   const auto* step = job.step;
+  // Names come from the file and the items: masked before they become a file name.
   std::string prefix = fmt::format("{}{:02}-{}", step && step->cleanup ? "c" : "s", step ? step->index : 0,
-                                   util::slug(step ? step->name : "step", 40));
+                                   util::slug(m_mask.mask(step ? step->name : "step"), 40));
   std::string name;
   if (job.kind == pipeline::JobKind::setup) {
     name = fmt::format("{}-setup-n{}", prefix, job.worker);
@@ -35,7 +36,8 @@ std::string LogDir::file_name(const pipeline::JobInfo& job) {
   } else {
     std::string items;
     for (const auto& i : job.items) items += (items.empty() ? "" : "_") + i;
-    name = fmt::format("{}-j{:03}{}", prefix, job.job, items.empty() ? "" : "-" + util::slug(items, 60));
+    name = fmt::format("{}-j{:03}{}", prefix, job.job,
+                       items.empty() ? "" : "-" + util::slug(m_mask.mask(items), 60));
   }
   if (job.attempt > 0) name += fmt::format(".try{}", job.attempt + 1);
   return name + ".log";

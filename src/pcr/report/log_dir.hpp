@@ -18,7 +18,7 @@ class LogDir : public pipeline::Observer {
   void job_finished(const pipeline::JobInfo&, const pipeline::JobResult&) override;
 
   // The file name for `job`.
-  static std::string file_name(const pipeline::JobInfo& job);
+  std::string file_name(const pipeline::JobInfo& job) const;
 
  private:
   std::string m_dir;

@@ -76,15 +76,15 @@ Timings Timings::load(const std::string& path, std::string* warning) {
 }
 
 std::optional<std::int64_t> Timings::get(const std::string& step, const std::string& key) const {
-  auto s = m_table.find(step);
+  auto s = m_table.find(stored(step));
   if (s == m_table.end()) return std::nullopt;
-  auto k = s->second.find(key);
+  auto k = s->second.find(stored(key));
   if (k == s->second.end()) return std::nullopt;
   return k->second;
 }
 
 void Timings::record(const std::string& step, const std::string& key, std::int64_t ms) {
-  m_samples[step][key] = std::max<std::int64_t>(0, ms);
+  m_samples[stored(step)][stored(key)] = std::max<std::int64_t>(0, ms);
 }
 
 namespace {
@@ -94,6 +94,9 @@ namespace {
 std::string update_file(const std::string& path, const std::function<void(Timings::Table&)>& update) {
   std::error_code ec;
   fs::path target(path);
+  // `--timings /dev/null` means "keep nothing": a rename would replace the device (as root)
+  // with a file. Only a regular file, or none, is ever written.
+  if (fs::exists(target, ec) && !fs::is_regular_file(target, ec)) return "";
   if (target.has_parent_path()) {
     fs::create_directories(target.parent_path(), ec);
     if (target.parent_path().filename() == ".pcr") fs::permissions(target.parent_path(), fs::perms::owner_all, ec);
@@ -167,7 +170,7 @@ std::vector<std::int64_t> estimate(const Timings& timings, const std::string& st
       known[i] = timings.get(step, keys[i]);
     } else {
       for (const auto& [s, entries] : timings.table()) {
-        auto it = entries.find(keys[i]);
+        auto it = entries.find(timings.stored(keys[i]));
         if (it != entries.end()) known[i] = std::max(known[i].value_or(0), it->second);
       }
     }

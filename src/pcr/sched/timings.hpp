@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <pcr/util/mask.hpp>
+
 namespace pcr::sched {
 
 // Recorded job durations, in whole milliseconds so that every machine computes the same
@@ -22,6 +24,11 @@ class Timings {
 
   // Parse the JSON text of a timings file; false when damaged.
   static bool parse(const std::string& text, Table& out);
+
+  // Secrets never reach the file: with `mask` set, every step name and key is stored and
+  // looked up masked ("deploy ***"), which still matches the next run's same job.
+  void mask_keys(util::Masker mask) { m_mask = std::move(mask); }
+  std::string stored(const std::string& key) const { return m_mask.active() ? m_mask.mask(key) : key; }
 
   std::optional<std::int64_t> get(const std::string& step, const std::string& key) const;
 
@@ -44,6 +51,7 @@ class Timings {
  private:
   Table m_table;    // as loaded (plus merges)
   Table m_samples;  // this run's
+  util::Masker m_mask;
 };
 
 // A cost per key for planning: the recorded duration of each key in `step` (any step

@@ -8,21 +8,37 @@ void AnsiStripper::feed(std::string_view in, std::string& out) {
   for (char c : in) {
     switch (m_state) {
       case State::text:
-        if (c == '\x1b')
+        if (c == '\x1b') {
           m_state = State::esc;
-        else
+        } else if (m_terminal_safe && static_cast<unsigned char>(c) < 0x20 && c != '\n' &&
+                   c != '\t' && c != '\r') {
+          out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));  // BEL, BS, FF...
+        } else if (m_terminal_safe && c == '\x7f') {
+          out += "\\x7f";
+        } else {
           out += c;
+        }
         break;
       case State::esc:
-        if (c == '[')
+        if (c == '[') {
           m_state = State::csi;
-        else if (c == ']')
+          m_sequence = "\x1b[";
+        } else if (c == ']') {
           m_state = State::osc;
-        else
+        } else {
           m_state = State::text;  // two-byte sequence: drop both
+        }
         break;
       case State::csi:
-        if (c >= 0x40 && c <= 0x7e) m_state = State::text;
+        if (m_sequence.size() < 64) m_sequence += c;
+        if (c >= 0x40 && c <= 0x7e) {
+          m_state = State::text;
+          // Colour (SGR: parameters, then 'm') may stay; cursor moves, screen clearing and
+          // every other CSI never pass.
+          if (m_keep_sgr && c == 'm' && m_sequence.size() < 64 &&
+              m_sequence.find_first_not_of("0123456789;:", 2) == m_sequence.size() - 1)
+            out += m_sequence;
+        }
         break;
       case State::osc:
         if (c == '\x07')

@@ -12,12 +12,26 @@ namespace pcr::util {
 // calls, so a sequence split between two chunks is still removed whole.
 class AnsiStripper {
  public:
+  AnsiStripper() = default;
+  // The filter for a terminal: SGR colour sequences kept when `keep_sgr`, every other
+  // escape sequence removed, and other control characters (but newline, tab and carriage
+  // return) shown as `\xNN`, so nothing a job prints can move the cursor, clear the
+  // screen, set the title or ring the bell.
+  static AnsiStripper terminal_safe(bool keep_sgr) {
+    AnsiStripper s;
+    s.m_keep_sgr = keep_sgr;
+    s.m_terminal_safe = true;
+    return s;
+  }
   // Append `in` without escape sequences to `out`.
   void feed(std::string_view in, std::string& out);
 
  private:
   enum class State { text, esc, csi, osc, osc_esc };
   State m_state = State::text;
+  bool m_keep_sgr = false;
+  bool m_terminal_safe = false;
+  std::string m_sequence;  // the CSI sequence seen so far
 };
 
 // Return `s` without ANSI escape sequences.
