@@ -60,9 +60,7 @@ Console::Console(ConsoleOptions options)
     : m_options(options),
       // On a terminal with colour, job output keeps its colours and nothing else; off it
       // (CI logs, files), no escape sequence at all.
-      m_stripper(options.terminal || options.color
-                     ? util::AnsiStripper::terminal_safe(options.color)
-                     : util::AnsiStripper()),
+      m_stripper(util::AnsiStripper::terminal_safe(options.color)),
       m_secrets(options.secrets) {
   m_style.color = options.color;
 }
@@ -135,7 +133,7 @@ void Console::write_output(std::string_view bytes, util::Masker& mask) {
     const auto u = static_cast<unsigned char>(c);
     return (u < 0x20 && c != '\n' && c != '\t' && c != '\r') || u == 0x7f;
   });
-  if (plain) {
+  if (plain && m_stripper.idle()) {  // a sequence split across chunks must finish first
     write_raw(bytes);
     return;
   }
@@ -226,8 +224,8 @@ void Console::job_output(const pipeline::JobInfo& job, std::string_view data) {
     if (m_step && m_step->step && m_step->step->options.output != OutputMode::show) return;
     std::string& partial = m_partial[job.index];
     std::string prefix = m_style.dim(
-        m_step && m_step->jobs > 1 ? fmt::format("[{} #{}] ", job.step->name, job.job)
-                                   : fmt::format("[{}] ", job.step->name));
+        m_step && m_step->jobs > 1 ? fmt::format("[{} #{}] ", util::visible(job.step->name), job.job)
+                                   : fmt::format("[{}] ", util::visible(job.step->name)));
     std::string out;
     size_t start = 0;
     while (start < data.size()) {
@@ -278,7 +276,9 @@ void Console::job_finished(const pipeline::JobInfo& job, const pipeline::JobResu
     auto it = m_partial.find(job.index);
     if (it != m_partial.end()) {
       if (!it->second.empty())
-        write_output(m_secrets.mask(fmt::format("[{} #{}] {}\n", job.step->name, job.job, it->second)), m_no_mask);
+        write_output(m_secrets.mask(fmt::format("[{} #{}] {}\n", util::visible(job.step->name), job.job,
+                                                it->second)),
+                     m_no_mask);
       m_partial.erase(it);
     }
     write(job_line(job, r, m_style) + "\n");

@@ -224,7 +224,7 @@ std::string summary(const Summary& s, const Style& style) {
   if (!s.slowest.empty()) {
     out += style.bold("slowest jobs:") + "\n";
     for (const auto& j : s.slowest)
-      out += fmt::format("  {:>8}  {} #{}: {}\n", format_duration(j.result.duration), j.step, j.job,
+      out += fmt::format("  {:>8}  {} #{}: {}\n", format_duration(j.result.duration), v(j.step), j.job,
                          util::elide(v(j.command), 80));
   }
   const auto& run = s.run;

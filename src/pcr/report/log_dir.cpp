@@ -8,6 +8,7 @@
 #include <pcr/report/log_dir.hpp>
 #include <pcr/util/escape.hpp>
 #include <pcr/util/io.hpp>
+#include <pcr/util/text.hpp>
 
 namespace pcr::report {
 
@@ -52,8 +53,14 @@ void LogDir::job_finished(const pipeline::JobInfo& job, const pipeline::JobResul
     return;
   }
   util::Masker mask = m_mask;
+  // A log is read with `cat` and `less -R`: colour stays, nothing else a terminal obeys.
+  auto filter = util::AnsiStripper::terminal_safe(true);
   static char buf[256 * 1024];
-  auto put = [&](const std::string& s) { util::write_all(out, s); };
+  auto put = [&](const std::string& s) {
+    std::string safe;
+    filter.feed(s, safe);
+    util::write_all(out, safe);
+  };
   if (in >= 0) {
     for (;;) {
       ssize_t n = ::read(in, buf, sizeof buf);

@@ -25,6 +25,8 @@ class AnsiStripper {
   }
   // Append `in` without escape sequences to `out`.
   void feed(std::string_view in, std::string& out);
+  // Not inside a sequence: plain text may bypass `feed`.
+  bool idle() const { return m_state == State::text; }
 
  private:
   enum class State { text, esc, csi, osc, osc_esc };

@@ -1,0 +1,110 @@
+// One hostile job through every output pcr writes: a secret in plain text, split across
+// writes, on stderr, as an item and in a step name; terminal escapes (clear screen, an
+// OSC title, a bell); invalid UTF-8. The secret and the raw escapes must appear nowhere:
+// console in every mode, run.log, per-job logs and their file names, JUnit, JSON, HTML,
+// the timings store, the plan.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "../support/pcr_binary.hpp"
+
+using namespace pcr::test;
+
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string k_secret = "s3cr3tVALUE";
+
+// Steps: one live job (a step's only job), a grouped step of three, the secret as an item.
+std::string hostile_pipeline() {
+  return R"Y(secrets: [TOKEN]
+steps:
+  - name: "live \e[2J $TOKEN"
+    run: |
+      echo "plain $TOKEN"
+      printf 's3cr'; sleep 0.2; printf '3tVALUE split\n'
+      echo "err $TOKEN" >&2
+      printf 'clear\033[2Jtitle\033]0;pwned\007bell\007 colour \033[31mred\033[0m bad\377utf\n'
+  - name: grouped
+    parallel: 3
+    run: echo "n{n} $TOKEN"; printf '\033]0;pwned\007\033[2J\n'
+  - name: items
+    for_each: {command: "echo s3cr3tVALUE; echo plain-item"}
+    run: echo "item {items}"
+)Y";
+}
+
+// Every file under `dir` whose name or content holds the secret or a raw escape that
+// is not colour.
+std::vector<std::string> leaks_in(const std::string& dir) {
+  std::vector<std::string> found;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    const std::string name = e.path().string();
+    if (name.find(k_secret) != std::string::npos) found.push_back("file name: " + name);
+    if (!e.is_regular_file() || e.path().filename() == "ci.yaml") continue;
+    const std::string text = read_file(name);
+    if (text.find(k_secret) != std::string::npos) found.push_back("secret in " + name);
+    if (text.find("\x1b[2J") != std::string::npos) found.push_back("clear screen in " + name);
+    if (text.find("\x1b]0;") != std::string::npos) found.push_back("OSC title in " + name);
+  }
+  return found;
+}
+
+void expect_clean(const std::string& where, const std::string& text) {
+  EXPECT_EQ(text.find(k_secret), std::string::npos) << where << ":\n" << text;
+  EXPECT_EQ(text.find("\x1b[2J"), std::string::npos) << where;
+  EXPECT_EQ(text.find("\x1b]0;"), std::string::npos) << where;
+  EXPECT_EQ(text.find('\x07'), std::string::npos) << where;
+}
+
+}  // namespace
+
+TEST(HostileOutput, NoSecretAndNoRawEscapeInAnyOutput) {
+  for (const auto* output : {"grouped", "prefixed"}) {
+    for (bool colour : {false, true}) {
+      SCOPED_TRACE(std::string(output) + (colour ? " colour" : ""));
+      TempDir d;
+      PcrOptions o;
+      o.env = {"TOKEN=" + k_secret};
+      if (colour) o.env.push_back("CLICOLOR_FORCE=1");
+      auto r = run_yaml(d, hostile_pipeline(),
+                        {"--output", output, "--log-dir", d.file("logs"), "--junit",
+                         d.file("junit.xml"), "--json", d.file("events.json"), "--html",
+                         d.file("report.html")},
+                        o);
+      EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+      expect_clean("stdout", r.out);
+      expect_clean("stderr", r.err);
+      EXPECT_NE(r.out.find("plain ***"), std::string::npos) << r.out;
+      EXPECT_NE(r.out.find("*** split"), std::string::npos) << "split across writes:\n" << r.out;
+      EXPECT_NE(r.out.find("err ***"), std::string::npos);
+      EXPECT_NE(r.out.find("item ***"), std::string::npos) << r.out;
+      EXPECT_NE(r.out.find("live \\e[2J $TOKEN"), std::string::npos) << "names shown, not obeyed";
+      if (colour)
+        EXPECT_NE(r.out.find("\x1b[31mred\x1b[0m"), std::string::npos) << "colour may pass:\n" << r.out;
+      else
+        EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << "no escape at all off a terminal";
+      EXPECT_TRUE(exists(d.file(".pcr/timings.json")));
+      auto leaks = leaks_in(d.path());
+      EXPECT_TRUE(leaks.empty()) << ::testing::PrintToString(leaks);
+    }
+  }
+}
+
+TEST(HostileOutput, ThePlanMasksSecretsAndShowsEscapes) {
+  TempDir d;
+  d.write("ci.yaml", "secrets: [TOKEN]\nsteps:\n  - name: \"deploy \\e]0;t\\a\"\n    run: echo {items}\n"
+                     "    for_each: [s3cr3tVALUE, other]\n");
+  PcrOptions o;
+  o.env = {"TOKEN=" + k_secret};
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"check", d.file("ci.yaml")}, {"run", "--dry-run", d.file("ci.yaml")}}) {
+    auto r = run_pcr(args, o);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    expect_clean(args[0], r.out);
+    EXPECT_NE(r.out.find("echo ***"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("deploy \\e]0;t\\x07"), std::string::npos) << r.out;
+  }
+}
