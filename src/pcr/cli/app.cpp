@@ -245,6 +245,12 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
   const std::vector<std::string> secrets = secret_values(p);
   ro.secrets = secrets;
   console_options.secrets = secrets;
+  // Every output of the run is a report::Sink (masked, never blocking the run, failures
+  // kept); they are all checked at the end.
+  std::vector<report::Sink*> outputs;
+  report::Sink stdout_sink(1, "stdout", secrets, false);
+  outputs.push_back(&stdout_sink);
+  console_options.sink = &stdout_sink;
   report::Console console(console_options);
   pipeline::Observers observers;
   observers.add(console);
@@ -256,15 +262,16 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
   };
   std::unique_ptr<report::LogDir> log_dir;
   std::unique_ptr<report::Console> run_log;
-  int run_log_fd = -1;
+  std::unique_ptr<report::Sink> run_log_sink;
   if (!f.log_dir.empty()) {
     std::string error = report::make_private_dir(f.log_dir);
     if (!error.empty()) return fail("--log-dir", error);
-    run_log_fd =
-        ::open((f.log_dir + "/run.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (run_log_fd < 0) return fail("--log-dir", f.log_dir + "/run.log: " + std::strerror(errno));
+    run_log_sink = report::Sink::open(f.log_dir + "/run.log", secrets);
+    if (!run_log_sink->error().empty()) return fail("--log-dir", run_log_sink->error());
+    outputs.push_back(run_log_sink.get());
     report::ConsoleOptions plain;
-    plain.fd = run_log_fd;
+    plain.fd = -1;
+    plain.sink = run_log_sink.get();
     plain.output = console_options.output;
     plain.heartbeat = console_options.heartbeat;
     plain.secrets = secrets;
@@ -278,25 +285,45 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
     std::string error;
     json = std::make_unique<report::JsonEvents>(f.json, secrets, error);
     if (!error.empty()) return fail("--json", error);
+    outputs.push_back(&json->sink());
     observers.add(*json);
   }
   report::Recorder recorder(secrets);
+  std::vector<std::unique_ptr<report::Sink>> report_sinks;
   for (const auto& [flag, path, render] :
        {std::tuple<std::string, std::string, std::string (*)(const report::RunRecord&)>{
             "--junit", f.junit, report::junit_xml},
         {"--html", f.html, report::html_report}}) {
     if (path.empty()) continue;
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return fail(flag, path + ": " + std::strerror(errno));
-    recorder.add_sink([fd, render = render](const report::RunRecord& record) {
-      util::write_all(fd, render(record));
-      ::close(fd);
+    report_sinks.push_back(report::Sink::open(path, secrets));
+    report::Sink* sink = report_sinks.back().get();
+    if (!sink->error().empty()) return fail(flag, sink->error());
+    outputs.push_back(sink);
+    recorder.add_sink([sink, render = render](const report::RunRecord& record) {
+      sink->write(render(record));
+      sink->finish();
     });
   }
   if (!f.junit.empty() || !f.html.empty()) observers.add(recorder);
+  struct LostOutput : pipeline::Observer {
+    std::string error;
+    void run_finished(const pipeline::RunResult& r) override { error = r.output_error; }
+  } lost_output;
+  observers.add(lost_output);
   g_run_started = true;
   int code = pipeline::run(p, ro, observers);
-  if (run_log_fd >= 0) ::close(run_log_fd);
+  // Everything written out (a slow reader is waited for now that the run is over), then
+  // every failure to write said once, on stderr, and the run fails for it.
+  std::vector<std::string> write_errors;
+  for (auto* sink : outputs) {
+    sink->finish();
+    if (!sink->error().empty()) write_errors.push_back(sink->error());
+  }
+  if (log_dir && !log_dir->error().empty()) write_errors.push_back(log_dir->error());
+  if (!lost_output.error.empty()) write_errors.push_back("a job's output to " + lost_output.error);
+  for (const auto& e : write_errors)
+    std::cerr << fmt::format("pcr: error: could not write {}\n", util::visible(e));
+  if (!write_errors.empty() && code == 0) code = k_exit_internal;
   // The supervisor removes the run's record; when it was killed, the engine does.
   if (g_supervisor_fd >= 0 && ::getppid() != g_supervisor)
     proc::remove_run_record(proc::runs_dir(pipeline_dir(p)), ro.run_id);
@@ -344,6 +371,9 @@ int supervise_run(const pipeline::Pipeline& p, const RunFlags& f) {
     ro.run_id = record.run_id;
     ro.save_timings = false;  // the engine's timings are lost with it; keep the file as it was
     auto console_options = report::detect_console(1, f.no_color);
+    report::Sink out(1, "stdout", secret_values(p), false);
+    console_options.sink = &out;
+    console_options.secrets = secret_values(p);
     report::Console console(console_options);
     pipeline::Observers observers;
     observers.add(console);

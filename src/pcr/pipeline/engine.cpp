@@ -518,6 +518,7 @@ struct Engine::StepRun : sched::JobRunner {
     r.duration = exit.duration;
     r.leftovers = exit.leftovers;
     r.bytes = exit.bytes;
+    r.output_error = exit.spool_error;
     if (!build_error.empty() || !exit.spawn_error.empty()) {
       r.status = JobStatus::not_started;
       r.detail =
@@ -629,6 +630,12 @@ struct Engine::StepRun : sched::JobRunner {
   void ended(size_t index, const proc::Exit& exit, const std::string& build_error) {
     Job& job = jobs[index];
     JobResult r = classify(exit, build_error, engine.m_timed_out && !info.cleanup);
+    if (!r.output_error.empty()) {
+      // Said on the job, and the run fails for it at the end.
+      const std::string lost = "its output could not all be kept (" + r.output_error + ")";
+      r.detail = r.detail.empty() ? lost : r.detail + "; " + lost;
+      if (engine.m_result.output_error.empty()) engine.m_result.output_error = r.output_error;
+    }
     if (r.status == JobStatus::passed && keep_stdout) {
       auto lines = read_lines(job.stdout_path);
       bool ok = true;

@@ -75,6 +75,7 @@ struct JobResult {
   bool infrastructure = false;
   std::string detail;     // why, in words, where the status alone does not say
   std::uint64_t bytes = 0;
+  std::string output_error;  // its output could not all be kept ("PATH: reason")
 };
 
 enum class StepOutcome { passed, failed, skipped, interrupted };
@@ -105,6 +106,9 @@ struct RunResult {
   int signal = 0;            // the interrupt that ended the run, if any
   bool timed_out = false;    // the pipeline's timeout expired
   int orphans_killed = 0;    // escaped processes killed at the end
+  // The first job output that could not be kept (its spool could not be written: a full
+  // disk), as "PATH: reason"; the run fails for it (docs/cli.md, exit 3).
+  std::string output_error;
 };
 
 class Observer {

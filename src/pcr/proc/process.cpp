@@ -203,6 +203,10 @@ struct ProcessSet::Child {
     close_handle(&pipes[i]);
   }
 
+  void spool_failed(const std::string& path) {
+    if (result.spool_error.empty()) result.spool_error = path + ": " + std::strerror(errno);
+  }
+
   void signal_group(int sig) {
     if (pgid > 0) ::kill(-pgid, sig);
   }
@@ -340,7 +344,9 @@ ProcessSet::Id ProcessSet::spawn(Spawn spec, OnOutput on_output, OnExit on_exit)
   m_children.emplace(c->id, c);
 
   c->spool_fd = open_spool(c->spec.spool_path);
+  if (c->spool_fd < 0 && !c->spec.spool_path.empty()) c->spool_failed(c->spec.spool_path);
   c->stdout_fd = open_spool(c->spec.stdout_path);
+  if (c->stdout_fd < 0 && !c->spec.stdout_path.empty()) c->spool_failed(c->spec.stdout_path);
   c->started = c->last_output = Clock::now();
 
   std::string error;
@@ -385,10 +391,11 @@ ProcessSet::Id ProcessSet::spawn(Spawn spec, OnOutput on_output, OnExit on_exit)
           const auto size = static_cast<size_t>(nread);
           self->result.bytes += size;
           self->last_output = Clock::now();
-          // A full disk loses spool, never the run.
+          // A full disk loses spool, never the run: the job goes on, the loss is reported.
           const std::string_view data(buf->base, size);
-          if (self->spool_fd >= 0) util::write_all(self->spool_fd, data);
-          if (index == 0 && self->stdout_fd >= 0) util::write_all(self->stdout_fd, data);
+          if (self->spool_fd >= 0 && !util::write_all(self->spool_fd, data)) self->spool_failed(self->spec.spool_path);
+          if (index == 0 && self->stdout_fd >= 0 && !util::write_all(self->stdout_fd, data))
+            self->spool_failed(self->spec.stdout_path);
           if (self->on_output)
             self->on_output(index == 0 ? Stream::out : Stream::err, std::string_view(buf->base, size));
         });

@@ -43,6 +43,9 @@ struct Exit {
   std::string spawn_error;   // non-empty: nothing ran
   Millis duration{0};
   std::uint64_t bytes = 0;   // output bytes, both streams
+  // The first failure to write the spool or the stdout file ("PATH: reason"): output was
+  // lost (the job itself ran on; its pipes were still drained).
+  std::string spool_error;
 };
 
 // Supervises shell jobs on a `Loop`. A job ends when its shell exits — not when its pipes

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <pcr/report/console.hpp>
 #include <pcr/report/record.hpp>
+#include <pcr/util/assert.hpp>
 #include <pcr/util/io.hpp>
 
 namespace pcr::report {
@@ -19,8 +20,6 @@ using pipeline::OutputMode;
 
 namespace {
 
-// A closed stdout (`| head`) must not stop the run: a failed write is dropped.
-void write_fd(int fd, std::string_view s) { util::write_all(fd, s); }
 
 // The last `max_lines` lines of a job's output, without colour codes.
 std::string tail_of(const std::string& path, size_t max_lines) {
@@ -62,6 +61,7 @@ Console::Console(ConsoleOptions options)
       // (CI logs, files), no escape sequence at all.
       m_stripper(util::AnsiStripper::terminal_safe(options.color)),
       m_secrets(options.secrets) {
+  PCR_ASSERT(m_options.sink != nullptr);
   m_style.color = options.color;
 }
 
@@ -69,14 +69,14 @@ void Console::erase_status() {
   if (!m_status_shown) return;
   std::string erase = "\r\x1b[K";
   for (size_t i = 1; i < m_status_lines; ++i) erase += "\x1b[1A\x1b[K";
-  write_fd(m_options.fd, erase);
+  m_options.sink->write(erase);
   m_status_shown = false;
   m_status_lines = 0;
 }
 
 void Console::write_raw(std::string_view text) {
   erase_status();
-  write_fd(m_options.fd, text);
+  m_options.sink->write(text);
 }
 
 void Console::open_fold(const pipeline::JobInfo& job, const std::string& title) {
@@ -311,6 +311,7 @@ void Console::job_finished(const pipeline::JobInfo& job, const pipeline::JobResu
   }
   maybe_go_live();
   redraw_status();
+  m_options.sink->release();
 }
 
 void Console::step_finished(const pipeline::StepInfo& step, const pipeline::StepResult& r) {
@@ -349,6 +350,7 @@ void Console::note(std::string_view text) {
 
 void Console::tick() {
   m_elapsed += Millis(1000);
+  m_options.sink->release();  // a quiet second: what the sink held back may show
   if (m_step == nullptr) return;
   m_step_elapsed += Millis(1000);
   if (m_options.terminal) {
@@ -379,7 +381,7 @@ void Console::redraw_status() {
   }
   block += m_style.dim(status_line(*m_step, m_done, m_running.size(), m_step_elapsed, width));
   erase_status();
-  write_fd(m_options.fd, m_secrets.active() ? m_secrets.mask(block) : block);
+  m_options.sink->write(m_secrets.active() ? m_secrets.mask(block) : block);
   m_status_shown = true;
   m_status_lines = lines;
 }

@@ -6,6 +6,7 @@
 
 #include <pcr/pipeline/events.hpp>
 #include <pcr/report/format.hpp>
+#include <pcr/report/sink.hpp>
 #include <pcr/util/mask.hpp>
 #include <pcr/util/text.hpp>
 
@@ -18,7 +19,8 @@ enum class OutputStyle { grouped, prefixed };
 enum class Folding { none, github, gitlab };
 
 struct ConsoleOptions {
-  int fd = 1;
+  int fd = 1;             // what `detect_console` looked at
+  Sink* sink = nullptr;   // where the console writes (required)
   OutputStyle output = OutputStyle::grouped;
   bool color = false;     // pcr's colours; off: job output is stripped of colour codes too
   bool terminal = false;  // one live status line instead of heartbeats

@@ -50,24 +50,15 @@ static ordered_json job_event(const char* event, const pipeline::JobInfo& job, c
 }
 
 JsonEvents::JsonEvents(const std::string& path, std::vector<std::string> secrets, std::string& error)
-    : m_mask(std::move(secrets)) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    error = path + ": " + std::strerror(errno);
-    return;
-  }
-  m_file = ::fdopen(fd, "w");
+    : m_mask(secrets), m_sink(Sink::open(path, std::move(secrets))) {
+  error = m_sink->error();
 }
 
-JsonEvents::~JsonEvents() {
-  if (m_file) std::fclose(m_file);
-}
+JsonEvents::~JsonEvents() = default;
 
 void JsonEvents::emit(const std::string& line) {
-  if (!m_file) return;
-  std::fputs(line.c_str(), m_file);
-  std::fputc('\n', m_file);
-  std::fflush(m_file);
+  m_sink->write(line + "\n");  // a regular file: written at once, useful while the run goes on
+  m_sink->release();
 }
 
 void JsonEvents::run_started(const pipeline::RunInfo& r) {

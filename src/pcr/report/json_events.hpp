@@ -6,6 +6,7 @@
 #include <string>
 
 #include <pcr/pipeline/events.hpp>
+#include <pcr/report/sink.hpp>
 #include <pcr/util/mask.hpp>
 
 namespace pcr::report {
@@ -18,6 +19,7 @@ class JsonEvents : public pipeline::Observer {
   // Opens `path` (0600); `error` says why not.
   JsonEvents(const std::string& path, std::vector<std::string> secrets, std::string& error);
   ~JsonEvents() override;
+  Sink& sink() { return *m_sink; }
 
   void run_started(const pipeline::RunInfo&) override;
   void step_started(const pipeline::StepInfo&) override;
@@ -30,8 +32,8 @@ class JsonEvents : public pipeline::Observer {
 
  private:
   void emit(const std::string& line);
-  std::FILE* m_file = nullptr;
   util::Masker m_mask;
+  std::unique_ptr<Sink> m_sink;
 };
 
 }  // namespace pcr::report

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <pcr/report/log_dir.hpp>
+#include <pcr/report/sink.hpp>
 #include <pcr/util/escape.hpp>
 #include <pcr/util/io.hpp>
 #include <pcr/util/text.hpp>
@@ -22,7 +23,8 @@ std::string make_private_dir(const std::string& dir) {
   return ec ? dir + ": " + ec.message() : "";
 }
 
-LogDir::LogDir(std::string dir, std::vector<std::string> secrets) : m_dir(std::move(dir)), m_mask(std::move(secrets)) {}
+LogDir::LogDir(std::string dir, std::vector<std::string> secrets)
+    : m_dir(std::move(dir)), m_mask(secrets), m_secrets(std::move(secrets)) {}
 
 std::string LogDir::file_name(const pipeline::JobInfo& job) const {
   const auto* step = job.step;
@@ -45,33 +47,24 @@ std::string LogDir::file_name(const pipeline::JobInfo& job) const {
 }
 
 void LogDir::job_finished(const pipeline::JobInfo& job, const pipeline::JobResult&) {
-  int in = ::open(job.spool.c_str(), O_RDONLY | O_CLOEXEC);
-  std::string path = m_dir + "/" + file_name(job);
-  int out = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (out < 0) {
-    if (in >= 0) ::close(in);
-    return;
-  }
-  util::Masker mask = m_mask;
+  auto out = Sink::open(m_dir + "/" + file_name(job), m_secrets);
   // A log is read with `cat` and `less -R`: colour stays, nothing else a terminal obeys.
   auto filter = util::AnsiStripper::terminal_safe(true);
-  static char buf[256 * 1024];
-  auto put = [&](const std::string& s) {
-    std::string safe;
-    filter.feed(s, safe);
-    util::write_all(out, safe);
-  };
+  int in = ::open(job.spool.c_str(), O_RDONLY | O_CLOEXEC);
   if (in >= 0) {
+    static char buf[256 * 1024];
     for (;;) {
       ssize_t n = ::read(in, buf, sizeof buf);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;
-      put(mask.feed(std::string_view(buf, static_cast<size_t>(n))));
+      std::string safe;
+      filter.feed(std::string_view(buf, static_cast<size_t>(n)), safe);
+      out->write(safe);
     }
-    put(mask.flush());
     ::close(in);
   }
-  ::close(out);
+  out->finish();
+  if (m_error.empty()) m_error = out->error();
 }
 
 }  // namespace pcr::report

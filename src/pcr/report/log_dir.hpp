@@ -20,9 +20,14 @@ class LogDir : public pipeline::Observer {
   // The file name for `job`.
   std::string file_name(const pipeline::JobInfo& job) const;
 
+  // The first file that could not be written, and why ("" when none).
+  const std::string& error() const { return m_error; }
+
  private:
   std::string m_dir;
   util::Masker m_mask;
+  std::vector<std::string> m_secrets;
+  std::string m_error;
 };
 
 // Create `dir` (and parents) readable by the user only. Returns "" or the error.

@@ -1,0 +1,142 @@
+// Output under faults a real CI meets: a reader that stops reading, a full stdout, a full
+// disk under --log-dir, the reports and the spool. Real processes, a real tmpfs.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <cstring>
+#include <regex>
+#include <thread>
+
+#include "../support/pcr_binary.hpp"
+
+using namespace pcr::test;
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// A 1 MiB tmpfs for the test's life; skipped (with the reason) where one cannot be mounted.
+struct SmallDisk {
+  TempDir holder;
+  std::string path = holder.file("disk");
+  bool mounted = false;
+  SmallDisk() {
+    fs::create_directories(path);
+    mounted = ::mount("tmpfs", path.c_str(), "tmpfs", 0, "size=1m,mode=0700") == 0;
+  }
+  ~SmallDisk() {
+    if (mounted) ::umount2(path.c_str(), MNT_DETACH);
+  }
+};
+
+#define NEED_DISK(disk)                                                                    \
+  if (!(disk).mounted) GTEST_SKIP() << "cannot mount a tmpfs here (needs root): " << std::strerror(errno)
+
+}  // namespace
+
+TEST(Faults, AFullStdoutIsAnErrorAndCleanupStillRuns) {
+  TempDir d;
+  PcrOptions o;
+  o.stdout_path = "/dev/full";
+  auto r = run_yaml(d, "steps:\n  - run: echo hello\ncleanup:\n  - run: touch cleaned\n", {}, o);
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find("pcr: error: could not write stdout: No space left on device"),
+            std::string::npos) << r.err;
+  EXPECT_TRUE(exists(d.file("cleaned")));
+}
+
+TEST(Faults, AClosedStdoutStopsPrintingQuietly) {
+  // `pcr run | head -1`: EPIPE is not an error; the run finishes and cleans up.
+  TempDir d;
+  d.write("ci.yaml", "steps:\n  - run: seq 100000\ncleanup:\n  - run: touch cleaned\n");
+  auto code = sh("cd " + d.path() + " && bash -c 'set -o pipefail; " + PCR_BINARY +
+                 " run ci.yaml 2> err.txt | head -1 > /dev/null; echo ${PIPESTATUS[0]}'");
+  EXPECT_EQ(code, "0\n");
+  EXPECT_EQ(read_file(d.file("err.txt")), "");
+  EXPECT_TRUE(exists(d.file("cleaned")));
+}
+
+TEST(Faults, LogDirOnAFullDiskIsAnErrorNamingTheFile) {
+  SmallDisk disk;
+  NEED_DISK(disk);
+  TempDir d;
+  auto r = run_yaml(d,
+                    "steps:\n  - run: head -c 3000000 /dev/zero | tr '\\\\0' x\ncleanup:\n"
+                    "  - run: touch cleaned\n",
+                    {"--log-dir", disk.path + "/logs"});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find("pcr: error: could not write " + disk.path + "/logs/"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("No space left on device"), std::string::npos) << r.err;
+  EXPECT_TRUE(exists(d.file("cleaned")));
+}
+
+TEST(Faults, ReportsOnAFullDiskAreErrors) {
+  SmallDisk disk;
+  NEED_DISK(disk);
+  TempDir d;
+  // Fill the disk but for a few bytes, so the reports open and then cannot be written.
+  sh("head -c 1040000 /dev/zero > " + disk.path + "/filler 2>/dev/null");
+  auto r = run_yaml(d, "steps:\n  - parallel: 50\n    run: echo job {n} with some output to report\n",
+                    {"--junit", disk.path + "/junit.xml", "--json", disk.path + "/events.json",
+                     "--html", disk.path + "/report.html"});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find("could not write " + disk.path + "/"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("No space left on device"), std::string::npos) << r.err;
+}
+
+TEST(Faults, SpoolOnAFullDiskIsSaidOnTheJobAndFailsTheRun) {
+  SmallDisk disk;
+  NEED_DISK(disk);
+  TempDir d;
+  PcrOptions o;
+  o.env = {"TMPDIR=" + disk.path};
+  o.stdout_path = d.file("out.txt");
+  auto r = run_yaml(d, "steps:\n  - run: head -c 10000000 /dev/zero | tr '\\\\0' y\n", {}, o);
+  const std::string out = read_file(d.file("out.txt"));
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(out.find("its output could not all be kept"), std::string::npos) << out.substr(0, 300);
+  EXPECT_NE(r.err.find("could not write a job's output to " + disk.path), std::string::npos) << r.err;
+}
+
+TEST(Faults, ASlowReaderNeverDelaysTimeoutsAndLosesNothing) {
+  TempDir d;
+  const std::string fifo = d.file("stdout.fifo");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  // Our read end is open (so pcr's open for writing does not wait), but nobody reads yet.
+  int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK);
+  ASSERT_GE(reader, 0);
+  PcrOptions o;
+  o.stdout_path = fifo;
+  std::string got;
+  o.while_running = [&](pid_t) {
+    // 10 s of not reading, while a chatty job fills the pipe and another must time out.
+    std::this_thread::sleep_for(std::chrono::seconds(10));
+    ::fcntl(reader, F_SETFL, 0);
+    char buf[65536];
+    for (ssize_t n; (n = ::read(reader, buf, sizeof buf)) > 0;) got.append(buf, static_cast<size_t>(n));
+  };
+  auto r = run_yaml(d,
+                    "steps:\n  - name: both\n    commands:\n      - seq 1 400000\n"
+                    "      - sleep 30\n    timeout: 2s\n",
+                    {"--json", d.file("events.json")}, o);
+  ::close(reader);
+  EXPECT_EQ(r.exit_code, 1);
+  // The timeout struck on time: the sleeping job's recorded duration.
+  const std::string events = read_file(d.file("events.json"));
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(events, m, std::regex(R"("job":2[^\n]*"duration_ms":([0-9]+))")))
+      << events;
+  EXPECT_LT(std::stol(m[1]), 4000) << "the timeout waited for the reader";
+  // Everything arrived, in order.
+  std::string expected;
+  for (int i = 1; i <= 400000; ++i) expected += std::to_string(i) + "\n";
+  EXPECT_NE(got.find(expected), std::string::npos) << "output lost or reordered (" << got.size() << " bytes)";
+  EXPECT_NE(got.find("timed out after 2s"), std::string::npos);
+#if !defined(__SANITIZE_ADDRESS__)
+  EXPECT_LT(r.max_rss_kb, 10 * 1024) << "pcr's memory grew with the backlog";
+#endif
+}
