@@ -10,18 +10,6 @@ using namespace pcr::test;
 
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool k_sanitized = true;  // ASan's shadow memory makes RSS meaningless
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool k_sanitized = true;
-#else
-constexpr bool k_sanitized = false;
-#endif
-#else
-constexpr bool k_sanitized = false;
-#endif
-
 constexpr long k_max_rss_kb = 100 * 1024;
 
 std::string repeat(const std::string& s, size_t n) {

@@ -406,7 +406,9 @@ TEST(Run, HugeOutputStaysOutOfMemory) {
   o.timeout_s = 300;
   auto r = run_yaml(d, "steps:\n  - run: yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c 1073741824\n", {}, o);
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_LT(r.max_rss_kb, 30 * 1024) << "pcr held output in memory";
+  if (!k_sanitized) {
+    EXPECT_LT(r.max_rss_kb, 30 * 1024) << "pcr held output in memory";
+  }
 }
 
 TEST(Run, SecretsNeverReachTheConsole) {

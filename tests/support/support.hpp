@@ -20,6 +20,21 @@
 
 namespace pcr::test {
 
+// Built with AddressSanitizer (scripts/test.sh --sanitize): its shadow memory and the
+// quarantine of freed blocks make a process's RSS say nothing about pcr's own use, so
+// memory bounds are checked in the plain build only.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool k_sanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr bool k_sanitized = true;
+#else
+inline constexpr bool k_sanitized = false;
+#endif
+#else
+inline constexpr bool k_sanitized = false;
+#endif
+
 // A fresh folder, removed when the object goes.
 class TempDir {
  public:
