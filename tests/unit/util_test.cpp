@@ -170,6 +170,17 @@ TEST(Regex, LinearTimeSearchAndClearErrors) {
   EXPECT_EQ(huge.error(), "invalid repetition size: {100}");
 }
 
+TEST(HasControls, FindsEveryControlButNewlineTabAndReturnAtAnyOffset) {
+  const std::string plain = "line one\ttab\r\nünïcode ✓ and more text past sixteen bytes\n";
+  EXPECT_FALSE(has_controls(plain));
+  for (size_t at = 0; at <= plain.size(); ++at)
+    for (char c : {'\x1b', '\x07', '\0', '\x7f', '\x08'}) {
+      std::string s = plain;
+      s.insert(at, 1, c);
+      EXPECT_TRUE(has_controls(s)) << "at " << at << " byte " << int(c);
+    }
+}
+
 TEST(Visible, ControlCharactersAreShownNotObeyed) {
   EXPECT_EQ(visible("plain ünïcode ✓"), "plain ünïcode ✓");
   EXPECT_EQ(visible("a\x1b[2Jb"), "a\\e[2Jb");

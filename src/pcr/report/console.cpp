@@ -129,10 +129,7 @@ void Console::write_output(std::string_view bytes, util::Masker& mask) {
     bytes = masked;
   }
   // Fast path: nothing that is not plain text (most output). Else through the filter.
-  const bool plain = std::none_of(bytes.begin(), bytes.end(), [](char c) {
-    const auto u = static_cast<unsigned char>(c);
-    return (u < 0x20 && c != '\n' && c != '\t' && c != '\r') || u == 0x7f;
-  });
+  const bool plain = !util::has_controls(bytes);
   if (plain && m_stripper.idle()) {  // a sequence split across chunks must finish first
     write_raw(bytes);
     return;

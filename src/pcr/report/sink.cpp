@@ -23,7 +23,10 @@ std::string spill_dir() {
 Sink::Sink(int fd, std::string name, std::vector<std::string> secrets, bool own)
     : m_fd(fd), m_name(std::move(name)), m_mask(std::move(secrets)), m_own(own) {
   struct stat st {};
-  m_async = fd >= 0 && ::fstat(fd, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode);
+  // A reader can stall a pipe, a socket or a terminal; files and devices like /dev/null
+  // take what they get at once.
+  m_async = fd >= 0 && ::fstat(fd, &st) == 0 &&
+            (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || (S_ISCHR(st.st_mode) && ::isatty(fd)));
   if (m_async) m_thread = std::thread([this] { run(); });
 }
 

@@ -1,4 +1,7 @@
 #include <algorithm>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <fmt/format.h>
 #include <pcr/util/text.hpp>
 
@@ -51,6 +54,28 @@ void AnsiStripper::feed(std::string_view in, std::string& out) {
         break;
     }
   }
+}
+
+bool has_controls(std::string_view s) {
+  size_t i = 0;
+#if defined(__SSE2__)
+  const __m128i max_control = _mm_set1_epi8(0x1f);
+  const __m128i nl = _mm_set1_epi8('\n'), tab = _mm_set1_epi8('\t'), cr = _mm_set1_epi8('\r');
+  const __m128i del = _mm_set1_epi8(0x7f);
+  for (; i + 16 <= s.size(); i += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + i));
+    const __m128i control = _mm_cmpeq_epi8(_mm_min_epu8(v, max_control), v);  // v <= 0x1f
+    const __m128i allowed =
+        _mm_or_si128(_mm_cmpeq_epi8(v, nl), _mm_or_si128(_mm_cmpeq_epi8(v, tab), _mm_cmpeq_epi8(v, cr)));
+    const __m128i bad = _mm_or_si128(_mm_andnot_si128(allowed, control), _mm_cmpeq_epi8(v, del));
+    if (_mm_movemask_epi8(bad) != 0) return true;
+  }
+#endif
+  for (; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if ((c < 0x20 && c != '\n' && c != '\t' && c != '\r') || c == 0x7f) return true;
+  }
+  return false;
 }
 
 std::string strip_ansi(std::string_view s) {

@@ -36,6 +36,11 @@ class AnsiStripper {
   std::string m_sequence;  // the CSI sequence seen so far
 };
 
+// Whether `s` holds a control character other than newline, tab and carriage return (an
+// escape sequence starts with one): when not, text may go to a terminal as it is. 16
+// bytes at a time: this runs over every byte of job output.
+bool has_controls(std::string_view s);
+
 // Return `s` without ANSI escape sequences.
 std::string strip_ansi(std::string_view s);
 
