@@ -161,3 +161,11 @@ TEST(Hostile, ComposeExampleChecksCleanly) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("step 1/"), std::string::npos) << r.out;
 }
+
+TEST(Hostile, AnExceptionReachingMainIsAMessageNotAnAbort) {
+  // std::filesystem throws on an empty path; before, that was "terminate called" and SIGABRT.
+  auto r = run_pcr({"clean", ""});
+  EXPECT_EQ(r.signal, 0);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err.rfind("pcr: error: filesystem error: cannot make absolute path", 0), 0u) << r.err;
+}
