@@ -13,6 +13,7 @@
 #include <pcr/docker/hosts.hpp>
 #include <pcr/docker/lint.hpp>
 #include <pcr/pipeline/template.hpp>
+#include <pcr/proc/capture.hpp>
 #include <pcr/util/io.hpp>
 #include <pcr/util/shell.hpp>
 #include <pcr/util/text.hpp>
@@ -25,25 +26,6 @@ namespace fs = std::filesystem;
 using pipeline::JobContext;
 
 namespace {
-
-// Run `argv` with output discarded; its exit code (or -1).
-int run_quietly(const std::vector<std::string>& argv) {
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    std::FILE* null = std::fopen("/dev/null", "w");
-    if (null) ::dup2(::fileno(null), 1), ::dup2(::fileno(null), 2);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    ::execvp(args[0], args.data());
-    _exit(127);
-  }
-  if (pid < 0) return -1;
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 // Takes a project down, retrying once when a network still has active endpoints (a
 // container of another project was still detaching), and removes its record when done.
@@ -201,7 +183,8 @@ ComposeVersion detect_compose_version() {
   static std::once_flag once;
   static ComposeVersion version = ComposeVersion::v1;
   std::call_once(once, [] {
-    if (run_quietly({"docker", "compose", "version"}) == 0) version = ComposeVersion::v2;
+    if (proc::run_capture({"docker", "compose", "version"}, std::chrono::seconds(20)).exit_code == 0)
+      version = ComposeVersion::v2;
   });
   return version;
 }
@@ -436,7 +419,8 @@ int clean(const std::string& state_dir, std::string& log) {
   if (found.empty()) log += "pcr clean: nothing left behind by a killed run\n";
   for (const auto& r : found) {
     std::string cmd = teardown_command(r, record_path(state_dir, r), fs::path(state_dir).parent_path().string());
-    int rc = run_quietly({"/bin/sh", "-c", cmd});
+    // Bounded like the teardown step of a run (5 minutes a project).
+    int rc = proc::run_capture({"/bin/sh", "-c", cmd}, std::chrono::minutes(5)).exit_code;
     if (rc == 0) {
       log += fmt::format("pcr clean: took down {}{} (run {}, pid {} is gone)\n", r.project, on_host(r), r.run_id, r.pid);
     } else {

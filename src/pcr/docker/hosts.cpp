@@ -2,22 +2,21 @@
 
 #include <cstdio>
 #include <pcr/docker/hosts.hpp>
+#include <pcr/proc/capture.hpp>
 #include <pcr/util/shell.hpp>
 
 namespace pcr::docker {
 
 std::optional<std::string> context_endpoint(const std::string& name, std::string& error) {
-  const std::string cmd = fmt::format("docker context inspect --format '{{{{.Endpoints.docker.Host}}}}' {} 2>&1",
-                                      util::shell_quote(name));
-  std::FILE* pipe = ::popen(cmd.c_str(), "r");
-  if (pipe == nullptr) {
-    error = "cannot run `docker context inspect`";
+  auto run = proc::run_capture(
+      {"docker", "context", "inspect", "--format", "{{.Endpoints.docker.Host}}", name},
+      std::chrono::seconds(20));
+  if (!run.error.empty()) {
+    error = "cannot run `docker context inspect`: " + run.error;
     return std::nullopt;
   }
-  std::string out;
-  char buffer[4096];
-  for (size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) out.append(buffer, n);
-  const int status = ::pclose(pipe);
+  std::string out = run.output;
+  const int status = run.timed_out ? -1 : run.exit_code;
   while (!out.empty() && (out.back() == '\n' || out.back() == '\r' || out.back() == ' ')) out.pop_back();
   if (status != 0 || out.empty() || out.find("://") == std::string::npos) {
     error = out.empty() ? "`docker context inspect` failed" : out;
