@@ -60,6 +60,9 @@ int take_supervisor_fd() {
   char* end = nullptr;
   long fd = std::strtol(value, &end, 10);
   ::unsetenv(k_supervisor_fd_env);
+  // The engine runs in a process group of its own, a background one on a terminal: with
+  // `stty tostop` its output would stop it. Ignored here, default again in every job.
+  ::signal(SIGTTOU, SIG_IGN);
   if (end == value || *end != '\0' || fd < 3 || ::fcntl(static_cast<int>(fd), F_GETFD) < 0)
     return -1;
   ::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
