@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <pcr/util/text.hpp>
 
@@ -85,21 +86,30 @@ std::vector<pid_t> children_of(pid_t pid) {
   return out;
 }
 
+// The clusters up, then a step that waits; once it runs, `kill` gets pcr's two pids (the
+// supervisor the user started, its engine) to kill as the test likes.
+PcrRun run_and_kill(const Cluster& c, const std::string& marker,
+                    const std::function<void(pid_t supervisor, pid_t engine)>& kill) {
+  PcrOptions o;
+  o.while_running = [&](pid_t pid) {
+    ASSERT_TRUE(
+        wait_until([&] { return exists(c.dir.file("up.done")); }, std::chrono::seconds(120)));
+    auto kids = children_of(pid);
+    ASSERT_EQ(kids.size(), 1u) << "the supervisor has one child, the engine";
+    kill(pid, kids[0]);
+  };
+  return run_yaml(
+      c.dir,
+      c.pipeline(std::string(k_up) + "  - run: touch up.done; sleep 60; true " + marker + "\n"), {},
+      o);
+}
+
 // kill -9 of the `pcr` the user started, while the clusters run a step: the engine goes on
 // alone, stops the jobs and tears every cluster down, with no command from the user.
 TEST(Compose, KillNineOfPcrTearsDownWithoutPcrClean) {
   Cluster c;
   std::string marker = unique_marker("pcrk9");
-  PcrOptions o;
-  o.while_running = [&](pid_t pid) {
-    ASSERT_TRUE(
-        wait_until([&] { return exists(c.dir.file("up.done")); }, std::chrono::seconds(120)));
-    ::kill(pid, SIGKILL);
-  };
-  auto r = run_yaml(
-      c.dir,
-      c.pipeline(std::string(k_up) + "  - run: touch up.done; sleep 60; true " + marker + "\n"), {},
-      o);
+  auto r = run_and_kill(c, marker, [](pid_t supervisor, pid_t) { ::kill(supervisor, SIGKILL); });
   EXPECT_EQ(r.signal, SIGKILL);
   EXPECT_TRUE(wait_until([&] { return docker_leftovers(c.base).empty(); }, std::chrono::seconds(120)))
       << docker_leftovers(c.base);
@@ -131,18 +141,7 @@ TEST(Compose, KillNineDuringComposeUpTearsDownToo) {
 TEST(Compose, KillNineOfTheEngineTearsDownToo) {
   Cluster c;
   std::string marker = unique_marker("pcrk9e");
-  PcrOptions o;
-  o.while_running = [&](pid_t pid) {
-    ASSERT_TRUE(
-        wait_until([&] { return exists(c.dir.file("up.done")); }, std::chrono::seconds(120)));
-    auto kids = children_of(pid);
-    ASSERT_EQ(kids.size(), 1u);
-    ::kill(kids[0], SIGKILL);
-  };
-  auto r = run_yaml(
-      c.dir,
-      c.pipeline(std::string(k_up) + "  - run: touch up.done; sleep 60; true " + marker + "\n"), {},
-      o);
+  auto r = run_and_kill(c, marker, [](pid_t, pid_t engine) { ::kill(engine, SIGKILL); });
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_NE(r.err.find("took down " + c.base), std::string::npos) << r.err;
   EXPECT_EQ(docker_leftovers(c.base), "");
@@ -154,20 +153,11 @@ TEST(Compose, KillNineOfTheEngineTearsDownToo) {
 TEST(Compose, BothKilledIsCleanedByPcrClean) {
   Cluster c;
   std::string marker = unique_marker("pcrk9b");
-  PcrOptions o;
-  o.while_running = [&](pid_t pid) {
-    ASSERT_TRUE(
-        wait_until([&] { return exists(c.dir.file("up.done")); }, std::chrono::seconds(120)));
-    auto kids = children_of(pid);
-    ASSERT_EQ(kids.size(), 1u);
-    ::kill(pid, SIGSTOP);
-    ::kill(kids[0], SIGKILL);
-    ::kill(pid, SIGKILL);
-  };
-  run_yaml(
-      c.dir,
-      c.pipeline(std::string(k_up) + "  - run: touch up.done; sleep 60; true " + marker + "\n"), {},
-      o);
+  run_and_kill(c, marker, [](pid_t supervisor, pid_t engine) {
+    ::kill(supervisor, SIGSTOP);  // so that it cannot act between the two kills
+    ::kill(engine, SIGKILL);
+    ::kill(supervisor, SIGKILL);
+  });
   ASSERT_NE(docker_leftovers(c.base), "") << "the clusters should have survived";
   PcrOptions in_dir;
   in_dir.cwd = c.dir.path();

@@ -24,6 +24,12 @@ std::string escaping_jobs(const std::string& marker) {
          "      sh -c 'trap \"\" TERM; sleep 320; true' " + marker + "\n";
 }
 
+// Both jobs of `escaping_jobs` have started all their processes.
+bool escaped(const TempDir& d, const std::string& marker) {
+  return wait_until([&] { return exists(d.file("started-1")) && exists(d.file("started-2")); }) &&
+         wait_until([&] { return processes_with(marker).size() >= 6; });
+}
+
 std::vector<pid_t> children(pid_t pid) {
   std::vector<pid_t> out;
   std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
@@ -54,8 +60,7 @@ TEST(Lifetime, KillNineOfPcrDuringAStepEndsEverythingAndCleanupStillRuns) {
   PcrOptions o;
   o.env = {"TMPDIR=" + d.file("tmp")};
   o.while_running = [&](pid_t pid) {
-    ASSERT_TRUE(wait_until([&] { return exists(d.file("started-1")) && exists(d.file("started-2")); }));
-    ASSERT_TRUE(wait_until([&] { return processes_with(marker).size() >= 6; }));
+    ASSERT_TRUE(escaped(d, marker));
     ::kill(pid, SIGKILL);
   };
   auto r = run_yaml(d,
@@ -108,8 +113,7 @@ TEST(Lifetime, KillNineOfTheEngineIsCleanedUpByTheSupervisor) {
   std::chrono::steady_clock::time_point killed;
   double took = -1;
   o.while_running = [&](pid_t pid) {
-    ASSERT_TRUE(wait_until([&] { return exists(d.file("started-1")) && exists(d.file("started-2")); }));
-    ASSERT_TRUE(wait_until([&] { return processes_with(marker).size() >= 6; }));
+    ASSERT_TRUE(escaped(d, marker));
     auto kids = children(pid);
     ASSERT_EQ(kids.size(), 1u) << "the supervisor has one child, the engine";
     engine = kids[0];
@@ -143,8 +147,7 @@ TEST(Lifetime, BothKilledLeavesWorkForPcrCleanAndAWarning) {
   PcrOptions o;
   o.env = {"TMPDIR=" + d.file("tmp")};
   o.while_running = [&](pid_t pid) {
-    ASSERT_TRUE(wait_until([&] { return exists(d.file("started-1")) && exists(d.file("started-2")); }));
-    ASSERT_TRUE(wait_until([&] { return processes_with(marker).size() >= 6; }));
+    ASSERT_TRUE(escaped(d, marker));
     // Both at once, as a machine-wide OOM kill might: stop the supervisor so that it
     // cannot act between the two kills.
     auto kids = children(pid);

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <pcr/proc/capture.hpp>
+#include <pcr/proc/spawn_attr.hpp>
 
 extern char** environ;
 
@@ -29,25 +30,14 @@ Captured run_capture(const std::vector<std::string>& argv, Millis timeout, std::
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
   posix_spawn_file_actions_adddup2(&actions, out[1], 2);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  sigdelset(&all, SIGKILL);
-  sigdelset(&all, SIGSTOP);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setpgroup(&attr, 0);  // its own group: a timeout kills all of it
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  const SpawnAttr attr(POSIX_SPAWN_SETPGROUP);  // its own group: a timeout kills all of it
   std::vector<std::string> args = argv;
   std::vector<char*> argvp;
   for (auto& a : args) argvp.push_back(a.data());
   argvp.push_back(nullptr);
   pid_t pid = -1;
-  const int rc = ::posix_spawnp(&pid, argvp[0], &actions, &attr, argvp.data(), environ);
+  const int rc = ::posix_spawnp(&pid, argvp[0], &actions, attr.get(), argvp.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
   ::close(out[1]);
   if (rc != 0) {
     ::close(out[0]);

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 #include <pcr/proc/process.hpp>
+#include <pcr/proc/spawn_attr.hpp>
 #include <pcr/util/io.hpp>
 #include <sstream>
 #include <thread>
@@ -92,16 +93,7 @@ pid_t spawn_shell(const Spawn& spec, int read_ends[2], std::string& error) {
   posix_spawn_file_actions_adddup2(&actions, err[1], 2);
   if (!spec.workdir.empty()) posix_spawn_file_actions_addchdir_np(&actions, spec.workdir.c_str());
 
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  sigdelset(&all, SIGKILL);
-  sigdelset(&all, SIGSTOP);
-  posix_spawnattr_setsigmask(&attr, &none);    // pcr's mask is not the job's
-  posix_spawnattr_setsigdefault(&attr, &all);  // nor are its ignored signals (SIGPIPE)
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  const SpawnAttr attr(POSIX_SPAWN_SETSID);  // pcr's mask and ignored signals are not the job's
 
   std::vector<char*> env;
   env.reserve(spec.env.size() + 1);
@@ -111,9 +103,8 @@ pid_t spawn_shell(const Spawn& spec, int read_ends[2], std::string& error) {
   char* argv[] = {sh, dash_c, const_cast<char*>(spec.command.c_str()), nullptr};
 
   pid_t pid = -1;
-  int rc = ::posix_spawn(&pid, sh, &actions, &attr, argv, env.data());
+  int rc = ::posix_spawn(&pid, sh, &actions, attr.get(), argv, env.data());
   posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
   ::close(out[1]);
   ::close(err[1]);
   if (rc != 0) {

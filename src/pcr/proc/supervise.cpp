@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fmt/format.h>
 #include <pcr/proc/process.hpp>
+#include <pcr/proc/spawn_attr.hpp>
 #include <pcr/proc/supervise.hpp>
 #include <pcr/util/io.hpp>
 #include <map>
@@ -101,23 +102,11 @@ util::Expected<EngineExit> supervise(const std::vector<std::string>& argv,
   for (auto& a : args) argvp.push_back(a.data());
   argvp.push_back(nullptr);
 
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  sigdelset(&all, SIGKILL);
-  sigdelset(&all, SIGSTOP);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
   // A process group of its own: an interrupt from the terminal reaches the supervisor,
   // which forwards it once, rather than both of them.
-  posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  const SpawnAttr attr(POSIX_SPAWN_SETPGROUP);
   pid_t engine = -1;
-  int rc = ::posix_spawn(&engine, "/proc/self/exe", nullptr, &attr, argvp.data(), envp.data());
-  posix_spawnattr_destroy(&attr);
+  int rc = ::posix_spawn(&engine, "/proc/self/exe", nullptr, attr.get(), argvp.data(), envp.data());
   ::close(pipe_fds[0]);
   if (rc != 0) {
     ::close(pipe_fds[1]);
