@@ -34,7 +34,7 @@ if [ "${1:-}" = "--sanitize" ]; then
     echo "fuzz: $target for ${seconds}s"
     tests/fuzz_$target -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
       -print_final_stats=1 -artifact_prefix=fuzz-crashes/$target- \
-      "$scratch" "../tests/fuzz/$target" 2>&1 | grep -E "^(stat::|#[0-9]+ +DONE|==[0-9]+==|SUMMARY|artifact)" || true
+      "$scratch" "../tests/fuzz/$target" 2>&1 | grep -E "^(stat::|#[0-9]+[[:space:]]+DONE|==[0-9]+==|SUMMARY|artifact)" || true
     rm -rf "$scratch"
     if ls fuzz-crashes/$target-* > /dev/null 2>&1; then
       echo "fuzz: $target crashed; inputs in build-sanitize/fuzz-crashes/" >&2

@@ -43,18 +43,9 @@ constexpr int k_exit_usage = 2;
 constexpr int k_exit_internal = 3;  // pcr itself failed during a run (docs/cli.md)
 bool g_run_started = false;
 
-// Lifetime (proc/supervise.hpp): the arguments to start the engine with, and in the engine
-// the supervisor's pipe and the supervisor's pid.
-std::vector<std::string> g_argv;
+// Lifetime (proc/supervise.hpp): in the engine, the supervisor's pipe and pid.
 int g_supervisor_fd = -1;
 pid_t g_supervisor = 0;
-constexpr const char* k_engine_run_id_env = "PCR_ENGINE_RUN_ID";
-
-void take_lifetime(int argc, char** argv) {
-  g_argv.assign(argv, argv + argc);
-  g_supervisor_fd = proc::take_supervisor_fd();
-  if (g_supervisor_fd >= 0) g_supervisor = ::getppid();
-}
 
 bool supervision_enabled() {
   const char* v = std::getenv("PCR_SUPERVISOR");  // "0": one process (debugging, strace)
@@ -212,7 +203,8 @@ int print_plan(const pipeline::Pipeline& p, pipeline::RunOptions ro, bool no_col
   return 0;
 }
 
-int supervise_run(const pipeline::Pipeline& p, const RunFlags& f);
+std::optional<int> supervise_run(const pipeline::Pipeline& p, const RunFlags& f,
+                                 std::string& run_id);
 
 int execute(const pipeline::Pipeline& p, const RunFlags& f) {
   pipeline::RunOptions ro;
@@ -229,14 +221,12 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
     std::cerr << fmt::format("pcr: --step: no step is named '{}' (steps: {})\n", f.step, names);
     return k_exit_usage;
   }
-  if (g_supervisor_fd < 0) warn_about_leftovers(p);
+  warn_about_leftovers(p);
   if (f.dry_run) return print_plan(p, ro, f.no_color);
-  if (g_supervisor_fd < 0) {
-    if (supervision_enabled()) return supervise_run(p, f);
-  } else {
+  if (supervision_enabled()) {
+    // Returns in the supervisor when the run is over; the engine goes on from here.
+    if (auto code = supervise_run(p, f, ro.run_id)) return *code;
     ro.supervisor_fd = g_supervisor_fd;
-    if (const char* id = std::getenv(k_engine_run_id_env)) ro.run_id = id;
-    ::unsetenv(k_engine_run_id_env);
   }
   auto console_options = report::detect_console(1, f.no_color);
   console_options.output =
@@ -333,15 +323,15 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
 // The `pcr` the user started: start the engine, wait, and when the engine died instead of
 // exiting, end what it started (processes, the pipeline's cleanup steps, compose
 // projects, the spool).
-int supervise_run(const pipeline::Pipeline& p, const RunFlags& f) {
+std::optional<int> supervise_run(const pipeline::Pipeline& p, const RunFlags& f,
+                                 std::string& run_id) {
   proc::RunRecord record;
-  record.run_id = pipeline::make_run_id();
+  record.run_id = run_id = pipeline::make_run_id();
   record.pid = ::getpid();
   record.pid_start = proc::start_time(record.pid);
   record.tmpdir = proc::spool_parent();
   const std::string runs = proc::runs_dir(pipeline_dir(p));
-  auto engine = proc::supervise(g_argv, {fmt::format("{}={}", k_engine_run_id_env, record.run_id)},
-                                [&](pid_t pid) {
+  auto split = proc::split([&](pid_t pid) {
                                   record.engine = pid;
                                   record.engine_start = proc::start_time(pid);
                                   std::string error = proc::write_run_record(runs, record);
@@ -351,10 +341,16 @@ int supervise_run(const pipeline::Pipeline& p, const RunFlags& f) {
                                         "killed, `pcr clean` will not know its processes\n",
                                         error);
                                 });
-  if (!engine) {
-    std::cerr << fmt::format("pcr: error: {}\n", engine.error());
+  if (!split) {
+    std::cerr << fmt::format("pcr: error: {}\n", split.error());
     return k_exit_internal;
   }
+  if (split->engine) {
+    g_supervisor_fd = split->fd;
+    g_supervisor = ::getppid();
+    return std::nullopt;
+  }
+  const proc::EngineExit* engine = &split->exit;
   if (engine->signal == 0) {
     proc::remove_run_record(runs, record.run_id);
     return engine->exit_code;
@@ -456,7 +452,6 @@ int guarded(CLI::App& app, int argc, char** argv, Fn after_parse) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  take_lifetime(argc, argv);
   CLI::App app{
       "pcr — the Parallel CI Runner: runs a CI pipeline's steps of shell commands, many at once"};
   app.set_version_flag("--version", std::string("pcr ") + PCR_VERSION);
@@ -640,7 +635,6 @@ int main(int argc, char** argv) {
 }
 
 int run_main(int argc, char** argv, const pipeline::Pipeline& pipeline) {
-  take_lifetime(argc, argv);
   CLI::App app{"Run this pipeline (the options of `pcr run`)"};
   app.set_version_flag("--version", std::string("pcr ") + PCR_VERSION);
   RunFlags flags;

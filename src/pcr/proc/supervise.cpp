@@ -1,24 +1,21 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fmt/format.h>
 #include <pcr/proc/process.hpp>
-#include <pcr/proc/spawn_attr.hpp>
 #include <pcr/proc/supervise.hpp>
 #include <pcr/util/io.hpp>
 #include <map>
 #include <set>
 #include <thread>
-
-extern char** environ;
 
 namespace pcr::proc {
 
@@ -55,67 +52,50 @@ bool running(pid_t pid) {
 
 }  // namespace
 
-int take_supervisor_fd() {
-  const char* value = std::getenv(k_supervisor_fd_env);
-  if (value == nullptr) return -1;
-  char* end = nullptr;
-  long fd = std::strtol(value, &end, 10);
-  ::unsetenv(k_supervisor_fd_env);
-  // The engine runs in a process group of its own, a background one on a terminal: with
-  // `stty tostop` its output would stop it. Ignored here, default again in every job.
-  ::signal(SIGTTOU, SIG_IGN);
-  if (end == value || *end != '\0' || fd < 3 || ::fcntl(static_cast<int>(fd), F_GETFD) < 0)
-    return -1;
-  ::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
-  return static_cast<int>(fd);
-}
-
-util::Expected<EngineExit> supervise(const std::vector<std::string>& argv,
-                                     const std::vector<std::string>& env,
-                                     const std::function<void(pid_t)>& on_started) {
-  using Result = util::Expected<EngineExit>;
+util::Expected<Split> split(const std::function<void(pid_t)>& on_started) {
+  using Result = util::Expected<Split>;
   // The engine's jobs come to us when the engine dies, and to no one else.
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
-  // The read end is inherited by the engine (not close-on-exec); the write end stays here.
   int pipe_fds[2];
-  if (::pipe(pipe_fds) != 0) return Result::failure(std::strerror(errno));
-  ::fcntl(pipe_fds[1], F_SETFD, FD_CLOEXEC);
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return Result::failure(std::strerror(errno));
 
-  // Interrupts are taken synchronously (sigtimedwait) and forwarded; SIGCHLD too.
+  // Interrupts are taken synchronously (sigwaitinfo) and forwarded; SIGCHLD too. Blocked
+  // before the fork, so none is lost in between.
   sigset_t waited;
   sigemptyset(&waited);
   for (int sig : k_forwarded) sigaddset(&waited, sig);
   sigaddset(&waited, SIGCHLD);
   sigset_t before;
   ::sigprocmask(SIG_BLOCK, &waited, &before);
-  ::signal(SIGPIPE, SIG_IGN);
+  std::fflush(nullptr);  // nothing buffered is written twice
 
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
-  for (const auto& e : env) env_strings.push_back(e);
-  env_strings.push_back(fmt::format("{}={}", k_supervisor_fd_env, pipe_fds[0]));
-  std::vector<char*> envp;
-  for (auto& e : env_strings) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> args = argv;
-  std::vector<char*> argvp;
-  for (auto& a : args) argvp.push_back(a.data());
-  argvp.push_back(nullptr);
-
-  // A process group of its own: an interrupt from the terminal reaches the supervisor,
-  // which forwards it once, rather than both of them.
-  const SpawnAttr attr(POSIX_SPAWN_SETPGROUP);
-  pid_t engine = -1;
-  int rc = ::posix_spawn(&engine, "/proc/self/exe", nullptr, attr.get(), argvp.data(), envp.data());
-  ::close(pipe_fds[0]);
-  if (rc != 0) {
+  const pid_t engine = ::fork();
+  if (engine < 0) {
+    const int err = errno;
+    ::close(pipe_fds[0]), ::close(pipe_fds[1]);
+    ::sigprocmask(SIG_SETMASK, &before, nullptr);
+    return Result::failure(fmt::format("cannot start pcr's engine: {}", std::strerror(err)));
+  }
+  if (engine == 0) {
+    // The engine: a process group of its own, so that an interrupt from the terminal
+    // reaches the supervisor, which forwards it once, rather than both of them. In the
+    // background on a terminal, `stty tostop` would stop it for writing: SIGTTOU
+    // ignored here (every job gets default signals again).
+    ::setpgid(0, 0);
+    ::signal(SIGTTOU, SIG_IGN);
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1);  // not inherited
     ::close(pipe_fds[1]);
     ::sigprocmask(SIG_SETMASK, &before, nullptr);
-    return Result::failure(fmt::format("cannot start pcr's engine: {}", std::strerror(rc)));
+    Split engine_side;
+    engine_side.engine = true;
+    engine_side.fd = pipe_fds[0];
+    return engine_side;
   }
-
-  EngineExit result;
-  result.pid = engine;
+  ::setpgid(engine, engine);  // also here: whichever runs first
+  ::close(pipe_fds[0]);
+  ::signal(SIGPIPE, SIG_IGN);
+  Split result;
+  result.exit.pid = engine;
   if (on_started) on_started(engine);
   for (;;) {
     siginfo_t info{};
@@ -131,8 +111,8 @@ util::Expected<EngineExit> supervise(const std::vector<std::string>& argv,
     for (pid_t pid; (pid = ::waitpid(-1, &status, WNOHANG)) > 0;) {
       if (pid != engine) continue;
       engine_done = true;
-      if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
-      if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
+      if (WIFEXITED(status)) result.exit.exit_code = WEXITSTATUS(status);
+      if (WIFSIGNALED(status)) result.exit.signal = WTERMSIG(status);
     }
     if (engine_done) break;
   }

@@ -11,24 +11,18 @@
 
 namespace pcr::proc {
 
-// pcr runs as two processes of one binary, so that whichever of the two is killed
-// (kill -9, the OOM killer, a crash), the other ends what the run started:
+// pcr runs as two processes, so that whichever of the two is killed (kill -9, the OOM
+// killer, a crash), the other ends what the run started:
 //
-//   supervisor — the `pcr` the user started. It starts the engine, forwards SIGINT,
+//   supervisor — the `pcr` the user started. It forks the engine, forwards SIGINT,
 //     SIGTERM and SIGHUP to it, and is a child subreaper: when the engine dies, its job
 //     processes, even those that left their group or session, become the supervisor's
 //     children, and it ends them (`end_descendants`).
-//   engine — this same program again (/proc/self/exe, the same arguments), in a process
-//     group of its own, runs the pipeline. It holds the read end of a pipe whose write end
-//     only the supervisor holds: end of file on it means the supervisor is gone, and the
-//     engine stops the jobs and runs cleanup on its own.
-
-// The environment variable that tells the engine which descriptor is that pipe.
-inline constexpr const char* k_supervisor_fd_env = "PCR_SUPERVISOR_FD";
-
-// In the engine: the pipe's descriptor (made close-on-exec, and the variable removed so
-// that no job inherits either), or -1 in any other process. Call once, early.
-int take_supervisor_fd();
+//   engine — the fork, in a process group of its own, runs the pipeline. It holds the
+//     read end of a pipe whose write end only the supervisor holds: end of file on it
+//     means the supervisor is gone, and the engine stops the jobs and runs cleanup on its
+//     own. A fork, not a new program: nothing is loaded twice (start-up costs a fork),
+//     and a C++ pipeline needs nothing of its own.
 
 struct EngineExit {
   pid_t pid = 0;
@@ -36,13 +30,17 @@ struct EngineExit {
   int signal = 0;     // when a signal killed it
 };
 
-// The supervisor's part: start the engine with `argv` and `env` ("NAME=value" added to
-// pcr's own), forward interrupts, reap orphans, and return how the engine ended. An
-// error when it could not be started.
-// `on_started` is called with the engine's pid as soon as it runs.
-util::Expected<EngineExit> supervise(const std::vector<std::string>& argv,
-                                     const std::vector<std::string>& env,
-                                     const std::function<void(pid_t)>& on_started);
+// The result of `split`, in each of the two processes.
+struct Split {
+  bool engine = false;  // true in the engine: go on and run the pipeline
+  int fd = -1;          // the engine's end of the supervisor's pipe
+  EngineExit exit;      // in the supervisor, once the engine has ended
+};
+
+// Fork the engine and, in the supervisor, wait for it: forward interrupts, reap orphans,
+// and return how the engine ended (`on_started` gets its pid first). In the engine it
+// returns at once. Call it with no other thread running. An error when the fork failed.
+util::Expected<Split> split(const std::function<void(pid_t)>& on_started);
 
 // End every process below this one, found through /proc: SIGTERM, then SIGKILL to each
 // one still alive `grace_of(pid)` later (its job's kill_grace); reaps them. Returns how
