@@ -194,6 +194,17 @@ struct ProcessSet::Child {
     close_handle(&pipes[i]);
   }
 
+  // Append `data` to the spool file at `path` (fd -1: not made yet; -2: could not be).
+  void spool(int& fd, const std::string& path, std::string_view data) {
+    if (path.empty() || fd == -2) return;
+    if (fd == -1 && (fd = open_spool(path)) < 0) {
+      spool_failed(path);
+      fd = -2;
+      return;
+    }
+    if (!util::write_all(fd, data)) spool_failed(path);
+  }
+
   void spool_failed(const std::string& path) {
     if (result.spool_error.empty()) result.spool_error = path + ": " + std::strerror(errno);
   }
@@ -334,10 +345,8 @@ ProcessSet::Id ProcessSet::spawn(Spawn spec, OnOutput on_output, OnExit on_exit)
   c->open_pipes = 2;
   m_children.emplace(c->id, c);
 
-  c->spool_fd = open_spool(c->spec.spool_path);
-  if (c->spool_fd < 0 && !c->spec.spool_path.empty()) c->spool_failed(c->spec.spool_path);
-  c->stdout_fd = open_spool(c->spec.stdout_path);
-  if (c->stdout_fd < 0 && !c->spec.stdout_path.empty()) c->spool_failed(c->spec.stdout_path);
+  // The spool files are made on the first byte: a job that prints nothing costs no file
+  // (creating one is about 1 ms on a busy ext4; most of a trivial job's dispatch).
   c->started = c->last_output = Clock::now();
 
   std::string error;
@@ -384,9 +393,8 @@ ProcessSet::Id ProcessSet::spawn(Spawn spec, OnOutput on_output, OnExit on_exit)
           self->last_output = Clock::now();
           // A full disk loses spool, never the run: the job goes on, the loss is reported.
           const std::string_view data(buf->base, size);
-          if (self->spool_fd >= 0 && !util::write_all(self->spool_fd, data)) self->spool_failed(self->spec.spool_path);
-          if (index == 0 && self->stdout_fd >= 0 && !util::write_all(self->stdout_fd, data))
-            self->spool_failed(self->spec.stdout_path);
+          self->spool(self->spool_fd, self->spec.spool_path, data);
+          if (index == 0) self->spool(self->stdout_fd, self->spec.stdout_path, data);
           if (self->on_output)
             self->on_output(index == 0 ? Stream::out : Stream::err, std::string_view(buf->base, size));
         });
