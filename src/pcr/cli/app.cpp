@@ -332,15 +332,15 @@ std::optional<int> supervise_run(const pipeline::Pipeline& p, const RunFlags& f,
   record.tmpdir = proc::spool_parent();
   const std::string runs = proc::runs_dir(pipeline_dir(p));
   auto split = proc::split([&](pid_t pid) {
-                                  record.engine = pid;
-                                  record.engine_start = proc::start_time(pid);
-                                  std::string error = proc::write_run_record(runs, record);
-                                  if (!error.empty())
-                                    std::cerr << fmt::format(
-                                        "pcr: warning: cannot record the run ({}): if pcr is "
-                                        "killed, `pcr clean` will not know its processes\n",
-                                        error);
-                                });
+    record.engine = pid;
+    record.engine_start = proc::start_time(pid);
+    std::string error = proc::write_run_record(runs, record);
+    if (!error.empty())
+      std::cerr << fmt::format(
+          "pcr: warning: cannot record the run ({}): if pcr is killed, `pcr clean` will not "
+          "know its processes\n",
+          error);
+  });
   if (!split) {
     std::cerr << fmt::format("pcr: error: {}\n", split.error());
     return k_exit_internal;
