@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <vector>
 #include <pcr/util/mask.hpp>
 
 namespace pcr::util {
@@ -21,22 +22,35 @@ std::string Masker::feed(std::string_view data) {
 std::string Masker::flush() { return drain(true); }
 
 std::string Masker::drain(bool final) {
+  // Positions before `limit` may be emitted: a secret starting there lies wholly inside
+  // m_pending (limit is at least longest - 1 bytes from the end), so it is found now.
   const size_t hold = final ? 0 : m_longest - 1;
+  if (m_pending.size() <= hold) return "";
+  const size_t limit = m_pending.size() - hold;
   std::string out;
+  out.reserve(limit);
+  // The next occurrence of each secret at or after i, searched again only once passed:
+  // the text is scanned with string::find (memchr underneath), not byte by byte.
+  std::vector<size_t> next(m_secrets.size(), 0);
+  std::vector<bool> known(m_secrets.size(), false);
   size_t i = 0;
-  while (m_pending.size() - i > hold) {
-    bool matched = false;
-    for (const auto& s : m_secrets) {
-      if (m_pending.compare(i, s.size(), s) == 0) {
-        out += "***";
-        i += s.size();
-        matched = true;
-        break;
-      }
+  while (i < limit) {
+    size_t best = std::string::npos, best_len = 0;
+    for (size_t k = 0; k < m_secrets.size(); ++k) {
+      if (!known[k] || next[k] < i) next[k] = m_pending.find(m_secrets[k], i), known[k] = true;
+      // Longest first in m_secrets, so on a tie the longer secret wins.
+      if (next[k] < best) best = next[k], best_len = m_secrets[k].size();
     }
-    if (!matched) out += m_pending[i++];
+    if (best >= limit) {
+      out.append(m_pending, i, limit - i);
+      i = limit;
+      break;
+    }
+    out.append(m_pending, i, best - i);
+    out += "***";
+    i = best + best_len;
   }
-  // A full secret inside the held-back tail is still found: the next piece or flush sees it.
+  // A match may have run past `limit`: whatever is left stays for the next piece.
   m_pending.erase(0, i);
   return out;
 }
