@@ -14,11 +14,11 @@
 #include <pcr/docker/lint.hpp>
 #include <pcr/pipeline/template.hpp>
 #include <pcr/proc/capture.hpp>
+#include <pcr/proc/supervise.hpp>
 #include <pcr/util/io.hpp>
 #include <pcr/util/shell.hpp>
 #include <pcr/util/text.hpp>
 #include <set>
-#include <sstream>
 
 namespace pcr::docker {
 
@@ -257,25 +257,11 @@ std::optional<ProjectRecord> parse_record(const std::string& text) {
   }
 }
 
-unsigned long long process_start(long pid) {
-  std::string stat = util::read_file(fmt::format("/proc/{}/stat", pid)).value_or("");
-  size_t paren = stat.rfind(')');
-  if (paren == std::string::npos) return 0;
-  std::istringstream in(stat.substr(paren + 2));
-  std::string field;
-  // Fields after the command: state is field 3; starttime is field 22.
-  for (int i = 3; i <= 22 && in >> field; ++i)
-    if (i == 22) return std::stoull(field);
-  return 0;
-}
+unsigned long long process_start(long pid) { return proc::start_time(static_cast<pid_t>(pid)); }
 
 bool owner_alive(const ProjectRecord& r) {
-  if (r.pid <= 0 || ::kill(static_cast<pid_t>(r.pid), 0) != 0) return false;
   // A killed owner may linger as a zombie until its new parent reaps it: that is dead.
-  std::string stat = util::read_file(fmt::format("/proc/{}/stat", r.pid)).value_or("");
-  size_t paren = stat.rfind(')');
-  if (paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] == 'Z') return false;
-  return r.pid_start == 0 || process_start(r.pid) == r.pid_start;
+  return proc::alive(static_cast<pid_t>(r.pid), r.pid_start);
 }
 
 const std::vector<std::string>& placeholder_names() {

@@ -131,6 +131,12 @@ std::vector<pid_t> processes_in_group(pid_t pgid) {
   return found;
 }
 
+std::vector<pid_t> all_pids() {
+  std::vector<pid_t> out;
+  for_each_pid([&](pid_t pid) { out.push_back(pid); });
+  return out;
+}
+
 std::vector<pid_t> children_of(pid_t pid) {
   std::vector<pid_t> found;
   char path[64];

@@ -102,6 +102,9 @@ class ProcessSet {
 // The pids of the live processes in process group `pgid`.
 std::vector<pid_t> processes_in_group(pid_t pgid);
 
+// Every process id in /proc now.
+std::vector<pid_t> all_pids();
+
 // The direct children of `pid`, from /proc.
 std::vector<pid_t> children_of(pid_t pid);
 

@@ -98,7 +98,7 @@ std::vector<std::string> spool_dirs_of(const std::string& tmpdir, const std::str
 
 RunLeftovers leftovers_of(const RunRecord& r) {
   RunLeftovers left;
-  left.processes = processes_with_env("CI_RUN_ID=" + r.run_id);
+  left.processes = processes_with_env("CI_RUN_ID", r.run_id);
   left.spool_dirs = spool_dirs_of(r.tmpdir, r.run_id);
   return left;
 }

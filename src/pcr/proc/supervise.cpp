@@ -1,4 +1,3 @@
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -174,32 +173,13 @@ unsigned long long start_time(pid_t pid) {
 }
 
 bool alive(pid_t pid, unsigned long long start) {
-  return pid > 0 && running(pid) && start_time(pid) == start;
+  return pid > 0 && running(pid) && (start == 0 || start_time(pid) == start);
 }
 
-std::vector<pid_t> processes_with_env(const std::string& entry) {
+std::vector<pid_t> processes_with_env(const std::string& name, const std::string& value) {
   std::vector<pid_t> found;
-  const pid_t self = ::getpid();
-  DIR* dir = ::opendir("/proc");
-  if (dir == nullptr) return found;
-  while (dirent* e = ::readdir(dir)) {
-    char* end = nullptr;
-    long pid = std::strtol(e->d_name, &end, 10);
-    if (end == e->d_name || *end != '\0' || pid == self) continue;
-    auto environ_text = util::read_file(fmt::format("/proc/{}/environ", pid));
-    if (!environ_text) continue;
-    // NUL-separated entries: match a whole one.
-    const std::string& t = *environ_text;
-    for (size_t at = t.find(entry); at != std::string::npos; at = t.find(entry, at + 1)) {
-      const bool starts = at == 0 || t[at - 1] == '\0';
-      const bool ends = at + entry.size() == t.size() || t[at + entry.size()] == '\0';
-      if (starts && ends) {
-        if (running(static_cast<pid_t>(pid))) found.push_back(static_cast<pid_t>(pid));
-        break;
-      }
-    }
-  }
-  ::closedir(dir);
+  for (pid_t pid : all_pids())
+    if (pid != ::getpid() && env_of(pid, name) == value && running(pid)) found.push_back(pid);
   return found;
 }
 

@@ -56,12 +56,13 @@ std::string env_of(pid_t pid, const std::string& name);
 // for good: a pid reused by another has another start time.
 unsigned long long start_time(pid_t pid);
 
-// Whether the process `pid` that started at `start` is still alive.
+// Whether the process `pid` that started at `start` is still alive and not a zombie
+// (`start` 0: unknown, any start).
 bool alive(pid_t pid, unsigned long long start);
 
-// The live processes whose environment holds `entry` ("NAME=value"), by /proc/PID/environ
-// (readable for this user's own processes), this process excluded.
-std::vector<pid_t> processes_with_env(const std::string& entry);
+// The live processes whose environment has NAME=value, by /proc/PID/environ (readable for
+// this user's own processes), this process excluded.
+std::vector<pid_t> processes_with_env(const std::string& name, const std::string& value);
 
 // SIGTERM to `pids`, SIGKILL to each still alive `grace_of(pid)` later; returns how many
 // were alive to be signalled.
