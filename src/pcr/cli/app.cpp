@@ -367,9 +367,9 @@ std::optional<int> supervise_run(const pipeline::Pipeline& p, const RunFlags& f,
     ro.run_id = record.run_id;
     ro.save_timings = false;  // the engine's timings are lost with it; keep the file as it was
     auto console_options = report::detect_console(1, f.no_color);
-    report::Sink out(1, "stdout", secret_values(p), false);
-    console_options.sink = &out;
     console_options.secrets = secret_values(p);
+    report::Sink out(1, "stdout", console_options.secrets, false);
+    console_options.sink = &out;
     report::Console console(console_options);
     pipeline::Observers observers;
     observers.add(console);

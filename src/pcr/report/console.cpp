@@ -141,11 +141,9 @@ void Console::write_output(std::string_view bytes, util::Masker& mask) {
 
 void Console::end_output(util::Masker& mask) {
   if (!mask.active()) return;
-  std::string rest = mask.flush();
-  if (rest.empty()) return;
-  std::string clean;
-  m_stripper.feed(rest, clean);
-  write_raw(clean);
+  // Already masked: through the terminal filter only. Nothing held back: nothing to write
+  // (an empty write would still erase the status line).
+  if (std::string rest = mask.flush(); !rest.empty()) write_output(rest, m_no_mask);
 }
 
 void Console::replay(const std::string& spool, bool end_line) {
