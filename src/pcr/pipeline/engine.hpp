@@ -51,6 +51,7 @@ struct PlannedStep {
   std::string name;
   bool cleanup = false;
   unsigned workers = 0;
+  bool workers_bound = false;  // the items are known at run time: at most `workers`
   std::vector<PlannedJob> jobs;
   std::string note;  // e.g. items that are only known at run time
   std::vector<std::string> worker_hosts;  // with hosts: the host of each worker (index 0: worker 1)

@@ -65,6 +65,9 @@ struct ForEach {
   std::vector<std::string> list;  // Source::list
   std::string value;              // the glob pattern, the captured VAR, or the command
   std::function<std::vector<std::string>()> items;  // Source::function: asked at step start
+  // Source::function, optional: the items a plan shows, given the workers of the steps
+  // before it that extensions add to (number and host of each; the run id is "{run_id}").
+  std::function<std::vector<std::string>(const std::vector<JobContext>& workers)> planned;
 };
 
 enum class Form { run, parallel, commands, for_each };

@@ -264,10 +264,12 @@ std::string plan_text(const pipeline::Pipeline& p, const std::vector<pipeline::P
     size_t index = s.cleanup ? ++ci : ++si;
     std::string head = fmt::format("{} {}/{}: {}", s.cleanup ? "cleanup" : "step", index,
                                    s.cleanup ? cleanup : steps, v(s.name));
-    std::string shape = s.note.empty() ? fmt::format("{} job{} on {} worker{}", s.jobs.size(),
-                                                     s.jobs.size() == 1 ? "" : "s", s.workers,
-                                                     s.workers == 1 ? "" : "s")
-                                       : fmt::format("{} workers", s.workers);
+    // Items only the run knows: as many workers as their jobs need, up to the pool.
+    std::string shape = s.workers_bound
+                            ? fmt::format("up to {} worker{}", s.workers, s.workers == 1 ? "" : "s")
+                            : fmt::format("{} job{} on {} worker{}", s.jobs.size(),
+                                          s.jobs.size() == 1 ? "" : "s", s.workers,
+                                          s.workers == 1 ? "" : "s");
     // Options worth seeing before a run.
     const pipeline::Step* step = nullptr;
     for (const auto& candidate : s.cleanup ? p.cleanup : p.steps)

@@ -27,4 +27,30 @@ std::optional<std::string> read_file(const std::string& path) {
   return ss.str();
 }
 
+std::string tail_lines(const std::string& path, std::size_t max_lines) {
+  constexpr std::streamoff k_window = 64 * 1024;
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in || max_lines == 0) return "";
+  const std::streamoff size = in.tellg();
+  const std::streamoff from = size > k_window ? size - k_window : 0;
+  in.seekg(from);
+  std::string text(static_cast<std::size_t>(size - from), '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  if (from > 0) {
+    // Started mid-line: drop the partial first line.
+    const auto nl = text.find('\n');
+    text.erase(0, nl == std::string::npos ? text.size() : nl + 1);
+  }
+  if (!text.empty() && text.back() != '\n') text += '\n';
+  std::size_t at = text.size() - (text.empty() ? 0 : 1), lines = 0;
+  while (at > 0) {
+    const auto nl = text.rfind('\n', at - 1);
+    if (nl == std::string::npos) break;
+    if (++lines == max_lines) return text.substr(nl + 1);
+    at = nl;
+  }
+  return text;
+}
+
 }  // namespace pcr::util

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -12,5 +13,10 @@ bool write_all(int fd, std::string_view data);
 
 // The whole content of file `path`, or nullopt when it cannot be opened (errno says why).
 std::optional<std::string> read_file(const std::string& path);
+
+// The last `max_lines` lines of file `path`, each ending in '\n', read from at most its
+// last 64 KiB (a tail of a huge log costs no more than of a small one); "" when the file
+// is missing or empty.
+std::string tail_lines(const std::string& path, std::size_t max_lines);
 
 }  // namespace pcr::util

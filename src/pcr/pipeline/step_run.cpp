@@ -1,0 +1,543 @@
+#include <pcr/pipeline/step_run.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <utility>
+
+#include <pcr/util/io.hpp>
+#include <pcr/util/text.hpp>
+
+namespace pcr::pipeline {
+
+namespace {
+
+using proc::Clock;
+
+// How long an extension's after-job command (Extension::after_job) may take.
+constexpr Millis k_after_job_timeout{60'000};
+
+std::vector<std::string> read_lines(const std::string& path) {
+  auto text = util::read_file(path);
+  // No file: the job printed nothing (spool files are made on the first byte).
+  return text ? util::split_lines(*text) : std::vector<std::string>{};
+}
+
+// A failure that may be the host's: everything but a clean pass, an output check or a
+// stop pcr asked for.
+bool may_be_the_host(const JobResult& r) {
+  return r.status == JobStatus::failed || r.status == JobStatus::signalled ||
+         r.status == JobStatus::timed_out || r.status == JobStatus::idle_timeout ||
+         r.status == JobStatus::not_started;
+}
+
+// Set `env` in `vars` under the step's own `env`: a variable the step sets keeps its value.
+void add_under_step_env(const Step& step, const Env& env, Vars& vars) {
+  for (const auto& kv : env) {
+    const bool step_sets = std::any_of(step.options.env.begin(), step.options.env.end(),
+                                       [&](const auto& set) { return set.first == kv.first; });
+    if (!step_sets) vars[kv.first] = kv.second;
+  }
+}
+
+}  // namespace
+
+struct StepRun::Job {
+  JobPlan plan;
+  JobInfo info;
+  JobContext ctx;  // of the current attempt
+  proc::ProcessSet::Id process = 0;
+  std::string stdout_path;
+  unsigned failures = 0;  // attempts the job itself failed (not lost with a host)
+  bool lost = false;      // stopped by pcr because its host stopped answering
+};
+
+Limits limits_of(const StepOptions& o) {
+  return {o.timeout.value_or(Millis(0)), o.idle_timeout.value_or(Millis(0)), o.kill_grace};
+}
+
+proc::Spawn make_spawn(std::string command, const Vars& env, std::string workdir,
+                       std::string spool, const Limits& limits) {
+  proc::Spawn spawn;
+  spawn.command = std::move(command);
+  spawn.env.reserve(env.size());
+  for (const auto& [k, v] : env) spawn.env.push_back(k + "=" + v);
+  spawn.workdir = std::move(workdir);
+  spawn.spool_path = std::move(spool);
+  spawn.timeout = limits.timeout;
+  spawn.idle_timeout = limits.idle_timeout;
+  spawn.kill_grace = limits.kill_grace;
+  return spawn;
+}
+
+void RunState::move_slot(unsigned slot) {
+  const std::size_t from = hosts.slot_host(slot);
+  if (auto to = hosts.move(slot))
+    observer.note(fmt::format("worker {} moves from host {} to host {}", slot,
+                              pipeline.hosts[from].name, pipeline.hosts[*to].name));
+}
+
+StepRun::StepRun(RunState& run, const Step& step, StepInfo info)
+    : m_run(run), m_step(step), m_info(std::move(info)) {
+  m_info.step = &m_step;
+}
+
+StepRun::~StepRun() = default;
+
+void StepRun::start(std::function<void()> done) {
+  m_done = std::move(done);
+  const StepOptions& o = m_step.options;
+  m_keep_stdout = !o.capture.empty() || !o.expect.empty() || static_cast<bool>(o.check);
+  if (!o.expect.empty()) {
+    // The loader has compiled it already; a C++ pipeline's pattern is checked here.
+    if (auto re = util::Regex::compile(o.expect))
+      m_expect.emplace(*re);
+    else
+      m_result.error = fmt::format("expect: bad regular expression /{}/: {}", o.expect, re.error());
+  }
+  m_env = m_run.base_env;
+  for (const auto& [var, lines] : m_run.captures) {
+    std::string joined;
+    for (const auto& l : lines) joined += (joined.empty() ? "" : "\n") + l;
+    m_env[var] = joined;
+  }
+  for (const auto& [k, v] : o.env) m_env[k] = v;
+  m_env["CI_RUN_ID"] = m_run.run_id;
+
+  if (m_step.form != Form::for_each || !m_result.error.empty()) return launch({});
+  const ForEach& fe = m_step.for_each;
+  const std::string dir = step_dir(m_run.pipeline, m_step);
+  if (auto known = static_items(m_step, dir)) {
+    if (*known) return launch(**known);
+    m_result.error = known->error();
+    return launch({});
+  }
+  switch (fe.source) {
+    case ForEach::Source::lines: {
+      auto it = m_run.captures.find(fe.value);
+      if (it != m_run.captures.end()) return launch(it->second);
+      // e.g. `--step` without the capturing step: the variable may come from outside.
+      if (const char* v = std::getenv(fe.value.c_str())) return launch(util::split_lines(v));
+      m_result.error = fmt::format("for_each lines: nothing was captured as {}", fe.value);
+      return launch({});
+    }
+    case ForEach::Source::function:
+      return launch(fe.items ? fe.items() : std::vector<std::string>{});
+    case ForEach::Source::command:
+      break;
+    default:
+      return launch({});
+  }
+  // The for_each command: its stdout lines are the items. Bounded like the step's jobs.
+  const std::string base = fmt::format("{}/list-{}", m_run.spool_dir, m_info.index);
+  proc::Spawn spawn = make_spawn(fe.value, m_env, dir, base + ".log", limits_of(o));
+  spawn.stdout_path = base + ".out";
+  m_lister = m_run.procs.spawn(std::move(spawn), nullptr, [this, base](const proc::Exit& exit) {
+    m_lister = 0;
+    if (exit.exit_code == 0 && exit.signal == 0 && exit.spawn_error.empty() && !exit.stopped &&
+        !exit.timed_out && !exit.idle_timed_out) {
+      std::vector<std::string> found;
+      for (auto& l : read_lines(base + ".out"))
+        if (!l.empty()) found.push_back(std::move(l));
+      return launch(found);
+    }
+    const std::string why = !exit.spawn_error.empty() ? exit.spawn_error
+                            : exit.timed_out          ? std::string("timed out")
+                            : exit.idle_timed_out     ? std::string("printed nothing for too long")
+                            : exit.stopped            ? std::string("stopped")
+                            : exit.signal ? fmt::format("killed by signal {}", exit.signal)
+                                          : fmt::format("exit code {}", exit.exit_code);
+    m_result.error = fmt::format("the for_each command `{}` failed ({})", m_step.for_each.value, why);
+    const std::string tail = util::tail_lines(base + ".log", 20);
+    if (!tail.empty()) m_result.error += ":\n" + tail;
+    launch({});
+  });
+}
+
+void StepRun::launch(const std::vector<std::string>& items) {
+  const bool on_hosts = m_run.placed(m_step);
+  if (m_step.per_host && on_hosts) {
+    // Once on every host that answers (on every host when none does: it fails there).
+    for (std::size_t h = 0; h < m_run.hosts.size(); ++h)
+      if (m_run.hosts.up(h) || m_run.hosts.up_count() == 0) m_job_host.push_back(h);
+  }
+  LayoutInput in;
+  in.cleanup = m_info.cleanup;
+  in.shard_index = m_run.options.shard_index;
+  in.shard_total = m_run.options.shard_total;
+  in.pool = on_hosts ? m_run.pool : 0;
+  in.hosts = m_job_host.size();
+  Layout layout;
+  if (m_result.error.empty()) {
+    layout = lay_out(m_step, items, m_run.timings, in);
+    m_result.error = layout.error;
+  }
+  if (!m_result.error.empty()) layout = lay_out(m_step, {}, m_run.timings, in), layout.jobs.clear(), layout.order.clear();
+  if (m_step.per_host && layout.jobs.empty()) m_job_host.clear();
+  m_info.jobs = layout.jobs.size();
+  m_info.workers = layout.workers;
+  m_stdout_lines.resize(layout.jobs.size());
+  for (std::size_t i = 0; i < layout.jobs.size(); ++i) {
+    Job job;
+    job.plan = std::move(layout.jobs[i]);
+    job.info.step = &m_info;
+    job.info.index = i;
+    job.info.job = static_cast<unsigned>(i + 1);
+    job.info.items = job.plan.items;
+    m_jobs.push_back(std::move(job));
+  }
+  m_env["CI_STEP"] = m_info.name;
+  m_env["CI_WORKERS"] = std::to_string(m_info.workers);
+  m_env["CI_TOTAL_JOBS"] = std::to_string(m_jobs.size());
+
+  sched::Options so;
+  so.workers = m_info.workers;
+  so.cap = m_run.options.jobs;
+  so.retries = m_step.options.retries;
+  so.fail_fast = m_step.options.fail_fast;
+  so.pinned = pinned(m_step);
+  so.setup = static_cast<bool>(m_step.setup);
+  so.teardown = static_cast<bool>(m_step.teardown);
+  m_tasks.resize(m_info.workers + 1);
+  m_task_process.resize(m_info.workers + 1);
+  m_scheduler = std::make_unique<sched::Scheduler>(std::move(layout.order), so, *this);
+  m_scheduler->on_done = [this] { m_run.loop.post([this] { m_done(); }); };
+  if (on_hosts) leave_down_hosts();
+  if (on_hosts && m_step.per_host)
+    for (std::size_t h : m_job_host) m_info.worker_hosts.push_back(m_run.pipeline.hosts[h].name);
+  else if (on_hosts)
+    for (unsigned w = 1; w <= m_info.workers; ++w)
+      m_info.worker_hosts.push_back(m_run.pipeline.hosts[m_run.hosts.slot_host(w)].name);
+  m_run.observer.step_started(m_info);
+  // A main step whose start was interrupted (or timed out) runs nothing.
+  if (!m_info.cleanup && (m_run.interrupt || m_run.timed_out)) m_scheduler->cancel(false);
+  m_scheduler->start();
+}
+
+void StepRun::cancel(bool immediately) {
+  if (m_scheduler) m_scheduler->cancel(immediately);
+  if (m_lister) m_run.procs.stop(m_lister, immediately);
+}
+
+StepResult StepRun::finish(Millis duration) {
+  StepResult r = m_result;
+  r.duration = duration;
+  const bool failed = (m_scheduler && m_scheduler->failed()) || !r.error.empty();
+  if (failed)
+    r.outcome = StepOutcome::failed;
+  else if (!m_info.cleanup && (m_run.interrupt || m_run.timed_out) && r.cancelled > 0)
+    r.outcome = m_run.timed_out ? StepOutcome::failed : StepOutcome::interrupted;
+  else
+    r.outcome = StepOutcome::passed;
+  if (!m_info.cleanup && !m_step.options.capture.empty() && r.outcome == StepOutcome::passed) {
+    auto& lines = m_run.captures[m_step.options.capture];
+    lines.clear();
+    for (auto& job_lines : m_stdout_lines)
+      for (auto& l : job_lines) lines.push_back(std::move(l));
+  }
+  return r;
+}
+
+std::optional<std::size_t> StepRun::host_of(unsigned worker, std::size_t index) {
+  if (!m_run.placed(m_step)) return std::nullopt;
+  if (m_step.per_host)
+    return index < m_job_host.size() ? std::optional<std::size_t>(m_job_host[index]) : std::nullopt;
+  return m_run.hosts.slot_host(worker);
+}
+
+void StepRun::place(JobContext& ctx, JobInfo& job_info, std::optional<std::size_t> host) const {
+  if (!host) return;
+  const Host& h = m_run.pipeline.hosts[*host];
+  ctx.host = job_info.host = h.name;
+  ctx.host_env = h.env;
+}
+
+void StepRun::bind_extensions(JobContext& ctx) const {
+  pipeline::bind_extensions(m_run.pipeline, m_step, ctx);
+}
+
+void StepRun::host_gone(std::size_t host) {
+  if (!m_scheduler) return;
+  // Jobs still running there may wait on an engine that will never answer: stop them now;
+  // they end as lost with their host.
+  for (std::size_t i = 0; i < m_jobs.size(); ++i) {
+    if (m_scheduler->state(i) != sched::JobState::running || m_jobs[i].lost) continue;
+    auto h = host_of(m_jobs[i].info.worker, i);
+    if (h && *h == host) m_jobs[i].lost = true, m_run.procs.stop(m_jobs[i].process, false);
+  }
+  leave_down_hosts();
+}
+
+// This step's workers on hosts that do not answer: a pool retires them while another of
+// its workers is on a host that answers; pinned jobs (and a pool left with no worker)
+// move theirs to another host.
+void StepRun::leave_down_hosts() {
+  if (m_step.per_host) return;
+  const bool keeps_worker = m_step.form != Form::for_each;
+  bool others = false;
+  for (unsigned w = 1; w <= m_info.workers; ++w)
+    if (!m_scheduler->retired(w) && m_run.hosts.up(m_run.hosts.slot_host(w))) others = true;
+  for (unsigned w = 1; w <= m_info.workers; ++w) {
+    if (m_run.hosts.up(m_run.hosts.slot_host(w))) continue;
+    if (keeps_worker || !others)
+      m_run.move_slot(w);
+    else
+      m_scheduler->retire(w);
+  }
+}
+
+void StepRun::start_setup(unsigned worker) { start_task(worker, JobKind::setup); }
+void StepRun::start_teardown(unsigned worker) { start_task(worker, JobKind::teardown); }
+void StepRun::stop_worker_task(unsigned worker, bool immediately) {
+  m_run.procs.stop(m_task_process[worker], immediately);
+}
+
+void StepRun::start_task(unsigned worker, JobKind kind) {
+  const bool setup = kind == JobKind::setup;
+  JobInfo& task = m_tasks[worker];
+  task = JobInfo{};
+  task.step = &m_info;
+  task.kind = kind;
+  task.worker = worker;
+  JobContext ctx{worker, 0, static_cast<unsigned>(m_jobs.size()), {}, m_run.run_id, m_info.name, {}, {}, {}};
+  const auto host = host_of(worker, 0);
+  place(ctx, task, host);
+  bind_extensions(ctx);
+  auto command = build_command(setup ? m_step.setup : m_step.teardown, ctx);
+  const std::string error =
+      command ? "" : fmt::format("the command could not be built: {}", command.error());
+  task.command = command ? *command : "";
+  task.spool = fmt::format("{}/{}-{}-{}-w{}.log", m_run.spool_dir, m_info.cleanup ? "c" : "s",
+                           m_info.index, setup ? "setup" : "teardown", worker);
+  proc::Spawn spawn = spawn_for(task.command, ctx, task.spool);
+  if (!error.empty()) spawn.command = "exit 127";  // reported as not started
+  m_run.observer.job_started(task);
+  m_task_process[worker] = m_run.procs.spawn(
+      std::move(spawn),
+      [this, worker](proc::Stream, std::string_view data) {
+        m_run.observer.job_output(m_tasks[worker], data);
+      },
+      [this, worker, error, host, setup](const proc::Exit& exit) {
+        JobResult r = classify(exit, error, false);
+        auto conclude = [this, worker, r, host, setup]() mutable {
+          if (host && !m_run.hosts.up(*host) && setup) {
+            r.infrastructure = true;
+            r.detail = m_run.hosts.lost(*host);
+            m_run.observer.job_finished(m_tasks[worker], r);
+            m_scheduler->setup_lost(worker);
+            return;
+          }
+          m_run.observer.job_finished(m_tasks[worker], r);
+          m_scheduler->worker_task_finished(worker, r.status == JobStatus::passed);
+        };
+        if (host && may_be_the_host(r) && !exit.stopped)
+          m_run.probe(*host, conclude);
+        else
+          conclude();
+      });
+}
+
+proc::Spawn StepRun::spawn_for(const std::string& command, const JobContext& ctx,
+                               const std::string& spool) const {
+  Vars vars = m_env;
+  add_under_step_env(m_step, ctx.host_env, vars);
+  if (!ctx.host.empty()) vars["CI_HOST"] = ctx.host;
+  if (extended(m_step))
+    for (const auto& ext : m_run.pipeline.extensions)
+      if (ext.env) add_under_step_env(m_step, ext.env(ctx), vars);
+  vars["CI_COMMAND_NUMBER"] = std::to_string(ctx.number);
+  vars["CI_JOB_NUMBER"] = std::to_string(ctx.job);
+  return make_spawn(command, vars, step_dir(m_run.pipeline, m_step), spool,
+                    limits_of(m_step.options));
+}
+
+// How a process ended, as a job result (before output checks).
+JobResult StepRun::classify(const proc::Exit& exit, const std::string& build_error,
+                            bool pipeline_timed_out) const {
+  JobResult r;
+  r.exit_code = exit.exit_code;
+  r.signal = exit.signal;
+  r.duration = exit.duration;
+  r.leftovers = exit.leftovers;
+  r.bytes = exit.bytes;
+  r.output_error = exit.spool_error;
+  if (!build_error.empty() || !exit.spawn_error.empty()) {
+    r.status = JobStatus::not_started;
+    r.detail =
+        build_error.empty() ? fmt::format("could not start: {}", exit.spawn_error) : build_error;
+  } else if (exit.timed_out) {
+    r.status = JobStatus::timed_out;
+    r.limit = m_step.options.timeout.value_or(Millis(0));
+  } else if (exit.idle_timed_out) {
+    r.status = JobStatus::idle_timeout;
+    r.limit = m_step.options.idle_timeout.value_or(Millis(0));
+  } else if (exit.stopped && pipeline_timed_out) {
+    r.status = JobStatus::timed_out;
+    r.limit = m_run.pipeline.timeout.value_or(Millis(0));
+    r.detail = "the pipeline's timeout expired";
+  } else if (exit.stopped) {
+    r.status = JobStatus::cancelled;
+  } else if (exit.signal != 0) {
+    r.status = JobStatus::signalled;
+  } else if (exit.exit_code != 0) {
+    r.status = JobStatus::failed;
+  }
+  return r;
+}
+
+void StepRun::start(std::size_t index, unsigned worker, unsigned attempt) {
+  Job& job = m_jobs[index];
+  JobContext ctx{worker,        job.info.job, static_cast<unsigned>(m_jobs.size()),
+                 job.plan.items, m_run.run_id, m_info.name,
+                 {},            {},           {}};
+  place(ctx, job.info, host_of(worker, index));
+  bind_extensions(ctx);
+  job.info.worker = worker;
+  job.info.attempt = attempt;
+  const std::string prefix = fmt::format("{}/{}-{}-{}-{}", m_run.spool_dir,
+                                         m_info.cleanup ? "c" : "s", m_info.index, job.info.job,
+                                         attempt);
+  job.info.spool = prefix + ".log";
+  job.stdout_path = m_keep_stdout ? prefix + ".out" : "";
+  auto command = build_command(m_step.commands[job.plan.command], ctx);
+  const std::string error =
+      command ? "" : fmt::format("the command could not be built: {}", command.error());
+  job.info.command = command ? *command : "";
+  proc::Spawn spawn = spawn_for(job.info.command, ctx, job.info.spool);
+  spawn.stdout_path = job.stdout_path;
+  if (!error.empty()) spawn.command = "exit 127";  // reported below as not started
+  m_run.observer.job_started(job.info);
+  job.process = m_run.procs.spawn(
+      std::move(spawn),
+      [this, index](proc::Stream, std::string_view data) {
+        m_run.observer.job_output(m_jobs[index].info, data);
+      },
+      [this, index, error](const proc::Exit& exit) {
+        after_job(index, [this, index, error, exit] { ended(index, exit, error); });
+      });
+  job.ctx = std::move(ctx);
+}
+
+// The extensions' after-job commands (e.g. stopping a command inside a container), run
+// before the job is reported and its worker goes on; then `then`.
+void StepRun::after_job(std::size_t index, std::function<void()> then) {
+  Job& job = m_jobs[index];
+  std::string command;
+  if (extended(m_step))
+    for (const auto& ext : m_run.pipeline.extensions)
+      if (ext.after_job)
+        if (auto c = ext.after_job(job.ctx)) command += (command.empty() ? "" : "; ") + *c;
+  if (command.empty()) return then();
+  const std::string spool = job.info.spool + ".after";
+  proc::Spawn spawn = spawn_for(command, job.ctx, spool);
+  spawn.timeout = k_after_job_timeout;
+  spawn.idle_timeout = Millis(0);
+  spawn.kill_grace = k_helper_grace;
+  m_run.procs.spawn(std::move(spawn), nullptr, [this, index, spool, then](const proc::Exit& exit) {
+    if (exit.exit_code != 0 || exit.signal != 0 || exit.timed_out || !exit.spawn_error.empty()) {
+      const std::string tail = util::tail_lines(spool, 5);
+      m_run.observer.note(fmt::format(
+          "{} #{}: could not stop what the job started outside pcr (inside a container){}{}",
+          m_info.name, m_jobs[index].info.job, exit.timed_out ? ": timed out" : "",
+          tail.empty() ? "" : ":\n" + tail));
+    }
+    then();
+  });
+}
+
+void StepRun::stop(std::size_t index, bool immediately) {
+  m_run.procs.stop(m_jobs[index].process, immediately);
+}
+
+// What a job took, for the next run's queue order: per item for for_each jobs.
+void StepRun::record_timing(const Job& job, const JobResult& r) {
+  if (r.status == JobStatus::cancelled || r.status == JobStatus::not_started) return;
+  const auto ms = static_cast<std::int64_t>(r.duration.count());
+  if (m_step.form == Form::for_each) {
+    if (job.plan.items.empty()) return;
+    const auto each = ms / static_cast<std::int64_t>(job.plan.items.size());
+    for (const auto& item : job.plan.items) m_run.timings.record(m_info.name, item, each);
+  } else {
+    m_run.timings.record(m_info.name, job.info.command, ms);
+  }
+}
+
+void StepRun::ended(std::size_t index, const proc::Exit& exit, const std::string& build_error) {
+  Job& job = m_jobs[index];
+  JobResult r = classify(exit, build_error, m_run.timed_out && !m_info.cleanup);
+  if (!r.output_error.empty()) {
+    // Said on the job, and the run fails for it at the end.
+    const std::string lost = "its output could not all be kept (" + r.output_error + ")";
+    r.detail = r.detail.empty() ? lost : r.detail + "; " + lost;
+    if (m_run.result.output_error.empty()) m_run.result.output_error = r.output_error;
+  }
+  if (r.status == JobStatus::passed && m_keep_stdout) {
+    auto lines = read_lines(job.stdout_path);
+    bool ok = true;
+    if (m_expect) {
+      ok = std::any_of(lines.begin(), lines.end(),
+                       [&](const std::string& l) { return m_expect->search(l); });
+      if (!ok) r.detail = fmt::format("no line of stdout matches /{}/", m_step.options.expect);
+    }
+    if (ok && m_step.options.check && !m_step.options.check(lines)) {
+      ok = false;
+      r.detail = "the output check rejected stdout";
+    }
+    if (!ok) r.status = JobStatus::unexpected_output;
+    if (ok && !m_step.options.capture.empty()) m_stdout_lines[index] = std::move(lines);
+  }
+  // A failure on a host: ask the host whether it still answers before blaming the job.
+  const auto host = host_of(job.info.worker, index);
+  if (host && may_be_the_host(r) && !exit.stopped) {
+    m_run.probe(*host, [this, index, r, host]() { conclude(index, r, host); });
+    return;
+  }
+  conclude(index, r, host);
+}
+
+void StepRun::conclude(std::size_t index, JobResult r, std::optional<std::size_t> host) {
+  Job& job = m_jobs[index];
+  const bool lost = std::exchange(job.lost, false);
+  if (host && !m_run.hosts.up(*host) &&
+      ((r.status != JobStatus::passed && r.status != JobStatus::cancelled) ||
+       (lost && r.status == JobStatus::cancelled))) {
+    r.infrastructure = true;
+    const std::string why = m_run.hosts.lost(*host);
+    const std::size_t up = m_run.hosts.up_count();
+    if (m_step.per_host) {
+      r.status = JobStatus::cancelled;
+      r.detail = why + ": no once-per-host job there";
+    } else if (up > 0 && (m_run.interrupt || m_run.timed_out)) {
+      r.status = JobStatus::cancelled;  // the run is stopping: nothing runs again
+      r.detail = why;
+    } else if (up > 0) {
+      r.will_retry = true;
+      r.detail = why + ": the job runs again on another host";
+      ++m_result.rerun;
+      m_run.observer.job_finished(job.info, r);
+      m_scheduler->requeue(index);
+      return;
+    } else {
+      r.detail = why + ", and no other host answers";
+    }
+  }
+  if (r.status != JobStatus::passed && r.status != JobStatus::cancelled && !r.infrastructure)
+    ++job.failures;
+  r.flaky = r.status == JobStatus::passed && job.failures > 0;
+  r.flaky_fails = r.flaky && m_run.options.fail_on_flaky;
+  const sched::Ended ended = r.status == JobStatus::passed && !r.flaky_fails
+                                 ? sched::Ended::passed
+                             : r.status == JobStatus::cancelled ? sched::Ended::cancelled
+                                                                : sched::Ended::failed;
+  record_timing(job, r);
+  r.will_retry = !r.flaky_fails && m_scheduler->will_retry(index, ended);
+  if (r.status == JobStatus::passed && !r.flaky_fails) ++m_result.passed;
+  if (r.flaky) ++m_result.flaky;
+  if (!r.will_retry && ended == sched::Ended::failed) ++m_result.failed;
+  if (ended == sched::Ended::cancelled) ++m_result.cancelled;
+  m_run.observer.job_finished(job.info, r);
+  m_scheduler->finished(index, ended);
+}
+
+}  // namespace pcr::pipeline
