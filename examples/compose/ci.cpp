@@ -1,10 +1,11 @@
 // The compose example (examples/compose/ci.yaml) in C++: four isolated clusters of an app
 // and its PostgreSQL, the test files split across them, everything torn down at the end.
 // Run it from examples/compose/: `ci` accepts the options of `pcr run`.
+#include <pcr/pcr.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
-#include <pcr/pcr.hpp>
 
 using namespace std::chrono_literals;
 

@@ -1,10 +1,11 @@
 // The basic example (examples/basic/ci.yaml) written against the C++ API: a serial step,
 // then three different commands side by side under a 3 s timeout, and a cleanup step.
 // Build it with find_package(pcr) and run it: `./ci` accepts the options of `pcr run`.
+#include <pcr/pcr.hpp>
+
 #include <fmt/format.h>
 
 #include <chrono>
-#include <pcr/pcr.hpp>
 
 using namespace std::chrono_literals;
 

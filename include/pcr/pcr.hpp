@@ -6,13 +6,13 @@
 
 #include <pcr/cli/app.hpp>
 #include <pcr/config/loader.hpp>
+#include <pcr/docker/compose.hpp>
+#include <pcr/docker/helpers.hpp>
+#include <pcr/docker/hosts.hpp>
 #include <pcr/pipeline/builder.hpp>
 #include <pcr/pipeline/engine.hpp>
 #include <pcr/pipeline/events.hpp>
 #include <pcr/pipeline/model.hpp>
-#include <pcr/docker/compose.hpp>
-#include <pcr/docker/helpers.hpp>
-#include <pcr/docker/hosts.hpp>
 #include <pcr/util/shell.hpp>
 
 namespace pcr {

@@ -1,12 +1,12 @@
 #pragma once
 
-// What the docker tests share. The cluster: `db` serves a page naming its own project, `web` can fetch
-// it; a named volume, so that volumes are checked too. `init: true` so containers stop
-// at once. With `container_name`, web is also `${PROJECT_NAME}_web` for `docker exec`.
-
-#include <string>
+// What the docker tests share. The cluster: `db` serves a page naming its own project, `web` can
+// fetch it; a named volume, so that volumes are checked too. `init: true` so containers stop at
+// once. With `container_name`, web is also `${PROJECT_NAME}_web` for `docker exec`.
 
 #include "../support/support.hpp"
+
+#include <string>
 
 namespace pcr::test {
 

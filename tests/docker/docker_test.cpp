@@ -1,16 +1,18 @@
 // Compose support against a real dockerd (started by the `docker.ready` fixture): isolated
 // clusters per worker, teardown on success, failure and interrupt, kill -9 + pcr clean.
+#include "../support/pcr_binary.hpp"
+#include "../support/plan_check.hpp"
+#include "cluster.hpp"
+#include <pcr/util/text.hpp>
+
 #include <gtest/gtest.h>
+
 #include <signal.h>
 
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <future>
-#include <pcr/util/text.hpp>
-
-#include "../support/pcr_binary.hpp"
-#include "cluster.hpp"
 
 using namespace pcr::test;
 
@@ -53,6 +55,46 @@ TEST(Compose, FourIsolatedClustersUpInParallelAndNothingLeft) {
   EXPECT_TRUE(
       pcr::util::split_lines(sh("ls '" + c.dir.file(".pcr/projects") + "' 2>/dev/null")).empty())
       << "records were not removed after teardown";
+}
+
+// `pcr check` shows the commands a run gives its jobs: `{exec}` through the wrapper with
+// its log, the teardown of each project the run hands out, on as many workers.
+TEST(Compose, CheckShowsWhatTheRunDoes) {
+  Cluster c;
+  c.dir.write("tests/a.sh", "true\n");
+  c.dir.write("tests/b.sh", "true\n");
+  c.dir.write("tests/c.sh", "true\n");
+  c.dir.write("ci.yaml", c.pipeline(std::string(k_up) + R"Y(  - name: tests
+    workers: 3
+    for_each: {glob: "tests/*.sh"}
+    run: "{exec web} echo {items} in {project}"
+)Y"));
+  EXPECT_EQ(check_matches_run(c.dir.path(), "ci.yaml"), "");
+  EXPECT_EQ(docker_leftovers(c.base), "");
+}
+
+// The shipped compose example (PostgreSQL clusters, the split suite, teardown) as its
+// README says, with `pcr check` showing what it runs; nothing of it left afterwards.
+TEST(Compose, ShippedExampleRunsAsPlannedAndLeavesNothing) {
+  const std::string dir = std::string(PCR_SOURCE_DIR) + "/examples/compose";
+  PcrOptions o;
+  o.timeout_s = 900;
+  EXPECT_EQ(check_matches_run(dir, "ci.yaml", 0, o), "");
+  EXPECT_EQ(docker_leftovers("shop-"), "");
+}
+
+// The five-cluster example: the integration suite alone on one worker while the unit
+// tests run in four groups on the other four, five clusters at once, all torn down.
+TEST(Compose, FiveClustersExampleRunsAsPlannedAndLeavesNothing) {
+  const std::string dir = std::string(PCR_SOURCE_DIR) + "/examples/compose";
+  PcrOptions o;
+  o.timeout_s = 900;
+  o.cwd = dir;
+  const auto check = run_pcr({"check", "five.yaml"}, o);
+  EXPECT_NE(check.out.find("tests — 5 jobs on 5 workers"), std::string::npos) << check.out;
+  EXPECT_NE(check.out.find("compose teardown — 5 jobs on 5 workers"), std::string::npos) << check.out;
+  EXPECT_EQ(check_matches_run(dir, "five.yaml", 0, o), "");
+  EXPECT_EQ(docker_leftovers("shop5-"), "");
 }
 
 TEST(Compose, AFailureInOneClusterFailsTheRunAndEverythingGoes) {

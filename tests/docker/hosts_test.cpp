@@ -1,16 +1,17 @@
 // `hosts:` against two real Docker engines on this machine: the suite's dockerd (the
 // `docker.ready` fixture) and a second one with its own socket, data root, exec root,
 // pid file and address pool (tests/docker/second_docker.sh, the `docker.second` fixture).
-#include <fmt/format.h>
-#include <gtest/gtest.h>
-#include <signal.h>
-
-#include <nlohmann/json.hpp>
-#include <pcr/util/text.hpp>
-#include <tuple>
-
 #include "../support/pcr_binary.hpp"
 #include "cluster.hpp"
+#include <pcr/util/text.hpp>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <signal.h>
+
+#include <tuple>
 
 using namespace pcr::test;
 

@@ -1,7 +1,7 @@
 // The rest of the command line: check, --dry-run, --version, --help, the terminal.
-#include <gtest/gtest.h>
-
 #include "../support/pcr_binary.hpp"
+
+#include <gtest/gtest.h>
 
 using namespace pcr::test;
 

@@ -1,16 +1,17 @@
 // Output under faults a real CI meets: a reader that stops reading, a full stdout, a full
 // disk under --log-dir, the reports and the spool. Real processes, a real tmpfs.
-#include <fcntl.h>
+#include "../support/pcr_binary.hpp"
+
 #include <gtest/gtest.h>
+
+#include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 
-#include <filesystem>
 #include <cstring>
+#include <filesystem>
 #include <regex>
 #include <thread>
-
-#include "../support/pcr_binary.hpp"
 
 using namespace pcr::test;
 

@@ -1,10 +1,10 @@
 // Hostile and generated pipeline files: every one is a clear load error at file:line:column
 // (exit 2, nothing runs) or a plan, never a crash; in bounded time and memory.
+#include "../support/pcr_binary.hpp"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
-
-#include "../support/pcr_binary.hpp"
 
 using namespace pcr::test;
 

@@ -1,8 +1,9 @@
 // Interrupts end to end: a real signal to the real binary, cleanup observed on disk.
-#include <gtest/gtest.h>
-#include <signal.h>
-
 #include "../support/pcr_binary.hpp"
+
+#include <gtest/gtest.h>
+
+#include <signal.h>
 
 using namespace pcr::test;
 

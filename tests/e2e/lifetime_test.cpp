@@ -1,13 +1,14 @@
 // Nothing outlives pcr, even kill -9: of the `pcr` the user started (the engine carries
 // on alone and cleans up), of the engine (the supervisor ends what it started), of both
 // (`pcr clean` and the next run's warning). Real processes, real signals.
+#include "../support/pcr_binary.hpp"
+
 #include <gtest/gtest.h>
+
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
-#include <sys/stat.h>
-
-#include "../support/pcr_binary.hpp"
 
 using namespace pcr::test;
 

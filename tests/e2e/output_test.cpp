@@ -3,11 +3,11 @@
 // OSC title, a bell); invalid UTF-8. The secret and the raw escapes must appear nowhere:
 // console in every mode, run.log, per-job logs and their file names, JUnit, JSON, HTML,
 // the timings store, the plan.
+#include "../support/pcr_binary.hpp"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
-
-#include "../support/pcr_binary.hpp"
 
 using namespace pcr::test;
 

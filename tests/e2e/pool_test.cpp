@@ -1,13 +1,13 @@
 // Worker pools end to end: the dynamic queue, recorded timings, groups, set-up and
 // tear-down, pcr split, pcr run --shard and pcr timings merge.
+#include "../support/pcr_binary.hpp"
+#include <pcr/sched/timings.hpp>
+#include <pcr/util/text.hpp>
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <pcr/sched/timings.hpp>
-#include <pcr/util/text.hpp>
 #include <set>
-
-#include "../support/pcr_binary.hpp"
 
 using namespace pcr::test;
 

@@ -1,13 +1,13 @@
 // Reports end to end: every report from one run with passing, failing, timed-out,
 // flaky, skipped and cleanup jobs, hostile output and a secret.
-#include <gtest/gtest.h>
-#include <signal.h>
-#include <sys/stat.h>
-
-#include <nlohmann/json.hpp>
+#include "../support/pcr_binary.hpp"
 #include <pcr/util/text.hpp>
 
-#include "../support/pcr_binary.hpp"
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <signal.h>
+#include <sys/stat.h>
 
 using namespace pcr::test;
 

@@ -1,10 +1,10 @@
 // `pcr run` end to end: the real binary, real shells, real signals.
+#include "../support/pcr_binary.hpp"
+#include <pcr/util/text.hpp>
+
 #include <gtest/gtest.h>
 
-#include <pcr/util/text.hpp>
 #include <regex>
-
-#include "../support/pcr_binary.hpp"
 
 using namespace pcr::test;
 

@@ -1,10 +1,10 @@
 // libFuzzer target: bytes → the pipeline loader. A LoadError is the expected answer to bad
 // input; anything else escaping, a crash, a sanitizer finding or a hang is a bug.
+#include <pcr/config/loader.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
-
-#include <pcr/config/loader.hpp>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);

@@ -1,13 +1,13 @@
 // libFuzzer target: the secret masker. Input: secrets, then the text, then how to cut it.
 // Streaming the text in any pieces must give exactly what masking it whole gives.
+#include <pcr/util/assert.hpp>
+#include <pcr/util/mask.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <pcr/util/assert.hpp>
-#include <pcr/util/mask.hpp>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   // Layout: secrets separated by '\n' up to a "\n\n", then the text; the text's own bytes

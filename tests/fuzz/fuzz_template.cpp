@@ -1,12 +1,12 @@
 // libFuzzer target: the placeholder parser and expander. The first byte picks the job's
 // context; the rest is the command text.
+#include <pcr/pipeline/template.hpp>
+#include <pcr/util/assert.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
-
-#include <pcr/pipeline/template.hpp>
-#include <pcr/util/assert.hpp>
 
 using namespace pcr::pipeline;
 

@@ -1,21 +1,22 @@
 // The engine's hosts with real shell jobs and no docker: a "host" here is a folder, its
 // env names it, and the probe asks whether the folder exists. Removing the folder is a
 // host that stops answering. (tests/docker does the same with two real dockerd.)
+#include "../support/support.hpp"
+#include <pcr/pipeline/builder.hpp>
+#include <pcr/pipeline/engine.hpp>
+#include <pcr/util/text.hpp>
+
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+
 #include <signal.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <iterator>
 #include <map>
-#include <pcr/pipeline/builder.hpp>
-#include <pcr/pipeline/engine.hpp>
-#include <pcr/util/text.hpp>
 #include <sstream>
 #include <thread>
-
-#include "../support/support.hpp"
 
 using namespace pcr;
 using namespace pcr::pipeline;

@@ -1,10 +1,10 @@
-#include <gtest/gtest.h>
-#include <signal.h>
-#include <sys/stat.h>
-
+#include "../support/support.hpp"
 #include <pcr/proc/process.hpp>
 
-#include "../support/support.hpp"
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/stat.h>
 
 using namespace pcr;
 using namespace pcr::proc;

@@ -2,6 +2,10 @@
 
 // Runs the real `pcr` binary as a user would, capturing its output.
 
+#include "support.hpp"
+
+#include <gtest/gtest.h>
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -11,8 +15,6 @@
 #include <functional>
 #include <string>
 #include <vector>
-
-#include "support.hpp"
 
 #ifndef PCR_BINARY
 #error "PCR_BINARY must name the pcr executable"

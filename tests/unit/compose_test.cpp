@@ -1,18 +1,19 @@
-#include <gtest/gtest.h>
-#include <unistd.h>
-
+#include "../support/support.hpp"
 #include <pcr/config/loader.hpp>
 #include <pcr/docker/compose.hpp>
 #include <pcr/pipeline/engine.hpp>
 
-#include "../support/support.hpp"
+#include <gtest/gtest.h>
+
+#include <unistd.h>
 
 using namespace pcr;
 using namespace pcr::docker;
 
 TEST(Compose, CommandShapesOfBothVersions) {
   EXPECT_EQ(compose_argv(ComposeVersion::v2, {"/a/dc.yml", "/a/dc.ci.yml"}, "shop-r1-2"),
-            (std::vector<std::string>{"docker", "compose", "-f", "/a/dc.yml", "-f", "/a/dc.ci.yml", "-p", "shop-r1-2"}));
+            (std::vector<std::string>{"docker", "compose", "-f", "/a/dc.yml", "-f", "/a/dc.ci.yml",
+                                      "-p", "shop-r1-2"}));
   EXPECT_EQ(compose_argv(ComposeVersion::v1, {"/a/dc.yml"}, "p"),
             (std::vector<std::string>{"docker-compose", "-f", "/a/dc.yml", "-p", "p"}));
 }
@@ -47,7 +48,8 @@ TEST(Compose, LoaderGivesEnvironmentAndPlaceholders) {
   test::TempDir d;
   d.write("dc.yml", "services: {}\n");
   d.write("ci.yaml",
-          "name: shop\ncompose:\n  file: dc.yml\n  env: {IMAGE: shop:ci}\nsteps:\n  - parallel: 2\n    run: "
+          "name: shop\ncompose:\n  file: dc.yml\n  env: {IMAGE: shop:ci}\nsteps:\n  - parallel: "
+          "2\n    run: "
           "\"{exec web} rspec && echo {project} && {compose} ps\"\n");
   auto p = config::load_file(d.file("ci.yaml"));
   ASSERT_EQ(p.extensions.size(), 1u);
@@ -59,20 +61,25 @@ TEST(Compose, LoaderGivesEnvironmentAndPlaceholders) {
   EXPECT_EQ(vars["COMPOSE_FILE"], d.file("dc.yml"));
   EXPECT_EQ(vars["IMAGE"], "shop:ci");
   EXPECT_TRUE(test::exists(d.file(".pcr/projects/shop-run9-2.json")));  // recorded before use
-  ctx.resolve = [&](const std::string& n, const std::string& a) { return p.extensions[0].placeholder(n, a, ctx); };
+  ctx.resolve = [&](const std::string& n, const std::string& a) {
+    return p.extensions[0].placeholder(n, a, ctx);
+  };
   std::string cmd = p.steps[0].commands[0](ctx);
   // {exec web}: the wrapper that stops the process inside the container too.
   EXPECT_NE(cmd.find(d.file(".pcr/exec.sh") + " 'docker"), std::string::npos) << cmd;
   EXPECT_NE(cmd.find(" -p shop-run9-2' web " + d.file(".pcr/exec/shop-run9-2.log") + " rspec"),
-            std::string::npos) << cmd;
+            std::string::npos)
+      << cmd;
   // Nothing started in a container yet: nothing to stop after the job.
   EXPECT_FALSE(p.extensions[0].after_job(ctx));
-  test::TempDir::write_file(d.file(".pcr/exec/shop-run9-2.log"),
-                            "start /tmp/.pcr-exec-1-2 web\nstart /tmp/.pcr-exec-3-4 db\nend /tmp/.pcr-exec-1-2\n");
+  test::TempDir::write_file(
+      d.file(".pcr/exec/shop-run9-2.log"),
+      "start /tmp/.pcr-exec-1-2 web\nstart /tmp/.pcr-exec-3-4 db\nend /tmp/.pcr-exec-1-2\n");
   auto stop = p.extensions[0].after_job(ctx);
   ASSERT_TRUE(stop);
   EXPECT_NE(stop->find(d.file(".pcr/exec-stop.sh") + " 'docker"), std::string::npos) << *stop;
-  EXPECT_NE(stop->find("-p shop-run9-2' " + d.file(".pcr/exec/shop-run9-2.log")), std::string::npos) << *stop;
+  EXPECT_NE(stop->find("-p shop-run9-2' " + d.file(".pcr/exec/shop-run9-2.log")), std::string::npos)
+      << *stop;
   test::TempDir::write_file(d.file(".pcr/exec/shop-run9-2.log"), "start /tmp/a web\nend /tmp/a\n");
   EXPECT_FALSE(p.extensions[0].after_job(ctx)) << "every command ended by itself";
   EXPECT_TRUE(test::exists(d.file(".pcr/exec.sh")));
@@ -113,31 +120,40 @@ TEST(ComposeLint, FixedNamesPortsAndRemoteBindMounts) {
 )");
   auto local = docker::lint_compose({d.file("dc.yml")}, "");
   ASSERT_EQ(local.size(), 4u) << ::testing::PrintToString(local);
-  EXPECT_NE(local[0].find(d.file("dc.yml") + ":3:21: warning: service web: container_name 'web_fixed' is fixed"),
-            std::string::npos) << local[0];
+  EXPECT_NE(local[0].find(d.file("dc.yml") +
+                          ":3:21: warning: service web: container_name 'web_fixed' is fixed"),
+            std::string::npos)
+      << local[0];
   EXPECT_NE(local[1].find("host port 8080"), std::string::npos);
   EXPECT_NE(local[2].find("host port 9090"), std::string::npos);
   EXPECT_NE(local[3].find("service db: host port 5432"), std::string::npos);
   auto remote = docker::lint_compose({d.file("dc.yml")}, "ssh://ci@box2");
   ASSERT_EQ(remote.size(), 6u) << ::testing::PrintToString(remote);
   auto any = [&](const std::string& text) {
-    return std::any_of(remote.begin(), remote.end(), [&](const std::string& w) { return w.find(text) != std::string::npos; });
+    return std::any_of(remote.begin(), remote.end(),
+                       [&](const std::string& w) { return w.find(text) != std::string::npos; });
   };
   EXPECT_TRUE(any("bind mount of ./src will not exist on the remote docker host ssh://ci@box2"));
   EXPECT_TRUE(any("the build context is sent from here"));
   EXPECT_FALSE(any("data"));  // a named volume is fine anywhere
   // Several hosts: the isolation warnings once; the remote ones for each remote host, by name.
-  auto hosts = docker::lint_compose({d.file("dc.yml")}, std::vector<docker::LintHost>{{"here", "unix:///var/run/docker.sock"},
-                                                                                      {"box2", "ssh://ci@box2"},
-                                                                                      {"box3", "tcp://10.0.0.3:2376"},
-                                                                                      {"loop", "tcp://127.0.0.1:2375"}});
+  auto hosts = docker::lint_compose(
+      {d.file("dc.yml")}, std::vector<docker::LintHost>{{"here", "unix:///var/run/docker.sock"},
+                                                        {"box2", "ssh://ci@box2"},
+                                                        {"box3", "tcp://10.0.0.3:2376"},
+                                                        {"loop", "tcp://127.0.0.1:2375"}});
   ASSERT_EQ(hosts.size(), 8u) << ::testing::PrintToString(hosts);
   auto count = [&](const std::string& text) {
-    return std::count_if(hosts.begin(), hosts.end(), [&](const std::string& w) { return w.find(text) != std::string::npos; });
+    return std::count_if(hosts.begin(), hosts.end(),
+                         [&](const std::string& w) { return w.find(text) != std::string::npos; });
   };
   EXPECT_EQ(count("container_name 'web_fixed'"), 1);
-  EXPECT_EQ(count("bind mount of ./src will not exist on the remote docker host box2 (ssh://ci@box2)"), 1);
-  EXPECT_EQ(count("bind mount of ./src will not exist on the remote docker host box3 (tcp://10.0.0.3:2376)"), 1);
+  EXPECT_EQ(
+      count("bind mount of ./src will not exist on the remote docker host box2 (ssh://ci@box2)"),
+      1);
+  EXPECT_EQ(count("bind mount of ./src will not exist on the remote docker host box3 "
+                  "(tcp://10.0.0.3:2376)"),
+            1);
   EXPECT_EQ(count("loop"), 0) << "the loopback is this machine";
   EXPECT_TRUE(docker::is_remote("ssh://ci@box2"));
   EXPECT_TRUE(docker::is_remote("tcp://box2:2375"));
@@ -145,7 +161,8 @@ TEST(ComposeLint, FixedNamesPortsAndRemoteBindMounts) {
   EXPECT_FALSE(docker::is_remote("ssh://me@127.0.0.1"));
   EXPECT_FALSE(docker::is_remote("unix:///var/run/docker.sock"));
   d.write("bad.yml", "services: [\n");
-  EXPECT_NE(docker::lint_compose({d.file("bad.yml")}, "")[0].find("cannot read the compose file"), std::string::npos);
+  EXPECT_NE(docker::lint_compose({d.file("bad.yml")}, "")[0].find("cannot read the compose file"),
+            std::string::npos);
 }
 
 #include <pcr/docker/helpers.hpp>

@@ -1,7 +1,7 @@
-#include <gtest/gtest.h>
-
 #include <pcr/report/junit.hpp>
 #include <pcr/util/escape.hpp>
+
+#include <gtest/gtest.h>
 
 using namespace pcr;
 using namespace pcr::util;

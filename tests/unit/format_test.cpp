@@ -1,8 +1,9 @@
-#include <gtest/gtest.h>
-#include <signal.h>
-
 #include <pcr/report/format.hpp>
 #include <pcr/util/text.hpp>
+
+#include <gtest/gtest.h>
+
+#include <signal.h>
 
 using namespace pcr;
 using namespace pcr::report;

@@ -1,9 +1,8 @@
-#include <gtest/gtest.h>
-
+#include "../support/support.hpp"
 #include <pcr/config/loader.hpp>
 #include <pcr/pipeline/engine.hpp>
 
-#include "../support/support.hpp"
+#include <gtest/gtest.h>
 
 using namespace pcr;
 using pcr::config::Diagnostic;

@@ -1,7 +1,8 @@
+#include <pcr/sched/scheduler.hpp>
+
 #include <gtest/gtest.h>
 
 #include <map>
-#include <pcr/sched/scheduler.hpp>
 
 using namespace pcr::sched;
 

@@ -1,13 +1,14 @@
+#include "../support/support.hpp"
+#include <pcr/cli/split.hpp>
+#include <pcr/sched/timings.hpp>
+
 #include <gtest/gtest.h>
+
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <pcr/cli/split.hpp>
-#include <pcr/sched/timings.hpp>
 #include <set>
-
-#include "../support/support.hpp"
 
 using namespace pcr;
 using namespace pcr::sched;

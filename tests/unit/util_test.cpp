@@ -1,11 +1,13 @@
-#include <gtest/gtest.h>
-#include <stdio.h>
-
 #include <pcr/util/duration.hpp>
 #include <pcr/util/glob.hpp>
 #include <pcr/util/regex.hpp>
 #include <pcr/util/shell.hpp>
 #include <pcr/util/text.hpp>
+
+#include <gtest/gtest.h>
+
+#include <stdio.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -50,9 +52,10 @@ TEST(ShellQuote, SafeWordsUnchanged) {
 
 // The escaper's real test: /bin/sh must read every word back byte for byte.
 TEST(ShellQuote, RoundTripsThroughRealShell) {
-  const std::vector<std::string> words = {"plain", "with space", "it's", "$HOME", "a;b", "*", "back\\slash",
-                                          "\"dq\"", "`tick`", "$(x)", "tab\there", "new\nline", "-n", "~",
-                                          "!bang", "{a,b}", "''", "\x01\x7f", "ünï"};
+  const std::vector<std::string> words = {"plain",     "with space",  "it's",     "$HOME",  "a;b",
+                                          "*",         "back\\slash", "\"dq\"",   "`tick`", "$(x)",
+                                          "tab\there", "new\nline",   "-n",       "~",      "!bang",
+                                          "{a,b}",     "''",          "\x01\x7f", "ünï"};
   std::string cmd = "printf '%s\\0' " + shell_join(words);
   FILE* f = ::popen(cmd.c_str(), "r");
   ASSERT_NE(f, nullptr);
@@ -102,14 +105,16 @@ TEST(Glob, SortedRecursiveAndSegmentwise) {
   namespace fs = std::filesystem;
   fs::path dir = fs::temp_directory_path() / ("pcr-glob-" + std::to_string(::getpid()));
   fs::remove_all(dir);
-  for (const char* f : {"spec/b_spec.rb", "spec/a_spec.rb", "spec/deep/er/c_spec.rb", "spec/helper.rb",
-                        "spec/.hidden_spec.rb", "top_spec.rb"}) {
+  for (const char* f : {"spec/b_spec.rb", "spec/a_spec.rb", "spec/deep/er/c_spec.rb",
+                        "spec/helper.rb", "spec/.hidden_spec.rb", "top_spec.rb"}) {
     fs::create_directories((dir / f).parent_path());
     std::ofstream(dir / f) << "x";
   }
-  EXPECT_EQ(*glob(dir.string(), "spec/*_spec.rb"), (std::vector<std::string>{"spec/a_spec.rb", "spec/b_spec.rb"}));
-  EXPECT_EQ(*glob(dir.string(), "spec/**/*_spec.rb"),
-            (std::vector<std::string>{"spec/a_spec.rb", "spec/b_spec.rb", "spec/deep/er/c_spec.rb"}));
+  EXPECT_EQ(*glob(dir.string(), "spec/*_spec.rb"),
+            (std::vector<std::string>{"spec/a_spec.rb", "spec/b_spec.rb"}));
+  EXPECT_EQ(
+      *glob(dir.string(), "spec/**/*_spec.rb"),
+      (std::vector<std::string>{"spec/a_spec.rb", "spec/b_spec.rb", "spec/deep/er/c_spec.rb"}));
   EXPECT_EQ(glob(dir.string(), "**/*_spec.rb")->size(), 4u);
   EXPECT_EQ(*glob(dir.string(), "**/**/*_spec.rb"), *glob(dir.string(), "**/*_spec.rb"));
   EXPECT_TRUE(glob(dir.string(), "nothing/*.rb")->empty());
@@ -123,7 +128,7 @@ TEST(Glob, DoubleStarDoesNotFollowSymlinkedDirectories) {
   fs::create_directories(dir / "a" / "b");
   std::ofstream(dir / "a" / "b" / "t.rb") << "x";
   fs::create_directory_symlink("..", dir / "a" / "b" / "loop");  // a cycle
-  fs::create_directory_symlink(dir / "a", dir / "link");          // another way in
+  fs::create_directory_symlink(dir / "a", dir / "link");         // another way in
   fs::create_symlink(dir / "a" / "b" / "t.rb", dir / "a" / "file-link.rb");
   // Listed once, by its real path; a symlink to a file is a file.
   EXPECT_EQ(*glob(dir.string(), "**/*.rb"),
@@ -188,7 +193,9 @@ TEST(Visible, ControlCharactersAreShownNotObeyed) {
   EXPECT_EQ(visible(std::string("nul\0here", 8)), "nul\\0here");
   EXPECT_EQ(visible("two\nlines\t"), "two\\nlines\\t");
   EXPECT_EQ(visible("two\nlines", true), "two\nlines");
-  EXPECT_EQ(visible("\xc2\x9b" "2J"), "\\u009b2J");  // C1 CSI
+  EXPECT_EQ(visible("\xc2\x9b"
+                    "2J"),
+            "\\u009b2J");  // C1 CSI
   EXPECT_EQ(visible("bad\xff\xc3"), "bad\\xff\\xc3");
 }
 

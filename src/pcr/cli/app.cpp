@@ -1,13 +1,3 @@
-#include <fcntl.h>
-#include <fmt/format.h>
-#include <unistd.h>
-
-#include <CLI/CLI.hpp>
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
-#include <iostream>
-#include <memory>
 #include <pcr/cli/app.hpp>
 #include <pcr/cli/split.hpp>
 #include <pcr/config/loader.hpp>
@@ -24,12 +14,23 @@
 #include <pcr/util/duration.hpp>
 #include <pcr/util/io.hpp>
 #include <pcr/util/text.hpp>
-#include <tuple>
-#include <optional>
-#include <functional>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
+
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <tuple>
 
 #ifndef PCR_VERSION
 #define PCR_VERSION "0.0.0"
@@ -193,13 +194,21 @@ std::vector<std::string> secret_values(const pipeline::Pipeline& p) {
   return secrets;
 }
 
-int print_plan(const pipeline::Pipeline& p, pipeline::RunOptions ro, bool no_color) {
+int print_plan(const pipeline::Pipeline& p, pipeline::RunOptions ro, bool no_color,
+               bool json = false) {
   report::Style style;
   style.color = report::detect_console(1, no_color).color;
   ro.secrets = secret_values(p);
   // A secret can reach the plan through an item or a command: masked like everything else.
   const util::Masker mask(ro.secrets);
-  std::cout << mask.mask(report::plan_text(p, pipeline::plan(p, ro), style)) << std::flush;
+  const auto steps = pipeline::plan(p, ro);
+  std::cout << (json ? report::plan_json(p, steps, mask)
+                     : mask.mask(report::plan_text(p, steps, style)))
+            << std::flush;
+  if (!std::cout) {
+    std::cerr << "pcr: error: could not write the plan to standard output\n";
+    return k_exit_internal;
+  }
   return 0;
 }
 
@@ -470,6 +479,8 @@ int main(int argc, char** argv) {
   check->add_option("--timings", check_timings, "Recorded job durations to plan with");
   std::string check_shard;
   check->add_option("--shard", check_shard, "Plan shard I/N (or auto) of every for_each step, as `pcr run --shard`");
+  bool check_json = false;
+  check->add_flag("--json", check_json, "Print the plan as JSON (steps, workers, each job's command)");
 
   std::string clean_file = "ci.yaml";
   auto* clean = app.add_subcommand("clean",
@@ -548,11 +559,12 @@ int main(int argc, char** argv) {
       pipeline::RunOptions ro;
       ro.timings = check_timings;
       if (!apply_shard(check_shard, ro)) return k_exit_usage;
-      auto p = config::load_file(check_file);
-      int code = print_plan(p, ro, false);
+      auto p = config::load_file(check_file, config::docker_machine());
+      int code = print_plan(p, ro, false, check_json);
       for (const auto& ext : p.extensions)
         if (ext.check)
-          for (const auto& warning : ext.check()) std::cout << util::visible(warning) << "\n";
+          for (const auto& warning : ext.check())
+            (check_json ? std::cerr : std::cout) << util::visible(warning) << "\n";
       return code;
     }
     if (*clean) {
@@ -561,7 +573,7 @@ int main(int argc, char** argv) {
       // The pipeline, when it loads, gives each leftover job its step's kill_grace.
       std::optional<pipeline::Pipeline> pipeline;
       try {
-        pipeline = config::load_file(clean_file);
+        pipeline = config::load_file(clean_file, config::docker_machine());
       } catch (const config::LoadError&) {  // gone or changed: the default grace then
       }
       // Runs whose two pcr processes are both gone: their jobs (by CI_RUN_ID), their spool.
@@ -629,7 +641,7 @@ int main(int argc, char** argv) {
         std::cout << item << "\n";
       return 0;
     }
-    auto p = config::load_file(run_file);
+    auto p = config::load_file(run_file, config::docker_machine());
     return execute(p, run_flags);
   });
 }

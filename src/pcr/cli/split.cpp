@@ -1,7 +1,8 @@
+#include <pcr/cli/split.hpp>
+
 #include <fmt/format.h>
 
 #include <cstdlib>
-#include <pcr/cli/split.hpp>
 
 namespace pcr::cli {
 

@@ -1,10 +1,10 @@
 #pragma once
 
+#include <pcr/sched/timings.hpp>
+
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <pcr/sched/timings.hpp>
 
 namespace pcr::cli {
 

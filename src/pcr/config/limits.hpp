@@ -1,8 +1,8 @@
 #pragma once
 
-#include <cstddef>
-
 #include <pcr/pipeline/model.hpp>
+
+#include <cstddef>
 
 // What a pipeline file may hold. Each limit is far above any real pipeline and low enough
 // that a hostile or broken file costs bounded time and memory; going past one is a load

@@ -1,8 +1,3 @@
-#include <fmt/format.h>
-#include <yaml-cpp/depthguard.h>
-#include <yaml-cpp/yaml.h>
-
-#include <filesystem>
 #include <pcr/config/limits.hpp>
 #include <pcr/config/loader.hpp>
 #include <pcr/docker/compose.hpp>
@@ -11,6 +6,12 @@
 #include <pcr/util/io.hpp>
 #include <pcr/util/regex.hpp>
 #include <pcr/util/text.hpp>
+
+#include <fmt/format.h>
+#include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
 #include <set>
 
 namespace pcr::config {
@@ -58,7 +59,7 @@ const std::vector<std::string> k_form_keys = {"name",     "run",   "parallel", "
 
 class Loader {
  public:
-  explicit Loader(std::string file) : m_file(std::move(file)) {}
+  Loader(std::string file, const Machine& machine) : m_file(std::move(file)), m_machine(machine) {}
 
   Pipeline load(const std::string& text) {
     if (text.size() > limits::file_bytes)
@@ -121,7 +122,10 @@ class Loader {
       for (const auto& s : sequence(c, "cleanup")) p.cleanup.push_back(step(s, defaults, true));
     if (!m_errors.empty()) throw LoadError(m_errors);
     if (!hosts.empty()) docker::use_hosts(p, std::move(hosts));
-    if (compose) docker::install(p, *compose);
+    if (compose) {
+      if (m_machine.compose_version) compose->version = m_machine.compose_version();
+      docker::install(p, *compose);
+    }
     return p;
   }
 
@@ -202,11 +206,16 @@ class Loader {
                           shown(value)));
       } else {
         std::string context = scalar(h["context"], "context");
-        std::string why;
-        if (auto endpoint = docker::context_endpoint(context, why))
-          value = *endpoint;
-        else if (!context.empty())
-          error(h["context"], fmt::format("context '{}': {}", context, why));
+        if (!context.empty()) {
+          auto endpoint = m_machine.context_endpoint
+                              ? m_machine.context_endpoint(context)
+                              : util::Expected<std::string>::failure(
+                                    "docker contexts cannot be resolved here");
+          if (endpoint)
+            value = *endpoint;
+          else
+            error(h["context"], fmt::format("context '{}': {}", context, endpoint.error()));
+        }
       }
       hosts.push_back(docker::docker_host(name, value, workers));
     }
@@ -670,6 +679,7 @@ class Loader {
   }
 
   std::string m_file;
+  const Machine& m_machine;
   std::error_code m_ec;
   std::vector<std::string> m_placeholders;  // extra placeholder names (compose)
   std::vector<Diagnostic> m_errors;
@@ -679,21 +689,32 @@ class Loader {
 
 }  // namespace
 
-Pipeline load_string(const std::string& text, const std::string& path) {
-  Pipeline p = Loader(path).load(text);
+Machine docker_machine() {
+  Machine m;
+  m.context_endpoint = [](const std::string& name) -> util::Expected<std::string> {
+    std::string why;
+    if (auto endpoint = docker::context_endpoint(name, why)) return *endpoint;
+    return util::Expected<std::string>::failure(why);
+  };
+  m.compose_version = [] { return docker::detect_compose_version(); };
+  return m;
+}
+
+Pipeline load_string(const std::string& text, const std::string& path, const Machine& machine) {
+  Pipeline p = Loader(path, machine).load(text);
   std::error_code ec;
   fs::path dir = fs::absolute(fs::path(path), ec).parent_path();
   p.base_dir = dir.string();
   return p;
 }
 
-Pipeline load_file(const std::string& path) {
+Pipeline load_file(const std::string& path, const Machine& machine) {
   auto text = util::read_file(path);
   if (!text) {
     throw LoadError(
         {{path, 1, 1, fmt::format("cannot read the pipeline file: {}", std::strerror(errno))}});
   }
-  return load_string(*text, path);
+  return load_string(*text, path, machine);
 }
 
 }  // namespace pcr::config

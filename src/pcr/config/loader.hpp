@@ -1,10 +1,13 @@
 #pragma once
 
+#include <pcr/docker/compose.hpp>
+#include <pcr/pipeline/model.hpp>
+#include <pcr/util/expected.hpp>
+
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <pcr/pipeline/model.hpp>
 
 namespace pcr::config {
 
@@ -27,11 +30,25 @@ class LoadError : public std::runtime_error {
   std::vector<Diagnostic> m_diagnostics;
 };
 
+// What loading asks of the machine, given by the front end: the loader itself starts no
+// process and reads no file but the pipeline file. The CLI gives `docker_machine()`.
+struct Machine {
+  // The DOCKER_HOST value of docker context `name`, or why there is none. Unset: a
+  // `context:` host is a load error ("contexts cannot be resolved here").
+  std::function<util::Expected<std::string>(const std::string& name)> context_endpoint;
+  // Compose v2 or v1, asked once when the file has `compose:`. Unset: v1.
+  std::function<docker::ComposeVersion()> compose_version;
+};
+
+// The machine as the docker CLI sees it: `docker context inspect`, `docker compose version`.
+Machine docker_machine();
+
 // Read the pipeline file at `path` (docs/pipeline.md). Jobs run in, and globs resolve from, the
 // folder that holds it. Throws LoadError naming file, line and column of each problem.
-pipeline::Pipeline load_file(const std::string& path);
+pipeline::Pipeline load_file(const std::string& path, const Machine& machine = {});
 
 // The same from `text`, as if read from `path` (for tests and stdin).
-pipeline::Pipeline load_string(const std::string& text, const std::string& path);
+pipeline::Pipeline load_string(const std::string& text, const std::string& path,
+                               const Machine& machine = {});
 
 }  // namespace pcr::config

@@ -1,24 +1,30 @@
-#include <fmt/format.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
-#include <map>
-#include <mutex>
-#include <nlohmann/json.hpp>
 #include <pcr/docker/compose.hpp>
 #include <pcr/docker/hosts.hpp>
 #include <pcr/docker/lint.hpp>
 #include <pcr/pipeline/template.hpp>
 #include <pcr/proc/capture.hpp>
 #include <pcr/proc/supervise.hpp>
+#include <pcr/util/expected.hpp>
 #include <pcr/util/io.hpp>
 #include <pcr/util/shell.hpp>
 #include <pcr/util/text.hpp>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
 #include <set>
+#include <stdexcept>
 
 namespace pcr::docker {
 
@@ -29,6 +35,8 @@ namespace {
 
 // Takes a project down, retrying once when a network still has active endpoints (a
 // container of another project was still detaching), and removes its record when done.
+std::string planned_project(const std::string& base, unsigned n);
+
 constexpr const char* k_down_script = R"SH(#!/bin/sh
 # Written by pcr. usage: down.sh 'COMPOSE COMMAND' RECORD
 for try in 1 2; do
@@ -42,31 +50,53 @@ exit 1
 )SH";
 
 // Write `text` to `path` with `perms` through a temporary file renamed over it, so that a
-// reader never sees half of it.
-void replace_file(const std::string& path, const std::string& text, fs::perms perms) {
+// reader never sees half of it. Returns `path`, or why it could not be written.
+util::Expected<std::string> replace_file(const std::string& path, const std::string& text,
+                                         fs::perms perms) {
+  using Result = util::Expected<std::string>;
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   std::error_code ec;
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  fs::create_directories(fs::path(path).parent_path(), ec);
   {
-    std::ofstream out(tmp);
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     out << text;
+    out.flush();
+    if (!out) {
+      const int err = errno;
+      fs::remove(tmp, ec);  // a partial temporary file is of no use to anyone
+      return Result::failure(fmt::format("cannot write {}: {}", tmp, std::strerror(err)));
+    }
   }
   fs::permissions(tmp, perms, ec);
-  fs::rename(tmp, path, ec);
-}
-
-// Write `text` as the executable `name` in `dir` (atomically) and return its path.
-std::string write_script(const std::string& dir, const std::string& name, const char* text) {
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  std::string path = (fs::path(dir) / name).string();
-  replace_file(path, text, fs::perms::owner_all);
+  if (!ec) fs::rename(tmp, path, ec);
+  if (ec) {
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
+    return Result::failure(fmt::format("cannot write {}: {}", path, ec.message()));
+  }
   return path;
 }
 
+// Write `text` as the executable `name` in `dir` (atomically); its path, or why not.
+util::Expected<std::string> write_script(const std::string& dir, const std::string& name,
+                                         const char* text) {
+  return replace_file((fs::path(dir) / name).string(), text, fs::perms::owner_all);
+}
+
+// A script pcr needs, or an exception naming why it could not be written: thrown inside a
+// command's or an extension's code, it fails the job that needed it ("could not be built").
+std::string script_or_throw(const std::string& dir, const std::string& name, const char* text) {
+  auto path = write_script(dir, name, text);
+  if (!path) throw std::runtime_error(path.error());
+  return fs::absolute(*path).string();
+}
+
 // The command that takes `record`'s project down on its host; the script goes in
-// `pcr_dir` (.pcr).
-std::string teardown_command(const ProjectRecord& r, const std::string& record_path, const std::string& pcr_dir) {
-  std::string script = write_script(pcr_dir, "down.sh", k_down_script);
+// `pcr_dir` (.pcr). `write`: false in a plan, which shows the command and writes nothing.
+std::string teardown_command(const ProjectRecord& r, const std::string& record_path,
+                             const std::string& pcr_dir, bool write = true) {
+  const std::string script = write ? script_or_throw(pcr_dir, "down.sh", k_down_script)
+                                   : fs::absolute(fs::path(pcr_dir) / "down.sh").string();
   std::string cmd = util::shell_join({script, util::shell_join(compose_argv(r.version, r.files, r.project)), record_path});
   if (!r.docker_host.empty()) cmd = "DOCKER_HOST=" + util::shell_quote(r.docker_host) + " " + cmd;
   return cmd;
@@ -127,23 +157,24 @@ exit $rc
 // Bookkeeping shared by the extension and the teardown step of one pipeline.
 struct State {
   ComposeConfig config;
-  ComposeVersion version = ComposeVersion::v1;
-  bool version_known = false;
   std::map<std::string, ProjectRecord> handed_out;  // by record name (project[@host]), in name order
   std::set<std::string> down_hosts;                 // hosts that stopped answering
 
-  ComposeVersion compose_version() {
-    if (!version_known) version = detect_compose_version(), version_known = true;
-    return version;
-  }
+  // Resolved by the front end before the run (ComposeConfig::version): never asked mid-run.
+  ComposeVersion compose_version() const { return config.version; }
 
+
+  // Where the exec wrapper lives: .pcr/exec.sh beside the projects' records.
+  std::string exec_script_path() const {
+    return (fs::absolute(fs::path(config.state_dir).parent_path()) / "exec.sh").string();
+  }
 
   // The exec wrapper and its stop script, written on first use.
   std::string exec_script() {
     std::string dir = fs::path(config.state_dir).parent_path().string();
     if (exec_path.empty()) {
       exec_path = exec_wrapper(dir);
-      stop_path = fs::absolute(write_script(dir, "exec-stop.sh", k_exec_stop_script)).string();
+      stop_path = script_or_throw(dir, "exec-stop.sh", k_exec_stop_script);
     }
     return exec_path;
   }
@@ -155,10 +186,8 @@ struct State {
         .string();
   }
 
-  // Note that `project` is in use on the job's host; record it on disk the first time.
-  void hand_out(const std::string& project, const JobContext& ctx) {
-    const std::string key = ctx.host.empty() ? project : project + "@" + ctx.host;
-    if (handed_out.count(key)) return;
+  // What addresses `project` on the host of `ctx`'s worker.
+  ProjectRecord record_for(const std::string& project, const JobContext& ctx) const {
     ProjectRecord r;
     r.project = project;
     r.host = ctx.host;
@@ -166,13 +195,28 @@ struct State {
     r.version = compose_version();
     const char* env_host = std::getenv("DOCKER_HOST");
     r.docker_host = !ctx.host.empty() ? docker_host_of(ctx.host_env) : env_host ? env_host : "";
+    return r;
+  }
+  std::map<std::string, ProjectRecord> planned;  // what a plan expects to hand out
+
+  // Note that `project` is in use on the job's host; record it on disk the first time.
+  void hand_out(const std::string& project, const JobContext& ctx) {
+    const std::string key = ctx.host.empty() ? project : project + "@" + ctx.host;
+    if (handed_out.count(key)) return;
+    ProjectRecord r = record_for(project, ctx);
     r.pid = ::getpid();
     r.pid_start = process_start(r.pid);
     r.run_id = ctx.run_id;
     std::error_code ec;
     fs::create_directories(config.state_dir, ec);
     fs::permissions(fs::path(config.state_dir).parent_path(), fs::perms::owner_all, ec);
-    replace_file(record_path(config.state_dir, r), record_json(r), fs::perms::owner_read | fs::perms::owner_write);
+    // Unrecorded, a project of a killed run would escape `pcr clean`: the job that would
+    // start it does not start (the engine reports the reason as the job's).
+    auto written = replace_file(record_path(config.state_dir, r), record_json(r),
+                                fs::perms::owner_read | fs::perms::owner_write);
+    if (!written)
+      throw std::runtime_error(fmt::format("cannot record compose project {} for `pcr clean`: {}",
+                                           project, written.error()));
     handed_out.emplace(key, r);
   }
 };
@@ -204,6 +248,15 @@ std::vector<std::string> compose_argv(ComposeVersion version, const std::vector<
 namespace {
 std::string sanitize(const std::string& raw);
 }
+
+namespace {
+// Project `n` of a run whose id is not known yet (a plan): `shop-{run_id}-2`; `{n}` for a
+// worker only the run knows.
+std::string planned_project(const std::string& base, unsigned n) {
+  return fmt::format("{}-{{run_id}}-{}", sanitize(base.empty() ? "pcr" : base),
+                     n ? std::to_string(n) : std::string("{n}"));
+}
+}  // namespace
 
 std::string project_name(const std::string& base, const std::string& run_id, unsigned n) {
   std::string out = sanitize(fmt::format("{}-{}-{}", base.empty() ? "pcr" : base, run_id, n));
@@ -289,16 +342,18 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
                             const JobContext& ctx) -> std::optional<std::string> {
     // In a plan the run id and perhaps the worker are not known yet: show them as such.
     const bool planning = !ctx.run_id.empty() && ctx.run_id[0] == '{';
-    std::string project = planning ? fmt::format("{}-{{run_id}}-{}", sanitize(state->config.project),
-                                                 ctx.number ? std::to_string(ctx.number) : std::string("{n}"))
+    std::string project = planning ? planned_project(state->config.project, ctx.number)
                                    : project_name(state->config.project, ctx.run_id, ctx.number);
     if (name == "project") return project;
     std::string compose = util::shell_join(compose_argv(state->compose_version(), state->config.files, project));
     if (name == "compose") return compose;
     if (name == "exec") {
-      if (planning) return compose + " exec -T " + util::shell_quote(arg);
       const std::string log = state->exec_log(project);
+      // A plan shows the command the run gives, writing nothing.
+      if (planning) return util::shell_join({state->exec_script_path(), compose, arg, log});
       std::error_code ec;
+      // When the folder cannot be made, the wrapper says so in the job's output and the
+      // command still runs; only stopping it afterwards is lost.
       fs::create_directories(fs::path(log).parent_path(), ec);
       return util::shell_join({state->exec_script(), compose, arg, log});
     }
@@ -350,14 +405,26 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
     for (const auto& [key, record] : state->handed_out) records.push_back(key);
     return records;
   };
+  // In a plan: the projects of the workers the steps before would hand out.
+  down.for_each.planned = [state](const std::vector<JobContext>& workers) {
+    std::set<std::string> keys;
+    for (const auto& ctx : workers) {
+      ProjectRecord r = state->record_for(planned_project(state->config.project, ctx.number), ctx);
+      keys.insert(ctx.host.empty() ? r.project : r.project + "@" + ctx.host);
+      state->planned.emplace(*keys.rbegin(), std::move(r));
+    }
+    return std::vector<std::string>(keys.begin(), keys.end());
+  };
   down.commands.push_back([state](const JobContext& ctx) {
-    const auto& record = state->handed_out.at(ctx.items.at(0));
+    const std::string& key = ctx.items.at(0);
+    const bool planning = !ctx.run_id.empty() && ctx.run_id[0] == '{';
+    const auto& record = planning ? state->planned.at(key) : state->handed_out.at(key);
     if (state->down_hosts.count(record.host))
       return fmt::format("echo {}", util::shell_quote(fmt::format(
                                         "host {} does not answer: project {} stays recorded for `pcr clean`",
                                         record.host, record.project)));
     return teardown_command(record, record_path(state->config.state_dir, record),
-                            fs::path(state->config.state_dir).parent_path().string());
+                            fs::path(state->config.state_dir).parent_path().string(), !planning);
   });
   down.texts.push_back("<compose> down -v --remove-orphans");
   down.options.timeout = pipeline::Millis(5 * 60 * 1000);
@@ -375,7 +442,7 @@ std::string record_path(const std::string& state_dir, const ProjectRecord& r) {
 }
 
 std::string exec_wrapper(const std::string& dir) {
-  return fs::absolute(write_script(dir, "exec.sh", k_exec_script)).string();
+  return script_or_throw(dir, "exec.sh", k_exec_script);
 }
 
 std::vector<ProjectRecord> leftovers(const std::string& state_dir) {
@@ -404,7 +471,14 @@ int clean(const std::string& state_dir, std::string& log) {
   auto found = leftovers(state_dir);
   if (found.empty()) log += "pcr clean: nothing left behind by a killed run\n";
   for (const auto& r : found) {
-    std::string cmd = teardown_command(r, record_path(state_dir, r), fs::path(state_dir).parent_path().string());
+    std::string cmd;
+    try {
+      cmd = teardown_command(r, record_path(state_dir, r), fs::path(state_dir).parent_path().string());
+    } catch (const std::exception& ex) {
+      ++failed;
+      log += fmt::format("pcr clean: could not take down {}{}: {}\n", r.project, on_host(r), ex.what());
+      continue;
+    }
     // Bounded like the teardown step of a run (5 minutes a project).
     int rc = proc::run_capture({"/bin/sh", "-c", cmd}, std::chrono::minutes(5)).exit_code;
     if (rc == 0) {

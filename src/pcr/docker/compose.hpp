@@ -1,11 +1,11 @@
 #pragma once
 
+#include <pcr/pipeline/model.hpp>
+
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <pcr/pipeline/model.hpp>
 
 namespace pcr::docker {
 
@@ -18,6 +18,9 @@ struct ComposeConfig {
   pipeline::Env env;
   bool teardown = true;
   std::string state_dir;           // where projects are recorded: <pipeline folder>/.pcr/projects
+  // v1 or v2, resolved before the run (detect_compose_version) so that no job start waits
+  // on `docker compose version`.
+  ComposeVersion version = ComposeVersion::v1;
 };
 
 // Compose v2 (`docker compose`) when the docker CLI has it, else v1 (`docker-compose`).

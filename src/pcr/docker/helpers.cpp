@@ -1,7 +1,8 @@
-#include <algorithm>
 #include <pcr/docker/helpers.hpp>
 #include <pcr/sched/timings.hpp>
 #include <pcr/util/shell.hpp>
+
+#include <algorithm>
 
 namespace pcr::docker {
 
@@ -24,14 +25,14 @@ pipeline::Command docker_exec(std::string prefix, std::vector<std::string> argv)
   };
 }
 
-Compose::Compose(std::vector<std::string> files, std::string project)
-    : m_files(std::move(files)), m_project(std::move(project)) {}
+Compose::Compose(std::vector<std::string> files, std::string project, ComposeVersion version)
+    : m_files(std::move(files)), m_project(std::move(project)), m_version(version) {}
 
 std::string Compose::project(const JobContext& ctx) const { return project_name(m_project, ctx.run_id, ctx.number); }
 
 pipeline::Command Compose::with(std::vector<std::string> tail) const {
   return [self = *this, tail = std::move(tail)](const JobContext& ctx) {
-    auto argv = compose_argv(detect_compose_version(), self.m_files, self.project(ctx));
+    auto argv = compose_argv(self.m_version, self.m_files, self.project(ctx));
     argv.insert(argv.end(), tail.begin(), tail.end());
     return util::shell_join(argv);
   };
@@ -47,7 +48,7 @@ pipeline::Command Compose::exec(std::string service, std::vector<std::string> ar
   // Through the same wrapper as `{exec SERVICE}`, so a stopped job stops inside the
   // container too. The wrapper lives in .pcr/ of the current folder.
   return [self = *this, service = std::move(service), argv = std::move(argv)](const JobContext& ctx) {
-    std::string compose = util::shell_join(compose_argv(detect_compose_version(), self.m_files, self.project(ctx)));
+    std::string compose = util::shell_join(compose_argv(self.m_version, self.m_files, self.project(ctx)));
     // "-": no log for pcr to stop it afterwards; the wrapper stops it within kill_grace.
     std::vector<std::string> all = {exec_wrapper(".pcr"), compose, service, "-"};
     all.insert(all.end(), argv.begin(), argv.end());

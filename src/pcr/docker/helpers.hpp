@@ -1,10 +1,10 @@
 #pragma once
 
-#include <string>
-#include <vector>
-
 #include <pcr/docker/compose.hpp>
 #include <pcr/pipeline/model.hpp>
+
+#include <string>
+#include <vector>
 
 namespace pcr::docker {
 
@@ -25,7 +25,9 @@ pipeline::Command docker_exec(std::string prefix, std::vector<std::string> argv)
 // --remove-orphans`.
 class Compose {
  public:
-  Compose(std::vector<std::string> files, std::string project);
+  // The compose version is asked here, when the pipeline is built, never as a job starts.
+  Compose(std::vector<std::string> files, std::string project,
+          ComposeVersion version = detect_compose_version());
   pipeline::Command up(std::vector<std::string> services = {}) const;
   pipeline::Command exec(std::string service, std::vector<std::string> argv) const;
   pipeline::Command run(std::string service, std::vector<std::string> argv) const;
@@ -37,6 +39,7 @@ class Compose {
   pipeline::Command with(std::vector<std::string> tail) const;
   std::vector<std::string> m_files;
   std::string m_project;
+  ComposeVersion m_version;
 };
 
 // Split `files` into `groups` groups, round-robin in name order, each group sorted (the

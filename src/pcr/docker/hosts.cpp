@@ -1,9 +1,10 @@
-#include <fmt/format.h>
-
-#include <cstdio>
 #include <pcr/docker/hosts.hpp>
 #include <pcr/proc/capture.hpp>
 #include <pcr/util/shell.hpp>
+
+#include <fmt/format.h>
+
+#include <cstdio>
 
 namespace pcr::docker {
 

@@ -1,10 +1,10 @@
 #pragma once
 
+#include <pcr/pipeline/model.hpp>
+
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <pcr/pipeline/model.hpp>
 
 namespace pcr::docker {
 

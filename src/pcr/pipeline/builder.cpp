@@ -1,7 +1,8 @@
-#include <fmt/format.h>
-
 #include <pcr/pipeline/builder.hpp>
 #include <pcr/pipeline/template.hpp>
+
+#include <fmt/format.h>
+
 #include <stdexcept>
 
 namespace pcr::pipeline {

@@ -1,9 +1,9 @@
 #pragma once
 
+#include <pcr/pipeline/model.hpp>
+
 #include <string>
 #include <vector>
-
-#include <pcr/pipeline/model.hpp>
 
 namespace pcr::pipeline {
 

@@ -1,4 +1,12 @@
+#include <pcr/pipeline/engine.hpp>
+#include <pcr/pipeline/step_run.hpp>
+#include <pcr/proc/loop.hpp>
+#include <pcr/proc/process.hpp>
+#include <pcr/util/io.hpp>
+#include <pcr/util/mask.hpp>
+
 #include <fmt/format.h>
+
 #include <signal.h>
 #include <unistd.h>
 
@@ -7,12 +15,6 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
-#include <pcr/pipeline/engine.hpp>
-#include <pcr/pipeline/step_run.hpp>
-#include <pcr/proc/loop.hpp>
-#include <pcr/proc/process.hpp>
-#include <pcr/util/io.hpp>
-#include <pcr/util/mask.hpp>
 #include <random>
 #include <thread>
 #include <utility>

@@ -1,10 +1,10 @@
 #pragma once
 
-#include <string>
-#include <vector>
-
 #include <pcr/pipeline/events.hpp>
 #include <pcr/pipeline/model.hpp>
+
+#include <string>
+#include <vector>
 
 namespace pcr::pipeline {
 

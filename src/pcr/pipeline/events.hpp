@@ -1,17 +1,35 @@
 #pragma once
 
+#include <pcr/pipeline/model.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include <pcr/pipeline/model.hpp>
-
 namespace pcr::pipeline {
 
 // What the engine tells its observers. Observers (console, reports) watch; they never
 // steer the run. All events arrive on the engine's thread, in order.
+//
+// The order a reporter can rely on:
+//   run_started
+//   host_down*                       (at the start: hosts that did not answer)
+//   for each main step, then each cleanup step:
+//     step_started                   (not for a skipped step: it gets step_finished alone)
+//       job_started → job_output* → job_finished     per attempt of each job, and per
+//                                    worker set-up / tear-down (JobInfo::kind); attempts of
+//                                    different jobs interleave; a retried attempt is a new
+//                                    job_started with attempt + 1 after a job_finished
+//                                    whose `will_retry` is set
+//       host_down*                   (a host found lost after a job failed on it)
+//     step_finished                  (after every job_finished of the step)
+//   run_finished                     (last; nothing follows)
+// note and tick may come at any point between run_started and run_finished. Every
+// job_started has exactly one job_finished; a job that could not start gets both, with
+// status not_started. Pointers in the infos (StepInfo::step, JobInfo::step) stay valid
+// until the matching *_finished event returns.
 
 struct RunInfo {
   std::string name;

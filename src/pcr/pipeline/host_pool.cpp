@@ -1,10 +1,10 @@
 #include <pcr/pipeline/host_pool.hpp>
+#include <pcr/util/assert.hpp>
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cstdint>
-#include <pcr/util/assert.hpp>
 
 namespace pcr::pipeline {
 

@@ -1,11 +1,11 @@
 #pragma once
 
+#include <pcr/pipeline/model.hpp>
+
 #include <cstddef>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <pcr/pipeline/model.hpp>
 
 namespace pcr::pipeline {
 

@@ -1,11 +1,11 @@
+#include <pcr/pipeline/engine.hpp>
 #include <pcr/pipeline/layout.hpp>
+#include <pcr/util/glob.hpp>
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <filesystem>
-#include <pcr/pipeline/engine.hpp>
-#include <pcr/util/glob.hpp>
 
 namespace pcr::pipeline {
 

@@ -1,12 +1,12 @@
 #pragma once
 
-#include <cstdint>
-#include <string>
-#include <vector>
-
 #include <pcr/pipeline/model.hpp>
 #include <pcr/sched/timings.hpp>
 #include <pcr/util/expected.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
 
 namespace pcr::pipeline {
 

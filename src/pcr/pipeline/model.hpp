@@ -1,12 +1,12 @@
 #pragma once
 
+#include <pcr/util/duration.hpp>
+
 #include <functional>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <pcr/util/duration.hpp>
 
 namespace pcr::pipeline {
 

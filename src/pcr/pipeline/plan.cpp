@@ -1,9 +1,9 @@
-#include <fmt/format.h>
-
 #include <pcr/pipeline/engine.hpp>
 #include <pcr/pipeline/host_pool.hpp>
 #include <pcr/pipeline/layout.hpp>
 #include <pcr/util/mask.hpp>
+
+#include <fmt/format.h>
 
 // The plan: what a run would do, from the same layout (layout.hpp) and the same command
 // building as the run, so that `pcr check` shows the run's commands and worker counts.
@@ -89,7 +89,8 @@ std::vector<PlannedStep> plan(const Pipeline& pipeline, const RunOptions& option
         }
         workers.push_back(std::move(ctx));
       }
-    const bool keeps_worker = pinned(step) || step.per_host;
+    // A job whose worker is known before the run: pinned, once per host, or a single worker.
+    const bool keeps_worker = pinned(step) || step.per_host || layout.workers == 1;
     for (std::size_t i : layout.order) {
       PlannedJob pj;
       pj.job = static_cast<unsigned>(i + 1);

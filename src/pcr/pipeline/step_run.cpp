@@ -1,13 +1,12 @@
 #include <pcr/pipeline/step_run.hpp>
+#include <pcr/util/io.hpp>
+#include <pcr/util/text.hpp>
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <utility>
-
-#include <pcr/util/io.hpp>
-#include <pcr/util/text.hpp>
 
 namespace pcr::pipeline {
 
@@ -305,12 +304,12 @@ void StepRun::start_task(unsigned worker, JobKind kind) {
   place(ctx, task, host);
   bind_extensions(ctx);
   auto command = build_command(setup ? m_step.setup : m_step.teardown, ctx);
-  const std::string error =
-      command ? "" : fmt::format("the command could not be built: {}", command.error());
   task.command = command ? *command : "";
   task.spool = fmt::format("{}/{}-{}-{}-w{}.log", m_run.spool_dir, m_info.cleanup ? "c" : "s",
                            m_info.index, setup ? "setup" : "teardown", worker);
-  proc::Spawn spawn = spawn_for(task.command, ctx, task.spool);
+  std::string error =
+      command ? "" : fmt::format("the command could not be built: {}", command.error());
+  proc::Spawn spawn = spawn_for(task.command, ctx, task.spool, error);
   if (!error.empty()) spawn.command = "exit 127";  // reported as not started
   m_run.observer.job_started(task);
   m_task_process[worker] = m_run.procs.spawn(
@@ -339,13 +338,21 @@ void StepRun::start_task(unsigned worker, JobKind kind) {
 }
 
 proc::Spawn StepRun::spawn_for(const std::string& command, const JobContext& ctx,
-                               const std::string& spool) const {
+                               const std::string& spool, std::string& error) const {
   Vars vars = m_env;
   add_under_step_env(m_step, ctx.host_env, vars);
   if (!ctx.host.empty()) vars["CI_HOST"] = ctx.host;
   if (extended(m_step))
-    for (const auto& ext : m_run.pipeline.extensions)
-      if (ext.env) add_under_step_env(m_step, ext.env(ctx), vars);
+    for (const auto& ext : m_run.pipeline.extensions) {
+      if (!ext.env) continue;
+      // An extension that cannot give a job what it needs (compose: the project record
+      // `pcr clean` relies on) keeps the job from starting, with its reason.
+      try {
+        add_under_step_env(m_step, ext.env(ctx), vars);
+      } catch (const std::exception& ex) {
+        if (error.empty()) error = ex.what();
+      }
+    }
   vars["CI_COMMAND_NUMBER"] = std::to_string(ctx.number);
   vars["CI_JOB_NUMBER"] = std::to_string(ctx.job);
   return make_spawn(command, vars, step_dir(m_run.pipeline, m_step), spool,
@@ -401,10 +408,10 @@ void StepRun::start(std::size_t index, unsigned worker, unsigned attempt) {
   job.info.spool = prefix + ".log";
   job.stdout_path = m_keep_stdout ? prefix + ".out" : "";
   auto command = build_command(m_step.commands[job.plan.command], ctx);
-  const std::string error =
+  std::string error =
       command ? "" : fmt::format("the command could not be built: {}", command.error());
   job.info.command = command ? *command : "";
-  proc::Spawn spawn = spawn_for(job.info.command, ctx, job.info.spool);
+  proc::Spawn spawn = spawn_for(job.info.command, ctx, job.info.spool, error);
   spawn.stdout_path = job.stdout_path;
   if (!error.empty()) spawn.command = "exit 127";  // reported below as not started
   m_run.observer.job_started(job.info);
@@ -430,7 +437,8 @@ void StepRun::after_job(std::size_t index, std::function<void()> then) {
         if (auto c = ext.after_job(job.ctx)) command += (command.empty() ? "" : "; ") + *c;
   if (command.empty()) return then();
   const std::string spool = job.info.spool + ".after";
-  proc::Spawn spawn = spawn_for(command, job.ctx, spool);
+  std::string error;  // the job's own start already reported an extension's failure
+  proc::Spawn spawn = spawn_for(command, job.ctx, spool, error);
   spawn.timeout = k_after_job_timeout;
   spawn.idle_timeout = Millis(0);
   spawn.kill_grace = k_helper_grace;

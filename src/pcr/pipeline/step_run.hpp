@@ -6,14 +6,6 @@
 // scheduler's JobRunner builds each command and spawns it, classifies how it ended and
 // tells the observers.
 
-#include <cstddef>
-#include <functional>
-#include <map>
-#include <memory>
-#include <optional>
-#include <string>
-#include <vector>
-
 #include <pcr/pipeline/engine.hpp>
 #include <pcr/pipeline/host_pool.hpp>
 #include <pcr/pipeline/layout.hpp>
@@ -22,6 +14,14 @@
 #include <pcr/sched/scheduler.hpp>
 #include <pcr/sched/timings.hpp>
 #include <pcr/util/regex.hpp>
+
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
 
 namespace pcr::pipeline {
 
@@ -108,8 +108,10 @@ class StepRun : public sched::JobRunner {
   std::optional<std::size_t> host_of(unsigned worker, std::size_t index);
   void place(JobContext& ctx, JobInfo& info, std::optional<std::size_t> host) const;
   void bind_extensions(JobContext& ctx) const;
+  // The process of a job (or task) of this step; `error` gets why it must not start, if
+  // an extension could not prepare it (and `error` was empty).
   proc::Spawn spawn_for(const std::string& command, const JobContext& ctx,
-                        const std::string& spool) const;
+                        const std::string& spool, std::string& error) const;
   JobResult classify(const proc::Exit& exit, const std::string& build_error,
                      bool pipeline_timed_out) const;
   void after_job(std::size_t index, std::function<void()> then);

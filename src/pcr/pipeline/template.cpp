@@ -1,10 +1,10 @@
-#include <fmt/format.h>
-
-#include <algorithm>
-
 #include <pcr/pipeline/template.hpp>
 #include <pcr/util/shell.hpp>
 #include <pcr/util/text.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
 
 namespace pcr::pipeline {
 

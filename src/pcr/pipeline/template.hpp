@@ -1,11 +1,11 @@
 #pragma once
 
+#include <pcr/pipeline/model.hpp>
+#include <pcr/util/expected.hpp>
+
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <pcr/pipeline/model.hpp>
-#include <pcr/util/expected.hpp>
 
 namespace pcr::pipeline {
 

@@ -1,3 +1,6 @@
+#include <pcr/proc/capture.hpp>
+#include <pcr/proc/spawn_attr.hpp>
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -7,8 +10,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <pcr/proc/capture.hpp>
-#include <pcr/proc/spawn_attr.hpp>
 
 extern char** environ;
 

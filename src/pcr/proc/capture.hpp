@@ -1,9 +1,9 @@
 #pragma once
 
+#include <pcr/proc/loop.hpp>
+
 #include <string>
 #include <vector>
-
-#include <pcr/proc/loop.hpp>
 
 namespace pcr::proc {
 

@@ -1,10 +1,11 @@
-#include <unistd.h>
+#include <pcr/proc/loop.hpp>
+
 #include <uv.h>
 
-#include <cerrno>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
-#include <pcr/proc/loop.hpp>
 
 namespace pcr::proc {
 

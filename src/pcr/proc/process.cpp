@@ -1,3 +1,9 @@
+#include <pcr/proc/process.hpp>
+#include <pcr/proc/spawn_attr.hpp>
+#include <pcr/util/io.hpp>
+
+#include <uv.h>
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -5,14 +11,10 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <uv.h>
 
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <pcr/proc/process.hpp>
-#include <pcr/proc/spawn_attr.hpp>
-#include <pcr/util/io.hpp>
 #include <sstream>
 #include <thread>
 

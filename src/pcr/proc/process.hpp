@@ -1,5 +1,7 @@
 #pragma once
 
+#include <pcr/proc/loop.hpp>
+
 #include <sys/types.h>
 
 #include <cstdint>
@@ -10,8 +12,6 @@
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
-
-#include <pcr/proc/loop.hpp>
 
 namespace pcr::proc {
 

@@ -1,14 +1,16 @@
+#include <pcr/proc/runs.hpp>
+#include <pcr/proc/supervise.hpp>
+#include <pcr/util/io.hpp>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
-#include <pcr/proc/runs.hpp>
-#include <pcr/proc/supervise.hpp>
-#include <pcr/util/io.hpp>
 
 namespace pcr::proc {
 

@@ -1,11 +1,11 @@
 #pragma once
 
+#include <pcr/proc/loop.hpp>
+
 #include <sys/types.h>
 
 #include <string>
 #include <vector>
-
-#include <pcr/proc/loop.hpp>
 
 namespace pcr::proc {
 

@@ -1,3 +1,9 @@
+#include <pcr/proc/process.hpp>
+#include <pcr/proc/supervise.hpp>
+#include <pcr/util/io.hpp>
+
+#include <fmt/format.h>
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -8,10 +14,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fmt/format.h>
-#include <pcr/proc/process.hpp>
-#include <pcr/proc/supervise.hpp>
-#include <pcr/util/io.hpp>
 #include <map>
 #include <set>
 #include <thread>

@@ -1,13 +1,13 @@
 #pragma once
 
+#include <pcr/proc/loop.hpp>
+#include <pcr/util/expected.hpp>
+
 #include <sys/types.h>
 
 #include <functional>
 #include <string>
 #include <vector>
-
-#include <pcr/proc/loop.hpp>
-#include <pcr/util/expected.hpp>
 
 namespace pcr::proc {
 

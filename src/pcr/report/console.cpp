@@ -1,5 +1,11 @@
-#include <fcntl.h>
+#include <pcr/report/console.hpp>
+#include <pcr/report/record.hpp>
+#include <pcr/util/assert.hpp>
+#include <pcr/util/io.hpp>
+
 #include <fmt/format.h>
+
+#include <fcntl.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -8,10 +14,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <pcr/report/console.hpp>
-#include <pcr/report/record.hpp>
-#include <pcr/util/assert.hpp>
-#include <pcr/util/io.hpp>
 
 namespace pcr::report {
 

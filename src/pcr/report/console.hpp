@@ -1,14 +1,14 @@
 #pragma once
 
-#include <chrono>
-#include <map>
-#include <string>
-
 #include <pcr/pipeline/events.hpp>
 #include <pcr/report/format.hpp>
 #include <pcr/report/sink.hpp>
 #include <pcr/util/mask.hpp>
 #include <pcr/util/text.hpp>
+
+#include <chrono>
+#include <map>
+#include <string>
 
 namespace pcr::report {
 

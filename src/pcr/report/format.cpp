@@ -1,9 +1,11 @@
-#include <algorithm>
-#include <fmt/format.h>
-#include <string.h>
-
 #include <pcr/report/format.hpp>
 #include <pcr/util/text.hpp>
+
+#include <fmt/format.h>
+
+#include <string.h>
+
+#include <algorithm>
 
 namespace pcr::report {
 

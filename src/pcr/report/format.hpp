@@ -1,11 +1,11 @@
 #pragma once
 
+#include <pcr/pipeline/engine.hpp>
+#include <pcr/pipeline/events.hpp>
+
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <pcr/pipeline/engine.hpp>
-#include <pcr/pipeline/events.hpp>
 
 namespace pcr::report {
 

@@ -1,9 +1,10 @@
-#include <fmt/format.h>
-
-#include <algorithm>
 #include <pcr/report/format.hpp>
 #include <pcr/report/html.hpp>
 #include <pcr/util/escape.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
 
 namespace pcr::report {
 

@@ -1,13 +1,15 @@
+#include <pcr/report/format.hpp>
+#include <pcr/report/json_events.hpp>
+#include <pcr/report/record.hpp>
+#include <pcr/util/escape.hpp>
+
+#include <nlohmann/json.hpp>
+
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <nlohmann/json.hpp>
-#include <pcr/report/format.hpp>
-#include <pcr/report/json_events.hpp>
-#include <pcr/report/record.hpp>
-#include <pcr/util/escape.hpp>
 
 namespace pcr::report {
 
@@ -156,6 +158,38 @@ void JsonEvents::run_finished(const pipeline::RunResult& r) {
   j["timed_out"] = r.timed_out;
   j["orphans_killed"] = r.orphans_killed;
   emit(j.dump());
+}
+
+std::string plan_json(const pipeline::Pipeline& p, const std::vector<pipeline::PlannedStep>& plan,
+                      const util::Masker& mask) {
+  auto text = [&](const std::string& s) { return util::valid_utf8(mask.mask(s)); };
+  nlohmann::ordered_json out;
+  out["pipeline"] = text(p.name);
+  out["steps"] = nlohmann::json::array();
+  for (const auto& s : plan) {
+    nlohmann::ordered_json step;
+    step["name"] = text(s.name);
+    step["cleanup"] = s.cleanup;
+    step["workers"] = s.workers;
+    // true: the items are only known at run time; `workers` is then the most it uses.
+    step["workers_bound"] = s.workers_bound;
+    step["worker_hosts"] = s.worker_hosts;
+    step["note"] = text(s.note);
+    step["jobs"] = nlohmann::json::array();
+    for (const auto& j : s.jobs) {
+      nlohmann::ordered_json job;
+      job["job"] = j.job;
+      job["worker"] = j.worker;  // 0: the first free worker of the pool takes it
+      job["host"] = j.host;
+      job["command"] = text(j.command);
+      nlohmann::json items = nlohmann::json::array();
+      for (const auto& i : j.items) items.push_back(text(i));
+      job["items"] = std::move(items);
+      step["jobs"].push_back(std::move(job));
+    }
+    out["steps"].push_back(std::move(step));
+  }
+  return out.dump(1) + "\n";
 }
 
 }  // namespace pcr::report

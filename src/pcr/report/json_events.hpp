@@ -1,13 +1,14 @@
 #pragma once
 
+#include <pcr/pipeline/engine.hpp>
+#include <pcr/pipeline/events.hpp>
+#include <pcr/report/sink.hpp>
+#include <pcr/util/mask.hpp>
+
 #include <chrono>
 #include <cstdio>
 #include <map>
 #include <string>
-
-#include <pcr/pipeline/events.hpp>
-#include <pcr/report/sink.hpp>
-#include <pcr/util/mask.hpp>
 
 namespace pcr::report {
 
@@ -35,5 +36,9 @@ class JsonEvents : public pipeline::Observer {
   util::Masker m_mask;
   std::unique_ptr<Sink> m_sink;
 };
+
+// `pcr check --json`: the plan as one JSON object (docs/cli.md), masked with `mask`.
+std::string plan_json(const pipeline::Pipeline& p, const std::vector<pipeline::PlannedStep>& plan,
+                      const util::Masker& mask);
 
 }  // namespace pcr::report

@@ -1,8 +1,8 @@
-#include <fmt/format.h>
-
 #include <pcr/report/format.hpp>
 #include <pcr/report/junit.hpp>
 #include <pcr/util/escape.hpp>
+
+#include <fmt/format.h>
 
 namespace pcr::report {
 

@@ -1,8 +1,8 @@
 #pragma once
 
-#include <string>
-
 #include <pcr/report/record.hpp>
+
+#include <string>
 
 namespace pcr::report {
 

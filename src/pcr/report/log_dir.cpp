@@ -1,15 +1,17 @@
-#include <fcntl.h>
-#include <fmt/format.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
 #include <pcr/report/log_dir.hpp>
 #include <pcr/report/sink.hpp>
 #include <pcr/util/escape.hpp>
 #include <pcr/util/io.hpp>
 #include <pcr/util/text.hpp>
+
+#include <fmt/format.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 
 namespace pcr::report {
 

@@ -1,9 +1,9 @@
 #pragma once
 
-#include <string>
-
 #include <pcr/pipeline/events.hpp>
 #include <pcr/util/mask.hpp>
+
+#include <string>
 
 namespace pcr::report {
 

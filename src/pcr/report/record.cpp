@@ -1,9 +1,10 @@
+#include <pcr/report/record.hpp>
+#include <pcr/util/escape.hpp>
+
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <pcr/report/record.hpp>
-#include <pcr/util/escape.hpp>
 
 namespace pcr::report {
 

@@ -1,13 +1,13 @@
 #pragma once
 
+#include <pcr/pipeline/events.hpp>
+#include <pcr/util/mask.hpp>
+
 #include <chrono>
 #include <functional>
 #include <map>
 #include <string>
 #include <vector>
-
-#include <pcr/pipeline/events.hpp>
-#include <pcr/util/mask.hpp>
 
 namespace pcr::report {
 

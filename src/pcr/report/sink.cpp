@@ -1,12 +1,14 @@
+#include <pcr/report/sink.hpp>
+#include <pcr/util/io.hpp>
+
+#include <fmt/format.h>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <fmt/format.h>
-#include <pcr/report/sink.hpp>
-#include <pcr/util/io.hpp>
 
 namespace pcr::report {
 

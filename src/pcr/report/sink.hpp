@@ -1,5 +1,7 @@
 #pragma once
 
+#include <pcr/util/mask.hpp>
+
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -8,8 +10,6 @@
 #include <string_view>
 #include <thread>
 #include <vector>
-
-#include <pcr/util/mask.hpp>
 
 namespace pcr::report {
 

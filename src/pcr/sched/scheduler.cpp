@@ -1,5 +1,6 @@
-#include <algorithm>
 #include <pcr/sched/scheduler.hpp>
+
+#include <algorithm>
 
 namespace pcr::sched {
 

@@ -1,3 +1,8 @@
+#include <pcr/sched/timings.hpp>
+#include <pcr/util/io.hpp>
+
+#include <nlohmann/json.hpp>
+
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -7,10 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
-#include <nlohmann/json.hpp>
 #include <numeric>
-#include <pcr/sched/timings.hpp>
-#include <pcr/util/io.hpp>
 
 namespace pcr::sched {
 

@@ -1,12 +1,12 @@
 #pragma once
 
+#include <pcr/util/mask.hpp>
+
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <pcr/util/mask.hpp>
 
 namespace pcr::sched {
 

@@ -1,8 +1,9 @@
+#include <pcr/util/assert.hpp>
+
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
-#include <pcr/util/assert.hpp>
 
 namespace pcr::util {
 

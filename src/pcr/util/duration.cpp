@@ -1,8 +1,9 @@
 #include <pcr/util/duration.hpp>
 
+#include <fmt/format.h>
+
 #include <cctype>
 #include <cmath>
-#include <fmt/format.h>
 
 namespace pcr::util {
 

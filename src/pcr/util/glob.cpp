@@ -1,9 +1,11 @@
+#include <pcr/util/glob.hpp>
+
+#include <fmt/format.h>
+
 #include <fnmatch.h>
 
 #include <algorithm>
 #include <filesystem>
-#include <fmt/format.h>
-#include <pcr/util/glob.hpp>
 #include <set>
 #include <system_error>
 

@@ -1,11 +1,11 @@
 #pragma once
 
+#include <pcr/util/expected.hpp>
+
 #include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <pcr/util/expected.hpp>
 
 namespace pcr::util {
 

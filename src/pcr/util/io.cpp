@@ -1,8 +1,9 @@
+#include <pcr/util/io.hpp>
+
 #include <unistd.h>
 
 #include <cerrno>
 #include <fstream>
-#include <pcr/util/io.hpp>
 #include <sstream>
 
 namespace pcr::util {

@@ -1,6 +1,7 @@
+#include <pcr/util/mask.hpp>
+
 #include <algorithm>
 #include <vector>
-#include <pcr/util/mask.hpp>
 
 namespace pcr::util {
 

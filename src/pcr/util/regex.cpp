@@ -1,6 +1,6 @@
-#include <re2/re2.h>
-
 #include <pcr/util/regex.hpp>
+
+#include <re2/re2.h>
 
 namespace pcr::util {
 

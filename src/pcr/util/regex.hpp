@@ -1,10 +1,10 @@
 #pragma once
 
+#include <pcr/util/expected.hpp>
+
 #include <memory>
 #include <string>
 #include <string_view>
-
-#include <pcr/util/expected.hpp>
 
 namespace pcr::util {
 

@@ -2,8 +2,9 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
-#include <fmt/format.h>
 #include <pcr/util/text.hpp>
+
+#include <fmt/format.h>
 
 namespace pcr::util {
 
