@@ -25,7 +25,7 @@ if [ "${1:-}" = "--sanitize" ]; then
   if [ "$#" -eq 0 ]; then set -- -L 'unit|proc|e2e|fuzz'; fi
   ctest --output-on-failure --timeout 600 "$@"
   seconds=${PCR_FUZZ_SECONDS:-60}
-  for target in loader template mask; do
+  for target in loader template mask results; do
     # New inputs go to a scratch folder; the corpus in tests/fuzz/ is read, never written.
     # A crash leaves its input in build-sanitize/fuzz-crashes/ and fails the run: keep it
     # in tests/fuzz/$target/ as a regression input once fixed.

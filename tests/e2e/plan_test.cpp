@@ -12,6 +12,7 @@ TEST(PlanIsTheRun, ShippedExamples) {
   const std::string examples = std::string(PCR_SOURCE_DIR) + "/examples";
   EXPECT_EQ(check_matches_run(examples + "/passing", "ci.yaml"), "");
   EXPECT_EQ(check_matches_run(examples + "/basic", "ci.yaml", 1), "");
+  EXPECT_EQ(check_matches_run(examples + "/tap", "ci.yaml"), "");
 }
 
 TEST(PlanIsTheRun, EveryFormOfStep) {

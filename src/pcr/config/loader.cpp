@@ -52,7 +52,7 @@ const std::vector<std::string> k_top_keys = {"name",  "timeout", "env",     "sec
                                              "steps", "cleanup", "compose", "hosts"};
 const std::vector<std::string> k_option_keys = {
     "timeout", "idle_timeout", "kill_grace", "retries", "fail_fast",
-    "output",  "capture",      "expect",     "env",     "workdir"};
+    "output",  "capture",      "expect",     "env",     "workdir", "results"};
 const std::vector<std::string> k_form_keys = {"name",     "run",   "parallel", "commands",
                                               "for_each", "batch", "groups",   "separate",
                                               "workers",  "setup", "teardown", "per_host"};
@@ -490,6 +490,25 @@ class Loader {
       for (auto& kv : extra) o.env.push_back(std::move(kv));
     }
     if (auto v = n["workdir"]) o.workdir = scalar(v, "workdir");
+    if (auto v = n["results"]) results(v, o.results);
+  }
+
+  // `results: tap` or `results: {junit: GLOB}`.
+  void results(const YAML::Node& n, ResultsSpec& r) {
+    if (n.IsScalar() && n.Scalar() == "tap") {
+      r.format = ResultsSpec::Format::tap;
+      return;
+    }
+    if (n.IsMap() && n.size() == 1 && n["junit"]) {
+      r.junit = scalar(n["junit"], "results junit");
+      if (r.junit.empty() || r.junit.find('\0') != std::string::npos)
+        error(n["junit"], "results: junit: a glob of the JUnit XML files the job writes, e.g. "
+                          "\"reports/{job}/*.xml\"");
+      r.format = ResultsSpec::Format::junit;
+      return;
+    }
+    error(n, "results: expected `tap` (TAP on the job's stdout) or `{junit: GLOB}` (the JUnit "
+             "XML files the job writes)");
   }
 
   Command command(const YAML::Node& n, const std::string& what, std::string& text) {

@@ -1,9 +1,11 @@
 #pragma once
 
 #include <pcr/pipeline/model.hpp>
+#include <pcr/results/results.hpp>
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -94,6 +96,9 @@ struct JobResult {
   std::string detail;     // why, in words, where the status alone does not say
   std::uint64_t bytes = 0;
   std::string output_error;  // its output could not all be kept ("PATH: reason")
+  // The tests it reported (`results:`), when the step reads them; null otherwise.
+  std::shared_ptr<const results::Results> tests;
+  bool skipped = false;  // its tests skipped themselves as a whole (TAP `1..0 # SKIP`)
 };
 
 enum class StepOutcome { passed, failed, skipped, interrupted };

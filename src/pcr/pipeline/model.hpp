@@ -40,6 +40,15 @@ using OutputCheck = std::function<bool(const std::vector<std::string>& stdout_li
 
 enum class OutputMode { show, hide, on_failure };
 
+// Where a job's test results are (`results:`): none, TAP on its stdout, or JUnit XML files
+// it writes, found by `junit` (a glob under the step's folder; `{job}` and `{n}` in it are
+// the job's number and worker) among files written since the job started.
+struct ResultsSpec {
+  enum class Format { none, tap, junit };
+  Format format = Format::none;
+  std::string junit;
+};
+
 struct StepOptions {
   std::optional<Millis> timeout;       // per job
   std::optional<Millis> idle_timeout;  // fail a job silent this long
@@ -52,6 +61,7 @@ struct StepOptions {
   OutputCheck check;    // C++ output check; both must hold when both are set
   Env env;
   std::string workdir;  // relative to the pipeline's base directory
+  ResultsSpec results;  // the job's test results, read when it ends
 };
 
 // The most items one for_each step takes, from any source; more is the step's error (and

@@ -1,10 +1,15 @@
 #include <pcr/pipeline/step_run.hpp>
+#include <pcr/results/junit.hpp>
+#include <pcr/results/tap.hpp>
+#include <pcr/util/glob.hpp>
 #include <pcr/util/io.hpp>
 #include <pcr/util/text.hpp>
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <cstdlib>
 #include <utility>
 
@@ -50,6 +55,9 @@ struct StepRun::Job {
   std::string stdout_path;
   unsigned failures = 0;  // attempts the job itself failed (not lost with a host)
   bool lost = false;      // stopped by pcr because its host stopped answering
+  // When the attempt started (a second early: file systems keep coarse times), to tell
+  // its JUnit files from older ones.
+  std::filesystem::file_time_type started;
 };
 
 Limits limits_of(const StepOptions& o) {
@@ -87,7 +95,8 @@ StepRun::~StepRun() = default;
 void StepRun::start(std::function<void()> done) {
   m_done = std::move(done);
   const StepOptions& o = m_step.options;
-  m_keep_stdout = !o.capture.empty() || !o.expect.empty() || static_cast<bool>(o.check);
+  m_keep_stdout = !o.capture.empty() || !o.expect.empty() || static_cast<bool>(o.check) ||
+                  o.results.format == ResultsSpec::Format::tap;
   if (!o.expect.empty()) {
     // The loader has compiled it already; a C++ pipeline's pattern is checked here.
     if (auto re = util::Regex::compile(o.expect))
@@ -406,6 +415,7 @@ void StepRun::start(std::size_t index, unsigned worker, unsigned attempt) {
                                          m_info.cleanup ? "c" : "s", m_info.index, job.info.job,
                                          attempt);
   job.info.spool = prefix + ".log";
+  job.started = std::filesystem::file_time_type::clock::now() - std::chrono::seconds(1);
   job.stdout_path = m_keep_stdout ? prefix + ".out" : "";
   auto command = build_command(m_step.commands[job.plan.command], ctx);
   std::string error =
@@ -495,6 +505,9 @@ void StepRun::ended(std::size_t index, const proc::Exit& exit, const std::string
     if (!ok) r.status = JobStatus::unexpected_output;
     if (ok && !m_step.options.capture.empty()) m_stdout_lines[index] = std::move(lines);
   }
+  if (m_step.options.results.format != ResultsSpec::Format::none &&
+      (r.status == JobStatus::passed || r.status == JobStatus::failed))
+    read_results(job, r);
   // A failure on a host: ask the host whether it still answers before blaming the job.
   const auto host = host_of(job.info.worker, index);
   if (host && may_be_the_host(r) && !exit.stopped) {
@@ -502,6 +515,66 @@ void StepRun::ended(std::size_t index, const proc::Exit& exit, const std::string
     return;
   }
   conclude(index, r, host);
+}
+
+// The job's tests, from its stdout (TAP) or the JUnit files it wrote; a job whose exit
+// code and tests disagree fails, saying why.
+void StepRun::read_results(const Job& job, JobResult& r) const {
+  const ResultsSpec& spec = m_step.options.results;
+  results::Results found;
+  if (spec.format == ResultsSpec::Format::tap) {
+    results::TapParser parser;
+    // Chunks, not the whole file: a job may print gigabytes; the parser holds a line.
+    std::ifstream in(job.stdout_path, std::ios::binary);
+    std::string chunk(64 * 1024, '\0');
+    while (in) {
+      in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+      parser.feed(std::string_view(chunk.data(), static_cast<std::size_t>(in.gcount())));
+    }
+    found = parser.finish();
+  } else {
+    std::string pattern = spec.junit;
+    for (const auto& [from, to] : {std::pair<std::string, std::string>{"{job}", std::to_string(job.info.job)},
+                                   {"{n}", std::to_string(job.info.worker)}})
+      for (auto at = pattern.find(from); at != std::string::npos; at = pattern.find(from, at + to.size()))
+        pattern.replace(at, from.size(), to);
+    const std::string dir = step_dir(m_run.pipeline, m_step);
+    std::vector<std::string> paths;
+    if (auto matched = util::glob(dir, pattern)) {
+      for (const auto& m : *matched) {
+        const std::string path = std::filesystem::path(m).is_absolute() ? m : dir + "/" + m;
+        std::error_code ec;
+        // Only what this attempt wrote: a report left by an earlier run is not its result.
+        const auto written = std::filesystem::last_write_time(path, ec);
+        if (!ec && written >= job.started) paths.push_back(path);
+      }
+      if (paths.empty())
+        found.unreadable = fmt::format("no JUnit file matching {} was written by the job", pattern);
+    } else {
+      found.unreadable = matched.error();
+    }
+    if (!paths.empty()) found = results::read_junit(paths);
+  }
+  auto tests = std::make_shared<results::Results>(std::move(found));
+  const results::Results& t = *tests;
+  auto say = [&r](const std::string& why) { r.detail = r.detail.empty() ? why : r.detail + "; " + why; };
+  if (!t.unreadable.empty()) {
+    say("unreadable results: " + t.unreadable);
+    r.status = JobStatus::failed;
+  } else if (r.status == JobStatus::passed) {
+    if (t.failed() > 0) {
+      r.status = JobStatus::failed;  // exit code 0, and the counts say why it failed
+    } else if (!t.problem.empty()) {
+      say("its tests disagree: " + t.problem);
+      r.status = JobStatus::failed;
+    } else if (t.skip_all) {
+      r.skipped = true;
+      say(t.skip_reason.empty() ? std::string("skipped") : "skipped: " + t.skip_reason);
+    }
+  } else if (!t.problem.empty()) {
+    say(t.problem);
+  }
+  r.tests = std::move(tests);
 }
 
 void StepRun::conclude(std::size_t index, JobResult r, std::optional<std::size_t> host) {

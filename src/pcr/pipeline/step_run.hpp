@@ -118,6 +118,7 @@ class StepRun : public sched::JobRunner {
   void record_timing(const Job& job, const JobResult& r);
   void ended(std::size_t index, const proc::Exit& exit, const std::string& build_error);
   void conclude(std::size_t index, JobResult r, std::optional<std::size_t> host);
+  void read_results(const Job& job, JobResult& r) const;
   void leave_down_hosts();
 
   RunState& m_run;

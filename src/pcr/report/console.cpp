@@ -293,6 +293,7 @@ void Console::job_finished(const pipeline::JobInfo& job, const pipeline::JobResu
   m_job_start.erase(job.index);
   if (r.infrastructure)
     m_summary.lost.push_back({job.step->name, job.kind, job.job, job.worker, job.attempt, job.command, r, ""});
+  if (!r.will_retry && r.tests) m_summary.tests.add(*r.tests);
   if (!r.will_retry || r.flaky) {
     JobRecord rec{job.step->name, job.kind, job.job, job.worker, job.attempt, job.command, r, ""};
     if (failed && !r.will_retry) {

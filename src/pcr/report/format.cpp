@@ -60,16 +60,27 @@ std::string banner(const pipeline::StepInfo& step, const Style& style) {
   return style.bold(fmt::format("━━ {}: {}", where, v(step.name))) + style.dim(" — " + shape);
 }
 
+std::string test_counts(const results::Results& t) {
+  std::string out = fmt::format("{} test{}", t.tests.size(), t.tests.size() == 1 ? "" : "s");
+  if (t.failed()) out += fmt::format(", {} failed", t.failed());
+  if (t.skipped()) out += fmt::format(", {} skipped", t.skipped());
+  if (t.todo()) out += fmt::format(", {} todo", t.todo());
+  return out;
+}
+
 std::string describe(const pipeline::JobResult& r, unsigned attempt) {
   std::string words;
   switch (r.status) {
     case JobStatus::passed:
       words = r.flaky ? fmt::format("passed on retry {} (flaky{})", attempt,
                                     r.flaky_fails ? ": a failure with --fail-on-flaky" : "")
-                      : "passed";
+              : r.skipped ? "skipped"
+                          : "passed";
       break;
     case JobStatus::failed:
-      words = fmt::format("failed with exit code {}", r.exit_code);
+      // Exit code 0 and failed by its tests: the counts below say why.
+      words = r.exit_code == 0 && r.tests ? std::string("failed")
+                                          : fmt::format("failed with exit code {}", r.exit_code);
       break;
     case JobStatus::signalled:
       words = fmt::format("killed by signal {} ({})", r.signal, signal_name(r.signal));
@@ -91,7 +102,9 @@ std::string describe(const pipeline::JobResult& r, unsigned attempt) {
       break;
   }
   if (r.infrastructure) return fmt::format("lost with its host ({}): {}", words, v(r.detail));
-  if (!r.detail.empty()) words += ": " + v(r.detail);
+  if (r.tests && r.tests->unreadable.empty() && !r.skipped) words += " (" + test_counts(*r.tests) + ")";
+  // "skipped: REASON" is the detail of a skipped job.
+  if (!r.detail.empty()) words = r.skipped ? v(r.detail) : words + ": " + v(r.detail);
   if (r.leftovers > 0)
     words += fmt::format(" ({} leftover process{} killed)", r.leftovers, r.leftovers == 1 ? "" : "es");
   if (r.will_retry) words += ", retrying";
@@ -100,6 +113,7 @@ std::string describe(const pipeline::JobResult& r, unsigned attempt) {
 
 namespace {
 std::string mark(const pipeline::JobResult& r, const Style& style) {
+  if (r.status == JobStatus::passed && r.skipped) return style.dim("-");
   if (r.status == JobStatus::passed) return r.flaky ? style.yellow("✓") : style.green("✓");
   if (r.status == JobStatus::cancelled) return style.yellow("-");
   if (r.will_retry) return style.yellow("↻");
@@ -211,6 +225,21 @@ std::string summary(const Summary& s, const Style& style) {
     out += style.bold("failed jobs:") + "\n";
     for (const auto& j : s.failed) {
       out += "  " + style.red("✗ " + job_title(j)) + "\n";
+      // Its failed tests first, with the lines under them: what to read before the tail.
+      if (j.result.tests) {
+        std::size_t shown = 0;
+        for (const auto& t : j.result.tests->tests) {
+          if (t.outcome != results::Outcome::failed) continue;
+          if (++shown > 20) {
+            out += style.dim(fmt::format("    … and {} more failed tests\n", j.result.tests->failed() - 20));
+            break;
+          }
+          out += "    " + style.red("✗ " + v(t.name)) + (t.reason.empty() ? "" : style.dim(": " + v(t.reason))) + "\n";
+          std::size_t lines = 0;
+          for (const auto& line : util::split_lines(t.details))
+            if (++lines <= 8) out += style.dim("        ") + v(line) + "\n";
+        }
+      }
       for (const auto& line : util::split_lines(j.tail)) out += style.dim("    │ ") + v(line) + "\n";
     }
   }
@@ -228,6 +257,15 @@ std::string summary(const Summary& s, const Style& style) {
     for (const auto& j : s.slowest)
       out += fmt::format("  {:>8}  {} #{}: {}\n", format_duration(j.result.duration), v(j.step), j.job,
                          util::elide(v(j.command), 80));
+  }
+  if (s.tests.jobs > 0) {
+    const auto& t = s.tests;
+    std::string counts = fmt::format("{} passed", t.passed);
+    if (t.failed) counts += ", " + style.red(fmt::format("{} failed", t.failed));
+    if (t.skipped) counts += fmt::format(", {} skipped", t.skipped);
+    if (t.todo) counts += fmt::format(", {} todo", t.todo);
+    if (t.skipped_jobs) counts += fmt::format("; {} job{} skipped as a whole", t.skipped_jobs, t.skipped_jobs == 1 ? "" : "s");
+    out += style.bold("tests:") + " " + counts + style.dim(fmt::format(" (from {} job{})", t.jobs, t.jobs == 1 ? "" : "s")) + "\n";
   }
   const auto& run = s.run;
   std::string verdict;

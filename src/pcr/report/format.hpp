@@ -68,7 +68,23 @@ struct JobRecord {
   pipeline::JobResult result;
   std::string tail;  // last lines of output, for failed jobs
 };
+// The tests the jobs of a run reported (`results:`), counted over their final attempts.
+struct TestCounts {
+  std::size_t jobs = 0;  // jobs that reported tests
+  std::size_t passed = 0, failed = 0, skipped = 0, todo = 0;
+  std::size_t skipped_jobs = 0;  // jobs whose tests skipped themselves as a whole
+  void add(const results::Results& r) {
+    ++jobs;
+    passed += r.passed(), failed += r.failed(), skipped += r.skipped(), todo += r.todo();
+    if (r.skip_all) ++skipped_jobs;
+  }
+};
+
+// "12 tests, 1 failed, 2 skipped"
+std::string test_counts(const results::Results& r);
+
 struct Summary {
+  TestCounts tests;
   std::vector<StepRecord> steps;
   std::vector<JobRecord> failed;
   std::vector<JobRecord> flaky;

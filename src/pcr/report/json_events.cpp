@@ -101,6 +101,21 @@ void JsonEvents::job_started(const pipeline::JobInfo& job) {
 }
 
 void JsonEvents::job_finished(const pipeline::JobInfo& job, const pipeline::JobResult& r) {
+  auto text = [this](const std::string& s) { return util::valid_utf8(m_mask.mask(s)); };
+  if (r.tests) {
+    // One `test` event per test the job reported, before its job_end.
+    static const char* const k_outcomes[] = {"passed", "failed", "skipped", "todo"};
+    for (const auto& t : r.tests->tests) {
+      auto e = job_event("test", job, m_mask);
+      e["name"] = text(t.name);
+      e["suite"] = text(t.suite);
+      e["outcome"] = k_outcomes[static_cast<int>(t.outcome)];
+      e["reason"] = text(t.reason);
+      e["details"] = text(t.details);
+      e["time_ms"] = t.time ? ordered_json(t.time->count()) : ordered_json();
+      emit(e.dump());
+    }
+  }
   auto j = job_event("job_end", job, m_mask);
   j["status"] = status_name(r.status);
   j["exit_code"] = r.signal == 0 && r.status != pipeline::JobStatus::not_started ? ordered_json(r.exit_code) : ordered_json();
@@ -113,6 +128,13 @@ void JsonEvents::job_finished(const pipeline::JobInfo& job, const pipeline::JobR
   j["leftovers_killed"] = r.leftovers;
   j["output_bytes"] = r.bytes;
   j["detail"] = util::valid_utf8(m_mask.mask(r.detail));
+  j["skipped"] = r.skipped;
+  if (r.tests)
+    j["tests"] = {{"passed", r.tests->passed()},     {"failed", r.tests->failed()},
+                  {"skipped", r.tests->skipped()},   {"todo", r.tests->todo()},
+                  {"problem", text(r.tests->problem)}, {"unreadable", text(r.tests->unreadable)}};
+  else
+    j["tests"] = ordered_json();
   emit(j.dump());
 }
 

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace pcr::report {
 
 using pipeline::JobKind;
@@ -34,6 +36,62 @@ std::string case_name(const JobEntry& j) {
   return j.command;
 }
 
+// The testsuite of a job that reported its tests: a testcase per test (a failure with its
+// message and diagnostics, a skip or TODO as skipped with its reason), plus one for the job
+// itself when it failed for a reason no test shows (exit code, timeout, a plan mismatch).
+std::string tests_suite(const std::string& step, const JobEntry& j, size_t& tests,
+                        size_t& failures, size_t& skipped) {
+  const results::Results& r = *j.result.tests;
+  const std::string name = step + ": " + case_name(j);
+  std::string cases;
+  Millis total{0};
+  for (const auto& t : r.tests) {
+    ++tests;
+    std::string body;
+    switch (t.outcome) {
+      case results::Outcome::passed:
+        break;
+      case results::Outcome::failed:
+        ++failures;
+        body = fmt::format("      <failure message=\"{}\">{}</failure>\n", xml_escape(t.reason),
+                           xml_escape(t.details));
+        break;
+      case results::Outcome::skipped:
+        ++skipped;
+        body = fmt::format("      <skipped message=\"{}\"/>\n", xml_escape(t.reason));
+        break;
+      case results::Outcome::todo:
+        ++skipped;
+        body = fmt::format("      <skipped message=\"{}\"/>\n",
+                           xml_escape(t.reason.empty() ? "TODO" : "TODO: " + t.reason));
+        break;
+    }
+    if (t.time) total += *t.time;
+    cases += fmt::format("    <testcase classname=\"{}\" name=\"{}\" time=\"{}\">\n{}    </testcase>\n",
+                         xml_escape(t.suite.empty() ? name : t.suite), xml_escape(t.name),
+                         seconds(t.time.value_or(Millis(0))), body);
+  }
+  if (r.skip_all) {
+    ++tests, ++skipped;
+    cases += fmt::format("    <testcase classname=\"{}\" name=\"{}\" time=\"0.000\">\n      <skipped "
+                         "message=\"{}\"/>\n    </testcase>\n",
+                         xml_escape(name), xml_escape(case_name(j)), xml_escape(r.skip_reason));
+  }
+  const bool job_failed = j.result.status != JobStatus::passed && j.result.status != JobStatus::cancelled;
+  if (job_failed && (r.failed() == 0 || !r.problem.empty())) {
+    ++tests, ++failures;
+    cases += fmt::format("    <testcase classname=\"{}\" name=\"{} (the job)\" time=\"{}\">\n      <failure "
+                         "message=\"{}\">{}</failure>\n    </testcase>\n",
+                         xml_escape(name), xml_escape(case_name(j)), seconds(j.result.duration),
+                         xml_escape(describe(j.result, j.attempt)), xml_escape(j.tail));
+  }
+  return fmt::format(
+      "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" time=\"{}\">\n{}"
+      "  </testsuite>\n",
+      xml_escape(name), tests, failures, skipped, seconds(total > Millis(0) ? total : j.result.duration),
+      cases);
+}
+
 }  // namespace
 
 std::string junit_xml(const RunRecord& run) {
@@ -47,7 +105,7 @@ std::string junit_xml(const RunRecord& run) {
   for (size_t s = 0; s < run.steps.size(); ++s) {
     const StepEntry& step = run.steps[s];
     const std::string suite_name = (step.cleanup ? "cleanup: " : "") + step.name;
-    std::string cases;
+    std::string cases, job_suites;
     size_t tests = 0, failures = 0, skipped = 0;
     if (!step.ran) {
       tests = skipped = 1;
@@ -55,8 +113,21 @@ std::string junit_xml(const RunRecord& run) {
                            "skipped: an earlier step failed or the run was stopped\"/>\n    </testcase>\n",
                            xml_escape(suite_name), xml_escape(step.name));
     }
-    for (const JobEntry* j : finals) {
-      if (j->step != s) continue;
+    // In item (job) order, as CI systems list them.
+    std::vector<const JobEntry*> step_jobs;
+    for (const JobEntry* j : finals)
+      if (j->step == s) step_jobs.push_back(j);
+    std::stable_sort(step_jobs.begin(), step_jobs.end(), [](const JobEntry* a, const JobEntry* b) {
+      return a->kind != b->kind ? a->kind < b->kind : a->job < b->job;
+    });
+    for (const JobEntry* j : step_jobs) {
+      if (j->result.tests && j->result.tests->unreadable.empty()) {
+        // A job that reported its tests: a testsuite of its own, after its step's.
+        size_t t = 0, f = 0, k = 0;
+        job_suites += tests_suite(suite_name, *j, t, f, k);
+        all_tests += t, all_failures += f, all_skipped += k;
+        continue;
+      }
       ++tests;
       unsigned retries = j->attempt;
       const auto& r = j->result;
@@ -84,11 +155,16 @@ std::string junit_xml(const RunRecord& run) {
                            xml_escape(suite_name), xml_escape(case_name(*j)), seconds(r.duration), status, body);
     }
     all_tests += tests, all_failures += failures, all_skipped += skipped;
+    if (tests == 0) {  // every job reported its tests: the step is their suites
+      suites += job_suites;
+      continue;
+    }
     suites += fmt::format(
         "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" time=\"{}\" "
         "timestamp=\"{}\">\n{}  </testsuite>\n",
         xml_escape(suite_name), tests, failures, skipped, seconds(step.result.duration),
         iso(run.started + step.start), cases);
+    suites += job_suites;
   }
   return fmt::format(
       "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"{}\" tests=\"{}\" failures=\"{}\" "

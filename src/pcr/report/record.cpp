@@ -97,6 +97,16 @@ void Recorder::job_finished(const pipeline::JobInfo& job, const pipeline::JobRes
   for (const auto& item : job.items) e.items.push_back(m_mask.mask(item));
   e.result = r;
   e.result.detail = m_mask.mask(r.detail);
+  if (r.tests) {
+    // Test names and diagnostics are job output: masked like the rest of it.
+    auto tests = std::make_shared<results::Results>(*r.tests);
+    for (auto& t : tests->tests)
+      for (auto* field : {&t.name, &t.suite, &t.classname, &t.reason, &t.details})
+        *field = m_mask.mask(*field);
+    for (auto* field : {&tests->skip_reason, &tests->problem, &tests->unreadable})
+      *field = m_mask.mask(*field);
+    e.result.tests = std::move(tests);
+  }
   auto it = m_started.find(&job);
   e.start = it != m_started.end() ? it->second : now() - r.duration;
   if (it != m_started.end()) m_started.erase(it);
