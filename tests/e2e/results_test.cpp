@@ -66,14 +66,17 @@ steps:
     run: sh {items}
     results: tap
 )",
-                    {"--no-color", "--junit", d.file("r.xml"), "--json", d.file("e.jsonl")});
+                    {"--no-color", "--junit", d.file("r.xml"), "--json", d.file("e.jsonl"), "--html",
+                     d.file("r.html")});
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   EXPECT_NE(r.out.find("tests: 2 passed, 1 failed"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("✗ logout"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("expected 200"), std::string::npos) << r.out;
   const std::string xml = read_file(d.file("r.xml"));
   const std::string events = read_file(d.file("e.jsonl"));
-  for (const std::string& text : {r.out, r.err, xml, events})
+  const std::string html = read_file(d.file("r.html"));
+  EXPECT_NE(html.find("<li><b>logout</b>"), std::string::npos) << html;  // its failed tests
+  for (const std::string& text : {r.out, r.err, xml, events, html})
     EXPECT_EQ(text.find("hunter2-secret"), std::string::npos) << text;
   // One testsuite per job, in item order, a testcase per test.
   const auto b = xml.find("testsuite name=\"suite: b.sh\""), a = xml.find("testsuite name=\"suite: a.sh\"");

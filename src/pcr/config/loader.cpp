@@ -57,11 +57,16 @@ const std::vector<std::string> k_form_keys = {"name",     "run",   "parallel", "
                                               "for_each", "batch", "groups",   "separate",
                                               "workers",  "setup", "teardown", "per_host"};
 
+// One pass over the document, collecting every problem instead of stopping at the first:
+// a user fixes a file in one round, not one error per run. Nothing is built into the
+// Pipeline's hooks (compose, hosts) until the file is known to be good, so a bad file
+// has no effect at all.
 class Loader {
  public:
   Loader(std::string file, const Machine& machine) : m_file(std::move(file)), m_machine(machine) {}
 
   Pipeline load(const std::string& text) {
+    // The size bound comes before parsing: yaml-cpp holds the whole document in memory.
     if (text.size() > limits::file_bytes)
       throw LoadError({{m_file, 1, 1,
                         fmt::format("the file has {} bytes, more than the {} MiB a pipeline file "
@@ -130,6 +135,9 @@ class Loader {
   }
 
  private:
+  // `compose:`. The project base name defaults to the pipeline's name, so two pipelines
+  // in one folder do not share projects; files are made absolute here because jobs may
+  // run in another `workdir`.
   docker::ComposeConfig compose_block(const YAML::Node& n, const std::string& pipeline_name) {
     docker::ComposeConfig c;
     if (!n.IsMap()) {
@@ -162,6 +170,8 @@ class Loader {
     return c;
   }
 
+  // `hosts:`. Names must be unique (they key project records and `CI_HOST`); a
+  // `context:` is resolved through the Machine the front end gave, never by the loader.
   std::vector<Host> hosts_block(const YAML::Node& n) {
     std::vector<Host> hosts;
     std::set<std::string> names;
@@ -339,6 +349,8 @@ class Loader {
     }
   }
 
+  // A string where one is expected. A mapping or list there is an error at its own place
+  // rather than yaml-cpp's "bad conversion" without a location.
   std::string scalar(const YAML::Node& n, const std::string& what) {
     if (!n.IsScalar()) {
       error(n, fmt::format("{}: expected a string", what));
@@ -364,6 +376,8 @@ class Loader {
     return text;
   }
 
+  // The elements of a list; an empty value (`steps:` with nothing under it) is an empty
+  // list, anything else not a list is an error.
   std::vector<YAML::Node> sequence(const YAML::Node& n, const std::string& what) {
     std::vector<YAML::Node> out;
     if (!n.IsSequence()) {
@@ -511,6 +525,8 @@ class Loader {
              "XML files the job writes)");
   }
 
+  // A command: its placeholders are parsed now, so an unknown `{name}` is a load error
+  // at its column, not a failure of the job that would have expanded it.
   Command command(const YAML::Node& n, const std::string& what, std::string& text) {
     text = scalar(n, what);
     if (n.IsScalar() && n.Scalar().find_first_not_of(" \t\r\n") == std::string::npos)
@@ -527,6 +543,9 @@ class Loader {
     return make_command(std::move(t));
   }
 
+  // A step starts from the file's `defaults:` and overrides them key by key. It has
+  // exactly one form (`run`, `parallel`, `commands`, `for_each`); two in one step is an
+  // error naming both, at the second.
   Step step(const YAML::Node& n, const StepOptions& defaults, bool cleanup) {
     Step s;
     s.options = defaults;
@@ -652,6 +671,9 @@ class Loader {
     return s;
   }
 
+  // `for_each:` as a list, or one source: `glob`, `list`, `lines` (captured earlier),
+  // `command`. A list's size is bounded here; the other sources are bounded when the run
+  // finds their items.
   void for_each(const YAML::Node& n, ForEach& fe) {
     if (n.IsSequence()) {  // shorthand for {list: [...]}
       fe.source = ForEach::Source::list;

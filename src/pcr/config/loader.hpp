@@ -31,7 +31,8 @@ class LoadError : public std::runtime_error {
 };
 
 // What loading asks of the machine, given by the front end: the loader itself starts no
-// process and reads no file but the pipeline file. The CLI gives `docker_machine()`.
+// process and writes nothing (it reads the pipeline file and checks that the compose
+// files it names exist). The CLI gives `docker_machine()`.
 struct Machine {
   // The DOCKER_HOST value of docker context `name`, or why there is none. Unset: a
   // `context:` host is a load error ("contexts cannot be resolved here").

@@ -142,9 +142,20 @@ std::string html_report(const RunRecord& run) {
   for (const auto& j : run.jobs) {
     if (j.result.status == JobStatus::passed || j.result.status == JobStatus::cancelled) continue;
     if (!header) out += "<h2>Failed jobs</h2>\n", header = true;
-    out += fmt::format("<h3>{} {}: {}</h3>\n<p><code>{}</code></p>\n<pre class=\"output\">{}</pre>\n",
+    out += fmt::format("<h3>{} {}: {}</h3>\n<p><code>{}</code></p>\n",
                        html_escape(run.steps[j.step].name), job_label(j), html_escape(describe(j.result, j.attempt)),
-                       html_escape(j.command), html_escape(j.tail));
+                       html_escape(j.command));
+    // Its failed tests (`results:`), with their diagnostics, before the output.
+    if (j.result.tests && j.result.tests->failed() > 0) {
+      out += "<ul class=\"failed-tests\">\n";
+      for (const auto& t : j.result.tests->tests)
+        if (t.outcome == results::Outcome::failed)
+          out += fmt::format("<li><b>{}</b>{}{}</li>\n", html_escape(t.name),
+                             t.reason.empty() ? "" : ": " + html_escape(t.reason),
+                             t.details.empty() ? "" : "<pre>" + html_escape(t.details) + "</pre>");
+      out += "</ul>\n";
+    }
+    out += fmt::format("<pre class=\"output\">{}</pre>\n", html_escape(j.tail));
   }
   out += "</body></html>\n";
   return out;
