@@ -37,6 +37,8 @@ std::vector<PlannedStep> plan(const Pipeline& pipeline, const RunOptions& option
   // The workers of the steps extensions add to, as extensions see them: their number and
   // host (e.g. a compose project each).
   std::vector<JobContext> workers;
+  // A pool's default size with hosts: their capacity, every host answering.
+  const unsigned capacity = HostPool(pipeline.hosts).capacity_up();
   auto add = [&](const Step& step, bool cleanup) {
     PlannedStep ps;
     ps.name = step.name;
@@ -61,8 +63,7 @@ std::vector<PlannedStep> plan(const Pipeline& pipeline, const RunOptions& option
     in.cleanup = cleanup;
     in.shard_index = options.shard_index;
     in.shard_total = options.shard_total;
-    HostPool all(pipeline.hosts);
-    in.pool = on_hosts ? all.capacity_up() : 0;
+    in.pool = on_hosts ? capacity : 0;
     in.hosts = step.per_host && on_hosts ? pipeline.hosts.size() : 0;
     Layout layout = lay_out(step, ps.note.empty() ? items : std::vector<std::string>{}, timings, in);
     if (ps.note.empty()) ps.note = layout.error;
