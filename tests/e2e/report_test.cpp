@@ -57,7 +57,6 @@ Reports make_reports(std::vector<std::string> extra = {}, PcrOptions o = {}) {
   return r;
 }
 
-bool have(const std::string& tool) { return std::system(("command -v " + tool + " > /dev/null").c_str()) == 0; }
 
 unsigned mode_of(const std::string& path) {
   struct stat st {};

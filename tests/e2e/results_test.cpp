@@ -12,7 +12,6 @@
 namespace pcr::test {
 namespace {
 
-bool have(const char* tool) { return sh(std::string("command -v ") + tool + " >/dev/null && echo y") == "y\n"; }
 
 // Each case: a script printing TAP, whether the job passes, and words its line must show.
 struct TapCase {

@@ -103,6 +103,11 @@ inline bool wait_until(const std::function<bool()>& condition,
 
 inline bool exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
 
+// Whether `tool` is on PATH (tests of optional tools skip, saying so, when it is not).
+inline bool have(const std::string& tool) {
+  return std::system(("command -v '" + tool + "' > /dev/null 2>&1").c_str()) == 0;
+}
+
 // Run `cmd` through the shell and return its stdout.
 inline std::string sh(const std::string& cmd) {
   std::string out;

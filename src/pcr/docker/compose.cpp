@@ -341,7 +341,7 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
   ext.placeholder = [state](const std::string& name, const std::string& arg,
                             const JobContext& ctx) -> std::optional<std::string> {
     // In a plan the run id and perhaps the worker are not known yet: show them as such.
-    const bool planning = !ctx.run_id.empty() && ctx.run_id[0] == '{';
+    const bool planning = ctx.planned();
     std::string project = planning ? planned_project(state->config.project, ctx.number)
                                    : project_name(state->config.project, ctx.run_id, ctx.number);
     if (name == "project") return project;
@@ -417,7 +417,7 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
   };
   down.commands.push_back([state](const JobContext& ctx) {
     const std::string& key = ctx.items.at(0);
-    const bool planning = !ctx.run_id.empty() && ctx.run_id[0] == '{';
+    const bool planning = ctx.planned();
     const auto& record = planning ? state->planned.at(key) : state->handed_out.at(key);
     if (state->down_hosts.count(record.host))
       return fmt::format("echo {}", util::shell_quote(fmt::format(

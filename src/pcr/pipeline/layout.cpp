@@ -150,6 +150,12 @@ Layout lay_out(const Step& step, const std::vector<std::string>& all_items,
   return out;
 }
 
+Layout no_jobs(const Step& step, const LayoutInput& in) {
+  Layout out;
+  out.workers = worker_count(step, 0, in.pool);
+  return out;
+}
+
 std::optional<util::Expected<std::vector<std::string>>> static_items(const Step& step,
                                                                      const std::string& dir) {
   switch (step.for_each.source) {

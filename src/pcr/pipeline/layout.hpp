@@ -48,6 +48,10 @@ bool pinned(const Step& step);
 Layout lay_out(const Step& step, const std::vector<std::string>& items,
                const sched::Timings& timings, const LayoutInput& in);
 
+// The layout of `step` when it cannot run (its items could not be found, a bad pattern):
+// no jobs, and the workers a step of no jobs has.
+Layout no_jobs(const Step& step, const LayoutInput& in);
+
 // A for_each step's items when they are known before the run (a list, a glob); nullopt
 // for sources only the run knows (a command, a captured variable, a function).
 std::optional<util::Expected<std::vector<std::string>>> static_items(const Step& step,

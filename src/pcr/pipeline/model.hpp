@@ -13,6 +13,9 @@ namespace pcr::pipeline {
 using util::Millis;
 using Env = std::vector<std::pair<std::string, std::string>>;
 
+// The run id a plan shows, before any run has one; extensions recognise a plan by it.
+inline constexpr const char* k_planned_run_id = "{run_id}";
+
 // Everything a command may depend on. `number` is the worker slot `{n}` (1-based; 0 only
 // in a plan printed before the run, where the slot is not known yet).
 struct JobContext {
@@ -29,6 +32,9 @@ struct JobContext {
   // Placeholders an extension provides (`{project}`, `{exec web}`): name and argument to
   // value. Set by the engine; empty when the pipeline has no extension.
   std::function<std::optional<std::string>(const std::string& name, const std::string& arg)> resolve;
+
+  // Whether this is a plan's context (`pcr check`), not a run's: nothing may be written.
+  bool planned() const { return run_id == k_planned_run_id; }
 };
 
 // A command is a function of the job's context returning one `/bin/sh -c` string.

@@ -14,9 +14,6 @@ namespace pcr::pipeline {
 
 namespace {
 
-// What stands for the run id in a plan; extensions recognise it (`{run_id}`).
-constexpr const char* k_planned_run_id = "{run_id}";
-
 std::string run_time_items(const Step& step) {
   switch (step.for_each.source) {
     case ForEach::Source::lines:
@@ -65,9 +62,8 @@ std::vector<PlannedStep> plan(const Pipeline& pipeline, const RunOptions& option
     in.shard_total = options.shard_total;
     in.pool = on_hosts ? capacity : 0;
     in.hosts = step.per_host && on_hosts ? pipeline.hosts.size() : 0;
-    Layout layout = lay_out(step, ps.note.empty() ? items : std::vector<std::string>{}, timings, in);
+    const Layout layout = ps.note.empty() ? lay_out(step, items, timings, in) : no_jobs(step, in);
     if (ps.note.empty()) ps.note = layout.error;
-    if (!layout.error.empty()) layout.jobs.clear(), layout.order.clear();
     ps.workers = layout.workers;
     if (!known) {
       // As many as the items will need, up to the pool's size.

@@ -17,8 +17,6 @@ namespace pcr::pipeline {
 
 namespace {
 
-using proc::Clock;
-
 // How long an extension's after-job command (Extension::after_job) may take.
 constexpr Millis k_after_job_timeout{60'000};
 
@@ -34,6 +32,11 @@ bool may_be_the_host(const JobResult& r) {
   return r.status == JobStatus::failed || r.status == JobStatus::signalled ||
          r.status == JobStatus::timed_out || r.status == JobStatus::idle_timeout ||
          r.status == JobStatus::not_started;
+}
+
+// Add `why` to what `r` says, after what it says already.
+void add_detail(JobResult& r, const std::string& why) {
+  r.detail = r.detail.empty() ? why : r.detail + "; " + why;
 }
 
 // Set `env` in `vars` under the step's own `env`: a variable the step sets keeps its value.
@@ -176,13 +179,10 @@ void StepRun::launch(const std::vector<std::string>& items) {
   in.shard_total = m_run.options.shard_total;
   in.pool = on_hosts ? m_run.pool : 0;
   in.hosts = m_job_host.size();
-  Layout layout;
-  if (m_result.error.empty()) {
-    layout = lay_out(m_step, items, m_run.timings, in);
-    m_result.error = layout.error;
-  }
-  if (!m_result.error.empty()) layout = lay_out(m_step, {}, m_run.timings, in), layout.jobs.clear(), layout.order.clear();
-  if (m_step.per_host && layout.jobs.empty()) m_job_host.clear();
+  Layout layout = m_result.error.empty() ? lay_out(m_step, items, m_run.timings, in)
+                                          : no_jobs(m_step, in);
+  if (m_result.error.empty()) m_result.error = layout.error;
+  if (layout.jobs.empty()) m_job_host.clear();
   m_info.jobs = layout.jobs.size();
   m_info.workers = layout.workers;
   m_stdout_lines.resize(layout.jobs.size());
@@ -261,10 +261,6 @@ void StepRun::place(JobContext& ctx, JobInfo& job_info, std::optional<std::size_
   ctx.host_env = h.env;
 }
 
-void StepRun::bind_extensions(JobContext& ctx) const {
-  pipeline::bind_extensions(m_run.pipeline, m_step, ctx);
-}
-
 void StepRun::host_gone(std::size_t host) {
   if (!m_scheduler) return;
   // Jobs still running there may wait on an engine that will never answer: stop them now;
@@ -282,13 +278,12 @@ void StepRun::host_gone(std::size_t host) {
 // move theirs to another host.
 void StepRun::leave_down_hosts() {
   if (m_step.per_host) return;
-  const bool keeps_worker = m_step.form != Form::for_each;
   bool others = false;
   for (unsigned w = 1; w <= m_info.workers; ++w)
     if (!m_scheduler->retired(w) && m_run.hosts.up(m_run.hosts.slot_host(w))) others = true;
   for (unsigned w = 1; w <= m_info.workers; ++w) {
     if (m_run.hosts.up(m_run.hosts.slot_host(w))) continue;
-    if (keeps_worker || !others)
+    if (pinned(m_step) || !others)
       m_run.move_slot(w);
     else
       m_scheduler->retire(w);
@@ -311,18 +306,15 @@ void StepRun::start_task(unsigned worker, JobKind kind) {
   JobContext ctx{worker, 0, static_cast<unsigned>(m_jobs.size()), {}, m_run.run_id, m_info.name, {}, {}, {}};
   const auto host = host_of(worker, 0);
   place(ctx, task, host);
-  bind_extensions(ctx);
-  auto command = build_command(setup ? m_step.setup : m_step.teardown, ctx);
-  task.command = command ? *command : "";
+  bind_extensions(m_run.pipeline, m_step, ctx);
   task.spool = fmt::format("{}/{}-{}-{}-w{}.log", m_run.spool_dir, m_info.cleanup ? "c" : "s",
                            m_info.index, setup ? "setup" : "teardown", worker);
-  std::string error =
-      command ? "" : fmt::format("the command could not be built: {}", command.error());
-  proc::Spawn spawn = spawn_for(task.command, ctx, task.spool, error);
-  if (!error.empty()) spawn.command = "exit 127";  // reported as not started
+  Prepared p = prepare(setup ? m_step.setup : m_step.teardown, ctx, task.spool);
+  task.command = std::move(p.command);
+  const std::string error = std::move(p.error);
   m_run.observer.job_started(task);
   m_task_process[worker] = m_run.procs.spawn(
-      std::move(spawn),
+      std::move(p.spawn),
       [this, worker](proc::Stream, std::string_view data) {
         m_run.observer.job_output(m_tasks[worker], data);
       },
@@ -368,6 +360,19 @@ proc::Spawn StepRun::spawn_for(const std::string& command, const JobContext& ctx
                     limits_of(m_step.options));
 }
 
+StepRun::Prepared StepRun::prepare(const Command& cmd, const JobContext& ctx,
+                                   const std::string& spool) const {
+  Prepared p;
+  auto command = build_command(cmd, ctx);
+  if (command)
+    p.command = std::move(*command);
+  else
+    p.error = fmt::format("the command could not be built: {}", command.error());
+  p.spawn = spawn_for(p.command, ctx, spool, p.error);
+  if (!p.error.empty()) p.spawn.command = "exit 127";  // reported as not started
+  return p;
+}
+
 // How a process ended, as a job result (before output checks).
 JobResult StepRun::classify(const proc::Exit& exit, const std::string& build_error,
                             bool pipeline_timed_out) const {
@@ -408,7 +413,7 @@ void StepRun::start(std::size_t index, unsigned worker, unsigned attempt) {
                  job.plan.items, m_run.run_id, m_info.name,
                  {},            {},           {}};
   place(ctx, job.info, host_of(worker, index));
-  bind_extensions(ctx);
+  bind_extensions(m_run.pipeline, m_step, ctx);
   job.info.worker = worker;
   job.info.attempt = attempt;
   const std::string prefix = fmt::format("{}/{}-{}-{}-{}", m_run.spool_dir,
@@ -417,16 +422,13 @@ void StepRun::start(std::size_t index, unsigned worker, unsigned attempt) {
   job.info.spool = prefix + ".log";
   job.started = std::filesystem::file_time_type::clock::now() - std::chrono::seconds(1);
   job.stdout_path = m_keep_stdout ? prefix + ".out" : "";
-  auto command = build_command(m_step.commands[job.plan.command], ctx);
-  std::string error =
-      command ? "" : fmt::format("the command could not be built: {}", command.error());
-  job.info.command = command ? *command : "";
-  proc::Spawn spawn = spawn_for(job.info.command, ctx, job.info.spool, error);
-  spawn.stdout_path = job.stdout_path;
-  if (!error.empty()) spawn.command = "exit 127";  // reported below as not started
+  Prepared p = prepare(m_step.commands[job.plan.command], ctx, job.info.spool);
+  job.info.command = std::move(p.command);
+  const std::string error = std::move(p.error);
+  p.spawn.stdout_path = job.stdout_path;
   m_run.observer.job_started(job.info);
   job.process = m_run.procs.spawn(
-      std::move(spawn),
+      std::move(p.spawn),
       [this, index](proc::Stream, std::string_view data) {
         m_run.observer.job_output(m_jobs[index].info, data);
       },
@@ -486,8 +488,7 @@ void StepRun::ended(std::size_t index, const proc::Exit& exit, const std::string
   JobResult r = classify(exit, build_error, m_run.timed_out && !m_info.cleanup);
   if (!r.output_error.empty()) {
     // Said on the job, and the run fails for it at the end.
-    const std::string lost = "its output could not all be kept (" + r.output_error + ")";
-    r.detail = r.detail.empty() ? lost : r.detail + "; " + lost;
+    add_detail(r, "its output could not all be kept (" + r.output_error + ")");
     if (m_run.result.output_error.empty()) m_run.result.output_error = r.output_error;
   }
   if (r.status == JobStatus::passed && m_keep_stdout) {
@@ -557,22 +558,21 @@ void StepRun::read_results(const Job& job, JobResult& r) const {
   }
   auto tests = std::make_shared<results::Results>(std::move(found));
   const results::Results& t = *tests;
-  auto say = [&r](const std::string& why) { r.detail = r.detail.empty() ? why : r.detail + "; " + why; };
   if (!t.unreadable.empty()) {
-    say("unreadable results: " + t.unreadable);
+    add_detail(r, "unreadable results: " + t.unreadable);
     r.status = JobStatus::failed;
   } else if (r.status == JobStatus::passed) {
     if (t.failed() > 0) {
       r.status = JobStatus::failed;  // exit code 0, and the counts say why it failed
     } else if (!t.problem.empty()) {
-      say("its tests disagree: " + t.problem);
+      add_detail(r, "its tests disagree: " + t.problem);
       r.status = JobStatus::failed;
     } else if (t.skip_all) {
       r.skipped = true;
-      say(t.skip_reason.empty() ? std::string("skipped") : "skipped: " + t.skip_reason);
+      if (!t.skip_reason.empty()) add_detail(r, t.skip_reason);  // "skipped: REASON"
     }
   } else if (!t.problem.empty()) {
-    say(t.problem);
+    add_detail(r, t.problem);
   }
   r.tests = std::move(tests);
 }

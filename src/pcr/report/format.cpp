@@ -103,8 +103,7 @@ std::string describe(const pipeline::JobResult& r, unsigned attempt) {
   }
   if (r.infrastructure) return fmt::format("lost with its host ({}): {}", words, v(r.detail));
   if (r.tests && r.tests->unreadable.empty() && !r.skipped) words += " (" + test_counts(*r.tests) + ")";
-  // "skipped: REASON" is the detail of a skipped job.
-  if (!r.detail.empty()) words = r.skipped ? v(r.detail) : words + ": " + v(r.detail);
+  if (!r.detail.empty()) words += ": " + v(r.detail);
   if (r.leftovers > 0)
     words += fmt::format(" ({} leftover process{} killed)", r.leftovers, r.leftovers == 1 ? "" : "es");
   if (r.will_retry) words += ", retrying";
