@@ -7,6 +7,8 @@
 
 #include <unistd.h>
 
+#include <set>
+
 using namespace pcr;
 using namespace pcr::docker;
 
@@ -180,4 +182,27 @@ TEST(DockerHelpers, EveryValueIsQuoted) {
   EXPECT_NE(compose.down()(ctx).find("-p shop-r1-3 down -v --remove-orphans"), std::string::npos);
   auto groups = docker::split_into_groups({"d", "a", "c", "b", "e"}, 2);
   EXPECT_EQ(groups, (std::vector<std::vector<std::string>>{{"a", "c", "e"}, {"b", "d"}}));
+}
+
+// The plan's teardown: one job per project the run will hand out, each taking down its
+// own project, however many (names sort "-10" before "-2"), and a plan writes nothing.
+TEST(Compose, PlannedTeardownTakesDownEveryProjectAndWritesNothing) {
+  test::TempDir d;
+  d.write("dc.yml", "services: {}\n");
+  d.write("ci.yaml", "name: shop\ncompose:\n  file: dc.yml\nsteps:\n  - parallel: 12\n    run: \"{exec web} true\"\n");
+  auto p = config::load_file(d.file("ci.yaml"));
+  const auto plan = pipeline::plan(p, {});
+  ASSERT_EQ(plan.size(), 2u);
+  const auto& down = plan[1];
+  EXPECT_EQ(down.name, "compose teardown");
+  EXPECT_EQ(down.workers, 12u);
+  ASSERT_EQ(down.jobs.size(), 12u);
+  std::set<std::string> projects;
+  for (const auto& job : down.jobs) {
+    ASSERT_EQ(job.items.size(), 1u);
+    EXPECT_NE(job.command.find("-p '\\''" + job.items[0] + "'\\''"), std::string::npos) << job.command;
+    projects.insert(job.items[0]);
+  }
+  EXPECT_EQ(projects.size(), 12u);
+  EXPECT_FALSE(test::exists(d.file(".pcr")));  // no record, no script
 }

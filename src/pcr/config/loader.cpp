@@ -732,11 +732,7 @@ class Loader {
 
 Machine docker_machine() {
   Machine m;
-  m.context_endpoint = [](const std::string& name) -> util::Expected<std::string> {
-    std::string why;
-    if (auto endpoint = docker::context_endpoint(name, why)) return *endpoint;
-    return util::Expected<std::string>::failure(why);
-  };
+  m.context_endpoint = docker::context_endpoint;
   m.compose_version = [] { return docker::detect_compose_version(); };
   return m;
 }

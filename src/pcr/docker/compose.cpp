@@ -33,10 +33,10 @@ using pipeline::JobContext;
 
 namespace {
 
-// Takes a project down, retrying once when a network still has active endpoints (a
-// container of another project was still detaching), and removes its record when done.
 std::string planned_project(const std::string& base, unsigned n);
 
+// Takes a project down, retrying once when a network still has active endpoints (a
+// container of another project was still detaching), and removes its record when done.
 constexpr const char* k_down_script = R"SH(#!/bin/sh
 # Written by pcr. usage: down.sh 'COMPOSE COMMAND' RECORD
 for try in 1 2; do
@@ -154,6 +154,11 @@ done
 exit $rc
 )SH";
 
+// A project's name among the run's records: `project`, or `project@host` with hosts.
+std::string record_key(const std::string& project, const std::string& host) {
+  return host.empty() ? project : project + "@" + host;
+}
+
 // Bookkeeping shared by the extension and the teardown step of one pipeline.
 struct State {
   ComposeConfig config;
@@ -163,18 +168,17 @@ struct State {
   // Resolved by the front end before the run (ComposeConfig::version): never asked mid-run.
   ComposeVersion compose_version() const { return config.version; }
 
+  // The pipeline's .pcr folder: the records' parent, where pcr's scripts live.
+  fs::path pcr_dir() const { return fs::path(config.state_dir).parent_path(); }
 
   // Where the exec wrapper lives: .pcr/exec.sh beside the projects' records.
-  std::string exec_script_path() const {
-    return (fs::absolute(fs::path(config.state_dir).parent_path()) / "exec.sh").string();
-  }
+  std::string exec_script_path() const { return (fs::absolute(pcr_dir()) / "exec.sh").string(); }
 
   // The exec wrapper and its stop script, written on first use.
   std::string exec_script() {
-    std::string dir = fs::path(config.state_dir).parent_path().string();
     if (exec_path.empty()) {
-      exec_path = exec_wrapper(dir);
-      stop_path = script_or_throw(dir, "exec-stop.sh", k_exec_stop_script);
+      exec_path = exec_wrapper(pcr_dir().string());
+      stop_path = script_or_throw(pcr_dir().string(), "exec-stop.sh", k_exec_stop_script);
     }
     return exec_path;
   }
@@ -182,8 +186,7 @@ struct State {
 
   // Where the wrapper logs the commands worker `project`'s jobs started in containers.
   std::string exec_log(const std::string& project) const {
-    return (fs::absolute(fs::path(config.state_dir).parent_path()) / "exec" / (project + ".log"))
-        .string();
+    return (fs::absolute(pcr_dir()) / "exec" / (project + ".log")).string();
   }
 
   // What addresses `project` on the host of `ctx`'s worker.
@@ -201,7 +204,7 @@ struct State {
 
   // Note that `project` is in use on the job's host; record it on disk the first time.
   void hand_out(const std::string& project, const JobContext& ctx) {
-    const std::string key = ctx.host.empty() ? project : project + "@" + ctx.host;
+    const std::string key = record_key(project, ctx.host);
     if (handed_out.count(key)) return;
     ProjectRecord r = record_for(project, ctx);
     r.pid = ::getpid();
@@ -209,7 +212,7 @@ struct State {
     r.run_id = ctx.run_id;
     std::error_code ec;
     fs::create_directories(config.state_dir, ec);
-    fs::permissions(fs::path(config.state_dir).parent_path(), fs::perms::owner_all, ec);
+    fs::permissions(pcr_dir(), fs::perms::owner_all, ec);
     // Unrecorded, a project of a killed run would escape `pcr clean`: the job that would
     // start it does not start (the engine reports the reason as the job's).
     auto written = replace_file(record_path(config.state_dir, r), record_json(r),
@@ -407,11 +410,12 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
   };
   // In a plan: the projects of the workers the steps before would hand out.
   down.for_each.planned = [state](const std::vector<JobContext>& workers) {
-    std::set<std::string> keys;
+    std::set<std::string> keys;  // in name order, as the run's records are
     for (const auto& ctx : workers) {
-      ProjectRecord r = state->record_for(planned_project(state->config.project, ctx.number), ctx);
-      keys.insert(ctx.host.empty() ? r.project : r.project + "@" + ctx.host);
-      state->planned.emplace(*keys.rbegin(), std::move(r));
+      const std::string project = planned_project(state->config.project, ctx.number);
+      const std::string key = record_key(project, ctx.host);
+      keys.insert(key);
+      state->planned.emplace(key, state->record_for(project, ctx));
     }
     return std::vector<std::string>(keys.begin(), keys.end());
   };
@@ -424,7 +428,7 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
                                         "host {} does not answer: project {} stays recorded for `pcr clean`",
                                         record.host, record.project)));
     return teardown_command(record, record_path(state->config.state_dir, record),
-                            fs::path(state->config.state_dir).parent_path().string(), !planning);
+                            state->pcr_dir().string(), !planning);
   });
   down.texts.push_back("<compose> down -v --remove-orphans");
   down.options.timeout = pipeline::Millis(5 * 60 * 1000);
@@ -438,7 +442,7 @@ std::string state_dir(const std::string& pipeline_dir) {
 }
 
 std::string record_path(const std::string& state_dir, const ProjectRecord& r) {
-  return fmt::format("{}/{}{}.json", state_dir, r.project, r.host.empty() ? "" : "@" + r.host);
+  return fmt::format("{}/{}.json", state_dir, record_key(r.project, r.host));
 }
 
 std::string exec_wrapper(const std::string& dir) {

@@ -8,21 +8,17 @@
 
 namespace pcr::docker {
 
-std::optional<std::string> context_endpoint(const std::string& name, std::string& error) {
+util::Expected<std::string> context_endpoint(const std::string& name) {
+  using Result = util::Expected<std::string>;
   auto run = proc::run_capture(
       {"docker", "context", "inspect", "--format", "{{.Endpoints.docker.Host}}", name},
       std::chrono::seconds(20));
-  if (!run.error.empty()) {
-    error = "cannot run `docker context inspect`: " + run.error;
-    return std::nullopt;
-  }
+  if (!run.error.empty()) return Result::failure("cannot run `docker context inspect`: " + run.error);
   std::string out = run.output;
   const int status = run.timed_out ? -1 : run.exit_code;
   while (!out.empty() && (out.back() == '\n' || out.back() == '\r' || out.back() == ' ')) out.pop_back();
-  if (status != 0 || out.empty() || out.find("://") == std::string::npos) {
-    error = out.empty() ? "`docker context inspect` failed" : out;
-    return std::nullopt;
-  }
+  if (status != 0 || out.empty() || out.find("://") == std::string::npos)
+    return Result::failure(out.empty() ? "`docker context inspect` failed" : out);
   return out;
 }
 

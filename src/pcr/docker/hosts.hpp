@@ -1,6 +1,7 @@
 #pragma once
 
 #include <pcr/pipeline/model.hpp>
+#include <pcr/util/expected.hpp>
 
 #include <optional>
 #include <string>
@@ -13,8 +14,8 @@ namespace pcr::docker {
 inline constexpr const char* k_host_probe = "docker info --format '{{.ServerVersion}}' > /dev/null";
 
 // The DOCKER_HOST value of docker context `name` (`docker context inspect`, which reads
-// the CLI's own files and asks no engine); nullopt with `error` set when there is none.
-std::optional<std::string> context_endpoint(const std::string& name, std::string& error);
+// the CLI's own files and asks no engine), or why there is none.
+util::Expected<std::string> context_endpoint(const std::string& name);
 
 // A docker host of `hosts:`: jobs of its workers get DOCKER_HOST=`docker_host`.
 pipeline::Host docker_host(const std::string& name, const std::string& docker_host, unsigned workers);
