@@ -138,3 +138,23 @@ TEST(Results, BadResultsValueIsALoadErrorAtItsPlace) {
 
 }  // namespace
 }  // namespace pcr::test
+
+namespace pcr::test {
+namespace {
+
+// A job printing far more TAP than a job may report: refused as unreadable, and pcr's
+// memory stays bounded — the stdout file is parsed as a stream, never read whole.
+TEST(Results, HugeTapCostsBoundedMemory) {
+  TempDir d;
+  d.write("big.sh", "echo 1..2000000\nyes 'ok - a test with a name of some length' | head -n 2000000\n");
+  auto r = run_yaml(d, "steps:\n  - name: big\n    run: sh big.sh\n    results: tap\n    output: hide\n",
+                    {"--no-color"});
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("unreadable results: more than 100000 tests"), std::string::npos) << r.out;
+  if (!k_sanitized) {
+    EXPECT_LT(r.max_rss_kb, 100 * 1024) << "pcr's peak RSS";
+  }
+}
+
+}  // namespace
+}  // namespace pcr::test

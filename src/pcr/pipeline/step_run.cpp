@@ -98,8 +98,10 @@ StepRun::~StepRun() = default;
 void StepRun::start(std::function<void()> done) {
   m_done = std::move(done);
   const StepOptions& o = m_step.options;
-  m_keep_stdout = !o.capture.empty() || !o.expect.empty() || static_cast<bool>(o.check) ||
-                  o.results.format == ResultsSpec::Format::tap;
+  // Stdout is read as lines for `capture`, `expect` and a C++ check; TAP is parsed from
+  // the same file as a stream (never held whole).
+  m_read_stdout = !o.capture.empty() || !o.expect.empty() || static_cast<bool>(o.check);
+  m_keep_stdout = m_read_stdout || o.results.format == ResultsSpec::Format::tap;
   if (!o.expect.empty()) {
     // The loader has compiled it already; a C++ pipeline's pattern is checked here.
     if (auto re = util::Regex::compile(o.expect))
@@ -491,7 +493,7 @@ void StepRun::ended(std::size_t index, const proc::Exit& exit, const std::string
     add_detail(r, "its output could not all be kept (" + r.output_error + ")");
     if (m_run.result.output_error.empty()) m_run.result.output_error = r.output_error;
   }
-  if (r.status == JobStatus::passed && m_keep_stdout) {
+  if (r.status == JobStatus::passed && m_read_stdout) {
     auto lines = read_lines(job.stdout_path);
     bool ok = true;
     if (m_expect) {

@@ -138,7 +138,8 @@ class StepRun : public sched::JobRunner {
   std::optional<util::Regex> m_expect;
   StepResult m_result;
   proc::ProcessSet::Id m_lister = 0;  // the for_each command, while it runs
-  bool m_keep_stdout = false;
+  bool m_keep_stdout = false;  // its jobs' stdout goes to a file of its own too
+  bool m_read_stdout = false;  // ...read as lines when a job passes (capture, expect, check)
   std::vector<JobInfo> m_tasks;  // per worker: its set-up or tear-down
   std::vector<proc::ProcessSet::Id> m_task_process;
   std::vector<std::size_t> m_job_host;  // per_host: job → host
