@@ -12,9 +12,10 @@ cd "$(dirname "$0")/.."
 # rendered and looked at), script(1) for a pty (bsdutils, in setup.sh), and a Docker
 # engine with Compose v1 and a static busybox for the compose tests (the `docker.ready`
 # test starts dockerd when it is not running), and an sshd (openssh-server) for the
-# test of a docker host over ssh:// (Compose v1 needs paramiko for ssh:// hosts); clang
+# test of a docker host over ssh:// (Compose v1 needs paramiko for ssh:// hosts); pytest
+# (a real JUnit writer for `results: {junit: ...}`); clang
 # and its sanitizer and libFuzzer runtimes for --sanitize.
-export PCR_EXTRA_PACKAGES="libxml2-utils chromium imagemagick docker.io docker-compose busybox-static debootstrap openssh-server python3-paramiko clang libclang-rt-dev"
+export PCR_EXTRA_PACKAGES="libxml2-utils chromium imagemagick docker.io docker-compose busybox-static debootstrap openssh-server python3-paramiko python3-pytest clang libclang-rt-dev"
 
 if [ "${1:-}" = "--sanitize" ]; then
   shift

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <regex>
+
 using namespace pcr::test;
 
 namespace {
@@ -82,6 +84,10 @@ TEST(Terminal, StatusLineAndColourUnderAPty) {
   std::string plain = run_in_pty("NO_COLOR=1");
   EXPECT_EQ(plain.find("\x1b[32m"), std::string::npos) << "NO_COLOR ignored";
   EXPECT_NE(plain.find("jobs done"), std::string::npos);
+  // One line that redraws, naming the running job; with the durations the first runs
+  // recorded, an estimate of the time left (the step's only job left: ~2.5 s less 1 s).
+  EXPECT_TRUE(std::regex_search(plain, std::regex(R"(1 running, 1\.0s, ~[23]s left · sleep 2\.5 [0-9.]+m?s)"))) << plain;
+  EXPECT_EQ(plain.find("\x1b[1A"), std::string::npos) << "the status is one line, never a block";
 }
 
 // `pcr check` with hosts: the hosts, where each worker goes, and what a remote host

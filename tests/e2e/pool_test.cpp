@@ -4,6 +4,7 @@
 #include <pcr/sched/timings.hpp>
 #include <pcr/util/text.hpp>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -71,6 +72,52 @@ steps:
   ASSERT_EQ(r.exit_code, 0) << r.out;
   // Unknown = median 500: ties with b, broken by name: b, new1, new2.
   EXPECT_EQ(lines_of(d.file("order")), (std::vector<std::string>{"c", "b", "new1", "new2", "a"}));
+}
+
+// Two pipeline files in one folder, each with a step called "tests" over the same items
+// but a different slow one: each file's next run starts its own slow item first. (With
+// timings keyed by step alone the two runs averaged into a tie: both started "x".)
+TEST(Pool, TwoPipelinesInOneFolderKeepTheirOwnTimings) {
+  TempDir d;
+  for (const char* slow : {"x", "y"})
+    d.write(std::string("slow-") + slow + ".yaml", fmt::format(R"(
+steps:
+  - name: tests
+    workers: 1
+    for_each: [x, y]
+    run: echo {{items}} >> order-{slow}; if [ {{items}} = {slow} ]; then sleep 0.5; fi
+)", fmt::arg("slow", slow)));
+  PcrOptions o;
+  o.cwd = d.path();
+  for (int round = 0; round < 2; ++round)
+    for (const char* slow : {"x", "y"}) {
+      std::remove(d.file(std::string("order-") + slow).c_str());
+      auto r = run_pcr({"run", d.file(std::string("slow-") + slow + ".yaml")}, o);
+      ASSERT_EQ(r.exit_code, 0) << r.out;
+    }
+  EXPECT_EQ(lines_of(d.file("order-x")), (std::vector<std::string>{"x", "y"}));
+  EXPECT_EQ(lines_of(d.file("order-y")), (std::vector<std::string>{"y", "x"}));
+  pcr::sched::Timings::Pipelines file;
+  ASSERT_TRUE(pcr::sched::Timings::parse(read_file(d.file(".pcr/timings.json")), file));
+  EXPECT_EQ(file.size(), 2u) << read_file(d.file(".pcr/timings.json"));
+  EXPECT_GE(file["slow-y.yaml"]["tests"]["y"], 400);
+  EXPECT_LT(file["slow-y.yaml"]["tests"]["x"], 400);
+}
+
+// A timings file written before pipelines had entries of their own is read by the next
+// run (the recorded order holds) and rewritten under the pipeline's file name.
+TEST(Pool, OldTimingsFileIsReadAndMigrated) {
+  TempDir d;
+  d.write(".pcr/timings.json", R"({"version": 1, "unit": "ms", "steps": {"tests": {"a": 10, "b": 900}}})");
+  auto r = run_yaml(d, "steps:\n  - name: tests\n    workers: 1\n    for_each: [a, b]\n    run: echo {items} >> order\n");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(lines_of(d.file("order")), (std::vector<std::string>{"b", "a"})) << "the old file's timings were used";
+  const std::string text = read_file(d.file(".pcr/timings.json"));
+  EXPECT_NE(text.find("\"version\": 2"), std::string::npos) << text;
+  pcr::sched::Timings::Pipelines file;
+  ASSERT_TRUE(pcr::sched::Timings::parse(text, file));
+  EXPECT_EQ(file.count(""), 0u) << text;
+  EXPECT_EQ(file.count("ci.yaml"), 1u) << text;
 }
 
 TEST(Pool, DamagedTimingsFileIsReportedIgnoredAndRewritten) {
@@ -270,8 +317,9 @@ steps:
   }
   auto merged = run_pcr({"timings", "merge", "-o", d.file("merged.json"), d.file("shard1.json"), d.file("shard2.json")});
   ASSERT_EQ(merged.exit_code, 0) << merged.err;
-  pcr::sched::Timings::Table table;
-  ASSERT_TRUE(pcr::sched::Timings::parse(read_file(d.file("merged.json")), table));
+  pcr::sched::Timings::Pipelines file;
+  ASSERT_TRUE(pcr::sched::Timings::parse(read_file(d.file("merged.json")), file));
+  auto& table = file["ci.yaml"];  // the pipeline's entries, under its file's name
   ASSERT_EQ(table["tests"].size(), 6u) << read_file(d.file("merged.json"));
   // t6 (0.6 s) and t5 (0.5 s) are the longest: a balanced split puts them apart, and
   // each shard's total is within one item of the other's.

@@ -9,6 +9,8 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <sstream>
+
 using namespace pcr::test;
 
 namespace {
@@ -196,6 +198,35 @@ TEST(Reports, WrittenWhenTheRunIsInterrupted) {
   EXPECT_NE(read_file(d.file("r.html")).find("INTERRUPTED by SIGINT"), std::string::npos);
 }
 
+// The JSON log's notes are facts a tool can read (a kind and its fields), not only words.
+TEST(Reports, JsonNotesAreStructured) {
+  TempDir d;
+  PcrOptions o;
+  o.while_running = [&](pid_t pid) {
+    ASSERT_TRUE(wait_until([&] { return exists(d.file("started")); }));
+    ::kill(pid, SIGINT);
+  };
+  auto r = run_yaml(d, "steps:\n  - run: touch started; sleep 30\n", {"--json", d.file("e.jsonl"), "--shard", "1/2"},
+                    o);
+  EXPECT_EQ(r.exit_code, 130);
+  std::vector<nlohmann::json> notes;
+  std::istringstream in(read_file(d.file("e.jsonl")));
+  for (std::string line; std::getline(in, line);) {
+    auto j = nlohmann::json::parse(line);
+    if (j.value("event", "") == "note") notes.push_back(j);
+  }
+  ASSERT_EQ(notes.size(), 2u) << read_file(d.file("e.jsonl"));
+  EXPECT_EQ(notes[0]["kind"], "shard");
+  EXPECT_EQ(notes[0]["index"], 1);
+  EXPECT_EQ(notes[0]["total"], 2);
+  EXPECT_EQ(notes[1]["kind"], "interrupted");
+  EXPECT_EQ(notes[1]["signal"], "SIGINT");
+  EXPECT_EQ(notes[1]["again"], false);
+  // The console words the same note.
+  EXPECT_NE(r.out.find("pcr: " + notes[1]["message"].get<std::string>()), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("SIGINT: stopping the running jobs"), std::string::npos) << r.out;
+}
+
 TEST(Reports, BadReportPathStopsBeforeAnythingRuns) {
   TempDir d;
   auto r = run_yaml(d, "steps:\n  - run: touch ran\n", {"--junit", "/nonexistent/dir/j.xml"});
@@ -243,15 +274,18 @@ TEST(FailOnFlaky, TurnsAFlakyPassIntoAFailure) {
   EXPECT_NE(r.out.find("a failure with --fail-on-flaky"), std::string::npos) << r.out;
 }
 
-TEST(Terminal, ALineForEachRunningWorkerOnATallTerminal) {
+// However tall the terminal, the status is one line that redraws in place, naming every
+// running job.
+TEST(Terminal, OneStatusLineNamesTheRunningJobs) {
   if (!have("script")) GTEST_SKIP() << "script(1) is missing";
   TempDir d;
   d.write("ci.yaml", "steps:\n  - name: pair\n    commands: [sleep 2.2, sleep 2.4, echo quick]\n");
-  std::string cmd = "cd '" + d.path() + "' && TERM=xterm script -qec \"stty rows 40 cols 120; '" + PCR_BINARY +
-                    "' run ci.yaml\" /dev/null > pty.out 2>&1";
+  std::string cmd = "cd '" + d.path() + "' && TERM=xterm NO_COLOR=1 script -qec \"stty rows 40 cols 160; '" +
+                    PCR_BINARY + "' run ci.yaml\" /dev/null > pty.out 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   std::string out = read_file(d.file("pty.out"));
-  EXPECT_NE(out.find("n=1   #1"), std::string::npos) << out;
-  EXPECT_NE(out.find("n=2   #2"), std::string::npos) << out;
-  EXPECT_NE(out.find("\x1b[1A"), std::string::npos) << "the block is not redrawn in place";
+  EXPECT_NE(out.find("\r\x1b[K[step 1/1 pair] 1 of 3 jobs done, 2 running"), std::string::npos) << out;
+  EXPECT_TRUE(out.find("· sleep 2.2 ") != std::string::npos || out.find("· sleep 2.4 ") != std::string::npos) << out;
+  EXPECT_NE(out.find(", sleep 2."), std::string::npos) << "both running jobs named: " << out;
+  EXPECT_EQ(out.find("\x1b[1A"), std::string::npos) << "a block of lines, not one line";
 }

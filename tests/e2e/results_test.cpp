@@ -112,6 +112,39 @@ TEST(Results, JUnitFilesTheJobWritesAndNotOlderOnes) {
   EXPECT_NE(ok.out.find("passed (1 test)"), std::string::npos) << ok.out;  // not the stale one
 }
 
+// A real JUnit writer: pytest --junitxml, one report per job, two tiny test files.
+TEST(Results, PytestJUnitReportsThroughAPool) {
+  if (sh("/usr/bin/python3 -c 'import pytest' 2>&1 && echo yes").find("yes") == std::string::npos)
+    GTEST_SKIP() << "pytest is missing (python3-pytest; scripts/test.sh installs it)";
+  TempDir d;
+  d.write("test_math.py", "def test_adds():\n    assert 1 + 1 == 2\n\ndef test_multiplies():\n    assert 6 * 7 == 42\n");
+  d.write("test_io.py",
+          "import pytest\n\ndef test_reads():\n    assert open(__file__).read()\n\n"
+          "def test_breaks():\n    assert 'expected' == 'actual', 'the parser lost a byte'\n\n"
+          "@pytest.mark.skip(reason='needs a printer')\ndef test_prints():\n    pass\n");
+  auto r = run_yaml(d, R"(steps:
+  - name: pytest
+    workers: 2
+    for_each: [test_math.py, test_io.py]
+    run: /usr/bin/python3 -m pytest -q -p no:cacheprovider --junitxml=report-{job}.xml {items}
+    results: {junit: "report-{job}.xml"}
+)",
+                    {"--no-color", "--junit", d.file("r.xml")});
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("tests: 3 passed, 1 failed, 1 skipped"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("passed (2 tests)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("test_breaks"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("the parser lost a byte"), std::string::npos) << "its diagnostic: " << r.out;
+  const std::string xml = read_file(d.file("r.xml"));
+  EXPECT_LT(xml.find("pytest: test_math.py"), xml.find("pytest: test_io.py")) << "in item order: " << xml;
+  EXPECT_NE(xml.find("name=\"test_prints\""), std::string::npos) << xml;
+  if (have("xmllint")) {
+    const std::string cmd = "xmllint --noout --schema '" + std::string(PCR_SOURCE_DIR) +
+                            "/tests/schema/junit.xsd' '" + d.file("r.xml") + "' 2>&1 && echo valid";
+    EXPECT_NE(sh(cmd).find("valid"), std::string::npos) << sh(cmd);
+  }
+}
+
 TEST(Results, UnreadableOrMissingJUnitFailsTheJobWithTheReason) {
   TempDir d;
   auto broken = run_yaml(d, R"(steps:

@@ -387,6 +387,29 @@ TEST(Run, HeartbeatOffTerminal) {
   EXPECT_NE(r.out.find("… slow: running for 1.0s, 0 of 2 jobs done"), std::string::npos) << r.out;
 }
 
+// With timings recorded, the heartbeat estimates the time left from them and names the
+// running job; the first run, with nothing recorded, gives no estimate.
+TEST(Run, HeartbeatEstimatesTimeLeftFromRecordedTimings) {
+  TempDir d;
+  const std::string yaml =
+      "steps:\n  - name: pool\n    workers: 1\n    for_each: [first, second, third]\n    run: sleep 1.5\n";
+  auto first = run_yaml(d, yaml, {"--heartbeat", "1s"});
+  ASSERT_EQ(first.exit_code, 0) << first.out;
+  EXPECT_NE(first.out.find("… pool: running for 1.0s, 0 of 3 jobs done; running first ("), std::string::npos)
+      << first.out;
+  EXPECT_EQ(first.out.find(" left"), std::string::npos) << "an estimate with nothing recorded:\n" << first.out;
+  auto second = run_yaml(d, yaml, {"--heartbeat", "1s"});
+  ASSERT_EQ(second.exit_code, 0) << second.out;
+  // After 1 s of the first job: its remaining ~0.5 s plus two more of ~1.5 s = ~4 s.
+  std::smatch m;
+  const std::regex line(R"(… pool: running for 1\.0s, 0 of 3 jobs done, ~(\d)s left; running first \()");
+  ASSERT_TRUE(std::regex_search(second.out, m, line)) << second.out;
+  EXPECT_GE(std::stoi(m[1]), 3) << second.out;
+  EXPECT_LE(std::stoi(m[1]), 5) << second.out;
+  // Later heartbeats count down.
+  EXPECT_NE(second.out.find("1 of 3 jobs done, ~"), std::string::npos) << second.out;
+}
+
 TEST(Run, ClosedStdoutStillRunsCleanup) {
   TempDir d;
   d.write("ci.yaml", "steps:\n  - run: seq 100000\ncleanup:\n  - run: touch cleaned\n");

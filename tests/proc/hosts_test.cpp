@@ -4,6 +4,7 @@
 #include "../support/support.hpp"
 #include <pcr/pipeline/builder.hpp>
 #include <pcr/pipeline/engine.hpp>
+#include <pcr/report/format.hpp>
 #include <pcr/util/text.hpp>
 
 #include <fmt/format.h>
@@ -42,7 +43,7 @@ struct Recorder : Observer {
   }
   void step_finished(const StepInfo& s, const StepResult& r) override { steps[s.name] = r; }
   void host_down(const HostEvent& e) override { down.push_back(e); }
-  void note(std::string_view n) override { notes.emplace_back(n); }
+  void note(const pipeline::Note& n) override { notes.push_back(report::note_text(n)); }
 };
 
 // Hosts named `names` with capacities `workers`, each a folder under `dir` (made now).

@@ -2,6 +2,7 @@
 
 // Runs the real `pcr` binary as a user would, capturing its output.
 
+#include "plan_diff.hpp"
 #include "support.hpp"
 
 #include <gtest/gtest.h>
@@ -12,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <functional>
 #include <string>
 #include <vector>
@@ -39,7 +41,8 @@ struct PcrOptions {
   std::string stdout_path;  // instead of capturing: e.g. /dev/null for huge output
 };
 
-inline PcrRun run_pcr(const std::vector<std::string>& args, const PcrOptions& o = {}) {
+// `pcr ARGS`, once.
+inline PcrRun run_pcr_once(const std::vector<std::string>& args, const PcrOptions& o = {}) {
   TempDir io;
   std::string out_path = io.file("out"), err_path = io.file("err");
   auto start = std::chrono::steady_clock::now();
@@ -85,6 +88,61 @@ inline PcrRun run_pcr(const std::vector<std::string>& args, const PcrOptions& o 
   r.max_rss_kb = usage.ru_maxrss;
   r.out = read_file(out_path);
   r.err = read_file(err_path);
+  return r;
+}
+
+// The plan is the run, for every pipeline the suite runs: `pcr run FILE` with only
+// flags that do not change what runs (reports, colour, heartbeat, timings) is preceded by
+// `pcr check --json FILE` in the same folder, with the same timings, and followed by a
+// comparison of the plan with the run's JSON events: each started step's worker and job
+// counts, each started job's command, worker and host. A difference fails the test that
+// ran it. Not for runs a test interrupts or that end in a usage error (exit 2), for
+// steps whose items only the run knows, nor for runs that found a host down (the plan
+// assumes every host answers). PCR_TEST_PLAN=0 turns it off.
+inline PcrRun run_pcr(const std::vector<std::string>& args, const PcrOptions& o = {}) {
+  const char* off = std::getenv("PCR_TEST_PLAN");
+  if (args.empty() || args[0] != "run" || o.while_running || (off && std::string(off) == "0"))
+    return run_pcr_once(args, o);
+  std::vector<std::string> check = {"check", "--json"};
+  std::string file, events;
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    const bool reports = a == "--junit" || a == "--html" || a == "--log-dir" || a == "--heartbeat";
+    if ((reports || a == "--json" || a == "--timings") && i + 1 < args.size()) {
+      if (a == "--json") events = args[i + 1];
+      if (a == "--timings") check.push_back(a), check.push_back(args[i + 1]);
+      ++i;
+    } else if (a == "--no-color") {
+    } else if (a.rfind("-", 0) != 0 && file.empty()) {
+      file = a;
+    } else {
+      return run_pcr_once(args, o);  // a flag that may change what runs
+    }
+  }
+  if (file.empty()) return run_pcr_once(args, o);
+  check.push_back(file);
+  PcrOptions quiet = o;
+  quiet.stdout_path.clear();  // the plan is read from its stdout
+  const PcrRun plan = run_pcr_once(check, quiet);
+  TempDir own;
+  std::vector<std::string> with_events = args;
+  if (events.empty()) {
+    events = own.file("events.jsonl");
+    with_events.insert(with_events.begin() + 1, {"--json", events});
+  }
+  PcrRun r = run_pcr_once(with_events, o);
+  if (plan.exit_code == 0 && (r.exit_code == 0 || r.exit_code == 1) && r.signal == 0) {
+    std::string diff;
+    const std::string log = read_file(events);
+    try {
+      // A plan assumes every host answers: a run that found one down placed its workers
+      // otherwise, as it should.
+      if (log.find("\"event\":\"host_down\"") == std::string::npos) diff = plan_differs(plan.out, log, true);
+    } catch (const std::exception& e) {
+      diff = std::string("unreadable plan or events: ") + e.what();
+    }
+    if (!diff.empty()) ADD_FAILURE() << "pcr check showed another run than `pcr run` did: " << diff;
+  }
   return r;
 }
 

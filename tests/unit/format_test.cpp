@@ -81,10 +81,48 @@ TEST(Hosts, BannerJobLineAndHostDownSayWhere) {
 TEST(StatusLine, ElidedToWidth) {
   pipeline::StepInfo s;
   s.index = 1, s.of = 1, s.name = "a very long step name indeed", s.jobs = 10;
-  std::string line = status_line(s, 3, 2, Millis(80'000), 30);
+  const std::vector<RunningJob> two = {{0, "spec/a", Millis(3'000)}, {1, "spec/b", Millis(12'000)}};
+  std::string line = status_line(s, 3, two, Millis(80'000), std::nullopt, 30);
   EXPECT_EQ(util::display_width(line), 30u);
-  EXPECT_EQ(status_line(s, 3, 2, Millis(80'000), 200), "[step 1/1 a very long step name indeed] 3 of 10 jobs done, 2 running, 1m20s");
-  EXPECT_EQ(heartbeat_line(s, 3, Millis(90'000)), "… a very long step name indeed: running for 1m30s, 3 of 10 jobs done");
+  EXPECT_EQ(status_line(s, 3, two, Millis(80'000), std::nullopt, 200),
+            "[step 1/1 a very long step name indeed] 3 of 10 jobs done, 2 running, 1m20s · spec/b 12.0s, spec/a 3.0s");
+  EXPECT_EQ(status_line(s, 3, {}, Millis(80'000), Millis(40'200), 200),
+            "[step 1/1 a very long step name indeed] 3 of 10 jobs done, 0 running, 1m20s, ~41s left");
+  EXPECT_EQ(heartbeat_line(s, 3, Millis(90'000), {}, std::nullopt),
+            "… a very long step name indeed: running for 1m30s, 3 of 10 jobs done");
+  std::vector<RunningJob> six;
+  for (std::size_t i = 0; i < 6; ++i) six.push_back({i, "t" + std::to_string(i), Millis(1000 * (i + 1))});
+  EXPECT_EQ(heartbeat_line(s, 3, Millis(90'000), six, Millis(125'000)),
+            "… a very long step name indeed: running for 1m30s, 3 of 10 jobs done, ~2m05s left; running "
+            "t5 (6.0s), t4 (5.0s), t3 (4.0s), t2 (3.0s) and 2 more");
+}
+
+TEST(StatusLine, NamesAJobByItsItemsElseItsCommandTerminalSafe) {
+  pipeline::JobInfo j;
+  j.command = "rspec \x1b[2J";
+  EXPECT_EQ(running_name(j), "rspec \\e[2J");
+  j.items = {"spec/a", "spec/b"};
+  EXPECT_EQ(running_name(j), "spec/a spec/b");
+}
+
+// The time left of a step: running jobs' remaining records, then the queue, longest
+// first, each on the worker that frees first.
+TEST(TimeLeft, LaysTheRecordsOnTheWorkers) {
+  const std::vector<Millis> rec = {Millis(10'000), Millis(4'000), Millis(6'000), Millis(2'000)};
+  // Nothing running, 2 workers: 10 | 6+4 ... then 2 on the second: max(10, 12) = 12.
+  EXPECT_EQ(time_left(rec, {}, {0, 1, 2, 3}, 2), Millis(12'000));
+  // Job 0 ran 7 s of its 10, job 2 1 s of its 6: workers free at 3 and 5; 4 goes on the
+  // first (7), 2 on the second (7).
+  EXPECT_EQ(time_left(rec, {{0, "", Millis(7'000)}, {2, "", Millis(1'000)}}, {1, 3}, 2), Millis(7'000));
+  // A job past its record has no time left, not a negative one.
+  EXPECT_EQ(time_left(rec, {{0, "", Millis(30'000)}}, {}, 2), Millis(0));
+  // One worker: the sum.
+  EXPECT_EQ(time_left(rec, {}, {0, 1, 2, 3}, 1), Millis(22'000));
+  // No record among the jobs left: no estimate.
+  EXPECT_EQ(time_left({Millis(5'000), Millis(0)}, {}, {1}, 2), std::nullopt);
+  EXPECT_EQ(time_left({}, {}, {0, 1}, 2), std::nullopt);
+  // A job with no record counts as the median of the step's records (6 s here).
+  EXPECT_EQ(time_left({Millis(2'000), Millis(6'000), Millis(9'000), Millis(0)}, {}, {0, 3}, 1), Millis(8'000));
 }
 
 TEST(Summary, ListsStepsFailuresFlakyAndVerdict) {

@@ -59,7 +59,7 @@ TEST(Layout, RecordedTimingsPutTheLongestFirstAndBalanceGroups) {
   const std::string path = testing::TempDir() + "/layout-timings.json";
   std::ofstream(path) << R"({"version": 1, "unit": "ms", "steps": {"t": {"short": 10, "long": 1000, "mid": 500, "mid2": 490}}})";
   std::string warning;
-  const auto t = pcr::sched::Timings::load(path, &warning);
+  const auto t = pcr::sched::Timings::load(path, "ci.yaml", &warning);
   ASSERT_EQ(warning, "");
   Step s = for_each_step("t", {"short", "mid", "long", "mid2"}, echo(), 2);
   Layout l = lay_out(s, s.for_each.list, t, {});

@@ -25,7 +25,7 @@ TEST(Timings, SaveSmoothsIntoTheFileAndLoadReadsItBack) {
   second.record("specs", "a", 3000);
   ASSERT_EQ(second.save(path), "");
   std::string warning;
-  Timings loaded = Timings::load(path, &warning);
+  Timings loaded = Timings::load(path, "ci.yaml", &warning);
   EXPECT_EQ(warning, "");
   EXPECT_EQ(loaded.get("specs", "a"), 2000);  // (1000 + 3000) / 2
   EXPECT_EQ(loaded.get("specs", "b"), 200);   // untouched by the second run
@@ -38,12 +38,12 @@ TEST(Timings, DamagedFileIsReportedAndIgnored) {
   for (const char* garbage : {"{not json", "[1,2]", "{\"steps\": {\"s\": {\"a\": \"slow\"}}}", ""}) {
     d.write("t.json", garbage);
     std::string warning;
-    Timings t = Timings::load(d.file("t.json"), &warning);
+    Timings t = Timings::load(d.file("t.json"), "ci.yaml", &warning);
     EXPECT_TRUE(t.empty());
     EXPECT_NE(warning.find("damaged timings file"), std::string::npos) << garbage;
   }
   std::string warning;
-  EXPECT_TRUE(Timings::load(d.file("missing.json"), &warning).empty());
+  EXPECT_TRUE(Timings::load(d.file("missing.json"), "ci.yaml", &warning).empty());
   EXPECT_EQ(warning, "");
 }
 
@@ -70,7 +70,7 @@ TEST(Timings, ConcurrentSaversLoseNothing) {
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   }
   std::string warning;
-  Timings t = Timings::load(path, &warning);
+  Timings t = Timings::load(path, "ci.yaml", &warning);
   EXPECT_EQ(warning, "");
   ASSERT_EQ(t.table().count("s"), 1u);
   EXPECT_EQ(t.table().at("s").size(), static_cast<size_t>(writers * keys));
@@ -84,7 +84,7 @@ TEST(Estimate, UnknownKeysGetTheMedianOfKnownOnes) {
   rec.record("s", "b", 300);
   rec.record("s", "c", 900);
   ASSERT_EQ(rec.save(d.file("t.json")), "");
-  t = Timings::load(d.file("t.json"), nullptr);
+  t = Timings::load(d.file("t.json"), "ci.yaml", nullptr);
   bool known = false;
   // The median of the known keys among those asked about: (100 + 900) / 2.
   EXPECT_EQ(estimate(t, "s", {"a", "new", "c"}, &known), (std::vector<std::int64_t>{100, 500, 900}));
@@ -136,25 +136,30 @@ TEST(Split, ShardsPartitionTheItemsExactlyAndDeterministically) {
 }
 
 TEST(Split, ShardFromTheCiSystemsVariables) {
-  std::string error;
   ::setenv("CI_NODE_INDEX", "2", 1), ::setenv("CI_NODE_TOTAL", "3", 1);
-  auto gitlab = cli::shard_from_env(error);
-  ASSERT_TRUE(gitlab);
-  EXPECT_EQ(gitlab->index, 1u);  // 1-based
-  EXPECT_EQ(gitlab->total, 3u);
+  auto gitlab = cli::shard_from_env();
+  ASSERT_TRUE(gitlab && *gitlab);
+  EXPECT_EQ((*gitlab)->index, 1u);  // 1-based
+  EXPECT_EQ((*gitlab)->total, 3u);
   ::unsetenv("CI_NODE_INDEX"), ::unsetenv("CI_NODE_TOTAL");
   ::setenv("CIRCLE_NODE_INDEX", "0", 1), ::setenv("CIRCLE_NODE_TOTAL", "4", 1);
-  auto circle = cli::shard_from_env(error);
-  ASSERT_TRUE(circle);
-  EXPECT_EQ(circle->index, 0u);  // 0-based
+  auto circle = cli::shard_from_env();
+  ASSERT_TRUE(circle && *circle);
+  EXPECT_EQ((*circle)->index, 0u);  // 0-based
   ::unsetenv("CIRCLE_NODE_INDEX"), ::unsetenv("CIRCLE_NODE_TOTAL");
   ::setenv("BUILDKITE_PARALLEL_JOB", "5", 1), ::setenv("BUILDKITE_PARALLEL_JOB_COUNT", "5", 1);
-  EXPECT_FALSE(cli::shard_from_env(error));
-  EXPECT_NE(error.find("BUILDKITE_PARALLEL_JOB=5"), std::string::npos);
+  auto bad = cli::shard_from_env();
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().find("BUILDKITE_PARALLEL_JOB=5"), std::string::npos);
   ::unsetenv("BUILDKITE_PARALLEL_JOB"), ::unsetenv("BUILDKITE_PARALLEL_JOB_COUNT");
-  error.clear();
-  EXPECT_FALSE(cli::shard_from_env(error));
-  EXPECT_EQ(error, "");
+  auto none = cli::shard_from_env();
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(*none);
+  EXPECT_FALSE(cli::parse_shard("auto"));
+  EXPECT_FALSE(cli::parse_shard("3/2"));
+  auto two = cli::parse_shard("2/4");
+  ASSERT_TRUE(two);
+  EXPECT_EQ(two->index, 1u);
 }
 
 // Shards start from one file and each changes the entries of the items it ran.
@@ -171,4 +176,50 @@ TEST(Timings, CombineShardsKeepsEachShardsChanges) {
   EXPECT_EQ(base["t"]["c"], 300);
   EXPECT_EQ(base["t"]["d"], 40);
   EXPECT_EQ(base["u"]["x"], 20);
+}
+
+// Two pipeline files in one folder share a timings file, not their entries.
+TEST(Timings, EachPipelineKeepsItsOwnEntries) {
+  TempDir d;
+  const std::string path = d.file("t.json");
+  Timings a = Timings::load(path, "a.yaml", nullptr);
+  a.record("tests", "x", 900);
+  ASSERT_EQ(a.save(path), "");
+  Timings b = Timings::load(path, "b.yaml", nullptr);
+  EXPECT_TRUE(b.empty()) << "b.yaml sees nothing of a.yaml's";
+  b.record("tests", "x", 100);
+  ASSERT_EQ(b.save(path), "");
+  EXPECT_EQ(Timings::load(path, "a.yaml", nullptr).get("tests", "x"), 900) << "not averaged with b.yaml's";
+  EXPECT_EQ(Timings::load(path, "b.yaml", nullptr).get("tests", "x"), 100);
+  // Tools that know no pipeline (pcr split) see the largest of each key.
+  EXPECT_EQ(Timings::load_any(path, nullptr).get("tests", "x"), 900);
+}
+
+// A file of the first version (steps only) is read by the first pipeline that finds no
+// entries of its own, and its save takes them over.
+TEST(Timings, OldFileIsReadAndMigrated) {
+  TempDir d;
+  const std::string path = d.file("t.json");
+  d.write("t.json", R"({"version": 1, "unit": "ms", "steps": {"tests": {"x": 400, "y": 40}}})");
+  Timings a = Timings::load(path, "a.yaml", nullptr);
+  EXPECT_EQ(a.get("tests", "x"), 400);
+  a.record("tests", "x", 600);
+  ASSERT_EQ(a.save(path), "");
+  Timings::Pipelines file;
+  ASSERT_TRUE(Timings::parse(test::read_file(path), file));
+  EXPECT_EQ(file.count(""), 0u) << test::read_file(path);
+  EXPECT_EQ(file["a.yaml"]["tests"]["x"], 500);  // smoothed with the old value
+  EXPECT_EQ(file["a.yaml"]["tests"]["y"], 40);   // kept
+  EXPECT_NE(test::read_file(path).find("\"version\": 2"), std::string::npos);
+  EXPECT_TRUE(Timings::load(path, "b.yaml", nullptr).empty()) << "taken over by a.yaml";
+}
+
+TEST(Timings, CombineShardsCombinesEachPipelineApart) {
+  Timings::Pipelines base = {{"a.yaml", {{"t", {{"x", 100}}}}}, {"b.yaml", {{"t", {{"x", 100}}}}}};
+  Timings::Pipelines one = base, two = base;
+  one["a.yaml"]["t"]["x"] = 300;
+  two["b.yaml"]["t"]["x"] = 700;
+  combine_shards(base, {one, two});
+  EXPECT_EQ(base["a.yaml"]["t"]["x"], 300);
+  EXPECT_EQ(base["b.yaml"]["t"]["x"], 700);
 }

@@ -171,10 +171,9 @@ void add_run_flags(CLI::App& cmd, RunFlags& f) {
 // `--shard TEXT` (none when empty) into `ro`; false, having said why, when it is bad.
 bool apply_shard(const std::string& text, pipeline::RunOptions& ro) {
   if (text.empty()) return true;
-  std::string error;
-  auto shard = parse_shard(text, error);
+  auto shard = parse_shard(text);
   if (!shard) {
-    std::cerr << fmt::format("pcr: --shard: {}\n", error);
+    std::cerr << fmt::format("pcr: --shard: {}\n", shard.error());
     return false;
   }
   ro.shard_index = shard->index;
@@ -281,9 +280,9 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
   }
   std::unique_ptr<report::JsonEvents> json;
   if (!f.json.empty()) {
-    std::string error;
-    json = std::make_unique<report::JsonEvents>(f.json, secrets, error);
-    if (!error.empty()) return fail("--json", error);
+    auto opened = report::JsonEvents::open(f.json, secrets);
+    if (!opened) return fail("--json", opened.error());
+    json = std::move(*opened);
     outputs.push_back(&json->sink());
     observers.add(*json);
   }
@@ -529,14 +528,14 @@ int main(int argc, char** argv) {
 
   return guarded(app, argc, argv, [&]() -> int {
     if (*merge) {
-      std::vector<sched::Timings::Table> tables;
+      std::vector<sched::Timings::Pipelines> tables;
       for (const auto& file : merge_files) {
         auto text = util::read_file(file);
         if (!text) {
           std::cerr << fmt::format("pcr timings merge: {}: {}\n", file, std::strerror(errno));
           return k_exit_usage;
         }
-        sched::Timings::Table table;
+        sched::Timings::Pipelines table;
         if (!sched::Timings::parse(*text, table)) {
           std::cerr << fmt::format("pcr timings merge: {}: not a pcr timings file\n", file);
           return k_exit_usage;
@@ -550,7 +549,8 @@ int main(int argc, char** argv) {
       }
       std::size_t entries = 0;
       for (const auto& t : tables)
-        for (const auto& [step, e] : t) entries += e.size();
+        for (const auto& [pipeline, steps] : t)
+          for (const auto& [step, e] : steps) entries += e.size();
       std::cout << fmt::format("pcr timings merge: {} file(s), {} entries, into {}\n",
                                tables.size(), entries, merge_out);
       return 0;
@@ -608,12 +608,13 @@ int main(int argc, char** argv) {
     }
     if (*split) {
       Shard shard;
-      std::string env_error;
-      auto from_env = shard_from_env(env_error);
-      if (split_total == 0 && split_index == 0 && !from_env && !env_error.empty()) {
-        std::cerr << "pcr split: " << env_error << "\n";
+      auto env_shard = shard_from_env();
+      if (split_total == 0 && split_index == 0 && !env_shard) {
+        std::cerr << "pcr split: " << env_shard.error() << "\n";
         return k_exit_usage;
       }
+      // A bad pair in the environment does not matter when the flags say it all.
+      const std::optional<Shard> from_env = env_shard ? *env_shard : std::nullopt;
       shard.total = split_total > 0 ? split_total : from_env ? from_env->total : 0;
       if (split_index > 0)
         shard.index = split_index - 1;
@@ -634,7 +635,7 @@ int main(int argc, char** argv) {
         for (std::string line; std::getline(std::cin, line);)
           if (!line.empty()) split_items.push_back(line);
       std::string warning;
-      auto timings = sched::Timings::load(split_timings, &warning);
+      auto timings = sched::Timings::load_any(split_timings, &warning);
       if (!warning.empty()) std::cerr << "pcr split: " << warning << "\n";
       for (const auto& item :
            sched::shard_items(split_items, timings, split_step, shard.index, shard.total))

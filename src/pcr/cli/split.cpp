@@ -19,7 +19,7 @@ bool parse_count(const char* text, std::size_t& out) {
 
 }  // namespace
 
-std::optional<Shard> shard_from_env(std::string& error) {
+util::Expected<std::optional<Shard>> shard_from_env() {
   struct Source {
     const char* index;
     const char* total;
@@ -34,30 +34,32 @@ std::optional<Shard> shard_from_env(std::string& error) {
     std::size_t raw = 0;
     if (!parse_count(total, shard.total) || shard.total == 0 || !parse_count(index, raw) || raw < s.base ||
         raw - s.base >= shard.total) {
-      error = fmt::format("{}={} and {}={} do not name a shard ({}-based index below the total)", s.index,
-                          index ? index : "", s.total, total ? total : "", s.base);
-      return std::nullopt;
+      return util::Expected<std::optional<Shard>>::failure(
+          fmt::format("{}={} and {}={} do not name a shard ({}-based index below the total)", s.index,
+                      index ? index : "", s.total, total ? total : "", s.base));
     }
     shard.index = raw - s.base;
-    return shard;
+    return std::optional<Shard>(shard);
   }
-  return std::nullopt;
+  return std::optional<Shard>();
 }
 
-std::optional<Shard> parse_shard(const std::string& text, std::string& error) {
+util::Expected<Shard> parse_shard(const std::string& text) {
   if (text == "auto") {
-    auto shard = shard_from_env(error);
-    if (!shard && error.empty())
-      error = "auto: none of CI_NODE_INDEX/CI_NODE_TOTAL, CIRCLE_NODE_INDEX/CIRCLE_NODE_TOTAL, "
-              "BUILDKITE_PARALLEL_JOB/BUILDKITE_PARALLEL_JOB_COUNT is set";
-    return shard;
+    auto shard = shard_from_env();
+    if (!shard) return util::Expected<Shard>::failure(shard.error());
+    if (!*shard)
+      return util::Expected<Shard>::failure(
+          "auto: none of CI_NODE_INDEX/CI_NODE_TOTAL, CIRCLE_NODE_INDEX/CIRCLE_NODE_TOTAL, "
+          "BUILDKITE_PARALLEL_JOB/BUILDKITE_PARALLEL_JOB_COUNT is set");
+    return **shard;
   }
   auto slash = text.find('/');
   std::size_t index = 0, total = 0;
   if (slash == std::string::npos || !parse_count(text.substr(0, slash).c_str(), index) ||
       !parse_count(text.substr(slash + 1).c_str(), total) || total == 0 || index == 0 || index > total) {
-    error = fmt::format("'{}' is not a shard: give I/N with 1 <= I <= N (e.g. 2/4), or auto", text);
-    return std::nullopt;
+    return util::Expected<Shard>::failure(
+        fmt::format("'{}' is not a shard: give I/N with 1 <= I <= N (e.g. 2/4), or auto", text));
   }
   return Shard{index - 1, total};
 }

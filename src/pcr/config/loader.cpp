@@ -742,6 +742,7 @@ Pipeline load_string(const std::string& text, const std::string& path, const Mac
   std::error_code ec;
   fs::path dir = fs::absolute(fs::path(path), ec).parent_path();
   p.base_dir = dir.string();
+  p.source = path;
   return p;
 }
 

@@ -129,8 +129,9 @@ bool Engine::make_spool() {
   const char* tmp = std::getenv("TMPDIR");
   std::string templ = fmt::format("{}/pcr-{}-XXXXXX", tmp && *tmp ? tmp : "/tmp", m_run.run_id);
   if (::mkdtemp(templ.data()) == nullptr) {
-    m_run.observer.note(
-        fmt::format("cannot create a spool folder {}: {}", templ, std::strerror(errno)));
+    Note n{NoteKind::spool_unavailable};
+    n.detail = fmt::format("{}: {}", templ, std::strerror(errno));
+    m_run.observer.note(n);
     return false;
   }
   m_run.spool_dir = templ;
@@ -146,7 +147,7 @@ int Engine::run() {
   m_steps = selected_steps(p, o);
   m_timings_path = timings_path(p, o);
   std::string warning;
-  m_run.timings = sched::Timings::load(m_timings_path, &warning);
+  m_run.timings = sched::Timings::load(m_timings_path, timings_key(p, o), &warning);
   m_run.timings.mask_keys(util::Masker(o.secrets));
   m_run.base_env = base_env(p);
   m_run.probe = [this](std::size_t host, std::function<void()> then) {
@@ -162,8 +163,7 @@ int Engine::run() {
     m_loop.watch_hangup(o.supervisor_fd, [this] {
       // kill -9 of the `pcr` the user started, or the OOM killer: nobody else will stop
       // these jobs or run cleanup, so the engine does, as it would on SIGTERM.
-      m_run.observer.note("pcr's supervisor process is gone (killed?): stopping the jobs and "
-                          "cleaning up");
+      m_run.observer.note({NoteKind::supervisor_gone});
       on_signal(SIGTERM);
     });
   m_started = Clock::now();
@@ -171,11 +171,17 @@ int Engine::run() {
   if (p.timeout)
     m_deadline = m_loop.add_timer(*p.timeout, Millis(0), [this] { timed_out(); });
   m_run.observer.run_started({p.name, m_run.run_id, m_steps.size(), m_cleanup.size(), p.hosts});
-  if (!warning.empty()) m_run.observer.note(warning);
-  if (o.shard_total > 0)
-    m_run.observer.note(
-        fmt::format("shard {} of {}: running this shard's share of every for_each step",
-                    o.shard_index + 1, o.shard_total));
+  if (!warning.empty()) {
+    Note n{NoteKind::timings_unreadable};
+    n.detail = warning;
+    m_run.observer.note(n);
+  }
+  if (o.shard_total > 0) {
+    Note n{NoteKind::shard};
+    n.index = o.shard_index + 1;
+    n.total = o.shard_total;
+    m_run.observer.note(n);
+  }
   m_probes.resize(p.hosts.size());
   m_run.pool = m_run.hosts.capacity_up();
   m_loop.post([this] {
@@ -198,9 +204,9 @@ void Engine::timed_out() {
   m_deadline = 0;
   if (m_phase != Phase::steps) return;
   m_run.timed_out = true;
-  m_run.observer.note(
-      fmt::format("the pipeline's timeout of {} expired: stopping the running jobs",
-                  util::format_duration_spec(*m_run.pipeline.timeout)));
+  Note n{NoteKind::pipeline_timeout};
+  n.limit = *m_run.pipeline.timeout;
+  m_run.observer.note(n);
   if (m_current) m_current->cancel(false);
 }
 
@@ -214,17 +220,17 @@ void Engine::probe_hosts() {
       for (std::size_t d = 0; d < hosts.size(); ++d)
         if (!m_run.hosts.up(d)) host_lost(d, true);
       m_run.pool = m_run.hosts.capacity_up();
-      std::string up;
+      Note up{NoteKind::hosts_answering};
       for (std::size_t u = 0; u < hosts.size(); ++u)
         if (m_run.hosts.up(u))
-          up += fmt::format("{}{} ({} worker{})", up.empty() ? "" : ", ", hosts[u].name,
-                            hosts[u].workers, hosts[u].workers == 1 ? "" : "s");
-      if (!up.empty()) m_run.observer.note("hosts that answer: " + up);
+          up.hosts.push_back(fmt::format("{} ({} worker{})", hosts[u].name, hosts[u].workers,
+                                         hosts[u].workers == 1 ? "" : "s"));
+      if (!up.hosts.empty()) m_run.observer.note(up);
       if (m_run.hosts.up_count() == 0) {
-        m_run.observer.note("no host answers: the steps are skipped");
+        m_run.observer.note({NoteKind::no_host_answers});
         m_failed = true;
       } else if (m_run.options.require_all_hosts && m_run.hosts.up_count() < hosts.size()) {
-        m_run.observer.note("--require-all-hosts: a host does not answer: the steps are skipped");
+        m_run.observer.note({NoteKind::host_required});
         m_failed = true;
       }
       next();
@@ -349,11 +355,16 @@ void Engine::finish() {
   RunResult& result = m_run.result;
   result.orphans_killed = m_procs.kill_orphans();
   const std::string error = m_run.options.save_timings ? m_run.timings.save(m_timings_path) : "";
-  if (!error.empty()) m_run.observer.note(fmt::format("could not save the timings: {}", error));
-  if (result.orphans_killed > 0)
-    m_run.observer.note(
-        fmt::format("killed {} process(es) left behind by jobs (setsid or daemons)",
-                    result.orphans_killed));
+  if (!error.empty()) {
+    Note n{NoteKind::timings_not_saved};
+    n.detail = error;
+    m_run.observer.note(n);
+  }
+  if (result.orphans_killed > 0) {
+    Note n{NoteKind::orphans_killed};
+    n.count = static_cast<std::size_t>(result.orphans_killed);
+    m_run.observer.note(n);
+  }
   result.duration = since(m_started);
   result.signal = m_run.interrupt;
   result.timed_out = m_run.timed_out;
@@ -369,11 +380,11 @@ void Engine::on_signal(int sig) {
   if (m_phase == Phase::done) return;
   const bool first = m_run.interrupt == 0;
   if (first) m_run.interrupt = sig;
+  Note n{NoteKind::interrupted};
+  n.signal = signal_name(sig);
+  n.again = !first;
   if (m_phase == Phase::steps) {
-    m_run.observer.note(
-        first ? fmt::format("{}: stopping the running jobs, then cleanup (again to kill at once)",
-                            signal_name(sig))
-              : fmt::format("{} again: killing the running jobs now", signal_name(sig)));
+    m_run.observer.note(n);
     if (m_current) m_current->cancel(!first);
     for (const auto& probe : m_probes)
       if (probe.running) m_procs.stop(probe.process, true);
@@ -381,13 +392,10 @@ void Engine::on_signal(int sig) {
   }
   // Cleanup is what an interrupt asks for: the first one lets it run; each further one
   // kills the current cleanup step's jobs at once and moves on to the next.
-  if (first && m_signals == 1) {
-    m_run.observer.note(fmt::format(
-        "{} during cleanup: finishing cleanup (again to kill the current cleanup jobs)",
-        signal_name(sig)));
-    return;
-  }
-  m_run.observer.note(fmt::format("{}: killing the current cleanup jobs", signal_name(sig)));
+  n.kind = NoteKind::interrupted_in_cleanup;
+  n.again = !(first && m_signals == 1);
+  m_run.observer.note(n);
+  if (!n.again) return;
   if (m_current) m_current->cancel(true);
 }
 
@@ -418,6 +426,16 @@ unsigned default_workers() { return std::max(1u, std::thread::hardware_concurren
 std::string timings_path(const Pipeline& pipeline, const RunOptions& options) {
   if (!options.timings.empty()) return options.timings;
   return (fs::path(base_dir_of(pipeline)) / ".pcr" / "timings.json").string();
+}
+
+std::string timings_key(const Pipeline& pipeline, const RunOptions& options) {
+  // The file's name, not its path: the default timings file sits beside it, and a path
+  // would differ between checkouts (shards on other machines) and working directories.
+  std::string key = !pipeline.source.empty() && pipeline.source != "-"
+                        ? fs::path(pipeline.source).filename().string()
+                        : pipeline.name;
+  if (key.empty()) key = "pipeline";
+  return util::Masker(options.secrets).mask(key);
 }
 
 }  // namespace pcr::pipeline

@@ -33,6 +33,10 @@ struct RunOptions {
 // Where the timings of `pipeline` live under `options`.
 std::string timings_path(const Pipeline& pipeline, const RunOptions& options);
 
+// The key of `pipeline`'s entries in its timings file: its file's name ("ci.yaml"), else
+// its `name`, else "pipeline"; masked, as every key of the file is.
+std::string timings_key(const Pipeline& pipeline, const RunOptions& options);
+
 // Run `pipeline` to its end and return the exit code: 0 passed, 1 a step failed or the
 // pipeline timed out, 128+N interrupted by signal N. Cleanup steps always run. Job
 // processes and whatever escaped them are gone when this returns.

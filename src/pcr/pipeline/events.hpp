@@ -51,6 +51,10 @@ struct StepInfo {
   const Step* step = nullptr;
   // With hosts: the host of each worker (index 0: worker 1); retired ones included.
   std::vector<std::string> worker_hosts;
+  // Each job's recorded duration (by JobInfo::index), 0 where none is recorded. A
+  // for_each job's is known when the step starts; another job's, which is keyed by its
+  // command, when it starts (before its job_started).
+  std::vector<Millis> expected;
 };
 
 // A job of the step, or a worker's set-up or tear-down.
@@ -134,6 +138,41 @@ struct RunResult {
   std::string output_error;
 };
 
+// Something the engine tells in passing, as facts; reporters word it (report::note_text).
+// Which fields a kind sets is listed beside it; the rest stay empty.
+enum class NoteKind {
+  spool_unavailable,    // detail: the folder and why (the run cannot start)
+  timings_unreadable,   // detail: the file and why (it is ignored, and rewritten)
+  timings_not_saved,    // detail: the file and why
+  shard,                // index (1-based), total
+  supervisor_gone,      // (pcr's supervisor process died: the engine stops and cleans up)
+  pipeline_timeout,     // limit
+  interrupted,          // signal; again: the second one, which kills at once
+  interrupted_in_cleanup,  // signal; again: the current cleanup jobs are killed
+  hosts_answering,      // hosts: "name (N workers)" each
+  no_host_answers,      // (the steps are skipped)
+  host_required,        // (--require-all-hosts and a host does not answer: steps skipped)
+  worker_moved,         // worker, from, to (host names)
+  orphans_killed,       // count
+  after_job_failed,     // step, job, timed_out, detail: the last lines of its output
+};
+
+struct Note {
+  Note(NoteKind k) : kind(k) {}  // NOLINT(google-explicit-constructor): note(NoteKind::x)
+  NoteKind kind;
+  std::string signal;   // "SIGINT"
+  bool again = false;
+  std::string detail;
+  std::string step;
+  unsigned job = 0;
+  unsigned worker = 0;
+  std::string from, to;
+  std::vector<std::string> hosts;
+  std::size_t index = 0, total = 0, count = 0;
+  Millis limit{0};
+  bool timed_out = false;
+};
+
 class Observer {
  public:
   virtual ~Observer() = default;
@@ -148,8 +187,8 @@ class Observer {
   virtual void host_down(const HostEvent&) {}
   // Once a second while the run goes on.
   virtual void tick() {}
-  // Something the engine says in words: an interrupt, the pipeline timeout, leftovers.
-  virtual void note(std::string_view) {}
+  // Something the engine tells in passing: an interrupt, the pipeline timeout, leftovers.
+  virtual void note(const Note&) {}
 };
 
 // Forwards every event to several observers, in order.
@@ -171,7 +210,7 @@ class Observers : public Observer {
   void run_finished(const RunResult& r) override { for (auto* o : m_list) o->run_finished(r); }
   void host_down(const HostEvent& h) override { for (auto* o : m_list) o->host_down(h); }
   void tick() override { for (auto* o : m_list) o->tick(); }
-  void note(std::string_view n) override { for (auto* o : m_list) o->note(n); }
+  void note(const Note& n) override { for (auto* o : m_list) o->note(n); }
 
  private:
   std::vector<Observer*> m_list;

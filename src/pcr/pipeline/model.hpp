@@ -143,6 +143,8 @@ struct Extension {
 
 struct Pipeline {
   std::string name;
+  // The file it was loaded from, as given; empty for a pipeline built in C++.
+  std::string source;
   std::optional<Millis> timeout;  // bounds the steps, not the cleanup
   Env env;
   std::vector<std::string> secrets;

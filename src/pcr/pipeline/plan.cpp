@@ -29,7 +29,7 @@ std::string run_time_items(const Step& step) {
 
 std::vector<PlannedStep> plan(const Pipeline& pipeline, const RunOptions& options) {
   std::vector<PlannedStep> out;
-  sched::Timings timings = sched::Timings::load(timings_path(pipeline, options), nullptr);
+  sched::Timings timings = sched::Timings::load(timings_path(pipeline, options), timings_key(pipeline, options), nullptr);
   timings.mask_keys(util::Masker(options.secrets));
   // The workers of the steps extensions add to, as extensions see them: their number and
   // host (e.g. a compose project each).
@@ -91,7 +91,9 @@ std::vector<PlannedStep> plan(const Pipeline& pipeline, const RunOptions& option
     for (std::size_t i : layout.order) {
       PlannedJob pj;
       pj.job = static_cast<unsigned>(i + 1);
-      pj.worker = keeps_worker ? pj.job : 0;
+      // A job keeps its number as worker when pinned or once per host; a pool of one
+      // worker runs every job on worker 1.
+      pj.worker = !keeps_worker ? 0 : layout.workers == 1 && !pinned(step) && !step.per_host ? 1 : pj.job;
       pj.items = layout.jobs[i].items;
       JobContext ctx{pj.worker, pj.job, static_cast<unsigned>(layout.jobs.size()),
                      pj.items,  k_planned_run_id, step.name,

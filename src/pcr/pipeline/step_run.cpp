@@ -83,9 +83,13 @@ proc::Spawn make_spawn(std::string command, const Vars& env, std::string workdir
 
 void RunState::move_slot(unsigned slot) {
   const std::size_t from = hosts.slot_host(slot);
-  if (auto to = hosts.move(slot))
-    observer.note(fmt::format("worker {} moves from host {} to host {}", slot,
-                              pipeline.hosts[from].name, pipeline.hosts[*to].name));
+  if (auto to = hosts.move(slot)) {
+    Note n{NoteKind::worker_moved};
+    n.worker = slot;
+    n.from = pipeline.hosts[from].name;
+    n.to = pipeline.hosts[*to].name;
+    observer.note(n);
+  }
 }
 
 StepRun::StepRun(RunState& run, const Step& step, StepInfo info)
@@ -187,6 +191,9 @@ void StepRun::launch(const std::vector<std::string>& items) {
   if (layout.jobs.empty()) m_job_host.clear();
   m_info.jobs = layout.jobs.size();
   m_info.workers = layout.workers;
+  m_info.expected.assign(layout.jobs.size(), Millis(0));
+  for (std::size_t i = 0; i < layout.jobs.size(); ++i)
+    if (layout.jobs[i].known) m_info.expected[i] = Millis(layout.jobs[i].cost);
   m_stdout_lines.resize(layout.jobs.size());
   for (std::size_t i = 0; i < layout.jobs.size(); ++i) {
     Job job;
@@ -340,8 +347,8 @@ void StepRun::start_task(unsigned worker, JobKind kind) {
       });
 }
 
-proc::Spawn StepRun::spawn_for(const std::string& command, const JobContext& ctx,
-                               const std::string& spool, std::string& error) const {
+util::Expected<proc::Spawn> StepRun::spawn_for(const std::string& command, const JobContext& ctx,
+                                               const std::string& spool) const {
   Vars vars = m_env;
   add_under_step_env(m_step, ctx.host_env, vars);
   if (!ctx.host.empty()) vars["CI_HOST"] = ctx.host;
@@ -353,7 +360,7 @@ proc::Spawn StepRun::spawn_for(const std::string& command, const JobContext& ctx
       try {
         add_under_step_env(m_step, ext.env(ctx), vars);
       } catch (const std::exception& ex) {
-        if (error.empty()) error = ex.what();
+        return util::Expected<proc::Spawn>::failure(ex.what());
       }
     }
   vars["CI_COMMAND_NUMBER"] = std::to_string(ctx.number);
@@ -370,8 +377,14 @@ StepRun::Prepared StepRun::prepare(const Command& cmd, const JobContext& ctx,
     p.command = std::move(*command);
   else
     p.error = fmt::format("the command could not be built: {}", command.error());
-  p.spawn = spawn_for(p.command, ctx, spool, p.error);
-  if (!p.error.empty()) p.spawn.command = "exit 127";  // reported as not started
+  auto spawn = spawn_for(p.command, ctx, spool);
+  if (!spawn && p.error.empty()) p.error = spawn.error();
+  if (p.error.empty()) {
+    p.spawn = std::move(*spawn);
+  } else {
+    // Reported as not started; the process only gives the job its place in the run.
+    p.spawn = make_spawn("exit 127", m_env, step_dir(m_run.pipeline, m_step), spool, limits_of(m_step.options));
+  }
   return p;
 }
 
@@ -426,6 +439,8 @@ void StepRun::start(std::size_t index, unsigned worker, unsigned attempt) {
   job.stdout_path = m_keep_stdout ? prefix + ".out" : "";
   Prepared p = prepare(m_step.commands[job.plan.command], ctx, job.info.spool);
   job.info.command = std::move(p.command);
+  if (m_step.form != Form::for_each)
+    m_info.expected[index] = Millis(m_run.timings.get(m_info.name, job.info.command).value_or(0));
   const std::string error = std::move(p.error);
   p.spawn.stdout_path = job.stdout_path;
   m_run.observer.job_started(job.info);
@@ -451,18 +466,21 @@ void StepRun::after_job(std::size_t index, std::function<void()> then) {
         if (auto c = ext.after_job(job.ctx)) command += (command.empty() ? "" : "; ") + *c;
   if (command.empty()) return then();
   const std::string spool = job.info.spool + ".after";
-  std::string error;  // the job's own start already reported an extension's failure
-  proc::Spawn spawn = spawn_for(command, job.ctx, spool, error);
+  auto described = spawn_for(command, job.ctx, spool);
+  // An extension that failed here failed at the job's start too, which reported it.
+  if (!described) return then();
+  proc::Spawn spawn = std::move(*described);
   spawn.timeout = k_after_job_timeout;
   spawn.idle_timeout = Millis(0);
   spawn.kill_grace = k_helper_grace;
   m_run.procs.spawn(std::move(spawn), nullptr, [this, index, spool, then](const proc::Exit& exit) {
     if (exit.exit_code != 0 || exit.signal != 0 || exit.timed_out || !exit.spawn_error.empty()) {
-      const std::string tail = util::tail_lines(spool, 5);
-      m_run.observer.note(fmt::format(
-          "{} #{}: could not stop what the job started outside pcr (inside a container){}{}",
-          m_info.name, m_jobs[index].info.job, exit.timed_out ? ": timed out" : "",
-          tail.empty() ? "" : ":\n" + tail));
+      Note n{NoteKind::after_job_failed};
+      n.step = m_info.name;
+      n.job = m_jobs[index].info.job;
+      n.timed_out = exit.timed_out;
+      n.detail = util::tail_lines(spool, 5);
+      m_run.observer.note(n);
     }
     then();
   });

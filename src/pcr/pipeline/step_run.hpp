@@ -107,10 +107,10 @@ class StepRun : public sched::JobRunner {
   void start_task(unsigned worker, JobKind kind);
   std::optional<std::size_t> host_of(unsigned worker, std::size_t index);
   void place(JobContext& ctx, JobInfo& info, std::optional<std::size_t> host) const;
-  // The process of a job (or task) of this step; `error` gets why it must not start, if
-  // an extension could not prepare it (and `error` was empty).
-  proc::Spawn spawn_for(const std::string& command, const JobContext& ctx,
-                        const std::string& spool, std::string& error) const;
+  // The process of a job (or task) of this step, or why it must not start: an extension
+  // could not prepare it.
+  util::Expected<proc::Spawn> spawn_for(const std::string& command, const JobContext& ctx,
+                                        const std::string& spool) const;
   // A job's or task's process: `cmd` built for `ctx`. When that, or an extension, fails,
   // the process is `exit 127` and `error` says why (the job is reported as not started).
   struct Prepared {

@@ -44,7 +44,7 @@ ConsoleOptions detect_console(int fd, bool no_color_flag) {
   o.color = o.terminal && !no_color_flag && !(no_color && *no_color);
   if (force && *force && std::string_view(force) != "0" && !no_color_flag) o.color = true;
   winsize ws{};
-  if (o.terminal && ::ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) o.width = ws.ws_col, o.height = ws.ws_row;
+  if (o.terminal && ::ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) o.width = ws.ws_col;
   o.folding = detect_folding();
   return o;
 }
@@ -69,11 +69,8 @@ Console::Console(ConsoleOptions options)
 
 void Console::erase_status() {
   if (!m_status_shown) return;
-  std::string erase = "\r\x1b[K";
-  for (size_t i = 1; i < m_status_lines; ++i) erase += "\x1b[1A\x1b[K";
-  m_options.sink->write(erase);
+  m_options.sink->write("\r\x1b[K");
   m_status_shown = false;
-  m_status_lines = 0;
 }
 
 void Console::write_raw(std::string_view text) {
@@ -193,6 +190,8 @@ void Console::step_started(const pipeline::StepInfo& step) {
   m_running.clear();
   m_step_elapsed = Millis(0);
   m_last_heartbeat = Millis(0);
+  m_finished.assign(step.jobs, false);
+  estimate_left();
   write(banner(step, m_style) + "\n");
   redraw_status();
 }
@@ -268,7 +267,10 @@ void Console::job_finished(const pipeline::JobInfo& job, const pipeline::JobResu
     m_busy[job.worker - 1] += r.duration;
     m_longest = std::max(m_longest, r.duration);
   }
-  if (!r.will_retry) ++m_done;
+  if (!r.will_retry) {
+    ++m_done;
+    if (job.index < m_finished.size()) m_finished[job.index] = true;
+  }
   if (m_options.output == OutputStyle::prefixed) {
     auto it = m_partial.find(job.index);
     if (it != m_partial.end()) {
@@ -342,8 +344,8 @@ void Console::host_down(const pipeline::HostEvent& e) {
   write(m_style.yellow("pcr: " + host_down_line(e)) + "\n");
 }
 
-void Console::note(std::string_view text) {
-  write(m_style.yellow(fmt::format("pcr: {}", util::visible(text, true))) + "\n");
+void Console::note(const pipeline::Note& note) {
+  write(m_style.yellow(fmt::format("pcr: {}", util::visible(note_text(note), true))) + "\n");
 }
 
 void Console::tick() {
@@ -351,37 +353,44 @@ void Console::tick() {
   m_options.sink->release();  // a quiet second: what the sink held back may show
   if (m_step == nullptr) return;
   m_step_elapsed += Millis(1000);
+  estimate_left();
   if (m_options.terminal) {
     redraw_status();
   } else if ((m_live == nullptr || m_live_at_line_start) && m_step_elapsed - m_last_heartbeat >= m_options.heartbeat) {
     m_last_heartbeat = m_step_elapsed;
-    write(heartbeat_line(*m_step, m_done, m_step_elapsed) + "\n");
+    write(heartbeat_line(*m_step, m_done, m_step_elapsed, running_jobs(), m_left) + "\n");
   }
+}
+
+std::vector<RunningJob> Console::running_jobs() const {
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<RunningJob> out;
+  for (const auto& [index, job] : m_running) {
+    auto it = m_job_start.find(index);
+    out.push_back({index, running_name(*job),
+                   it == m_job_start.end() ? Millis(0) : std::chrono::duration_cast<Millis>(now - it->second)});
+  }
+  return out;
+}
+
+// Once a second, not at every redraw: it walks the step's jobs.
+void Console::estimate_left() {
+  m_left.reset();
+  if (m_step == nullptr) return;
+  std::vector<std::size_t> queued;
+  for (std::size_t i = 0; i < m_finished.size(); ++i)
+    if (!m_finished[i] && m_running.count(i) == 0) queued.push_back(i);
+  m_left = time_left(m_step->expected, running_jobs(), queued, m_step->workers);
 }
 
 void Console::redraw_status() {
   // Never inside a live job's unfinished line: "\r\x1b[K" would erase it.
   if (!m_options.terminal || m_step == nullptr || (m_live != nullptr && !m_live_at_line_start)) return;
   const size_t width = m_options.width > 1 ? m_options.width - 1 : 1;
-  std::string block;
-  size_t lines = 1;
-  // A tall terminal gets a line per running job above the overall one; a live job's
-  // output would scroll them, so not then.
-  if (m_live == nullptr && m_options.height >= m_running.size() + 6) {
-    auto now = std::chrono::steady_clock::now();
-    for (const auto& [index, job] : m_running) {
-      auto it = m_job_start.find(index);
-      Millis elapsed = it == m_job_start.end() ? Millis(0)
-                                               : std::chrono::duration_cast<Millis>(now - it->second);
-      block += m_style.dim(worker_line(*job, elapsed, width)) + "\n";
-      ++lines;
-    }
-  }
-  block += m_style.dim(status_line(*m_step, m_done, m_running.size(), m_step_elapsed, width));
+  const std::string line = m_style.dim(status_line(*m_step, m_done, running_jobs(), m_step_elapsed, m_left, width));
   erase_status();
-  m_options.sink->write(m_secrets.active() ? m_secrets.mask(block) : block);
+  m_options.sink->write(m_secrets.active() ? m_secrets.mask(line) : line);
   m_status_shown = true;
-  m_status_lines = lines;
 }
 
 }  // namespace pcr::report

@@ -8,6 +8,8 @@
 
 #include <chrono>
 #include <map>
+#include <optional>
+#include <vector>
 #include <string>
 
 namespace pcr::report {
@@ -30,7 +32,6 @@ struct ConsoleOptions {
   size_t tail_lines = 20; // lines of a failed job's output in the summary
   std::vector<std::string> secrets;  // values shown as *** wherever they would appear
   Folding folding = Folding::none;
-  size_t height = 0;      // terminal rows; tall enough: a status line per running worker
 };
 
 // GITHUB_ACTIONS=true → github, GITLAB_CI=true → gitlab, else none.
@@ -55,7 +56,7 @@ class Console : public pipeline::Observer {
   void step_finished(const pipeline::StepInfo&, const pipeline::StepResult&) override;
   void run_finished(const pipeline::RunResult&) override;
   void tick() override;
-  void note(std::string_view) override;
+  void note(const pipeline::Note&) override;
   void host_down(const pipeline::HostEvent&) override;
 
  private:
@@ -69,6 +70,8 @@ class Console : public pipeline::Observer {
   void maybe_go_live();
   void redraw_status();
   void erase_status();
+  std::vector<RunningJob> running_jobs() const;
+  void estimate_left();
   void open_fold(const pipeline::JobInfo& job, const std::string& title);
   void close_fold(const pipeline::JobInfo& job);
   bool shows_output(const pipeline::JobResult& r) const;
@@ -85,8 +88,9 @@ class Console : public pipeline::Observer {
   std::vector<pipeline::Millis> m_busy;  // per worker, this step
   pipeline::Millis m_longest{0};
   bool m_status_shown = false;
-  size_t m_status_lines = 0;  // lines of the status block now on screen
   std::map<size_t, std::chrono::steady_clock::time_point> m_job_start;
+  std::vector<bool> m_finished;  // by job index: done for good (not to be retried)
+  std::optional<pipeline::Millis> m_left;  // the step's estimated time left, once a second
   bool m_live_at_line_start = true;
   pipeline::Millis m_elapsed{0};
   pipeline::Millis m_step_elapsed{0};

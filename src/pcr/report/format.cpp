@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <algorithm>
+#include <functional>
 
 namespace pcr::report {
 
@@ -141,22 +142,136 @@ std::string live_line(const pipeline::JobInfo& job, const Style& style) {
   return style.dim(fmt::format("▶ {}{}", who(job), v(job.command)));
 }
 
-std::string status_line(const pipeline::StepInfo& step, size_t done, size_t running, Millis elapsed,
-                        size_t width) {
+std::string running_name(const pipeline::JobInfo& job) {
+  std::string name;
+  for (const auto& item : job.items) name += (name.empty() ? "" : " ") + item;
+  return util::elide(v(name.empty() ? job.command : name), 40);
+}
+
+std::optional<Millis> time_left(const std::vector<Millis>& expected, const std::vector<RunningJob>& running,
+                                const std::vector<std::size_t>& queued, unsigned workers) {
+  auto recorded = [&](std::size_t i) { return i < expected.size() ? expected[i] : Millis(0); };
+  std::vector<Millis> known;
+  for (const auto& e : expected)
+    if (e > Millis(0)) known.push_back(e);
+  bool any = false;
+  for (const auto& r : running) any = any || recorded(r.index) > Millis(0);
+  for (std::size_t i : queued) any = any || recorded(i) > Millis(0);
+  if (!any) return std::nullopt;
+  std::sort(known.begin(), known.end());
+  const Millis median = known[known.size() / 2];
+  auto estimate = [&](std::size_t i) { return recorded(i) > Millis(0) ? recorded(i) : median; };
+  // Each worker's time until it is free: a running job's remaining time (none once it
+  // has run past its record), or 0.
+  std::vector<Millis> free_at(std::max<std::size_t>({workers, running.size(), 1}), Millis(0));
+  for (std::size_t w = 0; w < running.size(); ++w)
+    free_at[w] = std::max(estimate(running[w].index) - running[w].elapsed, Millis(0));
+  std::vector<Millis> rest;
+  for (std::size_t i : queued) rest.push_back(estimate(i));
+  std::sort(rest.begin(), rest.end(), std::greater<>());
+  for (const Millis d : rest) *std::min_element(free_at.begin(), free_at.end()) += d;
+  return *std::max_element(free_at.begin(), free_at.end());
+}
+
+namespace {
+
+// "~40s left": whole seconds, rounded up, so a last second does not read "~0s".
+std::string left_words(Millis left) {
+  const long long s = (left.count() + 999) / 1000;
+  return fmt::format("~{} left", s < 60 ? fmt::format("{}s", std::max(s, 1LL)) : format_duration(Millis(s * 1000)));
+}
+
+// The running jobs, longest running first.
+std::vector<const RunningJob*> by_elapsed(const std::vector<RunningJob>& running) {
+  std::vector<const RunningJob*> out;
+  for (const auto& r : running) out.push_back(&r);
+  std::stable_sort(out.begin(), out.end(), [](const RunningJob* a, const RunningJob* b) { return a->elapsed > b->elapsed; });
+  return out;
+}
+
+}  // namespace
+
+std::string status_line(const pipeline::StepInfo& step, size_t done, const std::vector<RunningJob>& running,
+                        Millis elapsed, std::optional<Millis> left, size_t width) {
   std::string line = fmt::format("[{} {}/{} {}] {} of {} jobs done, {} running, {}",
                                  step.cleanup ? "cleanup" : "step", step.index, step.of, v(step.name), done,
-                                 step.jobs, running, format_duration(elapsed));
-  return util::elide(line, width);
+                                 step.jobs, running.size(), format_duration(elapsed));
+  if (left) line += ", " + left_words(*left);
+  std::string names;
+  for (const RunningJob* r : by_elapsed(running))
+    names += fmt::format("{}{} {}", names.empty() ? " · " : ", ", r->name, format_duration(r->elapsed));
+  return util::elide(line + names, width);
 }
 
-std::string worker_line(const pipeline::JobInfo& job, Millis elapsed, size_t width) {
-  return util::elide(fmt::format("  n={:<3} #{:<4} {:>7}  {}", job.worker, job.job, format_duration(elapsed), v(job.command)),
-                     width);
+std::string heartbeat_line(const pipeline::StepInfo& step, size_t done, Millis elapsed,
+                           const std::vector<RunningJob>& running, std::optional<Millis> left) {
+  std::string line = fmt::format("… {}: running for {}, {} of {} jobs done", v(step.name), format_duration(elapsed),
+                                 done, step.jobs);
+  if (left) line += ", " + left_words(*left);
+  const auto sorted = by_elapsed(running);
+  constexpr std::size_t k_named = 4;
+  for (std::size_t i = 0; i < sorted.size() && i < k_named; ++i)
+    line += fmt::format("{}{} ({})", i == 0 ? "; running " : ", ", sorted[i]->name, format_duration(sorted[i]->elapsed));
+  if (sorted.size() > k_named) line += fmt::format(" and {} more", sorted.size() - k_named);
+  return line;
 }
 
-std::string heartbeat_line(const pipeline::StepInfo& step, size_t done, Millis elapsed) {
-  return fmt::format("… {}: running for {}, {} of {} jobs done", v(step.name), format_duration(elapsed), done,
-                     step.jobs);
+std::string note_text(const pipeline::Note& n) {
+  using pipeline::NoteKind;
+  switch (n.kind) {
+    case NoteKind::spool_unavailable: return "cannot create a spool folder " + n.detail;
+    case NoteKind::timings_unreadable: return n.detail;
+    case NoteKind::timings_not_saved: return "could not save the timings: " + n.detail;
+    case NoteKind::shard:
+      return fmt::format("shard {} of {}: running this shard's share of every for_each step", n.index, n.total);
+    case NoteKind::supervisor_gone:
+      return "pcr's supervisor process is gone (killed?): stopping the jobs and cleaning up";
+    case NoteKind::pipeline_timeout:
+      return fmt::format("the pipeline's timeout of {} expired: stopping the running jobs",
+                         util::format_duration_spec(n.limit));
+    case NoteKind::interrupted:
+      return n.again ? fmt::format("{} again: killing the running jobs now", n.signal)
+                     : fmt::format("{}: stopping the running jobs, then cleanup (again to kill at once)", n.signal);
+    case NoteKind::interrupted_in_cleanup:
+      return n.again ? fmt::format("{}: killing the current cleanup jobs", n.signal)
+                     : fmt::format("{} during cleanup: finishing cleanup (again to kill the current cleanup jobs)",
+                                   n.signal);
+    case NoteKind::hosts_answering: {
+      std::string hosts;
+      for (const auto& h : n.hosts) hosts += (hosts.empty() ? "" : ", ") + h;
+      return "hosts that answer: " + hosts;
+    }
+    case NoteKind::no_host_answers: return "no host answers: the steps are skipped";
+    case NoteKind::host_required: return "--require-all-hosts: a host does not answer: the steps are skipped";
+    case NoteKind::worker_moved: return fmt::format("worker {} moves from host {} to host {}", n.worker, n.from, n.to);
+    case NoteKind::orphans_killed:
+      return fmt::format("killed {} process(es) left behind by jobs (setsid or daemons)", n.count);
+    case NoteKind::after_job_failed:
+      return fmt::format("{} #{}: could not stop what the job started outside pcr (inside a container){}{}", n.step,
+                         n.job, n.timed_out ? ": timed out" : "", n.detail.empty() ? "" : ":\n" + n.detail);
+  }
+  return "";
+}
+
+std::string_view note_kind(pipeline::NoteKind kind) {
+  using pipeline::NoteKind;
+  switch (kind) {
+    case NoteKind::spool_unavailable: return "spool_unavailable";
+    case NoteKind::timings_unreadable: return "timings_unreadable";
+    case NoteKind::timings_not_saved: return "timings_not_saved";
+    case NoteKind::shard: return "shard";
+    case NoteKind::supervisor_gone: return "supervisor_gone";
+    case NoteKind::pipeline_timeout: return "pipeline_timeout";
+    case NoteKind::interrupted: return "interrupted";
+    case NoteKind::interrupted_in_cleanup: return "interrupted_in_cleanup";
+    case NoteKind::hosts_answering: return "hosts_answering";
+    case NoteKind::no_host_answers: return "no_host_answers";
+    case NoteKind::host_required: return "host_required";
+    case NoteKind::worker_moved: return "worker_moved";
+    case NoteKind::orphans_killed: return "orphans_killed";
+    case NoteKind::after_job_failed: return "after_job_failed";
+  }
+  return "";
 }
 
 std::string straggler_report(const std::vector<Millis>& busy, Millis makespan, Millis longest) {

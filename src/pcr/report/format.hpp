@@ -3,6 +3,7 @@
 #include <pcr/pipeline/engine.hpp>
 #include <pcr/pipeline/events.hpp>
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,15 +44,42 @@ std::string job_line(const pipeline::JobInfo& job, const pipeline::JobResult& re
 // The line announcing a job whose output now streams live.
 std::string live_line(const pipeline::JobInfo& job, const Style& style);
 
-// "[step 2/3 tests] 5 of 12 jobs done, 2 running, 1m20s" elided to `width` columns.
-std::string status_line(const pipeline::StepInfo& step, size_t done, size_t running,
-                        Millis elapsed, size_t width);
+// A job that is running, as progress lines name it.
+struct RunningJob {
+  std::size_t index = 0;  // JobInfo::index
+  std::string name;       // its items, or its command
+  Millis elapsed{0};
+};
 
-// "  n=2  #7  12.3s  rspec spec/a_spec.rb" — one running job, for a tall terminal.
-std::string worker_line(const pipeline::JobInfo& job, Millis elapsed, size_t width);
+// The name progress lines give a job: its items joined by spaces, else its command;
+// terminal-safe, elided to 40 columns.
+std::string running_name(const pipeline::JobInfo& job);
 
-// "… tests: running for 1m30s, 3 of 12 jobs done" — the heartbeat off a terminal.
-std::string heartbeat_line(const pipeline::StepInfo& step, size_t done, Millis elapsed);
+// The estimated time left of a step, from recorded durations (`expected`, by job index;
+// 0: none recorded): each running job's recorded duration less its elapsed time, then
+// the jobs not yet started (`queued`), longest first, each on the worker that frees
+// first — as the queue hands them out. A job with no record counts as the median of the
+// step's records. nullopt when none of the jobs left has a record.
+std::optional<Millis> time_left(const std::vector<Millis>& expected, const std::vector<RunningJob>& running,
+                                const std::vector<std::size_t>& queued, unsigned workers);
+
+// The progress of a step on one line, elided to `width` columns: "[step 2/3 tests] 5 of
+// 12 jobs done, 2 running, 1m20s, ~40s left · spec/a 12s, spec/b 3s" (running jobs
+// longest running first; no estimate without one).
+std::string status_line(const pipeline::StepInfo& step, size_t done, const std::vector<RunningJob>& running,
+                        Millis elapsed, std::optional<Millis> left, size_t width);
+
+// The heartbeat off a terminal: "… tests: running for 1m30s, 3 of 12 jobs done, ~40s
+// left; running spec/a (12s), spec/b (3s)" (at most 4 named, then "and N more").
+std::string heartbeat_line(const pipeline::StepInfo& step, size_t done, Millis elapsed,
+                           const std::vector<RunningJob>& running, std::optional<Millis> left);
+
+// A note in words, as the console prints it (after "pcr: "): "SIGINT: stopping the
+// running jobs, then cleanup (again to kill at once)". Not terminal-safe yet.
+std::string note_text(const pipeline::Note& note);
+
+// The name of a note's kind in the JSON event log: "interrupted", "worker_moved", …
+std::string_view note_kind(pipeline::NoteKind kind);
 
 // What the summary needs to know, gathered while the run went on.
 struct StepRecord {

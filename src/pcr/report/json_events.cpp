@@ -51,9 +51,14 @@ static ordered_json job_event(const char* event, const pipeline::JobInfo& job, c
   return j;
 }
 
-JsonEvents::JsonEvents(const std::string& path, std::vector<std::string> secrets, std::string& error)
-    : m_mask(secrets), m_sink(Sink::open(path, std::move(secrets))) {
-  error = m_sink->error();
+JsonEvents::JsonEvents(std::vector<std::string> secrets, std::unique_ptr<Sink> sink)
+    : m_mask(std::move(secrets)), m_sink(std::move(sink)) {}
+
+util::Expected<std::unique_ptr<JsonEvents>> JsonEvents::open(const std::string& path,
+                                                             std::vector<std::string> secrets) {
+  auto sink = Sink::open(path, secrets);
+  if (!sink->error().empty()) return util::Expected<std::unique_ptr<JsonEvents>>::failure(sink->error());
+  return std::unique_ptr<JsonEvents>(new JsonEvents(std::move(secrets), std::move(sink)));
 }
 
 JsonEvents::~JsonEvents() = default;
@@ -166,9 +171,48 @@ void JsonEvents::host_down(const pipeline::HostEvent& e) {
   emit(j.dump());
 }
 
-void JsonEvents::note(std::string_view text) {
+void JsonEvents::note(const pipeline::Note& n) {
+  using pipeline::NoteKind;
   auto j = base("note");
-  j["message"] = util::valid_utf8(m_mask.mask(text));
+  j["kind"] = note_kind(n.kind);
+  auto text = [&](const std::string& s) { return util::valid_utf8(m_mask.mask(s)); };
+  switch (n.kind) {
+    case NoteKind::spool_unavailable:
+    case NoteKind::timings_unreadable:
+    case NoteKind::timings_not_saved:
+      j["detail"] = text(n.detail);
+      break;
+    case NoteKind::shard:
+      j["index"] = n.index, j["total"] = n.total;
+      break;
+    case NoteKind::pipeline_timeout:
+      j["limit_ms"] = n.limit.count();
+      break;
+    case NoteKind::interrupted:
+    case NoteKind::interrupted_in_cleanup:
+      j["signal"] = n.signal, j["again"] = n.again;
+      break;
+    case NoteKind::hosts_answering: {
+      ordered_json hosts = ordered_json::array();
+      for (const auto& h : n.hosts) hosts.push_back(text(h));
+      j["hosts"] = hosts;
+      break;
+    }
+    case NoteKind::worker_moved:
+      j["worker"] = n.worker, j["from"] = text(n.from), j["to"] = text(n.to);
+      break;
+    case NoteKind::orphans_killed:
+      j["count"] = n.count;
+      break;
+    case NoteKind::after_job_failed:
+      j["step"] = text(n.step), j["job"] = n.job, j["timed_out"] = n.timed_out, j["detail"] = text(n.detail);
+      break;
+    case NoteKind::supervisor_gone:
+    case NoteKind::no_host_answers:
+    case NoteKind::host_required:
+      break;
+  }
+  j["message"] = text(note_text(n));  // the console's words, for people reading the log
   emit(j.dump());
 }
 

@@ -3,11 +3,13 @@
 #include <pcr/pipeline/engine.hpp>
 #include <pcr/pipeline/events.hpp>
 #include <pcr/report/sink.hpp>
+#include <pcr/util/expected.hpp>
 #include <pcr/util/mask.hpp>
 
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <string>
 
 namespace pcr::report {
@@ -17,8 +19,9 @@ namespace pcr::report {
 // is in docs/reports.md. Strings are masked and valid UTF-8.
 class JsonEvents : public pipeline::Observer {
  public:
-  // Opens `path` (0600); `error` says why not.
-  JsonEvents(const std::string& path, std::vector<std::string> secrets, std::string& error);
+  // Opens `path` (0600), or says why it cannot.
+  static util::Expected<std::unique_ptr<JsonEvents>> open(const std::string& path,
+                                                          std::vector<std::string> secrets);
   ~JsonEvents() override;
   Sink& sink() { return *m_sink; }
 
@@ -28,10 +31,11 @@ class JsonEvents : public pipeline::Observer {
   void job_finished(const pipeline::JobInfo&, const pipeline::JobResult&) override;
   void step_finished(const pipeline::StepInfo&, const pipeline::StepResult&) override;
   void run_finished(const pipeline::RunResult&) override;
-  void note(std::string_view) override;
+  void note(const pipeline::Note&) override;
   void host_down(const pipeline::HostEvent&) override;
 
  private:
+  JsonEvents(std::vector<std::string> secrets, std::unique_ptr<Sink> sink);
   void emit(const std::string& line);
   util::Masker m_mask;
   std::unique_ptr<Sink> m_sink;

@@ -1,3 +1,4 @@
+#include <pcr/report/format.hpp>
 #include <pcr/report/record.hpp>
 #include <pcr/util/escape.hpp>
 
@@ -136,7 +137,7 @@ void Recorder::host_down(const pipeline::HostEvent& event) {
   m_record.hosts_down.push_back(std::move(e));
 }
 
-void Recorder::note(std::string_view text) { m_record.notes.push_back(m_mask.mask(text)); }
+void Recorder::note(const pipeline::Note& note) { m_record.notes.push_back(m_mask.mask(note_text(note))); }
 
 void Recorder::run_finished(const pipeline::RunResult& r) {
   m_record.result = r;

@@ -61,7 +61,7 @@ class Recorder : public pipeline::Observer {
   void job_finished(const pipeline::JobInfo&, const pipeline::JobResult&) override;
   void step_finished(const pipeline::StepInfo&, const pipeline::StepResult&) override;
   void run_finished(const pipeline::RunResult&) override;
-  void note(std::string_view) override;
+  void note(const pipeline::Note&) override;
   void host_down(const pipeline::HostEvent&) override;
 
   const RunRecord& record() const { return m_record; }

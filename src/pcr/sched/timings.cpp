@@ -37,43 +37,90 @@ void smooth_into(Timings::Table& table, const Timings::Table& samples) {
 
 }  // namespace
 
-bool Timings::parse(const std::string& text, Table& out) {
-  nlohmann::json doc = nlohmann::json::parse(text, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object() || !doc.contains("steps") || !doc["steps"].is_object()) return false;
-  Table table;
-  for (const auto& [step, entries] : doc["steps"].items()) {
+namespace {
+
+// One pipeline's steps: {"step": {"key": ms, ...}, ...}.
+bool parse_steps(const nlohmann::json& steps, Timings::Table& out) {
+  if (!steps.is_object()) return false;
+  for (const auto& [step, entries] : steps.items()) {
     if (!entries.is_object()) return false;
     for (const auto& [key, value] : entries.items()) {
       if (!value.is_number_integer() || value.get<std::int64_t>() < 0) return false;
-      table[step][key] = value.get<std::int64_t>();
+      out[step][key] = value.get<std::int64_t>();
     }
   }
-  out = std::move(table);
   return true;
 }
 
-std::string Timings::to_json(const Table& table) {
-  nlohmann::ordered_json doc;
-  doc["version"] = 1;
-  doc["unit"] = "ms";
-  nlohmann::ordered_json steps = nlohmann::ordered_json::object();
-  for (const auto& [step, entries] : table) {
-    nlohmann::ordered_json e = nlohmann::ordered_json::object();
-    for (const auto& [key, ms] : entries) e[key] = ms;
-    steps[step] = e;
+}  // namespace
+
+bool Timings::parse(const std::string& text, Pipelines& out) {
+  nlohmann::json doc = nlohmann::json::parse(text, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) return false;
+  Pipelines pipelines;
+  if (doc.contains("pipelines")) {
+    if (!doc["pipelines"].is_object()) return false;
+    for (const auto& [name, steps] : doc["pipelines"].items())
+      if (!parse_steps(steps, pipelines[name])) return false;
+  } else {
+    // Version 1: one table of steps, of no pipeline yet.
+    if (!doc.contains("steps") || !parse_steps(doc["steps"], pipelines[""])) return false;
   }
-  doc["steps"] = steps;
+  out = std::move(pipelines);
+  return true;
+}
+
+std::string Timings::to_json(const Pipelines& pipelines) {
+  nlohmann::ordered_json doc;
+  doc["version"] = 2;
+  doc["unit"] = "ms";
+  nlohmann::ordered_json all = nlohmann::ordered_json::object();
+  for (const auto& [name, table] : pipelines) {
+    nlohmann::ordered_json steps = nlohmann::ordered_json::object();
+    for (const auto& [step, entries] : table) {
+      nlohmann::ordered_json e = nlohmann::ordered_json::object();
+      for (const auto& [key, ms] : entries) e[key] = ms;
+      steps[step] = e;
+    }
+    all[name] = steps;
+  }
+  doc["pipelines"] = all;
   return doc.dump(1) + "\n";
 }
 
-Timings Timings::load(const std::string& path, std::string* warning) {
-  Timings t;
+namespace {
+
+// The file at `path` (missing: empty; damaged: empty, with `warning` set).
+Timings::Pipelines read_pipelines(const std::string& path, std::string* warning) {
+  Timings::Pipelines pipelines;
   auto text = util::read_file(path);
-  if (!text) return t;
-  if (!parse(*text, t.m_table)) {
-    t.m_table.clear();
+  if (text && !Timings::parse(*text, pipelines)) {
+    pipelines.clear();
     if (warning) *warning = path + ": damaged timings file, ignored (it is rewritten after this run)";
   }
+  return pipelines;
+}
+
+}  // namespace
+
+Timings Timings::load(const std::string& path, const std::string& pipeline, std::string* warning) {
+  Timings t;
+  t.m_pipeline = pipeline;
+  Pipelines all = read_pipelines(path, warning);
+  auto own = all.find(pipeline);
+  if (own == all.end()) own = all.find("");  // an old file's entries, not yet taken over
+  if (own != all.end()) t.m_table = std::move(own->second);
+  return t;
+}
+
+Timings Timings::load_any(const std::string& path, std::string* warning) {
+  Timings t;
+  for (const auto& [name, table] : read_pipelines(path, warning))
+    for (const auto& [step, entries] : table)
+      for (const auto& [key, ms] : entries) {
+        auto [it, added] = t.m_table[step].emplace(key, ms);
+        if (!added) it->second = std::max(it->second, ms);
+      }
   return t;
 }
 
@@ -93,7 +140,7 @@ namespace {
 
 // Under an exclusive lock of `path.lock`: read `path` (damaged or missing: empty), let
 // `update` change the table, write it to a temporary file, fsync, rename over `path`.
-std::string update_file(const std::string& path, const std::function<void(Timings::Table&)>& update) {
+std::string update_file(const std::string& path, const std::function<void(Timings::Pipelines&)>& update) {
   std::error_code ec;
   fs::path target(path);
   // `--timings /dev/null` means "keep nothing": a rename would replace the device (as root)
@@ -109,9 +156,7 @@ std::string update_file(const std::string& path, const std::function<void(Timing
   while (::flock(lock, LOCK_EX) != 0 && errno == EINTR) {
   }
   // Under the lock: what is on disk now may include another run's samples.
-  Timings::Table table;
-  auto text = util::read_file(path);
-  if (text && !Timings::parse(*text, table)) table.clear();
+  Timings::Pipelines table = read_pipelines(path, nullptr);
   update(table);
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
   std::string error;
@@ -134,7 +179,16 @@ std::string update_file(const std::string& path, const std::function<void(Timing
 
 std::string Timings::save(const std::string& path) const {
   if (m_samples.empty()) return "";
-  return update_file(path, [this](Table& table) { smooth_into(table, m_samples); });
+  return update_file(path, [this](Pipelines& all) {
+    auto own = all.find(m_pipeline);
+    if (own == all.end()) {
+      // The first save of this pipeline takes over an old file's entries.
+      auto old = all.find("");
+      own = all.emplace(m_pipeline, old == all.end() ? Table{} : std::move(old->second)).first;
+      if (old != all.end() && !m_pipeline.empty()) all.erase(old);
+    }
+    smooth_into(own->second, m_samples);
+  });
 }
 
 void combine_shards(Timings::Table& base, const std::vector<Timings::Table>& shards) {
@@ -160,8 +214,15 @@ void combine_shards(Timings::Table& base, const std::vector<Timings::Table>& sha
     for (const auto& [key, values] : entries) base[step][key] = mean(values);
 }
 
-std::string merge_shard_files(const std::string& path, const std::vector<Timings::Table>& shards) {
-  return update_file(path, [&](Timings::Table& table) { combine_shards(table, shards); });
+void combine_shards(Timings::Pipelines& base, const std::vector<Timings::Pipelines>& shards) {
+  std::map<std::string, std::vector<Timings::Table>> by_pipeline;
+  for (const auto& shard : shards)
+    for (const auto& [name, table] : shard) by_pipeline[name].push_back(table);
+  for (const auto& [name, tables] : by_pipeline) combine_shards(base[name], tables);
+}
+
+std::string merge_shard_files(const std::string& path, const std::vector<Timings::Pipelines>& shards) {
+  return update_file(path, [&](Timings::Pipelines& all) { combine_shards(all, shards); });
 }
 
 std::vector<std::int64_t> estimate(const Timings& timings, const std::string& step,

@@ -11,19 +11,29 @@
 namespace pcr::sched {
 
 // Recorded job durations, in whole milliseconds so that every machine computes the same
-// plan from the same file. Keyed by step name, then by item (a for_each job records each
-// of its items at its duration divided by the number of items) or, for other jobs, by
-// the command.
+// plan from the same file. A file holds several pipelines (two pipeline files in one
+// folder share it); each pipeline's entries are keyed by step name, then by item (a
+// for_each job records each of its items at its duration divided by the number of items)
+// or, for other jobs, by the command. A `Timings` is one pipeline's view of the file.
+//
+// Files written before timings had pipelines (version 1: steps only) are read as entries
+// of no pipeline yet, the key "": a pipeline with no entries of its own reads those, and
+// its first save takes them over (the file is then version 2).
 class Timings {
  public:
   using Table = std::map<std::string, std::map<std::string, std::int64_t>>;
+  using Pipelines = std::map<std::string, Table>;  // by pipeline key
 
-  // Read `path`. A missing file is empty; a damaged one is empty too, with `warning` set
-  // (never fatal: timings only order work).
-  static Timings load(const std::string& path, std::string* warning);
+  // Read `pipeline`'s entries from `path`. A missing file is empty; a damaged one is
+  // empty too, with `warning` set (never fatal: timings only order work).
+  static Timings load(const std::string& path, const std::string& pipeline, std::string* warning);
 
-  // Parse the JSON text of a timings file; false when damaged.
-  static bool parse(const std::string& text, Table& out);
+  // Every pipeline's entries as one table, for tools that know no pipeline (`pcr split`):
+  // a step that several pipelines have gets the largest duration of each key.
+  static Timings load_any(const std::string& path, std::string* warning);
+
+  // Parse the JSON text of a timings file (either version); false when damaged.
+  static bool parse(const std::string& text, Pipelines& out);
 
   // Secrets never reach the file: with `mask` set, every step name and key is stored and
   // looked up masked ("deploy ***"), which still matches the next run's same job.
@@ -39,18 +49,21 @@ class Timings {
   // `path.lock`, re-read the file, smooth each sample into it (new = (old + sample) / 2),
   // write a temporary file and rename it over `path`. Concurrent savers therefore lose
   // nothing and never leave a half-written file. Returns "" or what went wrong.
+  // Other pipelines' entries are kept as they are.
   std::string save(const std::string& path) const;
 
+  const std::string& pipeline() const { return m_pipeline; }
   const Table& table() const { return m_table; }
   const Table& samples() const { return m_samples; }
   bool empty() const { return m_table.empty(); }
 
-  // The JSON text of `table`, keys sorted, one entry per line.
-  static std::string to_json(const Table& table);
+  // The JSON text of a file, keys sorted, one entry per line (version 2).
+  static std::string to_json(const Pipelines& pipelines);
 
  private:
-  Table m_table;    // as loaded (plus merges)
-  Table m_samples;  // this run's
+  std::string m_pipeline;  // the key of the pipeline this view belongs to
+  Table m_table;           // as loaded (plus merges)
+  Table m_samples;         // this run's
   util::Masker m_mask;
 };
 
@@ -77,11 +90,13 @@ std::vector<std::vector<std::size_t>> balance(const std::vector<std::int64_t>& c
 // they all started from: an entry a shard changed takes the mean of the shards' changed
 // values (shards ran different items, so mostly one shard changed it); an entry that
 // none changed keeps its value; an entry `base` lacks takes the mean of the shards'.
+// Each pipeline is combined on its own.
 void combine_shards(Timings::Table& base, const std::vector<Timings::Table>& shards);
+void combine_shards(Timings::Pipelines& base, const std::vector<Timings::Pipelines>& shards);
 
 // `combine_shards` on the file at `path` (missing: empty), under the same lock and
 // atomic rename as `Timings::save`. Returns "" or what went wrong.
-std::string merge_shard_files(const std::string& path, const std::vector<Timings::Table>& shards);
+std::string merge_shard_files(const std::string& path, const std::vector<Timings::Pipelines>& shards);
 
 // The items of shard `index` (0-based) of `total`: the items split by recorded timings
 // (`step` empty: any step's) exactly as `groups` would split them, listed in input order.
