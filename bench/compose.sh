@@ -5,6 +5,7 @@
 #   bench/compose.sh [PCR_BINARY]      (REPEAT=3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 pcr=$(realpath "${1:-build/pcr}")
 repeat=${REPEAT:-3}
 tests/docker/ensure_docker.sh > /dev/null
@@ -30,7 +31,6 @@ steps:
     parallel: 4
     run: docker-compose up -d 2>&1
 YAML
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 run() {  # $1: -j value
   for ((i = 0; i < repeat; i++)); do
     start=$(date +%s.%N)

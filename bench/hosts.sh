@@ -8,6 +8,7 @@
 #   bench/hosts.sh [PCR_BINARY]      (REPEAT=3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 pcr=$(realpath "${1:-build/pcr}")
 repeat=${REPEAT:-3}
 tests/docker/ensure_docker.sh > /dev/null
@@ -36,7 +37,6 @@ printf 'name: shop\nhosts:\n  - {name: one, docker: "unix:///var/run/docker.sock
   "$two" "$steps" > "$work/two.yaml"
 "$pcr" run --no-color "$work/two.yaml" > "$work/warmup" || { cat "$work/warmup"; exit 1; }  # loads the image on two
 
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # Seconds of step $2 (or the whole run: "run") in the JSON log $1.
 seconds_of() {
   if [ "$2" = run ]; then grep '"event":"run_end"' "$1"; else grep '"event":"step_end"' "$1" | grep "\"step\":\"$2\""; fi |

@@ -5,6 +5,7 @@
 #   bench/lifetime.sh [PCR_BINARY]   (REPEAT=3, RUNS=200 start-ups, JOBS=2000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 pcr=$(realpath "${1:-build/pcr}")
 repeat=${REPEAT:-3}
 runs=${RUNS:-200}
@@ -14,7 +15,6 @@ trap 'rm -rf "$work"' EXIT
 printf 'steps:\n  - run: "true"\n' > "$work/one.yaml"
 printf 'steps:\n  - workers: 2\n    for_each: {command: "seq %s"}\n    run: "true"\n    output: hide\n' "$jobs" > "$work/many.yaml"
 
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 time_of() {  # seconds for "$@"
   local s e
   s=$(date +%s.%N); "$@" > /dev/null; e=$(date +%s.%N)

@@ -5,6 +5,7 @@
 # process itself, not of the jobs it runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 pcr=$(realpath "${1:-build/pcr}")
 repeat=${REPEAT:-3}
 jobs=${JOBS:-5000}
@@ -48,11 +49,10 @@ measure() {
     times+=("$(echo "$end - $start" | bc -l)")
     peaks+=("$peak")
   done
-  secs[$name]=$(printf '%s\n' "${times[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  rss[$name]=$(printf '%s\n' "${peaks[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  secs[$name]=$(printf '%s\n' "${times[@]}" | median)
+  rss[$name]=$(printf '%s\n' "${peaks[@]}" | median)
   printf '  %-28s %8.2f s  %7.1f MB\n' "$name" "${secs[$name]}" "$(echo "${rss[$name]} / 1024" | bc -l)"
 }
-ratio() { printf '%.2f' "$(echo "$1 / $2" | bc -l)"; }
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); repeat=$repeat"
 

@@ -96,11 +96,40 @@ TEST(Faults, SpoolOnAFullDiskIsSaidOnTheJobAndFailsTheRun) {
   PcrOptions o;
   o.env = {"TMPDIR=" + disk.path};
   o.stdout_path = d.file("out.txt");
-  auto r = run_yaml(d, "steps:\n  - run: head -c 10000000 /dev/zero | tr '\\\\0' y\n", {}, o);
+  // Two jobs: each one's output is spooled whole, to be shown in one piece.
+  auto r = run_yaml(d, "steps:\n  - parallel: 2\n    run: head -c 10000000 /dev/zero | tr '\\\\0' y\n", {}, o);
   const std::string out = read_file(d.file("out.txt"));
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_NE(out.find("its output could not all be kept"), std::string::npos) << out.substr(0, 300);
   EXPECT_NE(r.err.find("could not write a job's output to " + disk.path), std::string::npos) << r.err;
+}
+
+// A step's only job streams live and is never replayed: its spool keeps only the tail
+// the summary shows, so 10 MB of output pass through a 1 MiB spool disk whole, and a
+// failure still shows its last lines.
+TEST(Faults, AStreamedJobNeedsNoSpoolDisk) {
+  SmallDisk disk;
+  NEED_DISK(disk);
+  TempDir d;
+  PcrOptions o;
+  o.env = {"TMPDIR=" + disk.path};
+  o.stdout_path = d.file("out.txt");
+  auto r = run_yaml(d, "steps:\n  - run: seq 1500000; echo the end; exit 4\n", {"--html", d.file("r.html")}, o);
+  const std::string out = read_file(d.file("out.txt"));
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(r.err, "");
+  EXPECT_NE(out.find("\n1\n2\n3\n"), std::string::npos) << out.substr(0, 300);
+  EXPECT_NE(out.find("\n1499999\n1500000\nthe end\n"), std::string::npos);
+  EXPECT_GT(out.size(), 10'000'000u);
+  // The summary's tail of the failed job, and the HTML report's.
+  const auto summary = out.find("━━ summary");
+  ASSERT_NE(summary, std::string::npos);
+  EXPECT_NE(out.find("1500000\n", summary), std::string::npos) << out.substr(summary);
+  EXPECT_NE(out.find("the end", summary), std::string::npos) << out.substr(summary);
+  EXPECT_NE(read_file(d.file("r.html")).find("the end"), std::string::npos);
+  // With --log-dir every job's log is whole: the spool is whole too (and here it fails).
+  auto logged = run_yaml(d, "steps:\n  - run: seq 1500000\n", {"--log-dir", d.file("logs")}, o);
+  EXPECT_EQ(logged.exit_code, 3) << logged.err;
 }
 
 TEST(Faults, ASlowReaderNeverDelaysTimeoutsAndLosesNothing) {

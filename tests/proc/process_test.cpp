@@ -86,6 +86,30 @@ TEST(ProcessSet, SpoolsBothStreamsAndStdoutAlone) {
   EXPECT_EQ(o.exit.bytes, o.spooled.size());
 }
 
+// spool_tail: the spool keeps the last bytes only, in order, however the output came in
+// pieces (smaller than the tail, straddling its end, one larger than it); every byte still
+// streams through.
+TEST(ProcessSet, SpoolTailKeepsTheLastBytesInOrder) {
+  for (const char* command :
+       {"printf 0123; sleep 0.05; printf 4567; sleep 0.05; printf 89abcdef",  // pieces wrap the ring
+        "printf 0123456789abcdef",                                          // one piece, larger
+        "printf 0123; sleep 0.05; printf 456789abcdef",                     // a small one, then larger
+        "printf abc"}) {                                                     // never full
+    Spawn s = job(command);
+    s.spool_tail = 10;
+    auto o = run_one(s);
+    const std::string all = o.output;
+    EXPECT_EQ(o.spooled, all.substr(all.size() > 10 ? all.size() - 10 : 0)) << command;
+    EXPECT_EQ(o.exit.bytes, all.size());
+  }
+  auto silent = run_one([] {
+    Spawn s = job("true");
+    s.spool_tail = 10;
+    return s;
+  }());
+  EXPECT_EQ(silent.spooled, "");
+}
+
 TEST(ProcessSet, SpoolFilesAreTheUsersOnly) {
   TempDir dir;
   Loop loop;

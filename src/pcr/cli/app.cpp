@@ -221,6 +221,7 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
   ro.timings = f.timings;
   ro.fail_on_flaky = f.fail_on_flaky;
   ro.require_all_hosts = f.require_all_hosts;
+  ro.only_jobs_streamed = f.log_dir.empty();  // the console streams a step's only job
   if (!apply_shard(f.shard, ro)) return k_exit_usage;
   if (!f.step.empty() && !pipeline::has_step(p, f.step)) {
     std::string names;

@@ -8,6 +8,10 @@
 
 namespace pcr::pipeline {
 
+// How much of a streamed job's output its spool keeps (RunOptions::only_jobs_streamed): as
+// much as the console's summary and the HTML report show of a failed job.
+inline constexpr std::size_t k_streamed_tail = 64 * 1024;
+
 struct RunOptions {
   unsigned jobs = 0;      // cap on jobs running at once across the run; 0: none
   std::string only_step;  // run only the step of this name (plus cleanup)
@@ -25,6 +29,11 @@ struct RunOptions {
   // Run the cleanup steps only: the supervisor's last act when the engine died.
   bool cleanup_only = false;
   bool save_timings = true;  // false: the timings file is read, never written
+  // The observers show a step's only job's output as it comes (when the step shows
+  // output) and never read it back whole: the console streams such a job live, and no
+  // --log-dir copies it. Then its spool keeps only the tail the summary and the HTML
+  // report show (k_streamed_tail), and a job printing gigabytes writes none of it to disk.
+  bool only_jobs_streamed = false;
   // The values of the pipeline's secrets (the front end resolves them): kept out of the
   // timings file's keys.
   std::vector<std::string> secrets;

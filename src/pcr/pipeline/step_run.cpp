@@ -443,6 +443,8 @@ void StepRun::start(std::size_t index, unsigned worker, unsigned attempt) {
     m_info.expected[index] = Millis(m_run.timings.get(m_info.name, job.info.command).value_or(0));
   const std::string error = std::move(p.error);
   p.spawn.stdout_path = job.stdout_path;
+  if (m_run.options.only_jobs_streamed && m_jobs.size() == 1 && m_step.options.output == OutputMode::show)
+    p.spawn.spool_tail = k_streamed_tail;
   m_run.observer.job_started(job.info);
   job.process = m_run.procs.spawn(
       std::move(p.spawn),

@@ -23,6 +23,10 @@ struct Spawn {
   std::string workdir;           // empty: pcr's own
   std::string spool_path;        // both streams in arrival order; created 0600
   std::string stdout_path;       // when set, stdout alone is spooled here too (0600)
+  // > 0: the spool keeps only the last `spool_tail` bytes, held in memory and written
+  // when the process ends — for output its observers showed as it came and never read
+  // back whole, which then costs no disk write per byte.
+  std::size_t spool_tail = 0;
   Millis timeout{0};             // 0: none
   Millis idle_timeout{0};        // 0: none; fails a job silent for this long
   Millis kill_grace{10'000};     // between SIGTERM and SIGKILL

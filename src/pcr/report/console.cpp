@@ -122,6 +122,13 @@ void Console::write(std::string_view text) {
 }
 
 void Console::write_output(std::string_view bytes, util::Masker& mask) {
+  // In slices: a megabyte read at once would otherwise be copied whole by each masker
+  // (here and in the sink) and the filter, and pcr's memory would grow by those copies.
+  constexpr std::size_t k_slice = 64 * 1024;
+  for (std::size_t at = 0; at < bytes.size(); at += k_slice) write_slice(bytes.substr(at, k_slice), mask);
+}
+
+void Console::write_slice(std::string_view bytes, util::Masker& mask) {
   std::string masked;
   if (mask.active()) {
     masked = mask.feed(bytes);

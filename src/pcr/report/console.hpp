@@ -65,6 +65,7 @@ class Console : public pipeline::Observer {
   // Job output through `mask` (a stream that may hold back a split secret); colour
   // codes stripped when colour is off.
   void write_output(std::string_view bytes, util::Masker& mask);
+  void write_slice(std::string_view bytes, util::Masker& mask);
   void end_output(util::Masker& mask);
   void replay(const std::string& spool, bool end_line = true);
   void maybe_go_live();

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -29,6 +30,12 @@ Sink::Sink(int fd, std::string name, std::vector<std::string> secrets, bool own)
   // take what they get at once.
   m_async = fd >= 0 && ::fstat(fd, &st) == 0 &&
             (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || (S_ISCHR(st.st_mode) && ::isatty(fd)));
+  if (fd >= 0 && S_ISFIFO(st.st_mode)) {
+    // A bigger pipe lets the reader take more per wake-up; past the system's limit
+    // (pipe-max-size) the pipe simply keeps its size.
+    const int size = ::fcntl(fd, F_SETPIPE_SZ, static_cast<int>(k_memory_limit));
+    m_pipe_size = static_cast<std::size_t>(size > 0 ? size : ::fcntl(fd, F_GETPIPE_SZ));
+  }
   if (m_async) m_thread = std::thread([this] { run(); });
 }
 
@@ -85,6 +92,12 @@ void Sink::put(std::string_view data) {
   }
   std::lock_guard<std::mutex> lock(m_mutex);
   if (m_errno || m_epipe) return;  // nothing more reaches a failed sink
+  if (fits_now(data.size())) {
+    // The reader keeps up: write here, without the hand-off to the thread. It cannot
+    // block: pcr is the pipe's only writer and the data fits in what is free.
+    write_now(data);
+    return;
+  }
   if (!m_spilling && m_memory_bytes + data.size() <= k_memory_limit) {
     m_memory.emplace_back(data);
     m_memory_bytes += data.size();
@@ -108,6 +121,13 @@ void Sink::put(std::string_view data) {
     m_spilling = true;
   }
   m_wake.notify_one();
+}
+
+bool Sink::fits_now(std::size_t size) const {
+  if (m_pipe_size == 0 || m_busy || !m_memory.empty() || m_spilling) return false;
+  int unread = 0;
+  if (::ioctl(m_fd, FIONREAD, &unread) != 0 || unread < 0) return false;
+  return static_cast<std::size_t>(unread) + size <= m_pipe_size;
 }
 
 void Sink::run() {

@@ -51,6 +51,7 @@ class Sink {
 
  private:
   void put(std::string_view masked);
+  bool fits_now(std::size_t size) const;  // a pipe with room for `size` now, nothing queued
   void write_now(std::string_view data);  // in the caller's thread (regular files)
   void run();                              // the writer thread
   void failed(int err);
@@ -60,6 +61,7 @@ class Sink {
   util::Masker m_mask;
   bool m_own;
   bool m_async = false;
+  std::size_t m_pipe_size = 0;  // a pipe's capacity; 0: not a pipe
   bool m_finished = false;
 
   mutable std::mutex m_mutex;
