@@ -108,3 +108,21 @@ TEST(HostileOutput, ThePlanMasksSecretsAndShowsEscapes) {
     EXPECT_NE(r.out.find("deploy \\e]0;t\\x07"), std::string::npos) << r.out;
   }
 }
+
+// A load error quotes the file: a secret's value written in it (here as a bad timeout,
+// whole, and a long one cut short by the quote) never reaches stderr.
+TEST(HostileOutput, LoadErrorsMaskSecrets) {
+  TempDir d;
+  const std::string long_secret(120, 'k');
+  d.write("ci.yaml", "secrets: [TOKEN, LONG]\nenv: {TOKEN: s3cr3tVALUE, LONG: " + long_secret +
+                         "}\nsteps:\n  - run: echo hi\n    timeout: s3cr3tVALUE\n  - run: echo hi\n    timeout: " +
+                         long_secret + "\n");
+  for (const auto& args : std::vector<std::vector<std::string>>{{"check", d.file("ci.yaml")}, {"run", d.file("ci.yaml")}}) {
+    auto r = run_pcr(args);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("ci.yaml:5:14: "), std::string::npos) << r.err;  // still says where
+    EXPECT_NE(r.err.find("***"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("s3cr3tVALUE"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("kkkk"), std::string::npos) << "a cut-short secret: " << r.err;
+  }
+}

@@ -182,16 +182,7 @@ bool apply_shard(const std::string& text, pipeline::RunOptions& ro) {
 }
 
 // The values of the pipeline's secrets: from its `env`, else pcr's environment.
-std::vector<std::string> secret_values(const pipeline::Pipeline& p) {
-  std::vector<std::string> secrets;
-  for (const auto& name : p.secrets) {
-    const char* value = std::getenv(name.c_str());
-    for (const auto& [k, v] : p.env)
-      if (k == name) value = v.c_str();
-    if (value && *value) secrets.emplace_back(value);
-  }
-  return secrets;
-}
+using config::secret_values;
 
 int print_plan(const pipeline::Pipeline& p, pipeline::RunOptions ro, bool no_color,
                bool json = false) {
@@ -562,10 +553,11 @@ int main(int argc, char** argv) {
       if (!apply_shard(check_shard, ro)) return k_exit_usage;
       auto p = config::load_file(check_file, config::docker_machine());
       int code = print_plan(p, ro, false, check_json);
+      const util::Masker mask(secret_values(p));
       for (const auto& ext : p.extensions)
         if (ext.check)
           for (const auto& warning : ext.check())
-            (check_json ? std::cerr : std::cout) << util::visible(warning) << "\n";
+            (check_json ? std::cerr : std::cout) << util::visible(mask.mask(warning)) << "\n";
       return code;
     }
     if (*clean) {

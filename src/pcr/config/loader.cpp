@@ -4,6 +4,7 @@
 #include <pcr/docker/hosts.hpp>
 #include <pcr/pipeline/template.hpp>
 #include <pcr/util/io.hpp>
+#include <pcr/util/mask.hpp>
 #include <pcr/util/regex.hpp>
 #include <pcr/util/text.hpp>
 
@@ -11,6 +12,7 @@
 #include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <set>
 
@@ -42,9 +44,44 @@ std::string join_messages(const std::vector<Diagnostic>& ds) {
 std::string shown(std::string_view value) { return util::elide(value, 80); }
 }  // namespace
 
-LoadError::LoadError(std::vector<Diagnostic> diagnostics)
-    : std::runtime_error(join_messages(in_file_order(diagnostics))),
-      m_diagnostics(in_file_order(std::move(diagnostics))) {}
+namespace {
+
+// `diagnostics` with every secret masked, whole or cut short by a quote's "…".
+std::vector<Diagnostic> masked(std::vector<Diagnostic> diagnostics, const std::vector<std::string>& secrets) {
+  const util::Masker mask(secrets);
+  if (!mask.active()) return diagnostics;
+  for (auto& d : diagnostics) {
+    d.message = mask.mask(d.message);
+    // A quote is elided to a line: what precedes its "…" may be a secret's beginning.
+    for (std::size_t cut = d.message.find("…"); cut != std::string::npos; cut = d.message.find("…", cut + 1))
+      for (const auto& secret : secrets) {
+        for (std::size_t len = std::min(secret.size(), cut); len >= 4; --len)
+          if (d.message.compare(cut - len, len, secret, 0, len) == 0) {
+            d.message.replace(cut - len, len, "***");
+            cut = cut - len + 3;
+            break;
+          }
+      }
+  }
+  return diagnostics;
+}
+
+}  // namespace
+
+LoadError::LoadError(std::vector<Diagnostic> diagnostics, const std::vector<std::string>& secrets)
+    : std::runtime_error(join_messages(in_file_order(masked(diagnostics, secrets)))),
+      m_diagnostics(in_file_order(masked(std::move(diagnostics), secrets))) {}
+
+std::vector<std::string> secret_values(const Pipeline& p) {
+  std::vector<std::string> secrets;
+  for (const auto& name : p.secrets) {
+    const char* value = std::getenv(name.c_str());
+    for (const auto& [k, v] : p.env)
+      if (k == name) value = v.c_str();
+    if (value && *value) secrets.emplace_back(value);
+  }
+  return secrets;
+}
 
 namespace {
 
@@ -125,7 +162,7 @@ class Loader {
     }
     if (auto c = root["cleanup"])
       for (const auto& s : sequence(c, "cleanup")) p.cleanup.push_back(step(s, defaults, true));
-    if (!m_errors.empty()) throw LoadError(m_errors);
+    if (!m_errors.empty()) throw LoadError(m_errors, secret_values(p));
     if (!hosts.empty()) docker::use_hosts(p, std::move(hosts));
     if (compose) {
       if (m_machine.compose_version) compose->version = m_machine.compose_version();

@@ -20,10 +20,12 @@ struct Diagnostic {
   std::string str() const;  // "file:line:column: message"
 };
 
-// Thrown by `load` with every problem found; nothing of the file may be run.
+// Thrown by `load` with every problem found; nothing of the file may be run. A message
+// quotes the file: the values of its secrets that the loader knew by then are masked
+// (also the start of one that a quote cut short with "…").
 class LoadError : public std::runtime_error {
  public:
-  explicit LoadError(std::vector<Diagnostic> diagnostics);
+  explicit LoadError(std::vector<Diagnostic> diagnostics, const std::vector<std::string>& secrets = {});
   const std::vector<Diagnostic>& diagnostics() const { return m_diagnostics; }
 
  private:
@@ -40,6 +42,10 @@ struct Machine {
   // Compose v2 or v1, asked once when the file has `compose:`. Unset: v1.
   std::function<docker::ComposeVersion()> compose_version;
 };
+
+// The values of `p`'s secrets: each from its `env`, else from pcr's environment (unset
+// or empty ones are left out).
+std::vector<std::string> secret_values(const pipeline::Pipeline& p);
 
 // The machine as the docker CLI sees it: `docker context inspect`, `docker compose version`.
 Machine docker_machine();
