@@ -26,7 +26,9 @@ inline std::string plan_differs(const std::string& plan_text, const std::string&
   std::map<std::string, std::map<unsigned, json>> jobs;  // step → job → first attempt
   std::istringstream in(events_text);
   for (std::string line; std::getline(in, line);) {
-    const json e = json::parse(line);
+    // A run that could not write all its events (exit 3: a full disk) may end mid-line.
+    const json e = json::parse(line, nullptr, !partial);
+    if (e.is_discarded()) continue;
     const std::string event = e.value("event", "");
     if (event == "run_start") run_id = e.value("run_id", "");
     if (event == "step_start") starts.push_back(e);

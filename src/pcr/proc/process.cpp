@@ -1,5 +1,6 @@
 #include <pcr/proc/process.hpp>
 #include <pcr/proc/spawn_attr.hpp>
+#include <pcr/util/expected.hpp>
 #include <pcr/util/io.hpp>
 
 #include <uv.h>
@@ -77,19 +78,16 @@ void for_each_pid(Fn fn) {
 
 // Start `/bin/sh -c spec.command` in a session and process group of its own, stdin from
 // /dev/null, stdout and stderr into two new pipes whose read ends (close-on-exec) land in
-// `read_ends`. posix_spawn rather than fork: glibc's uses CLONE_VM|CLONE_VFORK, so pcr's
+// `read_ends`; or why it could not. posix_spawn rather than fork: glibc's uses CLONE_VM|CLONE_VFORK, so pcr's
 // pages are never marked copy-on-write, and a run of thousands of jobs does not pay a
 // page fault for every page pcr touches after each spawn (measured: bench/README.md).
-pid_t spawn_shell(const Spawn& spec, int read_ends[2], std::string& error) {
+util::Expected<pid_t> spawn_shell(const Spawn& spec, int read_ends[2]) {
   int out[2], err[2];
-  if (::pipe2(out, O_CLOEXEC) != 0) {
-    error = std::strerror(errno);
-    return -1;
-  }
+  if (::pipe2(out, O_CLOEXEC) != 0) return util::Expected<pid_t>::failure(std::strerror(errno));
   if (::pipe2(err, O_CLOEXEC) != 0) {
-    error = std::strerror(errno);
+    const int e = errno;
     ::close(out[0]), ::close(out[1]);
-    return -1;
+    return util::Expected<pid_t>::failure(std::strerror(e));
   }
   // Bigger pipes mean fewer wake-ups per megabyte for chatty jobs; best effort (a user
   // past pipe-user-pages-soft keeps small pipes, and such a pipe is never paced).
@@ -117,10 +115,9 @@ pid_t spawn_shell(const Spawn& spec, int read_ends[2], std::string& error) {
   ::close(out[1]);
   ::close(err[1]);
   if (rc != 0) {
-    error = spec.workdir.empty() ? std::strerror(rc)
-                                 : std::string(std::strerror(rc)) + " (workdir " + spec.workdir + ")";
     ::close(out[0]), ::close(err[0]);
-    return -1;
+    return util::Expected<pid_t>::failure(
+        spec.workdir.empty() ? std::strerror(rc) : std::string(std::strerror(rc)) + " (workdir " + spec.workdir + ")");
   }
   read_ends[0] = out[0];
   read_ends[1] = err[0];
@@ -395,11 +392,10 @@ ProcessSet::Id ProcessSet::spawn(Spawn spec, OnOutput on_output, OnExit on_exit)
   // (creating one is about 1 ms on a busy ext4; most of a trivial job's dispatch).
   c->started = c->last_output = Clock::now();
 
-  std::string error;
   int read_ends[2] = {-1, -1};
-  pid_t pid = spawn_shell(c->spec, read_ends, error);
-  if (pid < 0) {
-    c->result.spawn_error = error;
+  const auto spawned = spawn_shell(c->spec, read_ends);
+  if (!spawned) {
+    c->result.spawn_error = spawned.error();
     c->result.exit_code = 127;
     c->exited = true;
     c->close_pipe(0);
@@ -413,6 +409,7 @@ ProcessSet::Id ProcessSet::spawn(Spawn spec, OnOutput on_output, OnExit on_exit)
         0, 0);
     return c->id;
   }
+  const pid_t pid = *spawned;
   c->pid = c->pgid = pid;  // POSIX_SPAWN_SETSID: the shell leads its own group
   m_job_pids.insert(pid);
   m_by_pid.emplace(pid, c);
