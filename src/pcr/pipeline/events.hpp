@@ -28,7 +28,8 @@ namespace pcr::pipeline {
 //       host_down*                   (a host found lost after a job failed on it)
 //     step_finished                  (after every job_finished of the step)
 //   run_finished                     (last; nothing follows)
-// note and tick may come at any point between run_started and run_finished. Every
+// note and tick may come at any point between run_started and run_finished; a run that
+// cannot start at all (NoteKind::spool_unavailable) sends that note alone, and nothing else. Every
 // job_started has exactly one job_finished; a job that could not start gets both, with
 // status not_started. Pointers in the infos (StepInfo::step, JobInfo::step) stay valid
 // until the matching *_finished event returns.
