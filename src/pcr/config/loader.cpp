@@ -42,9 +42,6 @@ std::string join_messages(const std::vector<Diagnostic>& ds) {
 
 // A value of the file as an error message quotes it: at most one line's worth.
 std::string shown(std::string_view value) { return util::elide(value, 80); }
-}  // namespace
-
-namespace {
 
 // `diagnostics` with every secret masked, whole or cut short by a quote's "…".
 std::vector<Diagnostic> masked(std::vector<Diagnostic> diagnostics, const std::vector<std::string>& secrets) {
@@ -69,8 +66,10 @@ std::vector<Diagnostic> masked(std::vector<Diagnostic> diagnostics, const std::v
 }  // namespace
 
 LoadError::LoadError(std::vector<Diagnostic> diagnostics, const std::vector<std::string>& secrets)
-    : std::runtime_error(join_messages(in_file_order(masked(diagnostics, secrets)))),
-      m_diagnostics(in_file_order(masked(std::move(diagnostics), secrets))) {}
+    : LoadError(Ordered{}, in_file_order(masked(std::move(diagnostics), secrets))) {}
+
+LoadError::LoadError(Ordered, std::vector<Diagnostic> diagnostics)
+    : std::runtime_error(join_messages(diagnostics)), m_diagnostics(std::move(diagnostics)) {}
 
 std::vector<std::string> secret_values(const Pipeline& p) {
   std::vector<std::string> secrets;

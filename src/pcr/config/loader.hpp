@@ -29,6 +29,8 @@ class LoadError : public std::runtime_error {
   const std::vector<Diagnostic>& diagnostics() const { return m_diagnostics; }
 
  private:
+  struct Ordered {};  // the diagnostics are masked and in file order already
+  LoadError(Ordered, std::vector<Diagnostic> diagnostics);
   std::vector<Diagnostic> m_diagnostics;
 };
 

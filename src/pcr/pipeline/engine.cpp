@@ -129,9 +129,7 @@ bool Engine::make_spool() {
   const char* tmp = std::getenv("TMPDIR");
   std::string templ = fmt::format("{}/pcr-{}-XXXXXX", tmp && *tmp ? tmp : "/tmp", m_run.run_id);
   if (::mkdtemp(templ.data()) == nullptr) {
-    Note n{NoteKind::spool_unavailable};
-    n.detail = fmt::format("{}: {}", templ, std::strerror(errno));
-    m_run.observer.note(n);
+    m_run.observer.note({NoteKind::spool_unavailable, fmt::format("{}: {}", templ, std::strerror(errno))});
     return false;
   }
   m_run.spool_dir = templ;
@@ -171,11 +169,7 @@ int Engine::run() {
   if (p.timeout)
     m_deadline = m_loop.add_timer(*p.timeout, Millis(0), [this] { timed_out(); });
   m_run.observer.run_started({p.name, m_run.run_id, m_steps.size(), m_cleanup.size(), p.hosts});
-  if (!warning.empty()) {
-    Note n{NoteKind::timings_unreadable};
-    n.detail = warning;
-    m_run.observer.note(n);
-  }
+  if (!warning.empty()) m_run.observer.note({NoteKind::timings_unreadable, warning});
   if (o.shard_total > 0) {
     Note n{NoteKind::shard};
     n.index = o.shard_index + 1;
@@ -355,11 +349,7 @@ void Engine::finish() {
   RunResult& result = m_run.result;
   result.orphans_killed = m_procs.kill_orphans();
   const std::string error = m_run.options.save_timings ? m_run.timings.save(m_timings_path) : "";
-  if (!error.empty()) {
-    Note n{NoteKind::timings_not_saved};
-    n.detail = error;
-    m_run.observer.note(n);
-  }
+  if (!error.empty()) m_run.observer.note({NoteKind::timings_not_saved, error});
   if (result.orphans_killed > 0) {
     Note n{NoteKind::orphans_killed};
     n.count = static_cast<std::size_t>(result.orphans_killed);

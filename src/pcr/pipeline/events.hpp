@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace pcr::pipeline {
@@ -160,6 +161,7 @@ enum class NoteKind {
 
 struct Note {
   Note(NoteKind k) : kind(k) {}  // NOLINT(google-explicit-constructor): note(NoteKind::x)
+  Note(NoteKind k, std::string what) : kind(k), detail(std::move(what)) {}
   NoteKind kind;
   std::string signal;   // "SIGINT"
   bool again = false;

@@ -1,6 +1,7 @@
 #include <pcr/pipeline/engine.hpp>
 #include <pcr/pipeline/layout.hpp>
 #include <pcr/util/glob.hpp>
+#include <pcr/util/text.hpp>
 
 #include <fmt/format.h>
 
@@ -122,11 +123,7 @@ std::vector<std::size_t> queue_order(const Step& step, const std::vector<JobPlan
 
 bool pinned(const Step& step) { return step.form == Form::parallel || step.form == Form::commands; }
 
-std::string job_name(const JobPlan& j) {
-  std::string name;
-  for (const auto& item : j.items) name += (name.empty() ? "" : " ") + item;
-  return name;
-}
+std::string job_name(const JobPlan& j) { return util::join(j.items, " "); }
 
 Layout lay_out(const Step& step, const std::vector<std::string>& all_items,
                const sched::Timings& timings, const LayoutInput& in) {

@@ -86,19 +86,18 @@ std::vector<PlannedStep> plan(const Pipeline& pipeline, const RunOptions& option
         }
         workers.push_back(std::move(ctx));
       }
-    // A job whose worker is known before the run: pinned, once per host, or a single worker.
-    const bool keeps_worker = pinned(step) || step.per_host || layout.workers == 1;
+    // A job whose worker is known before the run: pinned or once per host, it keeps its
+    // number as worker; a pool of one worker runs every job on worker 1.
+    const bool own_worker = pinned(step) || step.per_host;
     for (std::size_t i : layout.order) {
       PlannedJob pj;
       pj.job = static_cast<unsigned>(i + 1);
-      // A job keeps its number as worker when pinned or once per host; a pool of one
-      // worker runs every job on worker 1.
-      pj.worker = !keeps_worker ? 0 : layout.workers == 1 && !pinned(step) && !step.per_host ? 1 : pj.job;
+      pj.worker = own_worker ? pj.job : layout.workers == 1 ? 1 : 0;
       pj.items = layout.jobs[i].items;
       JobContext ctx{pj.worker, pj.job, static_cast<unsigned>(layout.jobs.size()),
                      pj.items,  k_planned_run_id, step.name,
                      {},        {},         {}};
-      if (keeps_worker && pj.worker >= 1 && pj.worker <= placement.size()) {
+      if (pj.worker >= 1 && pj.worker <= placement.size()) {
         const std::size_t h = placement[pj.worker - 1];
         ctx.host = pj.host = pipeline.hosts[h].name;
         ctx.host_env = pipeline.hosts[h].env;

@@ -76,23 +76,32 @@ void for_each_pid(Fn fn) {
   ::closedir(dir);
 }
 
+// A started shell: its pid, and whether both its pipes got k_pipe_size.
+struct Shell {
+  pid_t pid = -1;
+  bool big_pipes = false;
+};
+
 // Start `/bin/sh -c spec.command` in a session and process group of its own, stdin from
 // /dev/null, stdout and stderr into two new pipes whose read ends (close-on-exec) land in
-// `read_ends`; or why it could not. posix_spawn rather than fork: glibc's uses CLONE_VM|CLONE_VFORK, so pcr's
-// pages are never marked copy-on-write, and a run of thousands of jobs does not pay a
-// page fault for every page pcr touches after each spawn (measured: bench/README.md).
-util::Expected<pid_t> spawn_shell(const Spawn& spec, int read_ends[2]) {
+// `read_ends`; or say why it could not. posix_spawn rather than fork: glibc's uses
+// CLONE_VM|CLONE_VFORK, so pcr's pages are never marked copy-on-write, and a run of
+// thousands of jobs does not pay a page fault for every page pcr touches after each spawn
+// (measured: bench/README.md).
+util::Expected<Shell> spawn_shell(const Spawn& spec, int read_ends[2]) {
   int out[2], err[2];
-  if (::pipe2(out, O_CLOEXEC) != 0) return util::Expected<pid_t>::failure(std::strerror(errno));
+  if (::pipe2(out, O_CLOEXEC) != 0) return util::Expected<Shell>::failure(std::strerror(errno));
   if (::pipe2(err, O_CLOEXEC) != 0) {
     const int e = errno;
     ::close(out[0]), ::close(out[1]);
-    return util::Expected<pid_t>::failure(std::strerror(e));
+    return util::Expected<Shell>::failure(std::strerror(e));
   }
   // Bigger pipes mean fewer wake-ups per megabyte for chatty jobs; best effort (a user
   // past pipe-user-pages-soft keeps small pipes, and such a pipe is never paced).
-  ::fcntl(out[0], F_SETPIPE_SZ, k_pipe_size);
-  ::fcntl(err[0], F_SETPIPE_SZ, k_pipe_size);
+  Shell shell;
+  const int out_size = ::fcntl(out[0], F_SETPIPE_SZ, k_pipe_size);
+  const int err_size = ::fcntl(err[0], F_SETPIPE_SZ, k_pipe_size);
+  shell.big_pipes = out_size >= k_pipe_size && err_size >= k_pipe_size;
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
@@ -109,19 +118,18 @@ util::Expected<pid_t> spawn_shell(const Spawn& spec, int read_ends[2]) {
   char sh[] = "/bin/sh", dash_c[] = "-c";
   char* argv[] = {sh, dash_c, const_cast<char*>(spec.command.c_str()), nullptr};
 
-  pid_t pid = -1;
-  int rc = ::posix_spawn(&pid, sh, &actions, attr.get(), argv, env.data());
+  int rc = ::posix_spawn(&shell.pid, sh, &actions, attr.get(), argv, env.data());
   posix_spawn_file_actions_destroy(&actions);
   ::close(out[1]);
   ::close(err[1]);
   if (rc != 0) {
     ::close(out[0]), ::close(err[0]);
-    return util::Expected<pid_t>::failure(
+    return util::Expected<Shell>::failure(
         spec.workdir.empty() ? std::strerror(rc) : std::string(std::strerror(rc)) + " (workdir " + spec.workdir + ")");
   }
   read_ends[0] = out[0];
   read_ends[1] = err[0];
-  return pid;
+  return shell;
 }
 
 }  // namespace
@@ -409,11 +417,11 @@ ProcessSet::Id ProcessSet::spawn(Spawn spec, OnOutput on_output, OnExit on_exit)
         0, 0);
     return c->id;
   }
-  const pid_t pid = *spawned;
+  const pid_t pid = spawned->pid;
   c->pid = c->pgid = pid;  // POSIX_SPAWN_SETSID: the shell leads its own group
   m_job_pids.insert(pid);
   m_by_pid.emplace(pid, c);
-  c->paced = ::fcntl(read_ends[0], F_GETPIPE_SZ) >= k_pipe_size && ::fcntl(read_ends[1], F_GETPIPE_SZ) >= k_pipe_size;
+  c->paced = spawned->big_pipes;
   for (int i = 0; i < 2; ++i) uv_pipe_open(&c->pipes[i], read_ends[i]);
 
   for (int i = 0; i < 2; ++i) {

@@ -143,9 +143,8 @@ std::string live_line(const pipeline::JobInfo& job, const Style& style) {
 }
 
 std::string running_name(const pipeline::JobInfo& job) {
-  std::string name;
-  for (const auto& item : job.items) name += (name.empty() ? "" : " ") + item;
-  return util::elide(v(name.empty() ? job.command : name), 40);
+  const std::string items = util::join(job.items, " ");
+  return util::elide(v(items.empty() ? job.command : items), 40);
 }
 
 std::optional<Millis> time_left(const std::vector<Millis>& expected, const std::vector<RunningJob>& running,

@@ -1,6 +1,7 @@
 #include <pcr/report/format.hpp>
 #include <pcr/report/junit.hpp>
 #include <pcr/util/escape.hpp>
+#include <pcr/util/text.hpp>
 
 #include <fmt/format.h>
 
@@ -28,12 +29,7 @@ std::string iso(std::chrono::system_clock::time_point t) {
 std::string case_name(const JobEntry& j) {
   if (j.kind == JobKind::setup) return fmt::format("setup [n={}]", j.worker);
   if (j.kind == JobKind::teardown) return fmt::format("teardown [n={}]", j.worker);
-  if (!j.items.empty()) {
-    std::string name;
-    for (const auto& i : j.items) name += (name.empty() ? "" : " ") + i;
-    return name;
-  }
-  return j.command;
+  return j.items.empty() ? j.command : util::join(j.items, " ");
 }
 
 // The testsuite of a job that reported its tests: a testcase per test (a failure with its

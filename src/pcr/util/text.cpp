@@ -115,6 +115,15 @@ std::string did_you_mean(std::string_view word, const std::vector<std::string>& 
   return best;
 }
 
+std::string join(const std::vector<std::string>& words, std::string_view separator) {
+  std::string out;
+  for (std::size_t i = 0; i < words.size(); ++i) {
+    if (i > 0) out += separator;
+    out += words[i];
+  }
+  return out;
+}
+
 std::vector<std::string> split_lines(std::string_view s) {
   std::vector<std::string> lines;
   size_t start = 0;

@@ -53,6 +53,9 @@ std::string did_you_mean(std::string_view word, const std::vector<std::string>& 
 // Split `s` into lines on '\n'; a trailing newline does not make an empty last line.
 std::vector<std::string> split_lines(std::string_view s);
 
+// `words` joined with `separator` between them.
+std::string join(const std::vector<std::string>& words, std::string_view separator);
+
 // `s` cut to at most `width` display columns (UTF-8 aware), ending in "…" when cut.
 std::string elide(std::string_view s, size_t width);
 
