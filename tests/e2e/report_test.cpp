@@ -177,8 +177,13 @@ TEST(Reports, SpoolFolderIsPrivate) {
   TempDir d;
   PcrOptions o;
   o.env = {"TMPDIR=" + d.path()};
-  // Two jobs: each one's output is spooled whole, to be shown in one piece.
-  auto r = run_yaml(d, "steps:\n  - parallel: 2\n    run: echo x; stat -c 'mode %a' \"$TMPDIR\"/pcr-*; stat -c 'file %a' \"$TMPDIR\"/pcr-*/*-{n}-0.log\n", {}, o);
+  // Two jobs: each one's output is spooled whole, to be shown in one piece. The spool
+  // file is made when pcr reads the first byte: the job waits until it is there.
+  auto r = run_yaml(d,
+                    "steps:\n  - parallel: 2\n    timeout: 20s\n    run: echo x; "
+                    "until [ -e \"$(echo \"$TMPDIR\"/pcr-*/*-{n}-0.log)\" ]; do sleep 0.01; done; "
+                    "stat -c 'mode %a' \"$TMPDIR\"/pcr-*; stat -c 'file %a' \"$TMPDIR\"/pcr-*/*-{n}-0.log\n",
+                    {}, o);
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("mode 700"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("file 600"), std::string::npos) << r.out;

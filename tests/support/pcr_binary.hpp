@@ -101,6 +101,29 @@ inline PcrRun run_pcr_once(const std::vector<std::string>& args, const PcrOption
 // with `--step`, `-j` or `--dry-run`, runs that ran nothing (exit 2), runs that found a
 // host down (the plan assumes every host answers), nor steps whose items only the run
 // knows. PCR_TEST_PLAN=0 turns it off. In the whole suite: 99 runs compared, 39 not.
+// `pcr CHECK…` (a `check --json`), then `pcr RUN…` (a `run`) with `--json` added unless
+// `events` names the file it already writes; both with `o`. The plan, the run, and the
+// run's events.
+struct PlanAndRun {
+  PcrRun plan, run;
+  std::string events;
+};
+inline PlanAndRun plan_and_run(const std::vector<std::string>& check, std::vector<std::string> run,
+                               const PcrOptions& o, std::string events = "") {
+  PcrOptions quiet = o;
+  quiet.stdout_path.clear();  // the plan is read from its stdout
+  PlanAndRun out;
+  out.plan = run_pcr_once(check, quiet);
+  TempDir own;
+  if (events.empty()) {
+    events = own.file("events.jsonl");
+    run.insert(run.begin() + 1, {"--json", events});
+  }
+  out.run = run_pcr_once(run, o);
+  out.events = read_file(events);
+  return out;
+}
+
 // PCR_TEST_PLAN_LOG=FILE: a line per `pcr run` saying whether it was compared, and if
 // not why (how much of the suite the comparison covers).
 inline void plan_log(const std::string& what) {
@@ -141,23 +164,16 @@ inline PcrRun run_pcr(const std::vector<std::string>& args, const PcrOptions& o 
   }
   if (file.empty()) return run_pcr_once(args, o);
   check.push_back(file);
-  PcrOptions quiet = o;
-  quiet.stdout_path.clear();  // the plan is read from its stdout
-  const PcrRun plan = run_pcr_once(check, quiet);
-  TempDir own;
-  std::vector<std::string> with_events = args;
-  if (events.empty()) {
-    events = own.file("events.jsonl");
-    with_events.insert(with_events.begin() + 1, {"--json", events});
-  }
-  PcrRun r = run_pcr_once(with_events, o);
+  const PlanAndRun both = plan_and_run(check, args, o, events);
+  const PcrRun& plan = both.plan;
+  const PcrRun& r = both.run;
   // 0, 1 and 3 (pcr could not write something) ran to the end; 2 ran nothing.
   if (plan.exit_code != 0 || !(r.exit_code == 0 || r.exit_code == 1 || r.exit_code == 3) || r.signal != 0) {
     plan_log("skipped: check exit " + std::to_string(plan.exit_code) + ", run exit " + std::to_string(r.exit_code));
     return r;
   }
   std::string diff;
-  const std::string log = read_file(events);
+  const std::string& log = both.events;
   // A plan assumes every host answers: a run that found one down placed its workers
   // otherwise, as it should.
   if (log.find("\"event\":\"host_down\"") != std::string::npos) {

@@ -17,14 +17,12 @@ inline std::string check_matches_run(const std::string& dir, const std::string& 
                                      int run_exit = 0, const PcrOptions& options = {}) {
   PcrOptions o = options;
   o.cwd = dir;
-  const auto check = run_pcr_once({"check", "--json", file}, o);
-  if (check.exit_code != 0) return "pcr check exited " + std::to_string(check.exit_code) + ": " + check.err;
-  TempDir out;
-  const std::string events = out.file("events.jsonl");
-  const auto run = run_pcr_once({"run", "--no-color", "--json", events, file}, o);
-  if (run.exit_code != run_exit)
-    return "pcr run exited " + std::to_string(run.exit_code) + ":\n" + run.out + run.err;
-  return plan_differs(check.out, read_file(events));
+  const auto both = plan_and_run({"check", "--json", file}, {"run", "--no-color", file}, o);
+  if (both.plan.exit_code != 0)
+    return "pcr check exited " + std::to_string(both.plan.exit_code) + ": " + both.plan.err;
+  if (both.run.exit_code != run_exit)
+    return "pcr run exited " + std::to_string(both.run.exit_code) + ":\n" + both.run.out + both.run.err;
+  return plan_differs(both.plan.out, both.events);
 }
 
 }  // namespace pcr::test
