@@ -35,9 +35,18 @@ if [ "${1:-}" = "--sanitize" ]; then
     echo "fuzz: $target for ${seconds}s"
     tests/fuzz_$target -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
       -print_final_stats=1 -artifact_prefix=fuzz-crashes/$target- \
-      "$scratch" "../tests/fuzz/$target" 2>&1 | grep -E "^(stat::|#[0-9]+[[:space:]]+DONE|==[0-9]+==|SUMMARY|artifact)" || true
+      "$scratch" "../tests/fuzz/$target" > "fuzz-crashes/$target.log" 2>&1 || true
+    grep -E "^(stat::|#[0-9]+[[:space:]]+DONE)" "fuzz-crashes/$target.log" || true
     rm -rf "$scratch"
     if ls fuzz-crashes/$target-* > /dev/null 2>&1; then
+      # CI keeps only this log: print the finding's report and the input that caused it,
+      # so it can be reproduced from the log alone (base64 -d > input; fuzz_$target input).
+      sed -n '/^==[0-9]*==/,$p' "fuzz-crashes/$target.log" | head -n 80 >&2
+      for input in fuzz-crashes/$target-*; do
+        echo "fuzz: input $input ($(wc -c < "$input") bytes), base64:" >&2
+        head -c 16384 "$input" | base64 -w 0 >&2
+        echo >&2
+      done
       echo "fuzz: $target crashed; inputs in build-sanitize/fuzz-crashes/" >&2
       exit 1
     fi

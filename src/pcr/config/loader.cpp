@@ -320,18 +320,29 @@ class Loader {
   // of what it names, and refuses it past limits::expanded_*: a small file whose aliases
   // repeat a big value thousands of times (or nest: "billion laughs") costs bounded time
   // and memory. Iterative: the depth of the document does not reach the stack.
+  //
+  // Nodes are counted as they are pushed, not as they are taken: an anchor that names
+  // itself (`&a [1, 2, *a]`) is a cycle, and counting on the way out let every visit of it
+  // push its children again — the stack, not the count, reached gigabytes (found by
+  // fuzzing). So the stack never holds more than limits::expanded_nodes nodes.
   bool within_budget(const YAML::Node& root) {
-    std::size_t nodes = 0, bytes = 0;
+    std::size_t nodes = 1, bytes = 0;
     std::vector<YAML::Node> todo{root};
+    // Refused at the collection being expanded when the count runs out.
+    const auto push = [&](const YAML::Node& parent, const YAML::Node& child) {
+      if (++nodes > limits::expanded_nodes) {
+        error(parent, fmt::format("the file amounts to more than {} values once its YAML "
+                                 "aliases (*name) are expanded (or an alias names the value "
+                                 "it is inside); pcr refuses aliasing this heavy",
+                                 limits::expanded_nodes));
+        return false;
+      }
+      todo.push_back(child);
+      return true;
+    };
     while (!todo.empty()) {
       YAML::Node n = todo.back();
       todo.pop_back();
-      if (++nodes > limits::expanded_nodes) {
-        error(n, fmt::format("the file amounts to more than {} values once its YAML aliases "
-                             "(*name) are expanded; pcr refuses aliasing this heavy",
-                             limits::expanded_nodes));
-        return false;
-      }
       if (n.IsScalar()) {
         bytes += n.Scalar().size();
         if (bytes > limits::expanded_bytes) {
@@ -341,12 +352,11 @@ class Loader {
           return false;
         }
       } else if (n.IsSequence()) {
-        for (const auto& child : n) todo.push_back(child);
+        for (const auto& child : n)
+          if (!push(n, child)) return false;
       } else if (n.IsMap()) {
-        for (auto it = n.begin(); it != n.end(); ++it) {
-          todo.push_back(it->first);
-          todo.push_back(it->second);
-        }
+        for (auto it = n.begin(); it != n.end(); ++it)
+          if (!push(n, it->first) || !push(n, it->second)) return false;
       }
     }
     return true;
