@@ -2,7 +2,7 @@
 # pcr's output path against xargs (and GNU parallel), in the same run, as ratios:
 #   bench/output.sh [PCR_BINARY]     (default: build/pcr; REPEAT=3, GIB=1)
 # 1. one job printing GIB GiB, into a pipe read by `cat > /dev/null` (as a CI agent
-#    collects a log), into /dev/null, and into the pipe with a secret defined;
+#    collects a log), into /dev/null, into a file, and into the pipe with a secret defined;
 # 2. 100 jobs × 10 MB of numbered lines, 4 at a time, grouped, into the pipe (torn lines
 #    counted in a separate run into a file).
 # `cat` in pcr's place (job | cat) is the floor of any tool that reads the output and
@@ -61,9 +61,15 @@ measure cat-pipe pipe "sh -c 'sh big.sh | cat'"
 measure parallel-pipe pipe "parallel --group 'sh big.sh' < one"
 measure pcr-pipe pipe "'$pcr' run --no-color big.yaml"
 measure pcr-pipe-secret pipe "'$pcr' run --no-color secret.yaml"
+# /dev/null: pcr knows nobody can read the output, and the job writes straight there.
 measure xargs-null /dev/null "xargs -I{} sh big.sh < one"
 measure cat-null /dev/null "sh -c 'sh big.sh | cat'"
 measure pcr-null /dev/null "'$pcr' run --no-color big.yaml"
+# A file (a CI agent's log): every byte passes through pcr.
+measure xargs-file out.file "xargs -I{} sh big.sh < one"
+measure cat-file out.file "sh -c 'sh big.sh | cat'"
+measure pcr-file out.file "'$pcr' run --no-color big.yaml"
+rm -f out.file
 
 echo "100 jobs × 10 MB of numbered lines, 4 at a time"
 cat > lines.sh << 'SH'
@@ -85,6 +91,7 @@ cat << SUMMARY
                           pcr / xargs   pcr / parallel   target   pcr / cat   cat / xargs
   1 GiB into a pipe       $(ratio "${secs[pcr-pipe]}" "${secs[xargs-pipe]}")          $(ratio "${secs[pcr-pipe]}" "${secs[parallel-pipe]}")             ≤ 1.10     $(ratio "${secs[pcr-pipe]}" "${secs[cat-pipe]}")        $(ratio "${secs[cat-pipe]}" "${secs[xargs-pipe]}")
   1 GiB into /dev/null    $(ratio "${secs[pcr-null]}" "${secs[xargs-null]}")                           ≤ 1.5      $(ratio "${secs[pcr-null]}" "${secs[cat-null]}")        $(ratio "${secs[cat-null]}" "${secs[xargs-null]}")
+  1 GiB into a file       $(ratio "${secs[pcr-file]}" "${secs[xargs-file]}")                                      $(ratio "${secs[pcr-file]}" "${secs[cat-file]}")        $(ratio "${secs[cat-file]}" "${secs[xargs-file]}")
   with a secret / without $(ratio "${secs[pcr-pipe-secret]}" "${secs[pcr-pipe]}")                           ≤ 1.25
   100 × 10 MB grouped     $(ratio "${secs[pcr-lines]}" "${secs[xargs-lines]}")          $(ratio "${secs[pcr-lines]}" "${secs[parallel-lines]}")             ≤ 1.0
   whole job lines in pcr's output: $whole of 20000000 (other lines: $torn, pcr's own)

@@ -425,13 +425,59 @@ TEST(Run, ClosedStdoutStillRunsCleanup) {
 TEST(Run, HugeOutputStaysOutOfMemory) {
   TempDir d;
   PcrOptions o;
-  o.stdout_path = "/dev/null";
+  // Not /dev/null: output nobody reads is never read (UnreadOutputIsNeverRead); /dev/zero
+  // swallows every byte as well, but pcr cannot know it does, so the gigabyte passes through.
+  o.stdout_path = "/dev/zero";
   o.timeout_s = 300;
   auto r = run_yaml(d, "steps:\n  - run: yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c 1073741824\n", {}, o);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   if (!k_sanitized) {
     EXPECT_LT(r.max_rss_kb, 30 * 1024) << "pcr held output in memory";
   }
+}
+
+// `pcr run > /dev/null` with no log or report: nobody can read the jobs' output, so a job
+// whose step does not read it itself writes straight to /dev/null. Anything that does read
+// it gets it through pcr's pipes as always.
+TEST(Run, UnreadOutputIsNeverRead) {
+  TempDir d;
+  d.write("ci.yaml", R"(steps:
+  - name: expects
+    run: a=$(readlink /proc/$$/fd/1); echo "$a" > fd-expects; echo ready
+    expect: ready
+  - name: idle
+    idle_timeout: 30s
+    run: a=$(readlink /proc/$$/fd/1); echo "$a" > fd-idle
+  - name: plain
+    parallel: 2
+    run: a=$(readlink /proc/$$/fd/1); echo "$a" > fd-plain-{job}; echo printed; exit $(({job} - 1))
+)");
+  const auto fd = [&](const std::string& name) { return read_file(d.file("fd-" + name)).substr(0, 5); };
+  PcrOptions o;
+  o.cwd = d.path();
+  o.stdout_path = "/dev/null";
+  // Once: the plan sweep of run_pcr would add --json, a report that reads the output.
+  auto r = run_pcr_once({"run", "ci.yaml"}, o);
+  EXPECT_EQ(r.exit_code, 1) << "job 2 failed: " << r.err;
+  EXPECT_EQ(fd("plain-1"), "/dev/");
+  EXPECT_EQ(fd("plain-2"), "/dev/");
+  EXPECT_EQ(fd("expects"), "pipe:") << "expect reads the output";
+  EXPECT_EQ(fd("idle"), "pipe:") << "idle_timeout watches the output";
+  EXPECT_TRUE(r.err.empty()) << r.err;
+
+  // Read by someone: a log folder, a report, or a console that is not /dev/null.
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"run", "--log-dir", "logs", "ci.yaml"},
+        {"run", "--json", "events.json", "ci.yaml"}}) {
+    auto again = run_pcr(args, o);
+    EXPECT_EQ(again.exit_code, 1);
+    EXPECT_EQ(fd("plain-1"), "pipe:") << args[1];
+  }
+  EXPECT_NE(read_file(d.file("logs/run.log")).find("printed"), std::string::npos);
+  o.stdout_path.clear();
+  auto shown = run_pcr({"run", "ci.yaml"}, o);
+  EXPECT_EQ(fd("plain-1"), "pipe:");
+  EXPECT_NE(shown.out.find("printed"), std::string::npos);
 }
 
 TEST(Run, SecretsNeverReachTheConsole) {

@@ -110,6 +110,31 @@ TEST(ProcessSet, SpoolTailKeepsTheLastBytesInOrder) {
   EXPECT_EQ(silent.spooled, "");
 }
 
+// discard_output: the job's stdout and stderr are /dev/null itself (no pipe), nothing is
+// spooled or streamed, and exit codes, timeouts and the group kill still hold.
+TEST(ProcessSet, DiscardedOutputGoesStraightToDevNull) {
+  TempDir dir;
+  // The shell's own fds, read in a command substitution (a redirection would show itself).
+  Spawn s = job("a=$(readlink /proc/$$/fd/1); b=$(readlink /proc/$$/fd/2); echo \"$a\" > '" +
+                dir.file("fd1") + "'; echo \"$b\" > '" + dir.file("fd2") + "'; echo lost; echo lost >&2; exit 3");
+  s.discard_output = true;
+  auto o = run_one(s);
+  EXPECT_EQ(o.exit.exit_code, 3);
+  EXPECT_EQ(test::read_file(dir.file("fd1")), "/dev/null\n");
+  EXPECT_EQ(test::read_file(dir.file("fd2")), "/dev/null\n");
+  EXPECT_EQ(o.output, "");
+  EXPECT_EQ(o.spooled, "");
+  EXPECT_EQ(o.exit.bytes, 0u);
+
+  Spawn slow = job("sleep 30 & sleep 30");
+  slow.discard_output = true;
+  slow.timeout = 200ms;
+  const auto start = Clock::now();
+  auto t = run_one(slow);
+  EXPECT_TRUE(t.exit.timed_out);
+  EXPECT_LT(Clock::now() - start, 5s);
+}
+
 TEST(ProcessSet, SpoolFilesAreTheUsersOnly) {
   TempDir dir;
   Loop loop;

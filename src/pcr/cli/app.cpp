@@ -21,6 +21,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -51,6 +52,14 @@ pid_t g_supervisor = 0;
 bool supervision_enabled() {
   const char* v = std::getenv("PCR_SUPERVISOR");  // "0": one process (debugging, strace)
   return !(v && std::string(v) == "0");
+}
+
+// Whether pcr's standard output is /dev/null (the character device 1,3), where whatever
+// the console writes is gone: `pcr run > /dev/null`.
+bool stdout_is_dev_null() {
+  struct stat out {}, null {};
+  return ::fstat(1, &out) == 0 && S_ISCHR(out.st_mode) && ::stat("/dev/null", &null) == 0 &&
+         S_ISCHR(null.st_mode) && out.st_rdev == null.st_rdev;
 }
 
 std::string pipeline_dir(const pipeline::Pipeline& p) {
@@ -213,6 +222,8 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
   ro.fail_on_flaky = f.fail_on_flaky;
   ro.require_all_hosts = f.require_all_hosts;
   ro.only_jobs_streamed = f.log_dir.empty();  // the console streams a step's only job
+  ro.output_unread = stdout_is_dev_null() && f.log_dir.empty() && f.junit.empty() &&
+                     f.json.empty() && f.html.empty();
   if (!apply_shard(f.shard, ro)) return k_exit_usage;
   if (!f.step.empty() && !pipeline::has_step(p, f.step)) {
     std::string names;

@@ -94,9 +94,8 @@ const std::vector<std::string> k_form_keys = {"name",     "run",   "parallel", "
                                               "workers",  "setup", "teardown", "per_host"};
 
 // One pass over the document, collecting every problem instead of stopping at the first:
-// a user fixes a file in one round, not one error per run. Nothing is built into the
-// Pipeline's hooks (compose, hosts) until the file is known to be good, so a bad file
-// has no effect at all.
+// a user fixes a file in one round. Nothing is built into the Pipeline's hooks (compose,
+// hosts) until the file is known to be good, so a bad file has no effect at all.
 class Loader {
  public:
   Loader(std::string file, const Machine& machine) : m_file(std::move(file)), m_machine(machine) {}
@@ -319,16 +318,13 @@ class Loader {
   // Walks the document as the loader will read it, every alias (*name) counted as a copy
   // of what it names, and refuses it past limits::expanded_*: a small file whose aliases
   // repeat a big value thousands of times (or nest: "billion laughs") costs bounded time
-  // and memory. Iterative: the depth of the document does not reach the stack.
-  //
-  // Nodes are counted as they are pushed, not as they are taken: an anchor that names
-  // itself (`&a [1, 2, *a]`) is a cycle, and counting on the way out let every visit of it
-  // push its children again — the stack, not the count, reached gigabytes (found by
-  // fuzzing). So the stack never holds more than limits::expanded_nodes nodes.
+  // and memory. Iterative: the depth of the document does not reach the stack. Counted as
+  // pushed, so the stack holds at most limits::expanded_nodes: an anchor naming itself
+  // (`&a [1, 2, *a]`) is a cycle, each visit of which pushed its children again (fuzzing
+  // found the stack at gigabytes). Refused at the collection being expanded.
   bool within_budget(const YAML::Node& root) {
     std::size_t nodes = 1, bytes = 0;
     std::vector<YAML::Node> todo{root};
-    // Refused at the collection being expanded when the count runs out.
     const auto push = [&](const YAML::Node& parent, const YAML::Node& child) {
       if (++nodes > limits::expanded_nodes) {
         error(parent, fmt::format("the file amounts to more than {} values once its YAML "
@@ -341,7 +337,7 @@ class Loader {
       return true;
     };
     while (!todo.empty()) {
-      YAML::Node n = todo.back();
+      const YAML::Node n = todo.back();  // a copy: assigning a YAML::Node rewrites its node
       todo.pop_back();
       if (n.IsScalar()) {
         bytes += n.Scalar().size();

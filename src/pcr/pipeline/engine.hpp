@@ -34,6 +34,11 @@ struct RunOptions {
   // --log-dir copies it. Then its spool keeps only the tail the summary and the HTML
   // report show (k_streamed_tail), and a job printing gigabytes writes none of it to disk.
   bool only_jobs_streamed = false;
+  // Nothing will read the jobs' output (the front end knows: its stdout is /dev/null and
+  // it writes no log or report). A job whose step does not read its output itself
+  // (capture, expect, results, idle_timeout) then writes straight to /dev/null, as under
+  // xargs: pcr copies no byte that nobody could see.
+  bool output_unread = false;
   // The values of the pipeline's secrets (the front end resolves them): kept out of the
   // timings file's keys.
   std::vector<std::string> secrets;

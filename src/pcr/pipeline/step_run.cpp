@@ -445,6 +445,7 @@ void StepRun::start(std::size_t index, unsigned worker, unsigned attempt) {
   p.spawn.stdout_path = job.stdout_path;
   if (m_run.options.only_jobs_streamed && m_jobs.size() == 1 && m_step.options.output == OutputMode::show)
     p.spawn.spool_tail = k_streamed_tail;
+  p.spawn.discard_output = m_run.options.output_unread && !m_keep_stdout && !m_step.options.idle_timeout;
   m_run.observer.job_started(job.info);
   job.process = m_run.procs.spawn(
       std::move(p.spawn),

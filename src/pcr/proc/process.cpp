@@ -82,13 +82,55 @@ struct Shell {
   bool big_pipes = false;
 };
 
+// posix_spawn `/bin/sh -c spec.command` in a session of its own, stdin from /dev/null,
+// spec.workdir, spec.env; `outputs` adds the file actions that give it fds 1 and 2.
+template <typename Outputs>
+int posix_spawn_shell(const Spawn& spec, pid_t& pid, Outputs outputs) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  outputs(actions);
+  if (!spec.workdir.empty()) posix_spawn_file_actions_addchdir_np(&actions, spec.workdir.c_str());
+
+  const SpawnAttr attr(POSIX_SPAWN_SETSID);  // pcr's mask and ignored signals are not the job's
+
+  std::vector<char*> env;
+  env.reserve(spec.env.size() + 1);
+  for (const auto& e : spec.env) env.push_back(const_cast<char*>(e.c_str()));
+  env.push_back(nullptr);
+  char sh[] = "/bin/sh", dash_c[] = "-c";
+  char* argv[] = {sh, dash_c, const_cast<char*>(spec.command.c_str()), nullptr};
+
+  const int rc = ::posix_spawn(&pid, sh, &actions, attr.get(), argv, env.data());
+  posix_spawn_file_actions_destroy(&actions);
+  return rc;
+}
+
+util::Expected<Shell> spawn_failure(const Spawn& spec, int rc) {
+  return util::Expected<Shell>::failure(
+      spec.workdir.empty() ? std::strerror(rc) : std::string(std::strerror(rc)) + " (workdir " + spec.workdir + ")");
+}
+
+// Output nobody reads goes where xargs' would: straight to /dev/null, no byte copied.
+util::Expected<Shell> spawn_discarding(const Spawn& spec) {
+  Shell shell;
+  const int rc = posix_spawn_shell(spec, shell.pid, [](posix_spawn_file_actions_t& actions) {
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  });
+  if (rc != 0) return spawn_failure(spec, rc);
+  return shell;
+}
+
 // Start `/bin/sh -c spec.command` in a session and process group of its own, stdin from
 // /dev/null, stdout and stderr into two new pipes whose read ends (close-on-exec) land in
-// `read_ends`; or say why it could not. posix_spawn rather than fork: glibc's uses
+// `read_ends` (or into /dev/null with spec.discard_output; `read_ends` stay -1); or say
+// why it could not. posix_spawn rather than fork: glibc's uses
 // CLONE_VM|CLONE_VFORK, so pcr's pages are never marked copy-on-write, and a run of
 // thousands of jobs does not pay a page fault for every page pcr touches after each spawn
 // (measured: bench/README.md).
 util::Expected<Shell> spawn_shell(const Spawn& spec, int read_ends[2]) {
+  if (spec.discard_output) return spawn_discarding(spec);
   int out[2], err[2];
   if (::pipe2(out, O_CLOEXEC) != 0) return util::Expected<Shell>::failure(std::strerror(errno));
   if (::pipe2(err, O_CLOEXEC) != 0) {
@@ -102,30 +144,15 @@ util::Expected<Shell> spawn_shell(const Spawn& spec, int read_ends[2]) {
   const int out_size = ::fcntl(out[0], F_SETPIPE_SZ, k_pipe_size);
   const int err_size = ::fcntl(err[0], F_SETPIPE_SZ, k_pipe_size);
   shell.big_pipes = out_size >= k_pipe_size && err_size >= k_pipe_size;
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, out[1], 1);  // dup2 clears close-on-exec
-  posix_spawn_file_actions_adddup2(&actions, err[1], 2);
-  if (!spec.workdir.empty()) posix_spawn_file_actions_addchdir_np(&actions, spec.workdir.c_str());
-
-  const SpawnAttr attr(POSIX_SPAWN_SETSID);  // pcr's mask and ignored signals are not the job's
-
-  std::vector<char*> env;
-  env.reserve(spec.env.size() + 1);
-  for (const auto& e : spec.env) env.push_back(const_cast<char*>(e.c_str()));
-  env.push_back(nullptr);
-  char sh[] = "/bin/sh", dash_c[] = "-c";
-  char* argv[] = {sh, dash_c, const_cast<char*>(spec.command.c_str()), nullptr};
-
-  int rc = ::posix_spawn(&shell.pid, sh, &actions, attr.get(), argv, env.data());
-  posix_spawn_file_actions_destroy(&actions);
+  const int rc = posix_spawn_shell(spec, shell.pid, [&](posix_spawn_file_actions_t& actions) {
+    posix_spawn_file_actions_adddup2(&actions, out[1], 1);  // dup2 clears close-on-exec
+    posix_spawn_file_actions_adddup2(&actions, err[1], 2);
+  });
   ::close(out[1]);
   ::close(err[1]);
   if (rc != 0) {
     ::close(out[0]), ::close(err[0]);
-    return util::Expected<Shell>::failure(
-        spec.workdir.empty() ? std::strerror(rc) : std::string(std::strerror(rc)) + " (workdir " + spec.workdir + ")");
+    return spawn_failure(spec, rc);
   }
   read_ends[0] = out[0];
   read_ends[1] = err[0];
@@ -422,9 +449,13 @@ ProcessSet::Id ProcessSet::spawn(Spawn spec, OnOutput on_output, OnExit on_exit)
   m_job_pids.insert(pid);
   m_by_pid.emplace(pid, c);
   c->paced = spawned->big_pipes;
-  for (int i = 0; i < 2; ++i) uv_pipe_open(&c->pipes[i], read_ends[i]);
+  if (c->spec.discard_output) {
+    c->close_pipe(0);
+    c->close_pipe(1);
+  }
+  for (int i = 0; i < 2 && !c->spec.discard_output; ++i) uv_pipe_open(&c->pipes[i], read_ends[i]);
 
-  for (int i = 0; i < 2; ++i) {
+  for (int i = 0; i < 2 && !c->spec.discard_output; ++i) {
     uv_read_start(
         reinterpret_cast<uv_stream_t*>(&c->pipes[i]),
         [](uv_handle_t*, size_t, uv_buf_t* buf) {

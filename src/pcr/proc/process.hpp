@@ -27,6 +27,9 @@ struct Spawn {
   // when the process ends — for output its observers showed as it came and never read
   // back whole, which then costs no disk write per byte.
   std::size_t spool_tail = 0;
+  // Nobody will read the output: stdout and stderr are /dev/null itself, with no pipe
+  // between, and nothing is spooled or reported (Exit::bytes stays 0).
+  bool discard_output = false;
   Millis timeout{0};             // 0: none
   Millis idle_timeout{0};        // 0: none; fails a job silent for this long
   Millis kill_grace{10'000};     // between SIGTERM and SIGKILL

@@ -16,6 +16,7 @@ namespace pcr::report {
 namespace {
 constexpr std::size_t k_memory_limit = 1u << 20;  // queued in memory before spilling
 constexpr std::size_t k_chunk = 256u << 10;       // read back from the spill at a time
+constexpr std::size_t k_direct_min = 64u << 10;    // a smaller room is left to the thread
 
 std::string spill_dir() {
   const char* tmp = std::getenv("TMPDIR");
@@ -92,11 +93,17 @@ void Sink::put(std::string_view data) {
   }
   std::lock_guard<std::mutex> lock(m_mutex);
   if (m_errno || m_epipe) return;  // nothing more reaches a failed sink
-  if (fits_now(data.size())) {
-    // The reader keeps up: write here, without the hand-off to the thread. It cannot
-    // block: pcr is the pipe's only writer and the data fits in what is free.
+  // The reader keeps up: write here, without the hand-off to the thread, as much as the
+  // pipe has room for. It cannot block: pcr is the pipe's only writer. Only the rest (of
+  // a big piece, when the reader lags a little) is queued.
+  const std::size_t room = room_now();
+  if (room >= data.size()) {
     write_now(data);
     return;
+  }
+  if (room >= k_direct_min) {
+    write_now(data.substr(0, room));
+    data.remove_prefix(room);
   }
   if (!m_spilling && m_memory_bytes + data.size() <= k_memory_limit) {
     m_memory.emplace_back(data);
@@ -123,11 +130,16 @@ void Sink::put(std::string_view data) {
   m_wake.notify_one();
 }
 
-bool Sink::fits_now(std::size_t size) const {
-  if (m_pipe_size == 0 || m_busy || !m_memory.empty() || m_spilling) return false;
+std::size_t Sink::room_now() const {
+  if (m_pipe_size == 0 || m_busy || !m_memory.empty() || m_spilling) return 0;
   int unread = 0;
-  if (::ioctl(m_fd, FIONREAD, &unread) != 0 || unread < 0) return false;
-  return static_cast<std::size_t>(unread) + size <= m_pipe_size;
+  if (::ioctl(m_fd, FIONREAD, &unread) != 0 || unread < 0) return 0;
+  // A pipe holds pages, not bytes: the unread bytes may start and end mid-page, and a
+  // write fills whole pages after topping up the last one. Three pages of margin cover
+  // both ends and the rounding, so a write of `room` never waits for the reader.
+  static const std::size_t margin = 3 * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  const std::size_t used = static_cast<std::size_t>(unread) + margin;
+  return used < m_pipe_size ? m_pipe_size - used : 0;
 }
 
 void Sink::run() {

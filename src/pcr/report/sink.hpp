@@ -51,7 +51,7 @@ class Sink {
 
  private:
   void put(std::string_view masked);
-  bool fits_now(std::size_t size) const;  // a pipe with room for `size` now, nothing queued
+  std::size_t room_now() const;  // what a pipe takes now without blocking, nothing queued
   void write_now(std::string_view data);  // in the caller's thread (regular files)
   void run();                              // the writer thread
   void failed(int err);
