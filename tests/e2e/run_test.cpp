@@ -392,13 +392,14 @@ TEST(Run, HeartbeatOffTerminal) {
 TEST(Run, HeartbeatEstimatesTimeLeftFromRecordedTimings) {
   TempDir d;
   const std::string yaml =
-      "steps:\n  - name: pool\n    workers: 1\n    for_each: [first, second, third]\n    run: sleep 1.5\n";
-  auto first = run_yaml(d, yaml, {"--heartbeat", "1s"});
+      "steps:\n  - name: pool\n    workers: 3\n    for_each: [first, second, third]\n    run: sleep 1.5\n";
+  // Three workers, but -j 1 runs one job at a time: the estimate counts what runs at once.
+  auto first = run_yaml(d, yaml, {"--heartbeat", "1s", "-j", "1"});
   ASSERT_EQ(first.exit_code, 0) << first.out;
   EXPECT_NE(first.out.find("… pool: running for 1.0s, 0 of 3 jobs done; running first ("), std::string::npos)
       << first.out;
   EXPECT_EQ(first.out.find(" left"), std::string::npos) << "an estimate with nothing recorded:\n" << first.out;
-  auto second = run_yaml(d, yaml, {"--heartbeat", "1s"});
+  auto second = run_yaml(d, yaml, {"--heartbeat", "1s", "-j", "1"});
   ASSERT_EQ(second.exit_code, 0) << second.out;
   // After 1 s of the first job: its remaining ~0.5 s plus two more of ~1.5 s = ~4 s.
   std::smatch m;

@@ -50,6 +50,7 @@ struct StepInfo {
   std::string name;
   std::size_t jobs = 0;
   unsigned workers = 0;
+  unsigned at_once = 0;  // how many of its jobs run at once: `workers`, fewer under a -j cap
   const Step* step = nullptr;
   // With hosts: the host of each worker (index 0: worker 1); retired ones included.
   std::vector<std::string> worker_hosts;

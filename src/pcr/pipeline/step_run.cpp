@@ -191,6 +191,7 @@ void StepRun::launch(const std::vector<std::string>& items) {
   if (layout.jobs.empty()) m_job_host.clear();
   m_info.jobs = layout.jobs.size();
   m_info.workers = layout.workers;
+  m_info.at_once = m_run.options.jobs > 0 ? std::min(layout.workers, m_run.options.jobs) : layout.workers;
   m_info.expected.assign(layout.jobs.size(), Millis(0));
   for (std::size_t i = 0; i < layout.jobs.size(); ++i)
     if (layout.jobs[i].known) m_info.expected[i] = Millis(layout.jobs[i].cost);

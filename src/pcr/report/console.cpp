@@ -390,7 +390,7 @@ void Console::estimate_left() {
   std::vector<std::size_t> queued;
   for (std::size_t i = 0; i < m_finished.size(); ++i)
     if (!m_finished[i] && m_running.count(i) == 0) queued.push_back(i);
-  m_left = time_left(m_step->expected, running_jobs(), queued, m_step->workers);
+  m_left = time_left(m_step->expected, running_jobs(), queued, m_step->at_once ? m_step->at_once : m_step->workers);
 }
 
 void Console::redraw_status() {
