@@ -33,6 +33,35 @@ TEST(Timings, SaveSmoothsIntoTheFileAndLoadReadsItBack) {
   EXPECT_FALSE(test::exists(path + ".tmp." + std::to_string(::getpid())));
 }
 
+// A key that is not UTF-8 (an item from a command's output) is stored as valid UTF-8 and
+// found again by the next run's same key; the save used to fail on it (a JSON error).
+TEST(Timings, KeysThatAreNotUtf8AreKeptAndFoundAgain) {
+  TempDir d;
+  const std::string path = d.file("t.json");
+  Timings t = Timings::load(path, "ci.yaml", nullptr);
+  t.record("st\xfe", "a\xff" "b", 700);
+  ASSERT_EQ(t.save(path), "");
+  Timings again = Timings::load(path, "ci.yaml", nullptr);
+  EXPECT_EQ(again.get("st\xfe", "a\xff" "b"), 700);
+  Timings::Pipelines read;
+  ASSERT_TRUE(Timings::parse(test::read_file(path), read));
+}
+
+TEST(Timings, TheFileIsOneEntryPerLineKeysSorted) {
+  Timings::Pipelines p;
+  p["ci.yaml"]["tests"]["b \"q\""] = 20;
+  p["ci.yaml"]["tests"]["a"] = 10;
+  p["ci.yaml"]["empty"];
+  p["other.yaml"];
+  EXPECT_EQ(Timings::to_json(p),
+            "{\n \"version\": 2,\n \"unit\": \"ms\",\n \"pipelines\": {\n"
+            "  \"ci.yaml\": {\n   \"empty\": {},\n   \"tests\": {\n    \"a\": 10,\n"
+            "    \"b \\\"q\\\"\": 20\n   }\n  },\n  \"other.yaml\": {}\n }\n}\n");
+  Timings::Pipelines back;
+  ASSERT_TRUE(Timings::parse(Timings::to_json(p), back));
+  EXPECT_EQ(back["ci.yaml"]["tests"], p["ci.yaml"]["tests"]);
+}
+
 TEST(Timings, DamagedFileIsReportedAndIgnored) {
   TempDir d;
   for (const char* garbage : {"{not json", "[1,2]", "{\"steps\": {\"s\": {\"a\": \"slow\"}}}", ""}) {

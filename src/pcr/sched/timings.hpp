@@ -35,10 +35,11 @@ class Timings {
   // Parse the JSON text of a timings file (either version); false when damaged.
   static bool parse(const std::string& text, Pipelines& out);
 
-  // Secrets never reach the file: with `mask` set, every step name and key is stored and
-  // looked up masked ("deploy ***"), which still matches the next run's same job.
+  // Secrets never reach the file, nor bytes its JSON cannot hold: every step name and key
+  // is stored and looked up masked ("deploy ***", with `mask` set) and as valid UTF-8
+  // (U+FFFD for a byte that is not), which still matches the next run's same job.
   void mask_keys(util::Masker mask) { m_mask = std::move(mask); }
-  std::string stored(const std::string& key) const { return m_mask.active() ? m_mask.mask(key) : key; }
+  std::string stored(const std::string& key) const;
 
   std::optional<std::int64_t> get(const std::string& step, const std::string& key) const;
 
