@@ -63,6 +63,14 @@ TEST(Cli, VersionAndHelpForEverySubcommand) {
     EXPECT_NE(h.out.find("Usage"), std::string::npos) << h.out;
   }
   EXPECT_NE(run_pcr({"run", "--help"}).out.find("--dry-run"), std::string::npos);
+  // Output like any other: a failure to write it is an error, not a silent 0.
+  PcrOptions full;
+  full.stdout_path = "/dev/full";
+  for (auto args : std::vector<std::vector<std::string>>{{"--version"}, {"--help"}, {"run", "--help"}}) {
+    auto r = run_pcr(args, full);
+    EXPECT_EQ(r.exit_code, 3) << args[0];
+    EXPECT_EQ(r.err, "pcr: error: could not write to standard output\n");
+  }
 }
 
 // Under a real pseudo-terminal (script(1)), pcr draws one status line and colour.

@@ -73,6 +73,10 @@ TEST(Faults, LogDirOnAFullDiskIsAnErrorNamingTheFile) {
       << r.err;
   EXPECT_NE(r.err.find("No space left on device"), std::string::npos) << r.err;
   EXPECT_TRUE(exists(d.file("cleaned")));
+  // The summary's last line tells the same exit code, not "PASSED ... (exit 0)".
+  EXPECT_NE(r.out.find("FAILED: could not write " + disk.path + "/logs/"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(exit 3)\n"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("PASSED"), std::string::npos) << r.out;
 }
 
 TEST(Faults, ReportsOnAFullDiskAreErrors) {
@@ -87,6 +91,9 @@ TEST(Faults, ReportsOnAFullDiskAreErrors) {
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_NE(r.err.find("could not write " + disk.path + "/"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("No space left on device"), std::string::npos) << r.err;
+  // The reports are written before the summary's last line, which knows they failed.
+  EXPECT_NE(r.out.find("FAILED: could not write " + disk.path + "/"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(exit 3)\n"), std::string::npos) << r.out;
 }
 
 TEST(Faults, SpoolOnAFullDiskIsSaidOnTheJobAndFailsTheRun) {
@@ -102,6 +109,8 @@ TEST(Faults, SpoolOnAFullDiskIsSaidOnTheJobAndFailsTheRun) {
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_NE(out.find("its output could not all be kept"), std::string::npos) << out.substr(0, 300);
   EXPECT_NE(r.err.find("could not write a job's output to " + disk.path), std::string::npos) << r.err;
+  EXPECT_NE(out.find("FAILED: could not write a job's output to " + disk.path), std::string::npos) << out;
+  EXPECT_NE(out.find("(exit 3)\n"), std::string::npos) << out;
 }
 
 // A step's only job streams live and is never replayed: its spool keeps only the tail

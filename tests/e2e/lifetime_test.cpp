@@ -138,7 +138,11 @@ TEST(Lifetime, KillNineOfTheEngineIsCleanedUpByTheSupervisor) {
   EXPECT_GT(took, 0.9) << "the TERM-ignoring job keeps its 1 s grace";
   EXPECT_TRUE(exists(d.file("cleaned")));
   EXPECT_FALSE(spool_left(d));
-  EXPECT_NE(read_file(d.file("events.json")).find("\"event\":\"engine_died\""), std::string::npos);
+  EXPECT_NE(read_file(d.file("events.json")).find("\"event\":\"engine_died\",\"time\":\""), std::string::npos);
+  // The cleanup run's summary ends with the code pcr exits with.
+  EXPECT_NE(r.out.find("FAILED: pcr's engine was killed by SIGKILL"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(exit 3)\n"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("PASSED"), std::string::npos) << r.out;
 }
 
 TEST(Lifetime, BothKilledLeavesWorkForPcrCleanAndAWarning) {

@@ -107,6 +107,11 @@ TEST(HostileOutput, ThePlanMasksSecretsAndShowsEscapes) {
     EXPECT_NE(r.out.find("echo ***"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("deploy \\e]0;t\\x07"), std::string::npos) << r.out;
   }
+  // A secret's value typed as an argument is echoed by no error message either.
+  auto r = run_pcr({"run", "--step", k_secret, d.file("ci.yaml")}, o);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("no step is named '***'"), std::string::npos) << r.err;
+  expect_clean("--step", r.err);
 }
 
 // A load error quotes the file: a secret's value written in it (here as a bad timeout,

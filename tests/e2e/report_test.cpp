@@ -170,6 +170,7 @@ TEST_F(ReportsOfOneRun, LogDirHasAFilePerJobPrivately) {
   EXPECT_TRUE(exists(logs + "/s01-mixed-j004-flaky.try2.log"));
   EXPECT_TRUE(exists(logs + "/c01-tidy-j001.log"));
   EXPECT_EQ(mode_of(r.dir.file(".pcr")), 0700u);
+  EXPECT_EQ(mode_of(r.dir.file(".pcr/runs")), 0700u);
   EXPECT_EQ(mode_of(r.dir.file(".pcr/timings.json")), 0600u);
 }
 

@@ -229,7 +229,10 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
     std::string names;
     for (const auto& s : p.steps)
       names += (names.empty() ? "" : ", ") + fmt::format("'{}'", s.name);
-    std::cerr << fmt::format("pcr: --step: no step is named '{}' (steps: {})\n", f.step, names);
+    // What the user typed may be a secret's value too: masked like every other output.
+    const util::Masker mask(secret_values(p));
+    std::cerr << mask.mask(fmt::format("pcr: --step: no step is named '{}' (steps: {})\n",
+                                       util::visible(f.step), util::visible(names)));
     return k_exit_usage;
   }
   warn_about_leftovers(p);
@@ -252,16 +255,29 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
   report::Sink stdout_sink(1, "stdout", secrets, false);
   outputs.push_back(&stdout_sink);
   console_options.sink = &stdout_sink;
+  std::unique_ptr<report::LogDir> log_dir;
+  // Every failure to write so far: the summary's last line tells the exit code it causes.
+  const auto write_errors_of = [&](const std::string& lost_output) {
+    std::vector<std::string> errors;
+    for (auto* sink : outputs)
+      if (!sink->error().empty()) errors.push_back(sink->error());
+    if (log_dir && !log_dir->error().empty()) errors.push_back(log_dir->error());
+    if (!lost_output.empty()) errors.push_back("a job's output to " + lost_output);
+    return errors;
+  };
+  console_options.final_word = [&](const pipeline::RunResult& r) -> std::pair<int, std::string> {
+    const auto errors = write_errors_of(r.output_error);
+    if (errors.empty() || r.exit_code != 0) return {r.exit_code, ""};
+    return {k_exit_internal, "could not write " + errors.front()};
+  };
   report::Console console(console_options);
   pipeline::Observers observers;
-  observers.add(console);
 
   // Reports. Every file is opened before the run, so a bad path stops it before anything ran.
   auto fail = [](const std::string& flag, const std::string& why) {
     std::cerr << fmt::format("pcr: {}: {}\n", flag, why);
     return k_exit_usage;
   };
-  std::unique_ptr<report::LogDir> log_dir;
   std::unique_ptr<report::Console> run_log;
   std::unique_ptr<report::Sink> run_log_sink;
   if (!f.log_dir.empty()) {
@@ -276,9 +292,9 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
     plain.output = console_options.output;
     plain.heartbeat = console_options.heartbeat;
     plain.secrets = secrets;
+    plain.final_word = console_options.final_word;
     run_log = std::make_unique<report::Console>(plain);
     log_dir = std::make_unique<report::LogDir>(f.log_dir, secrets);
-    observers.add(*run_log);
     observers.add(*log_dir);
   }
   std::unique_ptr<report::JsonEvents> json;
@@ -311,17 +327,16 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
     void run_finished(const pipeline::RunResult& r) override { error = r.output_error; }
   } lost_output;
   observers.add(lost_output);
+  // The consoles last: when they write the summary, the reports have been written, so its
+  // last line knows whether writing them failed.
+  if (run_log) observers.add(*run_log);
+  observers.add(console);
   g_run_started = true;
   int code = pipeline::run(p, ro, observers);
   // Everything written out (a slow reader is waited for now that the run is over), then
   // every failure to write said once, on stderr, and the run fails for it.
-  std::vector<std::string> write_errors;
-  for (auto* sink : outputs) {
-    sink->finish();
-    if (!sink->error().empty()) write_errors.push_back(sink->error());
-  }
-  if (log_dir && !log_dir->error().empty()) write_errors.push_back(log_dir->error());
-  if (!lost_output.error.empty()) write_errors.push_back("a job's output to " + lost_output.error);
+  for (auto* sink : outputs) sink->finish();
+  const std::vector<std::string> write_errors = write_errors_of(lost_output.error);
   for (const auto& e : write_errors)
     std::cerr << fmt::format("pcr: error: could not write {}\n", util::visible(e));
   if (!write_errors.empty() && code == 0) code = k_exit_internal;
@@ -381,6 +396,9 @@ std::optional<int> supervise_run(const pipeline::Pipeline& p, const RunFlags& f,
     console_options.secrets = secret_values(p);
     report::Sink out(1, "stdout", console_options.secrets, false);
     console_options.sink = &out;
+    console_options.final_word = [&](const pipeline::RunResult&) -> std::pair<int, std::string> {
+      return {k_exit_internal, "pcr's engine was killed by " + signal_words(engine->signal)};
+    };
     report::Console console(console_options);
     pipeline::Observers observers;
     observers.add(console);
@@ -412,6 +430,7 @@ std::optional<int> supervise_run(const pipeline::Pipeline& p, const RunFlags& f,
     if (fd >= 0) {
       nlohmann::ordered_json j;
       j["event"] = "engine_died";
+      j["time"] = report::event_time();
       j["signal"] = signal_words(engine->signal);
       j["processes_ended"] = ended;
       j["cleanup_steps"] = p.cleanup.size();
@@ -428,17 +447,21 @@ std::optional<int> supervise_run(const pipeline::Pipeline& p, const RunFlags& f,
 
 template <typename Fn>
 int guarded(CLI::App& app, int argc, char** argv, Fn after_parse) {
+  // Help and the version are output like any other: a failure to write them is an error.
+  const auto printed = [](const std::string& text) {
+    std::cout << text << std::flush;
+    if (std::cout) return 0;
+    std::cerr << "pcr: error: could not write to standard output\n";
+    return k_exit_internal;
+  };
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
-    std::cout << app.help();
-    return 0;
+    return printed(app.help());
   } catch (const CLI::CallForAllHelp&) {
-    std::cout << app.help("", CLI::AppFormatMode::All);
-    return 0;
+    return printed(app.help("", CLI::AppFormatMode::All));
   } catch (const CLI::CallForVersion&) {
-    std::cout << "pcr " << PCR_VERSION << "\n";
-    return 0;
+    return printed(std::string("pcr ") + PCR_VERSION + "\n");
   } catch (const CLI::ParseError& e) {
     std::cerr << "pcr: " << e.what() << "\nRun with --help for usage.\n";
     return k_exit_usage;

@@ -29,7 +29,10 @@ std::string write_run_record(const std::string& dir, const RunRecord& r) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return fmt::format("{}: {}", dir, ec.message());
-  fs::permissions(fs::path(dir).parent_path(), fs::perms::owner_all, ec);  // .pcr: ours only
+  // .pcr and its runs/ folder: the user's only (records name pids and the spool folder);
+  // best effort, like the folder's own creation mode: the record is written either way.
+  fs::permissions(dir, fs::perms::owner_all, ec);
+  fs::permissions(fs::path(dir).parent_path(), fs::perms::owner_all, ec);
   nlohmann::ordered_json j;
   j["run_id"] = r.run_id;
   j["pid"] = r.pid;

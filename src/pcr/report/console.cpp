@@ -342,6 +342,10 @@ void Console::step_finished(const pipeline::StepInfo& step, const pipeline::Step
 
 void Console::run_finished(const pipeline::RunResult& run) {
   m_summary.run = run;
+  if (m_options.final_word) {
+    auto [code, why] = m_options.final_word(run);
+    if (code != run.exit_code) m_summary.run.exit_code = code, m_summary.failure = why;
+  }
   // The slowest list only helps when there is more than a handful of jobs to compare.
   size_t jobs = 0;
   for (const auto& s : m_summary.steps) jobs += s.info.jobs;

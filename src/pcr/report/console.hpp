@@ -7,10 +7,12 @@
 #include <pcr/util/text.hpp>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
-#include <vector>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace pcr::report {
 
@@ -32,6 +34,10 @@ struct ConsoleOptions {
   size_t tail_lines = 20; // lines of a failed job's output in the summary
   std::vector<std::string> secrets;  // values shown as *** wherever they would appear
   Folding folding = Folding::none;
+  // The front end's last word, asked as the summary ends: the code pcr will exit with,
+  // given the run's result, and why it is not the run's own ("" when it is). Unset: the
+  // run's. (pcr exits 3 when it could not write an output: the summary says so.)
+  std::function<std::pair<int, std::string>(const pipeline::RunResult&)> final_word;
 };
 
 // GITHUB_ACTIONS=true → github, GITLAB_CI=true → gitlab, else none.

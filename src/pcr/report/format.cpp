@@ -384,6 +384,8 @@ std::string summary(const Summary& s, const Style& style) {
   std::string verdict;
   if (run.signal != 0)
     verdict = style.yellow(fmt::format("INTERRUPTED by {}", signal_name(run.signal)));
+  else if (!s.failure.empty())
+    verdict = style.red("FAILED: " + util::visible(s.failure));
   else if (run.exit_code == 0)
     verdict = style.green("PASSED");
   else if (run.timed_out)

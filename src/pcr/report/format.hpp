@@ -120,6 +120,9 @@ struct Summary {
   std::vector<pipeline::HostEvent> hosts_down;
   std::vector<JobRecord> lost;     // attempts lost with their host (run again elsewhere)
   pipeline::RunResult run;
+  // Why the run fails although its steps did not (run.exit_code is then the front end's,
+  // e.g. 3): "could not write logs/run.log: No space left on device". "" when not.
+  std::string failure;
 };
 
 // How well a pool step used its workers: each worker's busy time, and the step's

@@ -15,9 +15,7 @@ namespace pcr::report {
 
 using nlohmann::ordered_json;
 
-namespace {
-
-std::string timestamp() {
+std::string event_time() {
   auto now = std::chrono::system_clock::now();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
   std::time_t secs = static_cast<std::time_t>(ms / 1000);
@@ -30,10 +28,12 @@ std::string timestamp() {
   return out;
 }
 
+namespace {
+
 ordered_json base(const char* event) {
   ordered_json j;
   j["event"] = event;
-  j["time"] = timestamp();
+  j["time"] = event_time();
   return j;
 }
 

@@ -45,4 +45,7 @@ class JsonEvents : public pipeline::Observer {
 std::string plan_json(const pipeline::Pipeline& p, const std::vector<pipeline::PlannedStep>& plan,
                       const util::Masker& mask);
 
+// An event's "time": now, UTC, to the millisecond ("2026-11-27T10:05:59.123Z").
+std::string event_time();
+
 }  // namespace pcr::report
