@@ -5,6 +5,8 @@
 
 #include <signal.h>
 
+#include <regex>
+
 using namespace pcr::test;
 
 namespace {
@@ -61,10 +63,18 @@ cleanup:
   - name: after
     run: touch c2
 )",
-                    {}, o);
+                    {"--json", d.file("events.json")}, o);
   EXPECT_EQ(r.exit_code, 130) << r.out;
   EXPECT_TRUE(exists(d.file("c2")));
   EXPECT_LT(r.seconds, 8) << "the second interrupt waited for the grace";
+  // The killed cleanup step reads as interrupted everywhere, not passed.
+  EXPECT_NE(r.out.find(" stubborn"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("stubborn                       passed"), std::string::npos) << r.out;
+  const std::regex summary_line(R"(! stubborn +interrupted)");
+  EXPECT_TRUE(std::regex_search(r.out, summary_line)) << r.out;
+  const std::string events = read_file(d.file("events.json"));
+  const std::regex step_end(R"(\{"event":"step_end"[^\n]*"step":"stubborn"[^\n]*"outcome":"interrupted")");
+  EXPECT_TRUE(std::regex_search(events, step_end)) << events;
 }
 
 TEST(Interrupt, TermIgnoringJobIsKilledAfterItsGrace) {

@@ -244,8 +244,10 @@ StepResult StepRun::finish(Millis duration) {
   const bool failed = (m_scheduler && m_scheduler->failed()) || !r.error.empty();
   if (failed)
     r.outcome = StepOutcome::failed;
-  else if (!m_info.cleanup && (m_run.interrupt || m_run.timed_out) && r.cancelled > 0)
-    r.outcome = m_run.timed_out ? StepOutcome::failed : StepOutcome::interrupted;
+  else if (!m_info.cleanup && m_run.timed_out && r.cancelled > 0)
+    r.outcome = StepOutcome::failed;
+  else if (m_run.interrupt && r.cancelled > 0)  // in cleanup: a second interrupt killed its jobs
+    r.outcome = StepOutcome::interrupted;
   else
     r.outcome = StepOutcome::passed;
   if (!m_info.cleanup && !m_step.options.capture.empty() && r.outcome == StepOutcome::passed) {
