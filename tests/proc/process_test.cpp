@@ -110,6 +110,24 @@ TEST(ProcessSet, SpoolTailKeepsTheLastBytesInOrder) {
   EXPECT_EQ(silent.spooled, "");
 }
 
+// Without a stdout file both streams share one pipe: the spool has them exactly in the
+// order written (two pipes read in turn gave all of stdout's lines, then stderr's).
+TEST(ProcessSet, StdoutAndStderrKeepTheirOrder) {
+  TempDir dir;
+  Loop loop;
+  ProcessSet set(loop);
+  Spawn s = job("for i in 1 2 3 4 5; do echo out$i; echo err$i >&2; done");
+  s.env = our_env();
+  s.spool_path = dir.file("job.log");
+  std::string streamed;
+  set.spawn(s, [&](Stream, std::string_view data) { streamed.append(data); },
+            [&](const Exit&) { loop.stop(); });
+  loop.run();
+  const std::string expected = "out1\nerr1\nout2\nerr2\nout3\nerr3\nout4\nerr4\nout5\nerr5\n";
+  EXPECT_EQ(test::read_file(dir.file("job.log")), expected);
+  EXPECT_EQ(streamed, expected);
+}
+
 // discard_output: the job's stdout and stderr are /dev/null itself (no pipe), nothing is
 // spooled or streamed, and exit codes, timeouts and the group kill still hold.
 TEST(ProcessSet, DiscardedOutputGoesStraightToDevNull) {

@@ -131,9 +131,12 @@ util::Expected<Shell> spawn_discarding(const Spawn& spec) {
 // (measured: bench/README.md).
 util::Expected<Shell> spawn_shell(const Spawn& spec, int read_ends[2]) {
   if (spec.discard_output) return spawn_discarding(spec);
-  int out[2], err[2];
+  // One pipe for both streams unless stdout is wanted alone: then the kernel keeps their
+  // order exactly (two pipes read in turn may swap a stderr line and the stdout before it).
+  const bool two = !spec.stdout_path.empty();
+  int out[2], err[2] = {-1, -1};
   if (::pipe2(out, O_CLOEXEC) != 0) return util::Expected<Shell>::failure(std::strerror(errno));
-  if (::pipe2(err, O_CLOEXEC) != 0) {
+  if (two && ::pipe2(err, O_CLOEXEC) != 0) {
     const int e = errno;
     ::close(out[0]), ::close(out[1]);
     return util::Expected<Shell>::failure(std::strerror(e));
@@ -142,16 +145,17 @@ util::Expected<Shell> spawn_shell(const Spawn& spec, int read_ends[2]) {
   // past pipe-user-pages-soft keeps small pipes, and such a pipe is never paced).
   Shell shell;
   const int out_size = ::fcntl(out[0], F_SETPIPE_SZ, k_pipe_size);
-  const int err_size = ::fcntl(err[0], F_SETPIPE_SZ, k_pipe_size);
+  const int err_size = two ? ::fcntl(err[0], F_SETPIPE_SZ, k_pipe_size) : k_pipe_size;
   shell.big_pipes = out_size >= k_pipe_size && err_size >= k_pipe_size;
   const int rc = posix_spawn_shell(spec, shell.pid, [&](posix_spawn_file_actions_t& actions) {
     posix_spawn_file_actions_adddup2(&actions, out[1], 1);  // dup2 clears close-on-exec
-    posix_spawn_file_actions_adddup2(&actions, err[1], 2);
+    posix_spawn_file_actions_adddup2(&actions, two ? err[1] : out[1], 2);
   });
   ::close(out[1]);
-  ::close(err[1]);
+  if (two) ::close(err[1]);
   if (rc != 0) {
-    ::close(out[0]), ::close(err[0]);
+    ::close(out[0]);
+    if (two) ::close(err[0]);
     return spawn_failure(spec, rc);
   }
   read_ends[0] = out[0];
@@ -449,13 +453,12 @@ ProcessSet::Id ProcessSet::spawn(Spawn spec, OnOutput on_output, OnExit on_exit)
   m_job_pids.insert(pid);
   m_by_pid.emplace(pid, c);
   c->paced = spawned->big_pipes;
-  if (c->spec.discard_output) {
-    c->close_pipe(0);
-    c->close_pipe(1);
-  }
-  for (int i = 0; i < 2 && !c->spec.discard_output; ++i) uv_pipe_open(&c->pipes[i], read_ends[i]);
-
-  for (int i = 0; i < 2 && !c->spec.discard_output; ++i) {
+  // A pipe not made (both streams share the first, or output is discarded) is closed now.
+  for (int i = 0; i < 2; ++i)
+    if (read_ends[i] < 0) c->close_pipe(i);
+  for (int i = 0; i < 2; ++i) {
+    if (read_ends[i] < 0) continue;
+    uv_pipe_open(&c->pipes[i], read_ends[i]);
     uv_read_start(
         reinterpret_cast<uv_stream_t*>(&c->pipes[i]),
         [](uv_handle_t*, size_t, uv_buf_t* buf) {

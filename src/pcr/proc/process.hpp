@@ -16,7 +16,8 @@
 namespace pcr::proc {
 
 // What to run: `/bin/sh -c command`, in a process group (and session) of its own, stdin
-// from /dev/null, stdout and stderr through two pipes.
+// from /dev/null, stdout and stderr through one pipe, in the order written (two pipes
+// when `stdout_path` wants stdout alone: the order between them is then as read).
 struct Spawn {
   std::string command;
   std::vector<std::string> env;  // the whole environment, "NAME=value"
