@@ -66,7 +66,7 @@ TEST(Faults, LogDirOnAFullDiskIsAnErrorNamingTheFile) {
   TempDir d;
   auto r = run_yaml(d,
                     "steps:\n  - run: head -c 3000000 /dev/zero | tr '\\\\0' x\ncleanup:\n"
-                    "  - run: touch cleaned\n",
+                    "  - run: echo cleaning; touch cleaned\n",
                     {"--log-dir", disk.path + "/logs"});
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_NE(r.err.find("pcr: error: could not write " + disk.path + "/logs/"), std::string::npos)
@@ -75,6 +75,8 @@ TEST(Faults, LogDirOnAFullDiskIsAnErrorNamingTheFile) {
   EXPECT_TRUE(exists(d.file("cleaned")));
   // The summary's last line tells the same exit code, not "PASSED ... (exit 0)".
   EXPECT_NE(r.out.find("FAILED: could not write " + disk.path + "/logs/"), std::string::npos) << r.out;
+  // Every log that failed is counted, in one line.
+  EXPECT_NE(r.err.find("(and 1 more job log in " + disk.path + "/logs)"), std::string::npos) << r.err;
   EXPECT_NE(r.out.find("(exit 3)\n"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("PASSED"), std::string::npos) << r.out;
 }
@@ -91,6 +93,10 @@ TEST(Faults, ReportsOnAFullDiskAreErrors) {
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_NE(r.err.find("could not write " + disk.path + "/"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("No space left on device"), std::string::npos) << r.err;
+  // Half a report is none: the JUnit and HTML files that could not be written are gone
+  // (the JSON event log, written as the run goes, keeps what it has).
+  EXPECT_FALSE(exists(disk.path + "/junit.xml"));
+  EXPECT_FALSE(exists(disk.path + "/report.html"));
   // The reports are written before the summary's last line, which knows they failed.
   EXPECT_NE(r.out.find("FAILED: could not write " + disk.path + "/"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("(exit 3)\n"), std::string::npos) << r.out;

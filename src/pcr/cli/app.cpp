@@ -316,9 +316,15 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
     report::Sink* sink = report_sinks.back().get();
     if (!sink->error().empty()) return fail(flag, sink->error());
     outputs.push_back(sink);
-    recorder.add_sink([sink, render = render](const report::RunRecord& record) {
+    recorder.add_sink([sink, render = render, path = path](const report::RunRecord& record) {
       sink->write(render(record));
       sink->finish();
+      // Half a report is worse than none: a CI system would read a cut XML file as the
+      // run's results. The error names it; the file goes (a regular file only: never a
+      // device such as /dev/full).
+      struct stat st {};
+      if (!sink->error().empty() && ::lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode))
+        ::unlink(path.c_str());
     });
   }
   if (!f.junit.empty() || !f.html.empty()) observers.add(recorder);

@@ -66,7 +66,13 @@ void LogDir::job_finished(const pipeline::JobInfo& job, const pipeline::JobResul
     ::close(in);
   }
   out->finish();
-  if (m_error.empty()) m_error = out->error();
+  if (out->error().empty()) return;
+  if (m_failed++ == 0) m_error = out->error();
+}
+
+std::string LogDir::error() const {
+  if (m_failed <= 1) return m_error;
+  return fmt::format("{} (and {} more job log{} in {})", m_error, m_failed - 1, m_failed == 2 ? "" : "s", m_dir);
 }
 
 }  // namespace pcr::report

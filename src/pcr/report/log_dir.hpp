@@ -20,14 +20,16 @@ class LogDir : public pipeline::Observer {
   // The file name for `job`.
   std::string file_name(const pipeline::JobInfo& job) const;
 
-  // The first file that could not be written, and why ("" when none).
-  const std::string& error() const { return m_error; }
+  // The first file that could not be written and why, and how many more failed ("" when
+  // none): one line however many jobs' logs a full disk refused.
+  std::string error() const;
 
  private:
   std::string m_dir;
   util::Masker m_mask;
   std::vector<std::string> m_secrets;
   std::string m_error;
+  std::size_t m_failed = 0;
 };
 
 // Create `dir` (and parents) readable by the user only. Returns "" or the error.
