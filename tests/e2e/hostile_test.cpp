@@ -125,6 +125,9 @@ TEST(Hostile, NulBytesAreLoadErrors) {
   check_refuses("steps:\n  - run: \"echo a\\0rm -rf x\"\n", 2, 10, "run: contains a NUL byte");
   check_refuses("env: {A: \"x\\0\"}\nsteps:\n  - run: a\n", 1, 10, "env A: contains a NUL byte");
   check_refuses("steps:\n  - name: \"s\\0\"\n    run: a\n", 2, 11, "name: contains a NUL byte");
+  // A raw NUL byte (not the escape) is no YAML text at all: said where it is.
+  check_refuses(std::string("steps:\n  - run: echo a\0\n\0\0name: x\n", 28), 2, 16,
+                "a NUL byte (\\0): not a YAML text file");
 }
 
 TEST(Hostile, EscapesInErrorsAreShownNotObeyed) {

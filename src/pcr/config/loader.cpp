@@ -12,6 +12,7 @@
 #include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <set>
@@ -21,55 +22,12 @@ namespace pcr::config {
 namespace fs = std::filesystem;
 using namespace pcr::pipeline;
 
-std::string Diagnostic::str() const {
-  // Messages quote the file's own text, which may hold terminal escapes: shown, not obeyed.
-  if (line == 0) return fmt::format("{}: {}", util::visible(file), util::visible(message));
-  return fmt::format("{}:{}:{}: {}", util::visible(file), line, column, util::visible(message));
-}
-
 namespace {
-std::vector<Diagnostic> in_file_order(std::vector<Diagnostic> ds) {
-  std::stable_sort(ds.begin(), ds.end(), [](const Diagnostic& a, const Diagnostic& b) {
-    return std::tie(a.line, a.column) < std::tie(b.line, b.column);
-  });
-  return ds;
-}
-std::string join_messages(const std::vector<Diagnostic>& ds) {
-  std::string out;
-  for (const auto& d : ds) out += (out.empty() ? "" : "\n") + d.str();
-  return out;
-}
 
 // A value of the file as an error message quotes it: at most one line's worth.
 std::string shown(std::string_view value) { return util::elide(value, 80); }
 
-// `diagnostics` with every secret masked, whole or cut short by a quote's "…".
-std::vector<Diagnostic> masked(std::vector<Diagnostic> diagnostics, const std::vector<std::string>& secrets) {
-  const util::Masker mask(secrets);
-  if (!mask.active()) return diagnostics;
-  for (auto& d : diagnostics) {
-    d.message = mask.mask(d.message);
-    // A quote is elided to a line: what precedes its "…" may be a secret's beginning.
-    for (std::size_t cut = d.message.find("…"); cut != std::string::npos; cut = d.message.find("…", cut + 1))
-      for (const auto& secret : secrets) {
-        for (std::size_t len = std::min(secret.size(), cut); len >= 4; --len)
-          if (d.message.compare(cut - len, len, secret, 0, len) == 0) {
-            d.message.replace(cut - len, len, "***");
-            cut = cut - len + 3;
-            break;
-          }
-      }
-  }
-  return diagnostics;
-}
-
 }  // namespace
-
-LoadError::LoadError(std::vector<Diagnostic> diagnostics, const std::vector<std::string>& secrets)
-    : LoadError(Ordered{}, in_file_order(masked(std::move(diagnostics), secrets))) {}
-
-LoadError::LoadError(Ordered, std::vector<Diagnostic> diagnostics)
-    : std::runtime_error(join_messages(diagnostics)), m_diagnostics(std::move(diagnostics)) {}
 
 std::vector<std::string> secret_values(const Pipeline& p) {
   std::vector<std::string> secrets;
@@ -107,6 +65,12 @@ class Loader {
                         fmt::format("the file has {} bytes, more than the {} MiB a pipeline file "
                                     "may have",
                                     text.size(), limits::file_bytes >> 20)}});
+    // YAML text holds no raw NUL (yaml-cpp's word for one is an odd "unknown escape").
+    if (const auto nul = text.find('\0'); nul != std::string::npos) {
+      const auto line_start = text.rfind('\n', nul) + 1;  // npos + 1 == 0: the first line
+      throw LoadError({{m_file, 1 + static_cast<int>(std::count(text.begin(), text.begin() + nul, '\n')),
+                        1 + static_cast<int>(nul - line_start), "a NUL byte (\\0): not a YAML text file"}});
+    }
     YAML::Node root;
     try {
       root = YAML::Load(text);
