@@ -131,3 +131,25 @@ TEST(HostileOutput, LoadErrorsMaskSecrets) {
     EXPECT_EQ(r.err.find("kkkk"), std::string::npos) << "a cut-short secret: " << r.err;
   }
 }
+
+// A failed live job's report shows the last 64 KiB of its output. When that cut falls
+// inside a secret, the end of the secret is no secret any masker could recognise: the
+// cut line is left out instead. Here the cut falls 10 bytes into a 20-byte secret.
+TEST(HostileOutput, TheTailOfALongOutputHoldsNoPieceOfASecret) {
+  TempDir d;
+  const std::string secret = "SECRETpartONE-tenXYZ";  // its last 10 bytes: "-tenXYZ" and 3 more
+  const std::string piece = secret.substr(10);
+  // After the secret: 65,526 bytes of lines, so the last 65,536 start 10 bytes into it.
+  d.write("after.txt", std::string(65526 - 1, 'x').insert(0, "\n").substr(0, 65526));
+  d.write("ci.yaml", "secrets: [TOKEN]\nsteps:\n  - run: printf 'start\\n%s' \"$TOKEN\"; "
+                     "cat after.txt; exit 1\n");
+  PcrOptions o;
+  o.cwd = d.path();
+  o.env = {"TOKEN=" + secret};
+  auto r = run_pcr({"run", "--html", "report.html", "ci.yaml"}, o);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  const std::string html = read_file(d.file("report.html"));
+  ASSERT_NE(html.find("xxxxxxxxxx"), std::string::npos) << "the tail is in the report";
+  EXPECT_EQ(html.find(piece), std::string::npos) << "a piece of the secret";
+  EXPECT_EQ(r.out.find(piece), std::string::npos) << r.out.substr(0, 2000);
+}

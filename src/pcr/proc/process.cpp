@@ -278,13 +278,22 @@ struct ProcessSet::Child {
   }
 
   // The kept tail, oldest byte first, into the spool file.
+  //
+  // A tail that lost its beginning starts after its first newline: the cut line is a
+  // fragment, and may be the end of a secret, which no masking downstream could know for
+  // one (a line of its own, or no newline: its first eighth goes, at most 4 KiB).
   void write_tail() {
     if (tail_size == 0) return;
     const std::size_t start = tail_size < spec.spool_tail ? 0 : tail_at;
     const std::size_t first = std::min(tail_size, spec.spool_tail - start);
-    spool(spool_fd, spec.spool_path, std::string_view(tail.data() + start, first));
-    spool(spool_fd, spec.spool_path, std::string_view(tail.data(), tail_size - first));
+    std::string kept(tail.data() + start, first);
+    kept.append(tail.data(), tail_size - first);
     std::vector<char>().swap(tail);
+    if (result.bytes > kept.size()) {
+      const std::size_t newline = kept.find('\n');
+      kept.erase(0, newline != std::string::npos ? newline + 1 : std::min<std::size_t>(kept.size() / 8, 4096));
+    }
+    spool(spool_fd, spec.spool_path, kept);
   }
 
   void spool_failed(const std::string& path) {
