@@ -281,7 +281,7 @@ struct ProcessSet::Child {
   //
   // A tail that lost its beginning starts after its first newline: the cut line is a
   // fragment, and may be the end of a secret, which no masking downstream could know for
-  // one (a line of its own, or no newline: its first eighth goes, at most 4 KiB).
+  // one (with no line after it: its first eighth goes, at most 4 KiB).
   void write_tail() {
     if (tail_size == 0) return;
     const std::size_t start = tail_size < spec.spool_tail ? 0 : tail_at;
@@ -291,7 +291,8 @@ struct ProcessSet::Child {
     std::vector<char>().swap(tail);
     if (result.bytes > kept.size()) {
       const std::size_t newline = kept.find('\n');
-      kept.erase(0, newline != std::string::npos ? newline + 1 : std::min<std::size_t>(kept.size() / 8, 4096));
+      const bool line_after = newline != std::string::npos && newline + 1 < kept.size();
+      kept.erase(0, line_after ? newline + 1 : std::min<std::size_t>(kept.size() / 8, 4096));
     }
     spool(spool_fd, spec.spool_path, kept);
   }
