@@ -241,7 +241,7 @@ TEST(Compose, ExecThatTimesOutIsStoppedInsideTheContainer) {
     timeout: 3s
     kill_grace: 1s
     commands:
-      - "{exec web} sleep 299"
+      - "{exec web} sh -c 'sleep 297 & sleep 299 | cat'"
       - docker-compose exec -T web sleep 298
 cleanup:
   - name: look inside
@@ -259,6 +259,9 @@ cleanup:
   EXPECT_EQ(inside1.find("sleep 299"), std::string::npos)
       << "{exec web} left its process in the container:\n"
       << inside1;
+  // Its whole tree: the background child and the other side of the pipe too.
+  EXPECT_EQ(inside1.find("sleep 297"), std::string::npos) << inside1;
+  EXPECT_EQ(inside1.find(" cat"), std::string::npos) << inside1;
   EXPECT_EQ(docker_leftovers(c.base), "");
 }
 

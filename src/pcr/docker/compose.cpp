@@ -122,7 +122,8 @@ stop() {
   trap '' TERM INT HUP
   # LOG "-" (the C++ helper, no pcr to do it afterwards): stop it inside the container
   # now, within the job's kill_grace.
-  [ "$log" = - ] && eval "$compose exec -T \"\$service\" sh -c 'kill -TERM \$(cat $pidfile) 2>/dev/null; rm -f $pidfile'" > /dev/null 2>&1
+  [ "$log" = - ] && eval "$compose exec -T \"\$service\" sh -c 'tree() { for c in \$(cat /proc/\$1/task/*/children 2>/dev/null); do tree \$c; done; echo \$1; }
+    kill -TERM \$(tree \$(cat $pidfile)) 2>/dev/null; rm -f $pidfile'" > /dev/null 2>&1
   kill -TERM "$client" 2> /dev/null
   exit 143
 }
@@ -134,8 +135,10 @@ exit $rc
 )SH";
 
 // Run by pcr after a job of a worker that used `{exec SERVICE}`: every command of LOG
-// that did not end by itself is stopped inside its container (TERM, KILL 2 s later) and
-// its pid file removed; LOG is emptied. Exits non-zero when one could not be reached.
+// that did not end by itself is stopped inside its container with its whole process tree
+// (found through /proc before any is signalled: a killed parent's children would be
+// handed to the container's init; TERM, KILL 2 s later) and its pid file removed; LOG is
+// emptied. Exits non-zero when one could not be reached.
 constexpr const char* k_exec_stop_script = R"SH(#!/bin/sh
 # Written by pcr. usage: exec-stop.sh 'COMPOSE COMMAND' LOG
 compose=$1 log=$2
@@ -146,9 +149,12 @@ for entry in $(awk '$1 == "start" { s[$2] = $3 } $1 == "end" { delete s[$2] }
   # The pid file may still be on its way (the job ended as the command started).
   eval "$compose exec -T \"\$service\" sh -c 'i=0; while [ ! -s $pidfile ] && [ \$i -lt 20 ]; do sleep 0.1; i=\$((i+1)); done
     p=\$(cat $pidfile 2>/dev/null) || exit 0
-    kill -TERM \$p 2>/dev/null; i=0
-    while kill -0 \$p 2>/dev/null && [ \$i -lt 20 ]; do sleep 0.1; i=\$((i+1)); done
-    kill -KILL \$p 2>/dev/null; rm -f $pidfile; exit 0'" || { echo "could not reach $service to stop its command"; rc=1; }
+    tree() { for c in \$(cat /proc/\$1/task/*/children 2>/dev/null); do tree \$c; done; echo \$1; }
+    all=\$(tree \$p)
+    alive() { for q in \$all; do kill -0 \$q 2>/dev/null && return 0; done; return 1; }
+    kill -TERM \$all 2>/dev/null; i=0
+    while alive && [ \$i -lt 20 ]; do sleep 0.1; i=\$((i+1)); done
+    kill -KILL \$all 2>/dev/null; rm -f $pidfile; exit 0'" || { echo "could not reach $service to stop its command"; rc=1; }
 done
 : > "$log"
 exit $rc
