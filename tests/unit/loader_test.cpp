@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 using namespace pcr;
 using pcr::config::Diagnostic;
 using pcr::config::LoadError;
@@ -271,4 +273,20 @@ TEST(Plan, ExpandsEveryCommand) {
   EXPECT_TRUE(plan[2].jobs.empty());
   EXPECT_NE(plan[2].note.find("ls"), std::string::npos);
   EXPECT_TRUE(plan[3].cleanup);
+}
+
+// A secret's value may come from pcr's environment, the pipeline's `env` or `compose:
+// env:`; every one of them is masked (compose's was not).
+TEST(Loader, SecretValuesComeFromEveryEnvironment) {
+  pcr::test::TempDir d;
+  d.write("dc.yml", "services: {}\n");
+  ::setenv("PCR_TEST_SECRET_FROM_ENV", "from-environment", 1);
+  const auto p = config::load_string(
+      "secrets: [PCR_TEST_SECRET_FROM_ENV, A, B]\nenv: {A: from-pipeline}\ncompose: {file: " +
+          d.file("dc.yml") + ", env: {B: from-compose}}\nsteps:\n  - run: \"true\"\n",
+      d.file("ci.yaml"));
+  const auto values = config::secret_values(p);
+  ::unsetenv("PCR_TEST_SECRET_FROM_ENV");
+  for (const char* v : {"from-environment", "from-pipeline", "from-compose"})
+    EXPECT_NE(std::find(values.begin(), values.end(), v), values.end()) << v;
 }

@@ -30,12 +30,17 @@ std::string shown(std::string_view value) { return util::elide(value, 80); }
 }  // namespace
 
 std::vector<std::string> secret_values(const Pipeline& p) {
+  // Every value a secret's name may have in a job: pcr's environment, the pipeline's env,
+  // an extension's (compose: env:). All of them are masked.
   std::vector<std::string> secrets;
+  const auto add = [&](const Env& env, const std::string& name) {
+    for (const auto& [k, v] : env)
+      if (k == name && !v.empty()) secrets.push_back(v);
+  };
   for (const auto& name : p.secrets) {
-    const char* value = std::getenv(name.c_str());
-    for (const auto& [k, v] : p.env)
-      if (k == name) value = v.c_str();
-    if (value && *value) secrets.emplace_back(value);
+    if (const char* value = std::getenv(name.c_str()); value && *value) secrets.emplace_back(value);
+    add(p.env, name);
+    for (const auto& ext : p.extensions) add(ext.fixed_env, name);
   }
   return secrets;
 }

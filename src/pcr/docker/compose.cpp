@@ -336,6 +336,7 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
   state->config = std::move(config);
 
   pipeline::Extension ext;
+  ext.fixed_env = state->config.env;
   ext.env = [state](const JobContext& ctx) {
     std::string project = project_name(state->config.project, ctx.run_id, ctx.number);
     state->hand_out(project, ctx);

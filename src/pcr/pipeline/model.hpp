@@ -125,6 +125,9 @@ struct Host {
 struct Extension {
   // Extra environment for a job, asked as it starts (under the step's own `env`).
   std::function<Env(const JobContext&)> env;
+  // The part of that environment known before the run (e.g. `compose: env:`): where a
+  // variable named in `secrets` may get its value, which is then masked too.
+  Env fixed_env;
   // The value of placeholder `name` with `arg` ({exec web}: "exec", "web"), or nullopt.
   std::function<std::optional<std::string>(const std::string& name, const std::string& arg, const JobContext&)>
       placeholder;
