@@ -121,6 +121,32 @@ TEST(Compose, InterruptTearsDownToo) {
   EXPECT_EQ(docker_leftovers(c.base), "");
 }
 
+// A second interrupt during the teardown cuts it short (SPEC: it kills the cleanup jobs
+// at once): pcr says which projects are still up and how to finish, and `pcr clean` does.
+TEST(Compose, ASecondInterruptDuringTeardownSaysWhatIsLeft) {
+  Cluster c;
+  PcrOptions o;
+  o.while_running = [&](pid_t pid) {
+    ASSERT_TRUE(
+        wait_until([&] { return exists(c.dir.file("up.done")); }, std::chrono::seconds(120)));
+    ::kill(pid, SIGINT);
+    ASSERT_TRUE(wait_until([&] { return !processes_with(c.dir.file(".pcr/down.sh")).empty(); },
+                           std::chrono::seconds(60)));
+    ::kill(pid, SIGINT);
+  };
+  auto r =
+      run_yaml(c.dir, c.pipeline(std::string(k_up) + "  - run: touch up.done; sleep 60\n"), {}, o);
+  EXPECT_EQ(r.exit_code, 130) << r.out;
+  ASSERT_NE(docker_leftovers(c.base), "") << "the teardown should have been cut short";
+  EXPECT_NE(r.err.find("compose project(s) of this run are still up (" + c.base), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("`pcr clean "), std::string::npos) << r.err;
+  PcrOptions in_dir;
+  in_dir.cwd = c.dir.path();
+  EXPECT_EQ(run_pcr({"clean"}, in_dir).exit_code, 0);
+  EXPECT_EQ(docker_leftovers(c.base), "");
+}
+
 std::vector<pid_t> children_of(pid_t pid) {
   std::vector<pid_t> out;
   std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");

@@ -13,6 +13,7 @@
 #include <pcr/report/record.hpp>
 #include <pcr/util/duration.hpp>
 #include <pcr/util/io.hpp>
+#include <pcr/util/shell.hpp>
 #include <pcr/util/text.hpp>
 
 #include <CLI/CLI.hpp>
@@ -345,6 +346,14 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
   const std::vector<std::string> write_errors = write_errors_of(lost_output.error);
   for (const auto& e : write_errors)
     std::cerr << fmt::format("pcr: error: could not write {}\n", util::visible(e));
+  // Projects the teardown did not take down (a second interrupt cut it short, or it
+  // failed) keep their records: say so, and how to finish.
+  if (!p.extensions.empty())
+    if (const auto up = docker::still_up(docker::state_dir(pipeline_dir(p)), ro.run_id); !up.empty())
+      std::cerr << fmt::format("pcr: {} compose project(s) of this run are still up ({}{}): `pcr clean{}` "
+                               "takes them down\n",
+                               up.size(), up.front().project, up.size() > 1 ? ", …" : "",
+                               p.source.empty() ? "" : " " + util::shell_quote(p.source));
   if (!write_errors.empty() && code == 0) code = k_exit_internal;
   // The supervisor removes the run's record; when it was killed, the engine does.
   if (g_supervisor_fd >= 0 && ::getppid() != g_supervisor)

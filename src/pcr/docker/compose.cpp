@@ -456,7 +456,10 @@ std::string exec_wrapper(const std::string& dir) {
   return script_or_throw(dir, "exec.sh", k_exec_script);
 }
 
-std::vector<ProjectRecord> leftovers(const std::string& state_dir) {
+namespace {
+// The records under `state_dir` that `keep` accepts, in file name order.
+template <typename Keep>
+std::vector<ProjectRecord> records(const std::string& state_dir, Keep keep) {
   std::vector<ProjectRecord> out;
   std::error_code ec;
   std::set<std::string> paths;
@@ -464,9 +467,18 @@ std::vector<ProjectRecord> leftovers(const std::string& state_dir) {
     if (it->path().extension() == ".json") paths.insert(it->path().string());
   for (const auto& path : paths) {
     auto r = parse_record(util::read_file(path).value_or(""));
-    if (r && !owner_alive(*r)) out.push_back(*r);
+    if (r && keep(*r)) out.push_back(*r);
   }
   return out;
+}
+}  // namespace
+
+std::vector<ProjectRecord> leftovers(const std::string& state_dir) {
+  return records(state_dir, [](const ProjectRecord& r) { return !owner_alive(r); });
+}
+
+std::vector<ProjectRecord> still_up(const std::string& state_dir, const std::string& run_id) {
+  return records(state_dir, [&](const ProjectRecord& r) { return r.run_id == run_id; });
 }
 
 namespace {

@@ -90,4 +90,8 @@ std::string exec_wrapper(const std::string& dir);
 // Records under `state_dir` whose run is gone.
 std::vector<ProjectRecord> leftovers(const std::string& state_dir);
 
+// Records of run `run_id` still under `state_dir`: its projects not taken down (a
+// teardown a second interrupt cut short, or one that failed).
+std::vector<ProjectRecord> still_up(const std::string& state_dir, const std::string& run_id);
+
 }  // namespace pcr::docker
