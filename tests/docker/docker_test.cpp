@@ -55,6 +55,12 @@ TEST(Compose, FourIsolatedClustersUpInParallelAndNothingLeft) {
   EXPECT_TRUE(
       pcr::util::split_lines(sh("ls '" + c.dir.file(".pcr/projects") + "' 2>/dev/null")).empty())
       << "records were not removed after teardown";
+  // Timings keys hold neither the run's id (in its project names) nor the checkout's
+  // folder: the next run, here or elsewhere, finds the same entries.
+  const std::string timings = read_file(c.dir.file(".pcr/timings.json"));
+  EXPECT_EQ(timings.find(c.base + "-"), timings.find(c.base + "-{run}-")) << timings;
+  EXPECT_NE(timings.find(c.base + "-{run}-1"), std::string::npos) << timings;
+  EXPECT_EQ(timings.find(c.dir.path()), std::string::npos) << timings;
 }
 
 // `pcr check` shows the commands a run gives its jobs: `{exec}` through the wrapper with

@@ -204,6 +204,21 @@ steps:
   EXPECT_NE(r.out.find("pool setup [n=1] failed with exit code 1"), std::string::npos) << r.out;
 }
 
+// A command's timings key is the same in the next run and in another checkout: the
+// pipeline's folder in it is stored as ".", so a copy of the folder elsewhere finds it.
+TEST(Pool, TimingsKeysHoldNoFolderOfTheCheckout) {
+  TempDir d;
+  const std::string yaml = "steps:\n  - name: s\n    commands:\n      - test -d " + d.path() + "\n";
+  auto r = run_yaml(d, yaml);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const std::string timings = read_file(d.file(".pcr/timings.json"));
+  EXPECT_EQ(timings.find(d.path()), std::string::npos) << timings;
+  EXPECT_NE(timings.find("\"test -d .\""), std::string::npos) << timings;
+  auto again = run_yaml(d, yaml);
+  ASSERT_EQ(again.exit_code, 0);
+  EXPECT_EQ(read_file(d.file(".pcr/timings.json")).find(d.path()), std::string::npos);
+}
+
 TEST(Split, CommandLinePartitionsAndBalances) {
   TempDir d;
   d.write("t.json", R"({"steps": {"s": {"a": 900, "b": 100, "c": 100, "d": 100, "e": 600}}})");

@@ -147,6 +147,7 @@ int Engine::run() {
   std::string warning;
   m_run.timings = sched::Timings::load(m_timings_path, timings_key(p, o), &warning);
   m_run.timings.mask_keys(util::Masker(o.secrets));
+  m_run.timings.portable_keys(m_run.run_id, p.base_dir);
   m_run.base_env = base_env(p);
   m_run.probe = [this](std::size_t host, std::function<void()> then) {
     probe(host, std::move(then));

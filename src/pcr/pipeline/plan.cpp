@@ -31,6 +31,7 @@ std::vector<PlannedStep> plan(const Pipeline& pipeline, const RunOptions& option
   std::vector<PlannedStep> out;
   sched::Timings timings = sched::Timings::load(timings_path(pipeline, options), timings_key(pipeline, options), nullptr);
   timings.mask_keys(util::Masker(options.secrets));
+  timings.portable_keys("", pipeline.base_dir);
   // The workers of the steps extensions add to, as extensions see them: their number and
   // host (e.g. a compose project each).
   std::vector<JobContext> workers;

@@ -147,7 +147,15 @@ Timings Timings::load_any(const std::string& path, std::string* warning) {
 }
 
 std::string Timings::stored(const std::string& key) const {
-  return util::valid_utf8(m_mask.active() ? m_mask.mask(key) : key);
+  std::string out = m_mask.active() ? m_mask.mask(key) : key;
+  const auto replace_all = [&out](const std::string& from, const std::string& to) {
+    if (from.empty()) return;
+    for (std::size_t at = out.find(from); at != std::string::npos; at = out.find(from, at + to.size()))
+      out.replace(at, from.size(), to);
+  };
+  replace_all(m_run_id, "{run}");
+  if (m_folder != "/") replace_all(m_folder, ".");
+  return util::valid_utf8(out);
 }
 
 std::optional<std::int64_t> Timings::get(const std::string& step, const std::string& key) const {

@@ -39,6 +39,12 @@ class Timings {
   // is stored and looked up masked ("deploy ***", with `mask` set) and as valid UTF-8
   // (U+FFFD for a byte that is not), which still matches the next run's same job.
   void mask_keys(util::Masker mask) { m_mask = std::move(mask); }
+  // Keys that hold this run's id (a compose project's name) or the pipeline's folder (a
+  // wrapper's path) are stored with "{run}" and "." in their place: the same in the next
+  // run and in another checkout, where they would otherwise never be found again.
+  void portable_keys(std::string run_id, std::string folder) {
+    m_run_id = std::move(run_id), m_folder = std::move(folder);
+  }
   std::string stored(const std::string& key) const;
 
   std::optional<std::int64_t> get(const std::string& step, const std::string& key) const;
@@ -66,6 +72,7 @@ class Timings {
   Table m_table;           // as loaded (plus merges)
   Table m_samples;         // this run's
   util::Masker m_mask;
+  std::string m_run_id, m_folder;
 };
 
 // A cost per key for planning: the recorded duration of each key in `step` (any step
