@@ -15,6 +15,7 @@
 #include <future>
 
 using namespace pcr::test;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -61,6 +62,12 @@ TEST(Compose, FourIsolatedClustersUpInParallelAndNothingLeft) {
   EXPECT_EQ(timings.find(c.base + "-"), timings.find(c.base + "-{run}-")) << timings;
   EXPECT_NE(timings.find(c.base + "-{run}-1"), std::string::npos) << timings;
   EXPECT_EQ(timings.find(c.dir.path()), std::string::npos) << timings;
+  // pcr's bookkeeping is the user's only.
+  for (const char* dir : {".pcr/projects", ".pcr/exec"})
+    EXPECT_EQ(fs::status(c.dir.file(dir)).permissions() & fs::perms::all, fs::perms::owner_all) << dir;
+  for (const auto& log : fs::directory_iterator(c.dir.file(".pcr/exec")))
+    EXPECT_EQ(log.status().permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write)
+        << log.path();
 }
 
 // `pcr check` shows the commands a run gives its jobs: `{exec}` through the wrapper with

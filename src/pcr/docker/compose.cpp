@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -218,6 +219,9 @@ struct State {
     r.run_id = ctx.run_id;
     std::error_code ec;
     fs::create_directories(config.state_dir, ec);
+    // .pcr and its projects/ folder: the user's only; best effort, as the folder's own
+    // creation (the record below is checked).
+    fs::permissions(config.state_dir, fs::perms::owner_all, ec);
     fs::permissions(pcr_dir(), fs::perms::owner_all, ec);
     // Unrecorded, a project of a killed run would escape `pcr clean`: the job that would
     // start it does not start (the engine reports the reason as the job's).
@@ -365,6 +369,11 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
       // When the folder cannot be made, the wrapper says so in the job's output and the
       // command still runs; only stopping it afterwards is lost.
       fs::create_directories(fs::path(log).parent_path(), ec);
+      // The user's only, like all of .pcr: the log made here keeps its 0600 when the
+      // wrapper appends to it.
+      fs::permissions(fs::path(log).parent_path(), fs::perms::owner_all, ec);
+      if (const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600); fd >= 0)
+        ::close(fd);
       return util::shell_join({state->exec_script(), compose, arg, log});
     }
     return std::nullopt;
