@@ -25,6 +25,8 @@ TEST(Compose, ProjectNamesAreValidForV1AndV2) {
   EXPECT_EQ(project_name("My Shop.App", "r", 1), "my-shop-app-r-1");
   EXPECT_EQ(project_name("_x", "r", 1), "x-r-1");
   EXPECT_EQ(project_name("", "r", 2), "pcr-r-2");
+  // A long base (a pipeline's name, `project:`) is cut: the name goes into file names.
+  EXPECT_EQ(project_name(std::string(300, 'a'), "r", 2), std::string(40, 'a') + "-r-2");
 }
 
 TEST(Compose, RecordsRoundTripAndLiveness) {

@@ -272,7 +272,12 @@ std::string planned_project(const std::string& base, unsigned n) {
 }  // namespace
 
 std::string project_name(const std::string& base, const std::string& run_id, unsigned n) {
-  std::string out = sanitize(fmt::format("{}-{}-{}", base.empty() ? "pcr" : base, run_id, n));
+  // The base is cut to k_project_base characters: the name goes into file names (the
+  // record, the exec log) and Docker's container and network names, and a long pipeline
+  // name or `project:` made the run fail with "File name too long".
+  std::string b = base.empty() ? "pcr" : base;
+  if (b.size() > k_project_base) b.resize(k_project_base);
+  std::string out = sanitize(fmt::format("{}-{}-{}", b, run_id, n));
   return out.empty() ? fmt::format("pcr-{}", n) : out;
 }
 

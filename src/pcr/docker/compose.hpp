@@ -2,6 +2,7 @@
 
 #include <pcr/pipeline/model.hpp>
 
+#include <cstddef>
 #include <memory>
 #include <optional>
 #include <string>
@@ -33,7 +34,9 @@ std::vector<std::string> compose_argv(ComposeVersion version, const std::vector<
                                       const std::string& project);
 
 // `<base>-<run id>-<n>`, made a valid project name for Compose v1 and v2: lowercase
-// letters, digits, '-' and '_', starting with a letter or digit.
+// letters, digits, '-' and '_', starting with a letter or digit; the base cut to its
+// first k_project_base bytes.
+inline constexpr std::size_t k_project_base = 40;
 std::string project_name(const std::string& base, const std::string& run_id, unsigned n);
 
 // What pcr writes under `.pcr/projects/` before a project is first used, so that a run
