@@ -244,6 +244,10 @@ TEST(Compose, BothKilledIsCleanedByPcrClean) {
   in_dir.cwd = c.dir.path();
   auto warn = run_pcr({"run", "--dry-run"}, in_dir);
   EXPECT_NE(warn.err.find("left behind by an earlier run (killed"), std::string::npos) << warn.err;
+  // Another pipeline of the folder, without compose, is told of the projects too.
+  c.dir.write("plain.yaml", "steps:\n  - run: \"true\"\n");
+  auto plain = run_pcr({"run", "--dry-run", "plain.yaml"}, in_dir);
+  EXPECT_NE(plain.err.find("compose project(s)"), std::string::npos) << plain.err;
   auto clean = run_pcr({"clean"}, in_dir);
   EXPECT_EQ(clean.exit_code, 0) << clean.out;
   EXPECT_NE(clean.out.find("took down " + c.base), std::string::npos) << clean.out;

@@ -73,7 +73,9 @@ std::string pipeline_dir(const pipeline::Pipeline& p) {
 void warn_about_leftovers(const pipeline::Pipeline& p) {
   std::size_t projects = 0, processes = 0, spools = 0;
   std::string first;
-  if (!p.extensions.empty()) {
+  {
+    // Whatever pipeline of the folder runs now: a killed compose run's projects are the
+    // folder's leftovers too (`pcr clean` in the folder takes them down).
     auto left = docker::leftovers(docker::state_dir(pipeline_dir(p)));
     projects = left.size();
     if (!left.empty()) first = left.front().project;
