@@ -120,14 +120,16 @@ TEST(Compose, AFailureInOneClusterFailsTheRunAndEverythingGoes) {
   EXPECT_EQ(docker_leftovers(c.base), "");
 }
 
+// Once the clusters are up (the step after `up` touched up.done), SIGINT to `pid`.
+void interrupt_once_up(const Cluster& c, pid_t pid) {
+  ASSERT_TRUE(wait_until([&] { return exists(c.dir.file("up.done")); }, std::chrono::seconds(120)));
+  ::kill(pid, SIGINT);
+}
+
 TEST(Compose, InterruptTearsDownToo) {
   Cluster c;
   PcrOptions o;
-  o.while_running = [&](pid_t pid) {
-    ASSERT_TRUE(
-        wait_until([&] { return exists(c.dir.file("up.done")); }, std::chrono::seconds(120)));
-    ::kill(pid, SIGINT);
-  };
+  o.while_running = [&](pid_t pid) { interrupt_once_up(c, pid); };
   auto r =
       run_yaml(c.dir, c.pipeline(std::string(k_up) + "  - run: touch up.done; sleep 60\n"), {}, o);
   EXPECT_EQ(r.exit_code, 130) << r.out;
@@ -140,9 +142,8 @@ TEST(Compose, ASecondInterruptDuringTeardownSaysWhatIsLeft) {
   Cluster c;
   PcrOptions o;
   o.while_running = [&](pid_t pid) {
-    ASSERT_TRUE(
-        wait_until([&] { return exists(c.dir.file("up.done")); }, std::chrono::seconds(120)));
-    ::kill(pid, SIGINT);
+    interrupt_once_up(c, pid);
+    if (::testing::Test::HasFatalFailure()) return;
     ASSERT_TRUE(wait_until([&] { return !processes_with(c.dir.file(".pcr/down.sh")).empty(); },
                            std::chrono::seconds(60)));
     ::kill(pid, SIGINT);

@@ -29,12 +29,13 @@ std::vector<std::string> our_env() {
   return env;
 }
 
-// Run `spec` to its end on a fresh loop.
-Outcome run_one(Spawn spec, const std::function<void(ProcessSet&, ProcessSet::Id)>& after_spawn = nullptr) {
+// Run `spec` to its end on a fresh loop; with `stdout_file`, its stdout spooled alone too.
+Outcome run_one(Spawn spec, const std::function<void(ProcessSet&, ProcessSet::Id)>& after_spawn = nullptr,
+                bool stdout_file = true) {
   TempDir dir;
   if (spec.env.empty()) spec.env = our_env();
   spec.spool_path = dir.file("job.log");
-  spec.stdout_path = dir.file("job.out");
+  if (stdout_file) spec.stdout_path = dir.file("job.out");
   Outcome out;
   Loop loop;
   {
@@ -119,19 +120,10 @@ TEST(ProcessSet, SpoolTailKeepsTheLastBytesInOrder) {
 // Without a stdout file both streams share one pipe: the spool has them exactly in the
 // order written (two pipes read in turn gave all of stdout's lines, then stderr's).
 TEST(ProcessSet, StdoutAndStderrKeepTheirOrder) {
-  TempDir dir;
-  Loop loop;
-  ProcessSet set(loop);
-  Spawn s = job("for i in 1 2 3 4 5; do echo out$i; echo err$i >&2; done");
-  s.env = our_env();
-  s.spool_path = dir.file("job.log");
-  std::string streamed;
-  set.spawn(s, [&](Stream, std::string_view data) { streamed.append(data); },
-            [&](const Exit&) { loop.stop(); });
-  loop.run();
+  auto o = run_one(job("for i in 1 2 3 4 5; do echo out$i; echo err$i >&2; done"), nullptr, false);
   const std::string expected = "out1\nerr1\nout2\nerr2\nout3\nerr3\nout4\nerr4\nout5\nerr5\n";
-  EXPECT_EQ(test::read_file(dir.file("job.log")), expected);
-  EXPECT_EQ(streamed, expected);
+  EXPECT_EQ(o.spooled, expected);
+  EXPECT_EQ(o.output, expected);
 }
 
 // discard_output: the job's stdout and stderr are /dev/null itself (no pipe), nothing is

@@ -218,3 +218,11 @@ TEST(Masker, LongerSecretWinsAndNoSecretsMeansPassThrough) {
   EXPECT_FALSE(none.active());
   EXPECT_EQ(none.feed("abc"), "abc");
 }
+
+TEST(CutPiece, ThroughTheFirstNewlineElseAnEighth) {
+  EXPECT_EQ(pcr::util::cut_piece("ret123\nnext line\n"), 7u);
+  EXPECT_EQ(pcr::util::cut_piece("12345678abcdefgh"), 2u);  // no newline: the first eighth
+  EXPECT_EQ(pcr::util::cut_piece("no line after it\n"), 2u);
+  EXPECT_EQ(pcr::util::cut_piece(std::string(100'000, 'x')), 4096u);
+  EXPECT_EQ(pcr::util::cut_piece(""), 0u);
+}

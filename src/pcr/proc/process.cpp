@@ -2,6 +2,7 @@
 #include <pcr/proc/spawn_attr.hpp>
 #include <pcr/util/expected.hpp>
 #include <pcr/util/io.hpp>
+#include <pcr/util/text.hpp>
 
 #include <uv.h>
 
@@ -279,9 +280,8 @@ struct ProcessSet::Child {
 
   // The kept tail, oldest byte first, into the spool file.
   //
-  // A tail that lost its beginning starts after its first newline: the cut line is a
-  // fragment, and may be the end of a secret, which no masking downstream could know for
-  // one (with no line after it: its first eighth goes, at most 4 KiB).
+  // A tail that lost its beginning leaves out the cut piece (util::cut_piece): it may be
+  // the end of a secret, which no masking downstream could know for one.
   void write_tail() {
     if (tail_size == 0) return;
     const std::size_t start = tail_size < spec.spool_tail ? 0 : tail_at;
@@ -289,11 +289,7 @@ struct ProcessSet::Child {
     std::string kept(tail.data() + start, first);
     kept.append(tail.data(), tail_size - first);
     std::vector<char>().swap(tail);
-    if (result.bytes > kept.size()) {
-      const std::size_t newline = kept.find('\n');
-      const bool line_after = newline != std::string::npos && newline + 1 < kept.size();
-      kept.erase(0, line_after ? newline + 1 : std::min<std::size_t>(kept.size() / 8, 4096));
-    }
+    if (result.bytes > kept.size()) kept.erase(0, util::cut_piece(kept));
     spool(spool_fd, spec.spool_path, kept);
   }
 

@@ -1,6 +1,7 @@
 #include <pcr/report/format.hpp>
 #include <pcr/report/record.hpp>
 #include <pcr/util/escape.hpp>
+#include <pcr/util/text.hpp>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -55,13 +56,8 @@ std::string output_tail(const std::string& path, size_t max_bytes, const util::M
   ssize_t n = ::pread(fd, buf.data(), buf.size(), from);
   ::close(fd);
   buf.resize(n > 0 ? static_cast<size_t>(n) : 0);
-  // A cut start is a fragment, maybe of a secret no masker can recognise: the first line
-  // goes (with no line after it, the first eighth, at most 4 KiB), as proc cuts a kept tail.
-  if (from > 0) {
-    const size_t nl = buf.find('\n');
-    const bool whole_line_after = nl != std::string::npos && nl + 1 < buf.size();
-    buf.erase(0, whole_line_after ? nl + 1 : std::min<size_t>(buf.size() / 8, 4096));
-  }
+  // A cut start may be the end of a secret no masker can recognise: left out.
+  if (from > 0) buf.erase(0, util::cut_piece(buf));
   return util::valid_utf8(mask.mask(buf));
 }
 

@@ -115,6 +115,12 @@ std::string did_you_mean(std::string_view word, const std::vector<std::string>& 
   return best;
 }
 
+std::size_t cut_piece(std::string_view tail) {
+  const std::size_t newline = tail.find('\n');
+  if (newline != std::string_view::npos && newline + 1 < tail.size()) return newline + 1;
+  return std::min<std::size_t>(tail.size() / 8, 4096);
+}
+
 std::string join(const std::vector<std::string>& words, std::string_view separator) {
   std::string out;
   for (std::size_t i = 0; i < words.size(); ++i) {

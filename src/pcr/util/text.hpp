@@ -56,6 +56,12 @@ std::vector<std::string> split_lines(std::string_view s);
 // `words` joined with `separator` between them.
 std::string join(const std::vector<std::string>& words, std::string_view separator);
 
+// How many bytes at the start of `tail`, output whose beginning was cut off, are the cut
+// piece to leave out: through its first newline when a whole line follows it, else its
+// first eighth (at most 4 KiB). The piece may be the end of a secret, which no masker can
+// recognise.
+std::size_t cut_piece(std::string_view tail);
+
 // `s` cut to at most `width` display columns (UTF-8 aware), ending in "…" when cut.
 std::string elide(std::string_view s, size_t width);
 
