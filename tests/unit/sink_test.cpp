@@ -51,12 +51,18 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 // pipe takes what fits, the rest is queued, past 1 MiB on disk), and the reader then gets
 // all of it in order. The first piece lands in a pipe already holding most of its size, so
 // the direct write of what fits is exercised too.
-TEST(Sink, NeverWaitsForAReaderAndLosesNothing) {
+// Both ways of writing only what a pipe takes now: RWF_NOWAIT, and the measured room.
+class SinkIntoAPipe : public testing::TestWithParam<bool> {};
+INSTANTIATE_TEST_SUITE_P(Sink, SinkIntoAPipe, testing::Values(false, true),
+                         [](const testing::TestParamInfo<bool>& param) { return param.param ? "MeasuredRoom" : "NoWait"; });
+
+TEST_P(SinkIntoAPipe, NeverWaitsForAReaderAndLosesNothing) {
   Pipe p;
   const std::string before = numbered(900 * 1024, 0);
   std::string expected = before;
   {
     Sink sink(p.write, "pipe", {}, true);
+    if (GetParam()) sink.measure_room();
     ASSERT_EQ(::write(p.write, before.data(), before.size()), static_cast<ssize_t>(before.size()));
     for (int piece = 1; piece <= 8; ++piece) {
       const std::string data = numbered(1 << 20, piece);

@@ -186,6 +186,18 @@ TEST(HasControls, FindsEveryControlButNewlineTabAndReturnAtAnyOffset) {
     }
 }
 
+TEST(HasControls, AgreesWithTheRuleForEveryByteAtEveryOffsetOfTheWideLoop) {
+  // 140 bytes: two 64-byte steps of the widest loop and a bytewise rest.
+  for (int c = 0; c < 256; ++c) {
+    const bool control = (c < 0x20 && c != '\n' && c != '\t' && c != '\r') || c == 0x7f;
+    for (size_t at = 0; at < 140; ++at) {
+      std::string s(140, 'a');
+      s[at] = static_cast<char>(c);
+      ASSERT_EQ(has_controls(s), control) << "at " << at << " byte " << c;
+    }
+  }
+}
+
 TEST(Visible, ControlCharactersAreShownNotObeyed) {
   EXPECT_EQ(visible("plain ünïcode ✓"), "plain ünïcode ✓");
   EXPECT_EQ(visible("a\x1b[2Jb"), "a\\e[2Jb");
@@ -217,6 +229,28 @@ TEST(Masker, LongerSecretWinsAndNoSecretsMeansPassThrough) {
   Masker none;
   EXPECT_FALSE(none.active());
   EXPECT_EQ(none.feed("abc"), "abc");
+}
+
+TEST(Masker, FindsASecretAtEveryOffsetAmongNearMisses) {
+  // Filler full of near misses (the secret's first and last byte at its distance, a wrong
+  // middle), long enough for the wide search and its rest; the secret at every offset.
+  for (const std::string& secret :
+       std::vector<std::string>{"a-b", "s3cr3t!", "not-in-the-output-4242", std::string(40, 'q') + "Z"}) {
+    std::string miss = secret;
+    miss[miss.size() / 2] = '#';
+    std::string filler;
+    while (filler.size() < 150) filler += miss + "_";
+    for (size_t at = 0; at <= 100; ++at) {
+      std::string text = filler;
+      text.insert(at, secret);
+      std::string expected = filler;
+      expected.insert(at, "***");
+      ASSERT_EQ(Masker({secret}).mask(text), expected) << secret << " at " << at;
+    }
+  }
+  // Two bytes: no middle to miss by; the first candidate is the match.
+  EXPECT_EQ(Masker({"ab"}).mask(std::string(100, 'a') + "b" + std::string(50, 'b')),
+            std::string(99, 'a') + "***" + std::string(50, 'b'));
 }
 
 TEST(CutPiece, ThroughTheFirstNewlineElseAnEighth) {

@@ -26,7 +26,10 @@ namespace {
 
 // One read buffer serves every pipe: libuv reads into it and hands it to the read
 // callback before asking for another, so it is never shared by two reads at once.
-constexpr size_t k_read_buffer_size = 1024 * 1024;
+// 128 KiB stays in the CPU's cache between the read and the writes that pass it on; a
+// 1 MiB buffer (as big as the job's pipe) did not, and cost 0.1 s per GiB passed to a
+// pipe (bench/output.sh: 0.87 s against 0.77 s, medians of 11, same run).
+constexpr size_t k_read_buffer_size = 128 * 1024;
 char g_read_buffer[k_read_buffer_size];
 // A read smaller than this, within this long of the previous one, means the job writes
 // faster than pcr reads: pcr then pauses this long before reading on — only with pipes

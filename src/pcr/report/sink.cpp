@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -94,17 +95,9 @@ void Sink::put(std::string_view data) {
   std::lock_guard<std::mutex> lock(m_mutex);
   if (m_errno || m_epipe) return;  // nothing more reaches a failed sink
   // The reader keeps up: write here, without the hand-off to the thread, as much as the
-  // pipe has room for. It cannot block: pcr is the pipe's only writer. Only the rest (of
-  // a big piece, when the reader lags a little) is queued.
-  const std::size_t room = room_now();
-  if (room >= data.size()) {
-    write_now(data);
-    return;
-  }
-  if (room >= k_direct_min) {
-    write_now(data.substr(0, room));
-    data.remove_prefix(room);
-  }
+  // pipe takes now. Only the rest (of a big piece, when the reader lags a little) is queued.
+  data.remove_prefix(write_what_fits(data));
+  if (data.empty() || m_errno || m_epipe) return;
   if (!m_spilling && m_memory_bytes + data.size() <= k_memory_limit) {
     m_memory.emplace_back(data);
     m_memory_bytes += data.size();
@@ -130,8 +123,26 @@ void Sink::put(std::string_view data) {
   m_wake.notify_one();
 }
 
-std::size_t Sink::room_now() const {
+std::size_t Sink::write_what_fits(std::string_view data) {
   if (m_pipe_size == 0 || m_busy || !m_memory.empty() || m_spilling) return 0;
+  std::size_t done = 0;
+  // A write that never waits, without making the pipe non-blocking for the processes
+  // that share it (pcr's parent, a CI agent): RWF_NOWAIT takes what fits and says EAGAIN.
+  while (m_nowait && done < data.size()) {
+    iovec piece{const_cast<char*>(data.data() + done), data.size() - done};
+    const ssize_t n = ::pwritev2(m_fd, &piece, 1, -1, RWF_NOWAIT);
+    if (n > 0) {
+      done += static_cast<std::size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && (errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS)) {
+      m_nowait = false;  // an older kernel: measure the room instead (below)
+    } else {
+      if (n < 0 && errno != EAGAIN) failed(errno);
+      return done;
+    }
+  }
+  if (m_nowait) return done;
   int unread = 0;
   if (::ioctl(m_fd, FIONREAD, &unread) != 0 || unread < 0) return 0;
   // A pipe holds pages, not bytes: the unread bytes may start and end mid-page, and a
@@ -139,7 +150,11 @@ std::size_t Sink::room_now() const {
   // both ends and the rounding, so a write of `room` never waits for the reader.
   static const std::size_t margin = 3 * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
   const std::size_t used = static_cast<std::size_t>(unread) + margin;
-  return used < m_pipe_size ? m_pipe_size - used : 0;
+  const std::size_t room = used < m_pipe_size ? m_pipe_size - used : 0;
+  if (room < std::min(data.size(), k_direct_min)) return 0;  // a small room is left to the thread
+  const std::size_t n = std::min(room, data.size());
+  write_now(data.substr(0, n));
+  return m_errno || m_epipe ? data.size() : n;
 }
 
 void Sink::run() {

@@ -45,13 +45,19 @@ class Sink {
   // descriptor. Idempotent.
   void finish();
 
+  // Into a pipe, find the room by asking how much is unread (FIONREAD), as on kernels
+  // whose pipes do not take RWF_NOWAIT writes; tests use it to try that path here too.
+  void measure_room() { m_nowait = false; }
+
   std::string error() const;  // "" or "NAME: reason"
   bool reader_gone() const;   // EPIPE: not an error
   const std::string& name() const { return m_name; }
 
  private:
   void put(std::string_view masked);
-  std::size_t room_now() const;  // what a pipe takes now without blocking, nothing queued
+  // Write the start of `data` that a pipe takes now without blocking (nothing queued);
+  // returns how many bytes are done with.
+  std::size_t write_what_fits(std::string_view data);
   void write_now(std::string_view data);  // in the caller's thread (regular files)
   void run();                              // the writer thread
   void failed(int err);
@@ -62,6 +68,7 @@ class Sink {
   bool m_own;
   bool m_async = false;
   std::size_t m_pipe_size = 0;  // a pipe's capacity; 0: not a pipe
+  bool m_nowait = true;         // the kernel takes RWF_NOWAIT writes to a pipe
   bool m_finished = false;
 
   mutable std::mutex m_mutex;

@@ -37,8 +37,9 @@ class AnsiStripper {
 };
 
 // Whether `s` holds a control character other than newline, tab and carriage return (an
-// escape sequence starts with one): when not, text may go to a terminal as it is. 16
-// bytes at a time: this runs over every byte of job output.
+// escape sequence starts with one): when not, text may go to a terminal as it is. Many
+// bytes at a time (AVX2 where the CPU has it, else SSE2): this runs over every byte of
+// job output.
 bool has_controls(std::string_view s);
 
 // Return `s` without ANSI escape sequences.
