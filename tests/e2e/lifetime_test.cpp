@@ -190,6 +190,53 @@ TEST(Lifetime, BothKilledLeavesWorkForPcrCleanAndAWarning) {
   EXPECT_NE(again.out.find("nothing left behind"), std::string::npos) << again.out;
 }
 
+TEST(Lifetime, BothKilledLeaveNoSecretOnDisk) {
+  // What a killed run leaves (spool files, .pcr/) never holds a secret's value: the jobs'
+  // output is masked before it is spooled, also a value split across two writes.
+  TempDir d;
+  fs::create_directories(d.file("tmp"));
+  const std::string marker = unique_marker("pcrk9s");
+  const std::string secret = "k9-secret-value-" + marker;
+  PcrOptions o;
+  o.env = {"TMPDIR=" + d.file("tmp"), "TOKEN=" + secret};
+  o.while_running = [&](pid_t pid) {
+    ASSERT_TRUE(wait_until([&] { return exists(d.file("printed-1")) && exists(d.file("printed-2")); }));
+    auto kids = children(pid);
+    ASSERT_EQ(kids.size(), 1u);
+    ::kill(pid, SIGSTOP);
+    ::kill(kids[0], SIGKILL);
+    ::kill(pid, SIGKILL);
+  };
+  auto r = run_yaml(d,
+                    "secrets: [TOKEN]\n"
+                    "steps:\n"
+                    "  - parallel: 2\n"
+                    "    kill_grace: 1s\n"
+                    "    run: |\n"
+                    "      echo \"token: $TOKEN\"; echo \"on stderr: $TOKEN\" >&2\n"
+                    "      printf 'split: '; printf %s \"$TOKEN\" | head -c 10; sleep 0.3\n"
+                    "      printf %s \"$TOKEN\" | tail -c +11; echo\n"
+                    "      touch printed-{n}; sh -c 'sleep 300' " + marker + "\n",
+                    {}, o);
+  EXPECT_EQ(r.signal, SIGKILL) << r.out << r.err;
+  ASSERT_TRUE(spool_left(d));
+  std::size_t spooled = 0;
+  std::string seen;
+  for (const auto& e : fs::recursive_directory_iterator(d.path())) {
+    if (!e.is_regular_file()) continue;
+    const std::string text = read_file(e.path().string());
+    EXPECT_EQ(text.find(secret), std::string::npos) << e.path();
+    if (text.find("token: ***") != std::string::npos && text.find("split: ***") != std::string::npos) ++spooled;
+    seen += e.path().string() + ": " + text + "\n";
+  }
+  EXPECT_EQ(spooled, 2u) << "each job's spool holds its (masked) output:\n" << seen;
+  PcrOptions env_only;
+  env_only.env = o.env;
+  auto clean = run_pcr({"clean", d.file("ci.yaml")}, env_only);
+  EXPECT_EQ(clean.exit_code, 0) << clean.err;
+  EXPECT_TRUE(processes_with(marker).empty());
+}
+
 TEST(Lifetime, PcrCleanNeverKillsAReusedPid) {
   TempDir d;
   d.write("ci.yaml", "steps:\n  - run: 'true'\n");

@@ -31,7 +31,7 @@ std::vector<std::string> our_env() {
 
 // Run `spec` to its end on a fresh loop; with `stdout_file`, its stdout spooled alone too.
 Outcome run_one(Spawn spec, const std::function<void(ProcessSet&, ProcessSet::Id)>& after_spawn = nullptr,
-                bool stdout_file = true) {
+                bool stdout_file = true, std::vector<std::string> secrets = {}) {
   TempDir dir;
   if (spec.env.empty()) spec.env = our_env();
   spec.spool_path = dir.file("job.log");
@@ -40,6 +40,7 @@ Outcome run_one(Spawn spec, const std::function<void(ProcessSet&, ProcessSet::Id
   Loop loop;
   {
     ProcessSet set(loop);
+    set.mask(std::move(secrets));
     auto id = set.spawn(
         spec, [&](Stream, std::string_view data) { out.output.append(data); },
         [&](const Exit& e) {
@@ -119,6 +120,21 @@ TEST(ProcessSet, SpoolTailKeepsTheLastBytesInOrder) {
 
 // Without a stdout file both streams share one pipe: the spool has them exactly in the
 // order written (two pipes read in turn gave all of stdout's lines, then stderr's).
+TEST(ProcessSet, SecretsAreMaskedBeforeTheSpoolAndTheStream) {
+  // Split across two writes a read apart, and on stderr: the spool (on disk, where a killed
+  // run may leave it) and on_output both get the masked text, the same bytes; the stdout
+  // file, which a step reads for items or captured values, keeps what was printed.
+  const std::string script = "printf 'a hunter2'; sleep 0.3; printf -- '-secret b\\n'; printf 'c hunter2-secret' >&2";
+  for (std::size_t tail : {std::size_t{0}, std::size_t{64}}) {
+    Spawn spec = job(script);
+    spec.spool_tail = tail;
+    auto o = run_one(spec, nullptr, true, {"hunter2-secret"});
+    EXPECT_EQ(o.spooled, "a *** b\nc ***") << "tail " << tail;
+    EXPECT_EQ(o.output, o.spooled) << "tail " << tail;
+    EXPECT_EQ(o.stdout_only, "a hunter2-secret b\n") << "tail " << tail;
+  }
+}
+
 TEST(ProcessSet, StdoutAndStderrKeepTheirOrder) {
   auto o = run_one(job("for i in 1 2 3 4 5; do echo out$i; echo err$i >&2; done"), nullptr, false);
   const std::string expected = "out1\nerr1\nout2\nerr2\nout3\nerr3\nout4\nerr4\nout5\nerr5\n";

@@ -72,7 +72,9 @@ Vars base_env(const Pipeline& p) {
 class Engine {
  public:
   Engine(const Pipeline& p, const RunOptions& o, Observer& obs)
-      : m_procs(m_loop), m_run(p, o, obs, m_loop, m_procs) {}
+      : m_procs(m_loop), m_run(p, o, obs, m_loop, m_procs) {
+    m_procs.mask(o.secrets);  // no secret reaches a spool file, where a killed run may leave it
+  }
 
   int run();
 

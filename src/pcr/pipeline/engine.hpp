@@ -40,7 +40,7 @@ struct RunOptions {
   // xargs: pcr copies no byte that nobody could see.
   bool output_unread = false;
   // The values of the pipeline's secrets (the front end resolves them): kept out of the
-  // timings file's keys.
+  // timings file's keys and of the jobs' spool files.
   std::vector<std::string> secrets;
 };
 

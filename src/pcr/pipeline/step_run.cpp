@@ -152,13 +152,16 @@ void StepRun::start(std::function<void()> done) {
   spawn.stdout_path = base + ".out";
   m_lister = m_run.procs.spawn(std::move(spawn), nullptr, [this, base](const proc::Exit& exit) {
     m_lister = 0;
-    if (exit.exit_code == 0 && exit.signal == 0 && exit.spawn_error.empty() && !exit.stopped &&
-        !exit.timed_out && !exit.idle_timed_out) {
-      std::vector<std::string> found;
+    const bool listed = exit.exit_code == 0 && exit.signal == 0 && exit.spawn_error.empty() && !exit.stopped &&
+                        !exit.timed_out && !exit.idle_timed_out;
+    std::vector<std::string> found;
+    if (listed)
       for (auto& l : read_lines(base + ".out"))
         if (!l.empty()) found.push_back(std::move(l));
-      return launch(found);
-    }
+    // Read: the items as printed (unmasked: docs/pipeline.md) leave the disk now.
+    std::error_code ignored;
+    std::filesystem::remove(base + ".out", ignored);
+    if (listed) return launch(found);
     const std::string why = !exit.spawn_error.empty() ? exit.spawn_error
                             : exit.timed_out          ? std::string("timed out")
                             : exit.idle_timed_out     ? std::string("printed nothing for too long")
@@ -535,6 +538,9 @@ void StepRun::ended(std::size_t index, const proc::Exit& exit, const std::string
   if (m_step.options.results.format != ResultsSpec::Format::none &&
       (r.status == JobStatus::passed || r.status == JobStatus::failed))
     read_results(job, r);
+  // Read: the stdout as printed (unmasked: docs/pipeline.md) leaves the disk now.
+  std::error_code ignored;
+  if (!job.stdout_path.empty()) std::filesystem::remove(job.stdout_path, ignored);
   // A failure on a host: ask the host whether it still answers before blaming the job.
   const auto host = host_of(job.info.worker, index);
   if (host && may_be_the_host(r) && !exit.stopped) {

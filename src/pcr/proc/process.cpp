@@ -224,8 +224,10 @@ struct ProcessSet::Child {
   int spool_fd = -1;
   int stdout_fd = -1;
   bool paced = false;      // its pipes are big enough to wait for (k_flood_pause)
+  util::Masker mask;       // the set's secrets, for this job's output stream
   std::vector<char> tail;  // spec.spool_tail > 0: the last bytes, a ring from tail_at
   std::size_t tail_at = 0, tail_size = 0;
+  std::uint64_t tail_seen = 0;  // every byte that passed the ring
   Spawn spec;
   OnOutput on_output;
   OnExit on_exit;
@@ -263,11 +265,30 @@ struct ProcessSet::Child {
     if (!util::write_all(fd, data)) spool_failed(path);
   }
 
+  // Output (masked) into the spool, or its tail. A full disk loses spool, never the run:
+  // the job goes on, the loss is reported.
+  void keep(std::string_view data) {
+    if (spec.spool_tail > 0)
+      keep_tail(data);
+    else
+      spool(spool_fd, spec.spool_path, data);
+  }
+
+  // What the mask still held back: the end of the output.
+  void flush_mask() {
+    if (!mask.active()) return;
+    const std::string rest = mask.flush();
+    if (rest.empty()) return;
+    keep(rest);
+    if (on_output) on_output(Stream::out, rest);
+  }
+
   // Keep the last spec.spool_tail bytes of the output: only the end of a big read is
   // copied.
   void keep_tail(std::string_view data) {
     const std::size_t cap = spec.spool_tail;
     if (tail.empty()) tail.resize(cap);
+    tail_seen += data.size();
     if (data.size() >= cap) {
       std::memcpy(tail.data(), data.data() + data.size() - cap, cap);
       tail_at = 0;
@@ -292,7 +313,7 @@ struct ProcessSet::Child {
     std::string kept(tail.data() + start, first);
     kept.append(tail.data(), tail_size - first);
     std::vector<char>().swap(tail);
-    if (result.bytes > kept.size()) kept.erase(0, util::cut_piece(kept));
+    if (tail_seen > kept.size()) kept.erase(0, util::cut_piece(kept));
     spool(spool_fd, spec.spool_path, kept);
   }
 
@@ -423,6 +444,7 @@ ProcessSet::Id ProcessSet::spawn(Spawn spec, OnOutput on_output, OnExit on_exit)
   c->spec = std::move(spec);
   c->on_output = std::move(on_output);
   c->on_exit = std::move(on_exit);
+  c->mask = m_secrets;
   uv_loop_t* loop = m_loop.raw();
   for (auto* t : {&c->timeout_timer, &c->idle_timer, &c->grace_timer, &c->drain_timer}) {
     uv_timer_init(loop, t);
@@ -488,15 +510,12 @@ ProcessSet::Id ProcessSet::spawn(Spawn spec, OnOutput on_output, OnExit on_exit)
           const auto now = Clock::now();
           const bool flooding = self->paced && size < k_flood_read && now - self->last_output < k_flood_pause;
           self->last_output = now;
-          // A full disk loses spool, never the run: the job goes on, the loss is reported.
-          const std::string_view data(buf->base, size);
-          if (self->spec.spool_tail > 0)
-            self->keep_tail(data);
-          else
-            self->spool(self->spool_fd, self->spec.spool_path, data);
-          if (index == 0) self->spool(self->stdout_fd, self->spec.stdout_path, data);
-          if (self->on_output)
-            self->on_output(index == 0 ? Stream::out : Stream::err, std::string_view(buf->base, size));
+          const std::string_view printed(buf->base, size);
+          std::string masked;
+          const std::string_view data = self->mask.active() ? (masked = self->mask.feed(printed)) : printed;
+          self->keep(data);
+          if (index == 0) self->spool(self->stdout_fd, self->spec.stdout_path, printed);
+          if (self->on_output && !data.empty()) self->on_output(index == 0 ? Stream::out : Stream::err, data);
           // A job writing faster than pcr wakes up (8 KiB writes at gigabytes a second)
           // would wake it for every write: a context switch per 8 KiB, for pcr and the
           // writer both. Waiting a moment lets the pipe fill, so the next read takes
@@ -535,6 +554,7 @@ void ProcessSet::finish(Child* c) {
   if (c->finished || !c->exited || c->lingering || c->open_pipes > 0) return;
   c->finished = true;
   uv_timer_stop(&c->drain_timer);
+  c->flush_mask();
   c->write_tail();
   if (c->spool_fd >= 0) ::close(c->spool_fd);
   if (c->stdout_fd >= 0) ::close(c->stdout_fd);

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <pcr/proc/loop.hpp>
+#include <pcr/util/mask.hpp>
 
 #include <sys/types.h>
 
@@ -22,8 +23,8 @@ struct Spawn {
   std::string command;
   std::vector<std::string> env;  // the whole environment, "NAME=value"
   std::string workdir;           // empty: pcr's own
-  std::string spool_path;        // both streams in arrival order; created 0600
-  std::string stdout_path;       // when set, stdout alone is spooled here too (0600)
+  std::string spool_path;        // both streams in arrival order, masked (`mask`); 0600
+  std::string stdout_path;       // when set, stdout alone is written here too, whole (0600)
   // > 0: the spool keeps only the last `spool_tail` bytes, held in memory and written
   // when the process ends — for output its observers showed as it came and never read
   // back whole, which then costs no disk write per byte.
@@ -77,6 +78,14 @@ class ProcessSet {
   // is called once, from the loop, never from within `spawn` — also when spawning failed.
   Id spawn(Spawn spec, OnOutput on_output, OnExit on_exit);
 
+  // Replace these values by "***" in what jobs started from now on print, before it is
+  // spooled or seen by `on_output`: no secret reaches a spool file on disk (where a killed
+  // run may leave it), and the spool and `on_output` see the same bytes. A value split
+  // across two reads is still caught: the bytes that could start one wait for the next
+  // read or the end. The `stdout_path` file alone keeps stdout as printed: what a step
+  // reads from it (items, captured values) must stay what the job printed.
+  void mask(std::vector<std::string> secrets) { m_secrets = util::Masker(std::move(secrets)); }
+
   // End job `id`: SIGTERM to its group and SIGKILL after its grace, or SIGKILL now when
   // `immediately`. The exit is reported with `stopped` set. No-op for a finished job.
   void stop(Id id, bool immediately);
@@ -101,6 +110,7 @@ class ProcessSet {
   void drain_and_finish(Child* child);
   void finish(Child* child);
   Loop& m_loop;
+  util::Masker m_secrets;
   std::unordered_map<Id, Child*> m_children;
   std::unordered_set<pid_t> m_job_pids;  // job shells not reaped yet
   std::unordered_map<pid_t, Child*> m_by_pid;
