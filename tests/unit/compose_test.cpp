@@ -169,6 +169,48 @@ TEST(ComposeLint, FixedNamesPortsAndRemoteBindMounts) {
             std::string::npos);
 }
 
+TEST(ComposeLint, FollowsYamlMergeKeys) {
+  // A fixed name or port that a service gets through `<<:` (one map, a list of maps, a
+  // merge of a merge) is as fixed as its own; its own key wins over a merged one.
+  test::TempDir d;
+  d.write("dc.yml", R"(x-named: &named
+  container_name: shop_web
+x-ported: &ported
+  ports: ["8080:80"]
+x-both: &both
+  <<: [*named, *ported]
+x-loop: &loop
+  <<: *loop
+services:
+  web:
+    <<: *named
+    image: shop
+  api:
+    <<: [*ported]
+  worker:
+    <<: *both
+  own:
+    <<: *named
+    container_name: ${PROJECT_NAME}_own
+  odd:
+    <<: *loop
+)");
+  auto warnings = docker::lint_compose({d.file("dc.yml")}, "");
+  auto count = [&](const std::string& text) {
+    return std::count_if(warnings.begin(), warnings.end(),
+                         [&](const std::string& w) { return w.find(text) != std::string::npos; });
+  };
+  EXPECT_EQ(count("service web: container_name 'shop_web' is fixed"), 1) << ::testing::PrintToString(warnings);
+  EXPECT_EQ(count("service api: host port 8080 is fixed"), 1);
+  EXPECT_EQ(count("service worker: container_name 'shop_web'"), 1);
+  EXPECT_EQ(count("service worker: host port 8080"), 1);
+  EXPECT_EQ(count("service own:"), 0) << "its own container_name wins";
+  EXPECT_EQ(count("service odd:"), 0);
+  EXPECT_EQ(warnings.size(), 4u) << ::testing::PrintToString(warnings);
+  // The warning points at where the fixed value is written: the anchored map.
+  EXPECT_EQ(count(d.file("dc.yml") + ":2:19: warning: service web"), 1);
+}
+
 #include <pcr/docker/helpers.hpp>
 
 TEST(DockerHelpers, EveryValueIsQuoted) {

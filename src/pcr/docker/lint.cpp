@@ -36,6 +36,27 @@ std::string fixed_host_port(const std::string& spec) {
   return host;
 }
 
+// `key` of a service, also where a YAML merge key brings it (`<<: *base`, `<<: [*a, *b]`),
+// as compose applies them: the service's own keys first, then the merged maps in order.
+// Merged maps may merge others; `budget` bounds the walk (anchors can repeat a map, or
+// name themselves).
+YAML::Node merged_key(const YAML::Node& map, const std::string& key, int& budget) {
+  if (--budget < 0 || !map.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
+  if (const YAML::Node own = map[key]) return own;
+  const YAML::Node merge = map["<<"];
+  if (!merge) return YAML::Node(YAML::NodeType::Undefined);
+  if (merge.IsMap()) return merged_key(merge, key, budget);
+  if (merge.IsSequence())
+    for (const auto& m : merge)
+      if (const YAML::Node found = merged_key(m, key, budget)) return found;
+  return YAML::Node(YAML::NodeType::Undefined);
+}
+
+YAML::Node service_key(const YAML::Node& svc, const std::string& key) {
+  int budget = 1000;
+  return merged_key(svc, key, budget);
+}
+
 bool is_bind_source(const std::string& source) {
   return !source.empty() && (source[0] == '.' || source[0] == '/' || source[0] == '~');
 }
@@ -84,12 +105,12 @@ std::vector<std::string> lint_compose(const std::vector<std::string>& files,
       // A copy: `it->second` lives in a temporary that the iterator hands out.
       const YAML::Node svc = it->second;
       if (!svc.IsMap()) continue;
-      if (auto cn = svc["container_name"]; cn && cn.IsScalar() && !has_variable(cn.Scalar()))
+      if (auto cn = service_key(svc, "container_name"); cn && cn.IsScalar() && !has_variable(cn.Scalar()))
         out.push_back(fmt::format(
             "{}: warning: service {}: container_name '{}' is fixed, so only one worker's "
             "cluster can have it; use a variable, e.g. ${{PROJECT_NAME}}_{}",
             where(file, cn), name, cn.Scalar(), name));
-      if (auto ports = svc["ports"]; ports && ports.IsSequence()) {
+      if (auto ports = service_key(svc, "ports"); ports && ports.IsSequence()) {
         for (const auto& p : ports) {
           std::string host;
           if (p.IsScalar())
@@ -106,7 +127,7 @@ std::vector<std::string> lint_compose(const std::vector<std::string>& files,
       }
       for (const auto& remote : remotes) {
         const std::string host = host_words(remote);
-        if (auto vols = svc["volumes"]; vols && vols.IsSequence()) {
+        if (auto vols = service_key(svc, "volumes"); vols && vols.IsSequence()) {
           for (const auto& v : vols) {
             std::string source;
             if (v.IsScalar())
@@ -121,7 +142,7 @@ std::vector<std::string> lint_compose(const std::vector<std::string>& files,
                   where(file, v), name, source, host));
           }
         }
-        if (auto build = svc["build"]) {
+        if (auto build = service_key(svc, "build")) {
           out.push_back(fmt::format(
               "{}: warning: service {}: the build context is sent from here to {}; an image "
               "built there is not on other hosts",
