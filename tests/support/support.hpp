@@ -103,6 +103,13 @@ inline bool wait_until(const std::function<bool()>& condition,
 
 inline bool exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
 
+// How many times `part` occurs in `text` (not overlapping).
+inline std::size_t occurrences(const std::string& text, const std::string& part) {
+  std::size_t n = 0;
+  for (auto at = text.find(part); at != std::string::npos; at = text.find(part, at + part.size())) ++n;
+  return n;
+}
+
 // Whether `tool` is on PATH (tests of optional tools skip, saying so, when it is not).
 inline bool have(const std::string& tool) {
   return std::system(("command -v '" + tool + "' > /dev/null 2>&1").c_str()) == 0;

@@ -37,14 +37,15 @@ namespace {
 std::string planned_project(const std::string& base, unsigned n);
 
 // Takes a project down, retrying once when a network still has active endpoints (a
-// container of another project was still detaching), and removes its record when done.
+// container of another project was still detaching), and removes its record and its
+// `{exec}` log when done.
 constexpr const char* k_down_script = R"SH(#!/bin/sh
-# Written by pcr. usage: down.sh 'COMPOSE COMMAND' RECORD
+# Written by pcr. usage: down.sh 'COMPOSE COMMAND' RECORD EXEC_LOG
 for try in 1 2; do
   out=$(eval "$1 down -v --remove-orphans" 2>&1)
   rc=$?
   [ -n "$out" ] && printf '%s\n' "$out"
-  if [ $rc = 0 ]; then rm -f "$2"; exit 0; fi
+  if [ $rc = 0 ]; then rm -f "$2" "$3"; exit 0; fi
   case "$out" in *'active endpoints'*) sleep 2 ;; *) exit $rc ;; esac
 done
 exit 1
@@ -98,7 +99,9 @@ std::string teardown_command(const ProjectRecord& r, const std::string& record_p
                              const std::string& pcr_dir, bool write = true) {
   const std::string script = write ? script_or_throw(pcr_dir, "down.sh", k_down_script)
                                    : fs::absolute(fs::path(pcr_dir) / "down.sh").string();
-  std::string cmd = util::shell_join({script, util::shell_join(compose_argv(r.version, r.files, r.project)), record_path});
+  const std::string exec_log = (fs::absolute(fs::path(pcr_dir)) / "exec" / (r.project + ".log")).string();
+  std::string cmd =
+      util::shell_join({script, util::shell_join(compose_argv(r.version, r.files, r.project)), record_path, exec_log});
   if (!r.docker_host.empty()) cmd = "DOCKER_HOST=" + util::shell_quote(r.docker_host) + " " + cmd;
   return cmd;
 }
