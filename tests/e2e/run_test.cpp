@@ -88,6 +88,26 @@ TEST(Run, BadFlagsExitTwo) {
   EXPECT_FALSE(exists(d.file("ran")));
 }
 
+TEST(Run, CountsAreWholeNumbersOfOneOrMoreAndSaySo) {
+  // -j, --total and --index: the flag, the value, and what it should be, in one line.
+  TempDir d;
+  d.write("ci.yaml", "steps:\n  - run: touch ran\n");
+  PcrOptions o;
+  o.cwd = d.path();
+  for (const auto& [args, said] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"run", "-j", "0"}, "pcr: --jobs: give a whole number of 1 or more, not '0'\n"},
+           {{"run", "-j", "2.5"}, "pcr: --jobs: give a whole number of 1 or more, not '2.5'\n"},
+           {{"split", "--total", "0", "--index", "1", "a"}, "pcr: --total: give a whole number of 1 or more, not '0'\n"},
+           {{"split", "--total", "2", "--index", "-1", "a"}, "pcr: --index: give a whole number of 1 or more, not '-1'\n"},
+           {{"split", "--total", "99999999999999999999999", "a"}, "pcr: --total: '99999999999999999999999' is too large\n"},
+           {{"split", "--total", "\x1b[2J", "a"}, "pcr: --total: give a whole number of 1 or more, not '\\e[2J'\n"}}) {
+    auto r = run_pcr(args, o);
+    EXPECT_EQ(r.exit_code, 2) << args[1];
+    EXPECT_EQ(r.err.substr(0, r.err.find('\n') + 1), said);
+  }
+  EXPECT_FALSE(exists(d.file("ran")));
+}
+
 TEST(Run, DefaultFileIsCiYamlInTheCurrentFolder) {
   TempDir d;
   d.write("ci.yaml", "steps:\n  - run: touch ran\n");

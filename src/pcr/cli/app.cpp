@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -143,9 +144,24 @@ struct RunFlags {
   bool require_all_hosts = false;
 };
 
+// A whole number of 1 or more (-j, --total, --index). CLI11's own PositiveNumber words a
+// refusal as "not in range 0.000000 to 1797…" with 300 digits.
+const CLI::Validator k_count(
+    [](std::string& value) -> std::string {
+      std::size_t n = 0;
+      const char* end = value.data() + value.size();
+      const auto [stop, ec] = std::from_chars(value.data(), end, n);
+      if (ec == std::errc::result_out_of_range && stop == end)
+        return fmt::format("'{}' is too large", util::visible(value));
+      if (ec != std::errc() || stop != end || n == 0)
+        return fmt::format("give a whole number of 1 or more, not '{}'", util::visible(value));
+      return "";
+    },
+    "N>=1");
+
 void add_run_flags(CLI::App& cmd, RunFlags& f) {
   cmd.add_option("-j,--jobs", f.jobs, "At most N jobs running at once across the run")
-      ->check(CLI::PositiveNumber);
+      ->check(k_count);
   cmd.add_option("--step", f.step, "Run only the step NAME (cleanup still runs)");
   cmd.add_flag("--dry-run", f.dry_run, "Print the plan with every command expanded; run nothing");
   cmd.add_option(
@@ -543,12 +559,12 @@ int main(int argc, char** argv) {
       ->add_option("--total", split_total,
                    "Number of shards (default: from CI_NODE_TOTAL, CIRCLE_NODE_TOTAL, "
                    "BUILDKITE_PARALLEL_JOB_COUNT)")
-      ->check(CLI::PositiveNumber);
+      ->check(k_count);
   split
       ->add_option("--index", split_index,
                    "This shard, 1-based (default: from CI_NODE_INDEX (1-based), "
                    "CIRCLE_NODE_INDEX or BUILDKITE_PARALLEL_JOB (0-based))")
-      ->check(CLI::PositiveNumber);
+      ->check(k_count);
   split->add_option("--timings", split_timings,
                     "Recorded job durations (default .pcr/timings.json)");
   split->add_option("--step", split_step, "Use the timings of this step (default: any step's)");
