@@ -40,6 +40,7 @@ struct PcrOptions {
   std::function<void(pid_t)> while_running;  // called once pcr started
   int timeout_s = 120;
   std::string stdout_path;  // instead of capturing: e.g. /dev/null for huge output
+  bool stdout_nonblocking = false;  // pcr's stdout is O_NONBLOCK, as some parents leave it
 };
 
 // `pcr ARGS`, once.
@@ -51,7 +52,7 @@ inline PcrRun run_pcr_once(const std::vector<std::string>& args, const PcrOption
   if (pid == 0) {
     ::setpgid(0, 0);
     std::string target = o.stdout_path.empty() ? out_path : o.stdout_path;
-    int out = ::open(target.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int out = ::open(target.c_str(), O_WRONLY | O_CREAT | O_TRUNC | (o.stdout_nonblocking ? O_NONBLOCK : 0), 0600);
     int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     int devnull = ::open("/dev/null", O_RDONLY);
     ::dup2(devnull, 0), ::dup2(out, 1), ::dup2(err, 2);

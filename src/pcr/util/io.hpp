@@ -7,8 +7,10 @@
 
 namespace pcr::util {
 
-// Write all of `data` to `fd`, retrying on EINTR and short writes. Returns false when the
-// descriptor refused (a full disk, a closed pipe); callers decide whether that matters.
+// Write all of `data` to `fd`, retrying on EINTR and short writes, and waiting for room
+// when `fd` is non-blocking (a parent may have made a shared pipe so: EAGAIN then means
+// "not yet", not a failure). Returns false when the descriptor refused (a full disk, a
+// closed pipe); callers decide whether that matters.
 bool write_all(int fd, std::string_view data);
 
 // The whole content of file `path`, or nullopt when it cannot be opened (errno says why).
