@@ -153,3 +153,75 @@ TEST(HostileOutput, TheTailOfALongOutputHoldsNoPieceOfASecret) {
   EXPECT_EQ(html.find(piece), std::string::npos) << "a piece of the secret";
   EXPECT_EQ(r.out.find(piece), std::string::npos) << r.out.substr(0, 2000);
 }
+
+// A job whose output ends inside an escape sequence (an OSC never terminated, a lone
+// ESC) takes that sequence with it: the next job's output, and the next step's, are all
+// there, in grouped and in prefixed output.
+TEST(HostileOutput, AnUnfinishedEscapeEndsWithItsJob) {
+  TempDir d;
+  const std::string yaml = R"Y(steps:
+  - name: s
+    commands:
+      - printf 'job1 ends\033]0;'
+      - sleep 0.3; echo 'job2 line1'; echo 'job2 line2'
+  - name: t
+    commands:
+      - printf 'lone\033'
+      - sleep 0.3; printf 'a\033[31mred\n'
+  - name: u
+    run: echo "next step output"
+)Y";
+  for (const std::string style : {"grouped", "prefixed"}) {
+    auto r = run_yaml(d, yaml, {"--output", style});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    for (const char* line : {"job2 line1\n", "job2 line2\n", "next step output\n", "ared\n", "job1 ends"})
+      EXPECT_NE(r.out.find(line), std::string::npos) << style << ": " << line << " lost:\n" << r.out;
+    EXPECT_EQ(r.out.find("job1 ends✓"), std::string::npos) << style << ":\n" << r.out;
+    expect_clean(style, r.out);
+  }
+}
+
+// A secret whose value the console shows escaped or shell-quoted — a multi-line key, a
+// tab, a control character, a quote — is masked in that form too: in the plan, commands,
+// names, the summary. And a variable named in `secrets` is masked whichever `env:` gives
+// it its value (a step's, `defaults:`).
+TEST(HostileOutput, SecretsAreMaskedAsShownEscapedOrQuoted) {
+  TempDir d;
+  d.write("ci.yaml", R"Y(name: "pipeline ctl\x01zz"
+env: {K: "-----BEGIN KEY-----\nMIIBOgIBAAJBAKj34\n-----END KEY-----", T: "tab\tsecret", Q: "sec'ret val", C: "ctl\x01zz"}
+secrets: [K, T, Q, C, STEPTOK, DEFTOK]
+defaults:
+  env: {DEFTOK: defaults-value-42}
+steps:
+  - name: items
+    for_each: {list: ["-----BEGIN KEY-----\nMIIBOgIBAAJBAKj34\n-----END KEY-----", "tab\tsecret", "sec'ret val"]}
+    run: test -n {items}
+  - name: "step ctl\x01zz"
+    env: {STEPTOK: step-value-42}
+    run: echo "tok=$STEPTOK def=$DEFTOK"
+)Y");
+  for (const auto& args : std::vector<std::vector<std::string>>{{"check", d.file("ci.yaml")},
+                                                                {"run", "--log-dir", d.file("logs"), d.file("ci.yaml")}}) {
+    auto r = run_pcr(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    for (const char* shown : {"MIIBOgIBAAJBAKj34", "tab\\tsecret", "sec'\\''ret", "ctl\\x01zz", "step-value-42",
+                              "defaults-value-42"})
+      EXPECT_EQ(r.out.find(shown), std::string::npos) << args[0] << " shows " << shown << ":\n" << r.out;
+  }
+  for (const auto& e : fs::recursive_directory_iterator(d.file("logs"))) {
+    const std::string text = read_file(e.path().string());
+    for (const char* shown : {"MIIBOgIBAAJBAKj34", "tab\\tsecret", "sec'\\''ret", "ctl\\x01zz", "step-value-42"})
+      EXPECT_EQ(text.find(shown), std::string::npos) << e.path() << " shows " << shown;
+  }
+}
+
+// A captured value is known only during the run: naming it a secret is refused at load,
+// where it is written, rather than left unmasked.
+TEST(HostileOutput, ACapturedValueCannotBeASecret) {
+  TempDir d;
+  d.write("ci.yaml", "secrets: [CAPS]\nsteps:\n  - run: echo value\n    capture: CAPS\n  - run: echo \"$CAPS\"\n");
+  auto r = run_pcr({"run", d.file("ci.yaml")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("ci.yaml:4:14: capture: CAPS is named in `secrets`"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("value"), std::string::npos) << "nothing runs";
+}

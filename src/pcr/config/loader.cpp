@@ -31,16 +31,29 @@ std::string shown(std::string_view value) { return util::elide(value, 80); }
 
 std::vector<std::string> secret_values(const Pipeline& p) {
   // Every value a secret's name may have in a job: pcr's environment, the pipeline's env,
-  // an extension's (compose: env:). All of them are masked.
-  std::vector<std::string> secrets;
+  // a step's (`defaults:` env is in every step's), a host's, an extension's (compose:
+  // env:). All of them are masked, and each also as pcr may show it: with its control
+  // characters made visible (a multi-line key shown as `\n`), and as a shell word in a
+  // command (an item quoted: a quote inside becomes '\'').
+  std::vector<std::string> values;
   const auto add = [&](const Env& env, const std::string& name) {
     for (const auto& [k, v] : env)
-      if (k == name && !v.empty()) secrets.push_back(v);
+      if (k == name && !v.empty()) values.push_back(v);
   };
   for (const auto& name : p.secrets) {
-    if (const char* value = std::getenv(name.c_str()); value && *value) secrets.emplace_back(value);
+    if (const char* value = std::getenv(name.c_str()); value && *value) values.emplace_back(value);
     add(p.env, name);
+    for (const auto* steps : {&p.steps, &p.cleanup})
+      for (const auto& step : *steps) add(step.options.env, name);
+    for (const auto& host : p.hosts) add(host.env, name);
     for (const auto& ext : p.extensions) add(ext.fixed_env, name);
+  }
+  std::vector<std::string> secrets;
+  for (const auto& v : values) {
+    std::string quoted;  // inside single quotes
+    for (char c : v) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    for (const auto& form : {v, quoted, util::visible(v), util::visible(quoted)})
+      if (std::find(secrets.begin(), secrets.end(), form) == secrets.end()) secrets.push_back(form);
   }
   return secrets;
 }
@@ -103,6 +116,7 @@ class Loader {
         std::string var = scalar(s, "a secret");
         if (!valid_var(var)) error(s, fmt::format("'{}' is not a variable name", shown(var)));
         p.secrets.push_back(var);
+        m_secret_names.insert(var);
       }
     }
     std::vector<Host> hosts;
@@ -499,6 +513,10 @@ class Loader {
       o.capture = scalar(v, "capture");
       if (!valid_var(o.capture))
         error(v, fmt::format("capture: '{}' is not a variable name", shown(o.capture)));
+      else if (m_secret_names.count(o.capture))
+        error(v, fmt::format("capture: {} is named in `secrets`, but a captured value is only known "
+                             "during the run, where pcr could not mask it; capture into another name",
+                             o.capture));
     }
     if (auto v = n["expect"]) {
       o.expect = scalar(v, "expect");
@@ -736,6 +754,7 @@ class Loader {
   std::vector<std::string> m_placeholders;  // extra placeholder names (compose)
   std::vector<Diagnostic> m_errors;
   std::set<std::string> m_captured;
+  std::set<std::string> m_secret_names;
   std::set<std::string> m_names;
 };
 

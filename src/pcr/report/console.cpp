@@ -149,10 +149,12 @@ void Console::write_slice(std::string_view bytes, util::Masker& mask) {
 }
 
 void Console::end_output(util::Masker& mask) {
-  if (!mask.active()) return;
   // Already masked: through the terminal filter only. Nothing held back: nothing to write
   // (an empty write would still erase the status line).
-  if (std::string rest = mask.flush(); !rest.empty()) write_output(rest, m_no_mask);
+  if (mask.active())
+    if (std::string rest = mask.flush(); !rest.empty()) write_output(rest, m_no_mask);
+  // A sequence the job left unfinished ends with its output: the next job's is not eaten.
+  m_stripper.reset();
 }
 
 void Console::replay(const std::string& spool, bool end_line) {

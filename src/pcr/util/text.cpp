@@ -11,6 +11,9 @@ namespace pcr::util {
 
 void AnsiStripper::feed(std::string_view in, std::string& out) {
   for (char c : in) {
+    // A line ends any sequence left open: no job's unfinished escape swallows the lines
+    // that follow (its own, or another job's in prefixed output).
+    if (c == '\n' && m_state != State::text) reset();
     switch (m_state) {
       case State::text:
         if (c == '\x1b') {

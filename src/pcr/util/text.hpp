@@ -27,6 +27,11 @@ class AnsiStripper {
   void feed(std::string_view in, std::string& out);
   // Not inside a sequence: plain text may bypass `feed`.
   bool idle() const { return m_state == State::text; }
+  // Drop a sequence left unfinished (at the end of a job's output, or of a line).
+  void reset() {
+    m_state = State::text;
+    m_sequence.clear();
+  }
 
  private:
   enum class State { text, esc, csi, osc, osc_esc };
