@@ -225,3 +225,39 @@ TEST(HostileOutput, ACapturedValueCannotBeASecret) {
   EXPECT_NE(r.err.find("ci.yaml:4:14: capture: CAPS is named in `secrets`"), std::string::npos) << r.err;
   EXPECT_EQ(r.out.find("value"), std::string::npos) << "nothing runs";
 }
+
+// The summary lays out masked names: a secret in a step's name does not give away its
+// length through the padding of the column that follows.
+TEST(HostileOutput, TheSummaryColumnsDoNotTellASecretsLength) {
+  TempDir d;
+  PcrOptions o;
+  o.env = {"TOKEN=p@ss:word-of-some-length"};
+  auto r = run_yaml(d, "secrets: [TOKEN]\nsteps:\n  - name: \"deploy p@ss:word-of-some-length\"\n    run: 'true'\n"
+                       "  - name: build\n    run: 'true'\n", {"--no-color"}, o);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const auto summary = r.out.find("━━ summary");
+  ASSERT_NE(summary, std::string::npos) << r.out;
+  const auto deploy = r.out.find("✓ deploy ***", summary), build = r.out.find("✓ build", summary);
+  ASSERT_NE(deploy, std::string::npos) << r.out.substr(summary);
+  ASSERT_NE(build, std::string::npos) << r.out.substr(summary);
+  EXPECT_EQ(r.out.find("passed", deploy) - deploy, r.out.find("passed", build) - build) << r.out.substr(summary);
+}
+
+// Names and commands are cut to fit a line ("…"); a cut that falls inside a secret leaves
+// no beginning of it (4 bytes or more) on the console: banners, job lines, the summary,
+// the slowest jobs. The secret starts at every offset of the cut here.
+TEST(HostileOutput, ACutNameOrCommandShowsNoBeginningOfASecret) {
+  TempDir d;
+  const std::string secret = "p@ss:word-of-some-length-xyz-1234567890-abcdefghijklmnop";
+  std::string yaml = "secrets: [TOKEN]\nsteps:\n";
+  for (int n = 1; n <= 130; n += 3) {
+    const std::string name = std::string(static_cast<std::size_t>(n), 'x') + " " + secret;
+    yaml += "  - name: \"" + name + "\"\n    for_each: [\"" + name + "\"]\n    run: echo {items}\n";
+  }
+  PcrOptions o;
+  o.env = {"TOKEN=" + secret};
+  auto r = run_yaml(d, yaml, {"--no-color"}, o);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("slowest jobs:"), std::string::npos);
+  EXPECT_EQ(r.out.find("p@ss"), std::string::npos) << r.out;
+}

@@ -231,6 +231,27 @@ TEST(Masker, LongerSecretWinsAndNoSecretsMeansPassThrough) {
   EXPECT_EQ(none.feed("abc"), "abc");
 }
 
+TEST(Masker, OverlappingSecretsAreMaskedAsOneAlsoWhenTheyArriveInPieces) {
+  Masker two({"abcd", "cdef"});
+  EXPECT_EQ(two.mask("xabcdefx abcd cdef"), "x***x *** ***");
+  // The second secret's end is not there yet when the first is found: held, then masked.
+  std::string out = two.feed("xabcd");
+  out += two.feed("efx");
+  out += two.flush();
+  EXPECT_EQ(out, "x***x");
+  EXPECT_EQ(Masker({"abc", "cde", "efg"}).mask("1abcdefg2"), "1***2");
+  // Secrets that cannot overlap: a match is shown at once, not held for what may follow
+  // (only the last bytes, which could start one, wait).
+  Masker one({"hunter2-secret"});
+  EXPECT_EQ(one.feed("token: hunter2-secret\n"), "token: ***");
+  Masker overlapping({"abcd", "cdef"});
+  EXPECT_EQ(overlapping.feed("token: abcd\n"), "token: ");
+  // Stars alone are never masked: each pass would find them in its own mask again.
+  Masker stars({"*", "**"});
+  EXPECT_FALSE(stars.active());
+  EXPECT_EQ(stars.mask("a*b"), "a*b");
+}
+
 TEST(Masker, FindsASecretAtEveryOffsetAmongNearMisses) {
   // Filler full of near misses (the secret's first and last byte at its distance, a wrong
   // middle), long enough for the wide search and its rest; the secret at every offset.

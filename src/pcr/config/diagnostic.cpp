@@ -33,19 +33,7 @@ std::string join_messages(const std::vector<Diagnostic>& ds) {
 std::vector<Diagnostic> masked(std::vector<Diagnostic> diagnostics, const std::vector<std::string>& secrets) {
   const util::Masker mask(secrets);
   if (!mask.active()) return diagnostics;
-  for (auto& d : diagnostics) {
-    d.message = mask.mask(d.message);
-    // A quote is elided to a line: what precedes its "…" may be a secret's beginning.
-    for (std::size_t cut = d.message.find("…"); cut != std::string::npos; cut = d.message.find("…", cut + 1))
-      for (const auto& secret : secrets) {
-        for (std::size_t len = std::min(secret.size(), cut); len >= 4; --len)
-          if (d.message.compare(cut - len, len, secret, 0, len) == 0) {
-            d.message.replace(cut - len, len, "***");
-            cut = cut - len + 3;
-            break;
-          }
-      }
-  }
+  for (auto& d : diagnostics) d.message = mask.mask_cut(d.message);  // a quote is elided to a line
   return diagnostics;
 }
 

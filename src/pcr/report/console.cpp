@@ -116,7 +116,7 @@ void Console::close_fold(const pipeline::JobInfo& job) {
 
 void Console::write(std::string_view text) {
   if (m_secrets.active())
-    write_raw(m_secrets.mask(text));
+    write_raw(m_secrets.mask_cut(text));  // names and commands are elided to fit
   else
     write_raw(text);
 }
@@ -352,7 +352,11 @@ void Console::run_finished(const pipeline::RunResult& run) {
   size_t jobs = 0;
   for (const auto& s : m_summary.steps) jobs += s.info.jobs;
   if (jobs <= 1) m_summary.slowest.clear();
-  write("\n" + summary(m_summary, m_style));
+  // Names masked before the table is laid out: a column padded to a secret's own length
+  // would tell it.
+  Summary shown = m_summary;
+  for (auto& step : shown.steps) step.info.name = m_secrets.mask(step.info.name);
+  write("\n" + summary(shown, m_style));
 }
 
 void Console::host_down(const pipeline::HostEvent& e) {
@@ -405,7 +409,7 @@ void Console::redraw_status() {
   const size_t width = m_options.width > 1 ? m_options.width - 1 : 1;
   const std::string line = m_style.dim(status_line(*m_step, m_done, running_jobs(), m_step_elapsed, m_left, width));
   erase_status();
-  m_options.sink->write(m_secrets.active() ? m_secrets.mask(line) : line);
+  m_options.sink->write(m_secrets.active() ? m_secrets.mask_cut(line) : line);
   m_status_shown = true;
 }
 

@@ -52,12 +52,19 @@ std::size_t find_secret(std::string_view text, std::size_t from, std::string_vie
 }  // namespace
 
 Masker::Masker(std::vector<std::string> secrets) {
+  // A value of stars alone ("*", "**") would be found again in its own mask, so each
+  // later pass (the console's, the sink's) would lengthen it: it is not masked at all.
   for (auto& s : secrets)
-    if (!s.empty()) m_secrets.push_back(std::move(s));
+    if (s.find_first_not_of('*') != std::string::npos) m_secrets.push_back(std::move(s));
   std::sort(m_secrets.begin(), m_secrets.end(),
             [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
   m_secrets.erase(std::unique(m_secrets.begin(), m_secrets.end()), m_secrets.end());
   for (const auto& s : m_secrets) m_longest = std::max(m_longest, s.size());
+  // Whether two occurrences can overlap: the end of one secret is the beginning of one.
+  for (const auto& a : m_secrets)
+    for (const auto& b : m_secrets)
+      for (std::size_t len = 1; len < std::min(a.size(), b.size()) && !m_overlaps; ++len)
+        m_overlaps = a[a.size() - len] == b[0] && a.compare(a.size() - len, len, b, 0, len) == 0;
 }
 
 std::string Masker::feed(std::string_view data) {
@@ -92,9 +99,27 @@ std::string Masker::drain(bool final) {
       i = limit;
       break;
     }
+    // Secrets that overlap this one (`abcd` and `cdef` in `abcdef`) are masked with it, as
+    // one: masking one alone would show the rest of the other. Each is looked for only
+    // where it could overlap, so many matches cost no more than one each.
+    size_t end = best + best_len;
+    for (bool grew = m_overlaps; grew;) {
+      grew = false;
+      for (const auto& secret : m_secrets) {
+        const std::string_view window(m_pending.data(), std::min(m_pending.size(), end - 1 + secret.size()));
+        for (size_t at = find_secret(window, best + 1, secret); at < end; at = find_secret(window, at + 1, secret))
+          if (at + secret.size() > end) end = at + secret.size(), grew = true;
+      }
+    }
+    // One could still start inside it and end in bytes yet to come: wait for them.
+    if (m_overlaps && end + hold > m_pending.size()) {
+      out.append(m_pending, i, best - i);
+      i = best;
+      break;
+    }
     out.append(m_pending, i, best - i);
     out += "***";
-    i = best + best_len;
+    i = end;
   }
   // A match may have run past `limit`: whatever is left stays for the next piece.
   m_pending.erase(0, i);
@@ -103,9 +128,26 @@ std::string Masker::drain(bool final) {
 
 std::string Masker::mask(std::string_view text) const {
   if (!active()) return std::string(text);
-  Masker copy(m_secrets);
+  Masker copy = *this;  // the secrets as sorted and studied once, nothing pending
+  copy.m_pending.clear();
   std::string out = copy.feed(text);
   return out + copy.flush();
+}
+
+std::string Masker::mask_cut(std::string_view text) const {
+  std::string out = mask(text);
+  if (!active()) return out;
+  constexpr std::string_view k_cut = "…";
+  constexpr std::size_t k_shortest = 4;  // a shorter beginning tells next to nothing
+  for (std::size_t cut = out.find(k_cut); cut != std::string::npos; cut = out.find(k_cut, cut + 1))
+    for (const auto& secret : m_secrets)
+      for (std::size_t len = std::min(secret.size(), cut); len >= k_shortest; --len)
+        if (out.compare(cut - len, len, secret, 0, len) == 0) {
+          out.replace(cut - len, len, "***");
+          cut = cut - len + 3;
+          break;
+        }
+  return out;
 }
 
 }  // namespace pcr::util

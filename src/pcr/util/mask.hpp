@@ -24,11 +24,15 @@ class Masker {
 
   // Mask a whole string at once.
   std::string mask(std::string_view text) const;
+  // The same, for text that may have been cut short for display ("…"): what precedes a
+  // "…" may be a secret's beginning (4 bytes or more of it), which is masked too.
+  std::string mask_cut(std::string_view text) const;
 
  private:
   std::string drain(bool final);
   std::vector<std::string> m_secrets;  // longest first, so a longer secret wins
   size_t m_longest = 0;
+  bool m_overlaps = false;  // an occurrence of one secret can overlap another's
   std::string m_pending;
 };
 
