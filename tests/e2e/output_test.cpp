@@ -261,3 +261,33 @@ TEST(HostileOutput, ACutNameOrCommandShowsNoBeginningOfASecret) {
   EXPECT_NE(r.out.find("slowest jobs:"), std::string::npos);
   EXPECT_EQ(r.out.find("p@ss"), std::string::npos) << r.out;
 }
+
+// --output prefixed shows a line longer than 64 KiB in tagged pieces of 64 KiB, cut where
+// the line alone decides (not where the job's writes happened to be read).
+TEST(PrefixedOutput, ALongLineIsCutIntoFixedPieces) {
+  TempDir d;
+  auto r = run_yaml(d, R"Y(steps:
+  - name: s
+    commands:
+      - "head -c 70000 /dev/zero | tr '\\0' x; sleep 0.3; echo yyyyyyyyyy"
+      - "true"
+)Y",
+                    {"--output", "prefixed", "--no-color"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("[s #1] " + std::string(65536, 'x') + "\n[s #1] " + std::string(70000 - 65536, 'x') +
+                       "yyyyyyyyyy\n"),
+            std::string::npos)
+      << r.out.size();
+}
+
+// On a terminal a job's colour passes, and ends with its output: pcr's next line is not
+// drawn in it. An ESC before a control character hides neither.
+TEST(HostileOutput, AJobsColourEndsWithItsOutput) {
+  TempDir d;
+  PcrOptions o;
+  o.env = {"CLICOLOR_FORCE=1"};
+  auto r = run_yaml(d, "steps:\n  - name: s\n    parallel: 2\n    run: printf '\\033[41mbg \\033[1mbold'; echo x; printf 'a\\033\\034b\\n'\n",
+                    {}, o);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("\x1b[41mbg \x1b[1mboldx\na\\x1cb\n\x1b[0m"), std::string::npos) << r.out;
+}

@@ -99,13 +99,30 @@ TEST(Run, CountsAreWholeNumbersOfOneOrMoreAndSaySo) {
            {{"run", "-j", "2.5"}, "pcr: --jobs: give a whole number of 1 or more, not '2.5'\n"},
            {{"split", "--total", "0", "--index", "1", "a"}, "pcr: --total: give a whole number of 1 or more, not '0'\n"},
            {{"split", "--total", "2", "--index", "-1", "a"}, "pcr: --index: give a whole number of 1 or more, not '-1'\n"},
-           {{"split", "--total", "99999999999999999999999", "a"}, "pcr: --total: '99999999999999999999999' is too large\n"},
+           {{"split", "--total", "99999999999999999999999", "a"}, "pcr: --total: '99999999999999999999999' is too large (at most 1000000)\n"},
+           {{"run", "-j", "4294967297"}, "pcr: --jobs: '4294967297' is too large (at most 1000000)\n"},
            {{"split", "--total", "\x1b[2J", "a"}, "pcr: --total: give a whole number of 1 or more, not '\\e[2J'\n"}}) {
     auto r = run_pcr(args, o);
     EXPECT_EQ(r.exit_code, 2) << args[1];
     EXPECT_EQ(r.err.substr(0, r.err.find('\n') + 1), said);
   }
   EXPECT_FALSE(exists(d.file("ran")));
+}
+
+TEST(Run, AHugeShardCountCostsNoMemoryPerShard) {
+  // From a CI variable or --shard, a count far beyond the items: the shards past the items
+  // are empty and are never made (it took 3 GB for 100,000,000, bad_alloc past 2^31).
+  PcrOptions o;
+  o.env = {"CI_NODE_TOTAL=4294967297", "CI_NODE_INDEX=2"};
+  auto r = run_pcr({"split", "a", "b", "c"}, o);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "b\n");
+  EXPECT_LT(r.max_rss_kb, 200 * 1024) << "memory per shard";
+  TempDir d;
+  d.write("ci.yaml", "steps:\n  - for_each: [a, b, c]\n    run: echo {items}\n");
+  auto checked = run_pcr({"check", "--shard", "3/18446744073709551615", d.file("ci.yaml")});
+  EXPECT_EQ(checked.exit_code, 0) << checked.err;
+  EXPECT_LT(checked.max_rss_kb, 200 * 1024) << "memory per shard";
 }
 
 TEST(Run, DefaultFileIsCiYamlInTheCurrentFolder) {

@@ -144,15 +144,16 @@ struct RunFlags {
   bool require_all_hosts = false;
 };
 
-// A whole number of 1 or more (-j, --total, --index). CLI11's own PositiveNumber words a
-// refusal as "not in range 0.000000 to 1797…" with 300 digits.
+// A whole number from 1 to a million (-j, --total, --index). CLI11's own PositiveNumber
+// words a refusal as "not in range 0.000000 to 1797…" with 300 digits.
+constexpr std::size_t k_most = 1'000'000;
 const CLI::Validator k_count(
     [](std::string& value) -> std::string {
       std::size_t n = 0;
       const char* end = value.data() + value.size();
       const auto [stop, ec] = std::from_chars(value.data(), end, n);
-      if (ec == std::errc::result_out_of_range && stop == end)
-        return fmt::format("'{}' is too large", util::visible(value));
+      if ((ec == std::errc::result_out_of_range && stop == end) || (ec == std::errc() && stop == end && n > k_most))
+        return fmt::format("'{}' is too large (at most {})", util::visible(value), k_most);
       if (ec != std::errc() || stop != end || n == 0)
         return fmt::format("give a whole number of 1 or more, not '{}'", util::visible(value));
       return "";

@@ -35,8 +35,9 @@ util::Expected<std::optional<Shard>> shard_from_env() {
     if (!parse_count(total, shard.total) || shard.total == 0 || !parse_count(index, raw) || raw < s.base ||
         raw - s.base >= shard.total) {
       return util::Expected<std::optional<Shard>>::failure(
-          fmt::format("{}={} and {}={} do not name a shard ({}-based index below the total)", s.index,
-                      index ? index : "", s.total, total ? total : "", s.base));
+          fmt::format("{}={} and {}={} do not name a shard (the index counts from {} to {})", s.index,
+                      index ? index : "", s.total, total ? total : "", s.base,
+                      s.base == 0 ? "the total minus 1" : "the total"));
     }
     shard.index = raw - s.base;
     return std::optional<Shard>(shard);

@@ -153,7 +153,9 @@ void Console::end_output(util::Masker& mask) {
   // (an empty write would still erase the status line).
   if (mask.active())
     if (std::string rest = mask.flush(); !rest.empty()) write_output(rest, m_no_mask);
-  // A sequence the job left unfinished ends with its output: the next job's is not eaten.
+  // A colour the job left on ends with its output, and so does a sequence it left
+  // unfinished: pcr's next line is not coloured, the next job's output not eaten.
+  if (m_stripper.coloured()) write_raw("\x1b[0m");
   m_stripper.reset();
 }
 
@@ -240,7 +242,18 @@ void Console::job_output(const pipeline::JobInfo& job, std::string_view data) {
       size_t nl = data.find('\n', start);
       if (nl == std::string_view::npos) {
         partial.append(data.substr(start));
-        if (partial.size() > 64 * 1024) out += prefix + partial + "\n", partial.clear();
+        // A line longer than 64 KiB is shown in tagged pieces of 64 KiB (less the end of a
+        // UTF-8 character that would be cut): where it is cut depends on the line alone,
+        // not on how the job's writes were read, and pcr's memory stays bounded.
+        constexpr std::size_t k_piece = 64 * 1024;
+        while (partial.size() > k_piece) {
+          std::size_t cut = k_piece;
+          while (cut > k_piece - 3 && (static_cast<unsigned char>(partial[cut]) & 0xC0) == 0x80) --cut;
+          out += prefix;
+          out.append(partial, 0, cut);
+          out += "\n";
+          partial.erase(0, cut);
+        }
         break;
       }
       out += prefix;

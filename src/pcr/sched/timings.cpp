@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <functional>
 #include <numeric>
+#include <queue>
 
 namespace pcr::sched {
 
@@ -300,12 +301,18 @@ std::vector<std::size_t> longest_first(const std::vector<std::int64_t>& costs,
 
 std::vector<std::vector<std::size_t>> balance(const std::vector<std::int64_t>& costs,
                                               const std::vector<std::string>& names, std::size_t groups) {
-  std::vector<std::vector<std::size_t>> out(std::max<std::size_t>(groups, 1));
-  std::vector<std::int64_t> load(out.size(), 0);
+  // More groups than items: the groups past the items' count stay empty whatever the
+  // costs, so they cost nothing here (a shard count from a CI variable may be huge).
+  std::vector<std::vector<std::size_t>> out(std::min(std::max<std::size_t>(groups, 1), std::max<std::size_t>(costs.size(), 1)));
+  // The lightest group, the first of equals: a heap of (load, group), O(n log groups).
+  using Slot = std::pair<std::int64_t, std::size_t>;
+  std::priority_queue<Slot, std::vector<Slot>, std::greater<>> lightest;
+  for (std::size_t g = 0; g < out.size(); ++g) lightest.emplace(0, g);
   for (std::size_t i : longest_first(costs, names)) {
-    std::size_t lightest = static_cast<std::size_t>(std::min_element(load.begin(), load.end()) - load.begin());
-    out[lightest].push_back(i);
-    load[lightest] += std::max<std::int64_t>(costs[i], 1);
+    auto [load, g] = lightest.top();
+    lightest.pop();
+    out[g].push_back(i);
+    lightest.emplace(load + std::max<std::int64_t>(costs[i], 1), g);
   }
   for (auto& g : out) std::sort(g.begin(), g.end());
   return out;

@@ -87,10 +87,11 @@ std::vector<std::int64_t> estimate(const Timings& timings, const std::string& st
 std::vector<std::size_t> longest_first(const std::vector<std::int64_t>& costs,
                                        const std::vector<std::string>& names);
 
-// Split indices 0..n-1 into exactly `groups` groups (some may be empty when n < groups):
-// in longest-first order, each goes to the group with the least total so far (the lowest
-// group number on a tie). With equal costs this is round-robin in name order. Each
-// group lists its indices in ascending order.
+// Split indices 0..n-1 into `groups` groups: in longest-first order, each goes to the
+// group with the least total so far (the lowest group number on a tie). With equal costs
+// this is round-robin in name order. Each group lists its indices in ascending order.
+// Groups past the n-th would be empty and are not returned: min(groups, n) of them (one
+// at least), so a huge `groups` costs nothing.
 std::vector<std::vector<std::size_t>> balance(const std::vector<std::int64_t>& costs,
                                               const std::vector<std::string>& names, std::size_t groups);
 

@@ -13,7 +13,10 @@ void AnsiStripper::feed(std::string_view in, std::string& out) {
   for (char c : in) {
     // A line ends any sequence left open: no job's unfinished escape swallows the lines
     // that follow (its own, or another job's in prefixed output).
-    if (c == '\n' && m_state != State::text) reset();
+    if (c == '\n' && m_state != State::text) {
+      m_state = State::text;
+      m_sequence.clear();
+    }
     switch (m_state) {
       case State::text:
         if (c == '\x1b') {
@@ -33,6 +36,9 @@ void AnsiStripper::feed(std::string_view in, std::string& out) {
           m_sequence = "\x1b[";
         } else if (c == ']') {
           m_state = State::osc;
+        } else if (static_cast<unsigned char>(c) < 0x20 || c == '\x7f') {
+          m_state = State::text;  // not a sequence: the ESC is dropped, the control shown
+          feed(std::string_view(&c, 1), out);
         } else {
           m_state = State::text;  // two-byte sequence: drop both
         }
@@ -44,8 +50,10 @@ void AnsiStripper::feed(std::string_view in, std::string& out) {
           // Colour (SGR: parameters, then 'm') may stay; cursor moves, screen clearing and
           // every other CSI never pass.
           if (m_keep_sgr && c == 'm' && m_sequence.size() < 64 &&
-              m_sequence.find_first_not_of("0123456789;:", 2) == m_sequence.size() - 1)
+              m_sequence.find_first_not_of("0123456789;:", 2) == m_sequence.size() - 1) {
             out += m_sequence;
+            m_coloured = true;
+          }
         }
         break;
       case State::osc:

@@ -27,10 +27,13 @@ class AnsiStripper {
   void feed(std::string_view in, std::string& out);
   // Not inside a sequence: plain text may bypass `feed`.
   bool idle() const { return m_state == State::text; }
+  // Whether a colour (SGR) passed since the last `reset`: the writer then ends it.
+  bool coloured() const { return m_coloured; }
   // Drop a sequence left unfinished (at the end of a job's output, or of a line).
   void reset() {
     m_state = State::text;
     m_sequence.clear();
+    m_coloured = false;
   }
 
  private:
@@ -38,6 +41,7 @@ class AnsiStripper {
   State m_state = State::text;
   bool m_keep_sgr = false;
   bool m_terminal_safe = false;
+  bool m_coloured = false;
   std::string m_sequence;  // the CSI sequence seen so far
 };
 
