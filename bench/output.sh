@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # pcr's output path against xargs (and GNU parallel), in the same run, as ratios:
-#   bench/output.sh [PCR_BINARY]     (default: build/pcr; REPEAT=5, GIB=1)
+#   bench/output.sh [PCR_BINARY]     (default: build/pcr; REPEAT=9, GIB=1)
 # 1. one job printing GIB GiB, into a pipe read by `cat > /dev/null` (as a CI agent
 #    collects a log), into /dev/null, into a file, and into the pipe with a secret defined;
 # 2. 100 jobs × 10 MB of numbered lines, 4 at a time, grouped, into the pipe (torn lines
 #    counted in a separate run into a file).
 # `cat` in pcr's place (job | cat) is the floor of any tool that reads the output and
 # passes it on; its ratio to xargs is what that one hop costs on this machine.
-# Times are wall-clock medians of the whole pipeline, the cases of a group run in turn; RSS is the largest of the tool's
-# own processes (GNU time's %M: pcr's supervisor and engine, or xargs), in MB.
+# Times are wall-clock medians of the whole pipeline, the cases of a group run in turn;
+# ratios are medians of each round's ratio (a slow spell of the machine divides out); RSS
+# is the largest of the tool's own processes (GNU time's %M: pcr's supervisor and engine,
+# or xargs), in MB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
 pcr=$(realpath "${1:-build/pcr}")
-repeat=${REPEAT:-5}
+repeat=${REPEAT:-9}
 gib=${GIB:-1}
 bytes=$((gib * 1024 * 1024 * 1024))
 command -v parallel > /dev/null || { echo "GNU parallel is missing: apt-get install parallel"; exit 1; }
@@ -100,14 +102,17 @@ torn=$(grep -Evc '^job[0-9]{3} line[0-9]{7} [.]{28}$' pcr-lines.out || true)
 # job lines that are whole instead.
 whole=$(grep -Ec '^job[0-9]{3} line[0-9]{7} [.]{28}$' pcr-lines.out || true)
 
+# pr A B: A / B, the median of the rounds' ratios.
+pr() { paired_ratio "${times[$1]}" "${times[$2]}"; }
+
 cat << SUMMARY
 
                           pcr / xargs   pcr / parallel   target   pcr / cat   cat / xargs
-  1 GiB into a pipe       $(ratio "${secs[pcr-pipe]}" "${secs[xargs-pipe]}")          $(ratio "${secs[pcr-pipe]}" "${secs[parallel-pipe]}")             ≤ 1.10     $(ratio "${secs[pcr-pipe]}" "${secs[cat-pipe]}")        $(ratio "${secs[cat-pipe]}" "${secs[xargs-pipe]}")
-  1 GiB into /dev/null    $(ratio "${secs[pcr-null]}" "${secs[xargs-null]}")                           ≤ 1.5      $(ratio "${secs[pcr-null]}" "${secs[cat-null]}")        $(ratio "${secs[cat-null]}" "${secs[xargs-null]}")
-  1 GiB into a file       $(ratio "${secs[pcr-file]}" "${secs[xargs-file]}")                                      $(ratio "${secs[pcr-file]}" "${secs[cat-file]}")        $(ratio "${secs[cat-file]}" "${secs[xargs-file]}")
-  with a secret / without $(ratio "${secs[pcr-pipe-secret]}" "${secs[pcr-pipe]}")                           ≤ 1.25
-  100 × 10 MB grouped     $(ratio "${secs[pcr-lines]}" "${secs[xargs-lines]}")          $(ratio "${secs[pcr-lines]}" "${secs[parallel-lines]}")             ≤ 1.0
+  1 GiB into a pipe       $(pr pcr-pipe xargs-pipe)          $(pr pcr-pipe parallel-pipe)             ≤ 1.10     $(pr pcr-pipe cat-pipe)        $(pr cat-pipe xargs-pipe)
+  1 GiB into /dev/null    $(pr pcr-null xargs-null)                           ≤ 1.5      $(pr pcr-null cat-null)        $(pr cat-null xargs-null)
+  1 GiB into a file       $(pr pcr-file xargs-file)                                      $(pr pcr-file cat-file)        $(pr cat-file xargs-file)
+  with a secret / without $(pr pcr-pipe-secret pcr-pipe)                           ≤ 1.25
+  100 × 10 MB grouped     $(pr pcr-lines xargs-lines)          $(pr pcr-lines parallel-lines)             ≤ 1.0
   whole job lines in pcr's output: $whole of 20000000 (other lines: $torn, pcr's own)
   pcr RSS (MB): pipe $(echo "${rss[pcr-pipe]} / 1024" | bc -l | xargs printf '%.1f'), /dev/null $(echo "${rss[pcr-null]} / 1024" | bc -l | xargs printf '%.1f'), secret $(echo "${rss[pcr-pipe-secret]} / 1024" | bc -l | xargs printf '%.1f'), lines $(echo "${rss[pcr-lines]} / 1024" | bc -l | xargs printf '%.1f')   (target ≤ 10)
 SUMMARY

@@ -47,6 +47,8 @@ TEST(ShellQuote, SafeWordsUnchanged) {
   EXPECT_EQ(shell_quote("spec/a_spec.rb"), "spec/a_spec.rb");
   EXPECT_EQ(shell_quote(""), "''");
   EXPECT_EQ(shell_quote("it's"), "'it'\\''s'");
+  EXPECT_EQ(shell_quote_inside("it's"), "it'\\''s");
+  EXPECT_EQ(shell_quote("it's"), "'" + shell_quote_inside("it's") + "'");
   EXPECT_EQ(shell_join({"a b", "c"}), "'a b' c");
 }
 

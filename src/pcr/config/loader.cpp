@@ -6,6 +6,7 @@
 #include <pcr/util/io.hpp>
 #include <pcr/util/mask.hpp>
 #include <pcr/util/regex.hpp>
+#include <pcr/util/shell.hpp>
 #include <pcr/util/text.hpp>
 
 #include <fmt/format.h>
@@ -50,8 +51,7 @@ std::vector<std::string> secret_values(const Pipeline& p) {
   }
   std::vector<std::string> secrets;
   for (const auto& v : values) {
-    std::string quoted;  // inside single quotes
-    for (char c : v) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    const std::string quoted = util::shell_quote_inside(v);
     for (const auto& form : {v, quoted, util::visible(v), util::visible(quoted)})
       if (std::find(secrets.begin(), secrets.end(), form) == secrets.end()) secrets.push_back(form);
   }

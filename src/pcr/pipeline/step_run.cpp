@@ -26,6 +26,13 @@ std::vector<std::string> read_lines(const std::string& path) {
   return text ? util::split_lines(*text) : std::vector<std::string>{};
 }
 
+// A stdout kept for pcr to read (items, capture, expect, TAP) holds what the job printed,
+// unmasked (docs/pipeline.md): it leaves the disk as soon as it has been read.
+void forget_stdout(const std::string& path) {
+  std::error_code ignored;
+  if (!path.empty()) std::filesystem::remove(path, ignored);
+}
+
 // A failure that may be the host's: everything but a clean pass, an output check or a
 // stop pcr asked for.
 bool may_be_the_host(const JobResult& r) {
@@ -158,9 +165,7 @@ void StepRun::start(std::function<void()> done) {
     if (listed)
       for (auto& l : read_lines(base + ".out"))
         if (!l.empty()) found.push_back(std::move(l));
-    // Read: the items as printed (unmasked: docs/pipeline.md) leave the disk now.
-    std::error_code ignored;
-    std::filesystem::remove(base + ".out", ignored);
+    forget_stdout(base + ".out");
     if (listed) return launch(found);
     const std::string why = !exit.spawn_error.empty() ? exit.spawn_error
                             : exit.timed_out          ? std::string("timed out")
@@ -538,9 +543,7 @@ void StepRun::ended(std::size_t index, const proc::Exit& exit, const std::string
   if (m_step.options.results.format != ResultsSpec::Format::none &&
       (r.status == JobStatus::passed || r.status == JobStatus::failed))
     read_results(job, r);
-  // Read: the stdout as printed (unmasked: docs/pipeline.md) leaves the disk now.
-  std::error_code ignored;
-  if (!job.stdout_path.empty()) std::filesystem::remove(job.stdout_path, ignored);
+  forget_stdout(job.stdout_path);
   // A failure on a host: ask the host whether it still answers before blaming the job.
   const auto host = host_of(job.info.worker, index);
   if (host && may_be_the_host(r) && !exit.stopped) {

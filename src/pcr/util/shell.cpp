@@ -16,16 +16,18 @@ std::string shell_quote(std::string_view word) {
   // A leading '=' or '%' is harmless, but '-' or '~' style surprises are not ours to fix:
   // a word is passed as a word, and option parsing is the command's business.
   if (safe) return std::string(word);
+  return '\'' + shell_quote_inside(word) + '\'';
+}
+
+std::string shell_quote_inside(std::string_view word) {
   std::string out;
-  out.reserve(word.size() + 2);
-  out += '\'';
+  out.reserve(word.size());
   for (char c : word) {
     if (c == '\'')
       out += "'\\''";
     else
       out += c;
   }
-  out += '\'';
   return out;
 }
 

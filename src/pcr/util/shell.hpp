@@ -12,6 +12,10 @@ namespace pcr::util {
 // value pcr pastes into a shell string goes through it.
 std::string shell_quote(std::string_view word);
 
+// What `shell_quote` puts between the single quotes: `word` with each `'` written as
+// `'\''`. How a value looks inside a quoted command, e.g. to mask it there too.
+std::string shell_quote_inside(std::string_view word);
+
 // Quote each of `words` and join them with single spaces.
 std::string shell_join(const std::vector<std::string>& words);
 
