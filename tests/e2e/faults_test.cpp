@@ -2,6 +2,7 @@
 // disk under --log-dir, the reports and the spool. Real processes, a real tmpfs.
 #include "../support/pcr_binary.hpp"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -117,6 +118,46 @@ TEST(Faults, SpoolOnAFullDiskIsSaidOnTheJobAndFailsTheRun) {
   EXPECT_NE(r.err.find("could not write a job's output to " + disk.path), std::string::npos) << r.err;
   EXPECT_NE(out.find("FAILED: could not write a job's output to " + disk.path), std::string::npos) << out;
   EXPECT_NE(out.find("(exit 3)\n"), std::string::npos) << out;
+}
+
+// A job that cleans TMPDIR under pcr removes its spool: the output of the others is lost
+// with it. A step that reads its jobs' stdout (capture) must not pass on what is left —
+// it passed an empty list to the next step, which then ran nothing and passed.
+TEST(Faults, ASpoolRemovedUnderAJobFailsTheStepThatReadsIt) {
+  TempDir d;
+  fs::create_directories(d.file("tmp"));
+  PcrOptions o;
+  o.env = {"TMPDIR=" + d.file("tmp")};
+  constexpr const char* wait_for = "i=0; while [ ! -e {} ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; ";
+  auto r = run_yaml(d,
+                    "steps:\n  - name: list\n    capture: OUT\n    commands:\n"
+                    "      - '" + fmt::format(fmt::runtime(wait_for), "started") + "rm -rf \"$TMPDIR\"/pcr-*; touch removed; echo one'\n"
+                    "      - 'echo before; touch started; " + fmt::format(fmt::runtime(wait_for), "removed") + "seq 3'\n"
+                    "  - name: each\n    for_each: {lines: OUT}\n    run: touch ran-{items}\n"
+                    "cleanup:\n  - run: touch cleaned\n",
+                    {}, o);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(exists(d.file("removed")));
+  EXPECT_NE(r.out.find("removed while the job ran"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("unexpected output"), std::string::npos) << r.out;
+  EXPECT_FALSE(exists(d.file("ran-1"))) << "the step after it is skipped";
+  EXPECT_FALSE(exists(d.file("ran-before")));
+  EXPECT_TRUE(exists(d.file("cleaned")));
+}
+
+// No spool folder can be made: pcr cannot run, says where and why, and exits 3 (it said
+// 1, "a step failed", though none ran).
+TEST(Faults, AnUnusableTmpdirIsPcrsOwnFailure) {
+  TempDir d;
+  d.write("file", "");
+  for (const std::string& tmp : {d.file("missing"), d.file("file")}) {
+    PcrOptions o;
+    o.env = {"TMPDIR=" + tmp};
+    auto r = run_yaml(d, "steps:\n  - run: touch ran\n", {}, o);
+    EXPECT_EQ(r.exit_code, 3) << tmp;
+    EXPECT_NE((r.out + r.err).find("cannot create a spool folder " + tmp + "/pcr-"), std::string::npos) << r.out << r.err;
+    EXPECT_FALSE(exists(d.file("ran")));
+  }
 }
 
 // A step's only job streams live and is never replayed: its spool keeps only the tail

@@ -2,6 +2,7 @@
 // (exit 2, nothing runs) or a plan, never a crash; in bounded time and memory.
 #include "../support/pcr_binary.hpp"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -91,7 +92,7 @@ TEST(Hostile, AliasAmplificationIsRefused) {
   // A 106 KB file whose one 100 KB string is aliased 2,000 times: 200 MB once expanded.
   std::string yaml = "x: &big '" + repeat("a", 100'000) + "'\nsteps:\n";
   for (int i = 0; i < 2000; ++i) yaml += "  - *big\n";
-  check_refuses(yaml, 1, 4, "more than 32 MiB of text once its YAML aliases");
+  check_refuses(yaml, 1, 4, "more than 32 MiB of text, counting each YAML alias");
   // Billion laughs: each level doubles ten times what the one before holds.
   std::string laughs = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n";
   for (char c = 'b'; c <= 'j'; ++c) {
@@ -100,13 +101,13 @@ TEST(Hostile, AliasAmplificationIsRefused) {
     laughs += "]\n";
   }
   laughs += "steps: [a]\n";
-  check_refuses(laughs, 1, 4, "more than 1000000 values once its YAML aliases");
+  check_refuses(laughs, 1, 4, "more than 1000000 values, counting each YAML alias");
   // An anchor that names itself is a cycle: refused at the same bound, in bounded memory
   // (each visit used to push its 100 children again; the walk's stack reached gigabytes).
   std::string cycle = "a: &a [";
   for (int i = 0; i < 100; ++i) cycle += std::to_string(i) + ", ";
   cycle += "*a]\nsteps: [a]\n";
-  auto r = check_refuses(cycle, 1, 4, "or an alias names the value it is inside");
+  auto r = check_refuses(cycle, 1, 4, "an alias inside the value it names never ends");
   EXPECT_LT(r.max_rss_kb, 512 * 1024) << "the walk's memory is bounded (it was over 2 GiB)";
 }
 
@@ -117,6 +118,33 @@ TEST(Hostile, SizeAndDepthAreBounded) {
                 "run: 2097152 bytes, more than the 1 MiB one value may have");
   check_refuses("steps: " + repeat("[", 100'000) + "\n", 2, 1,
                 "nested more than 500 levels deep");
+}
+
+// A pipeline "file" that never ends (a device, a FIFO fed forever) or a huge one is
+// refused after reading one byte past the bound, not read whole first.
+TEST(Hostile, AFileThatNeverEndsIsRefusedInBoundedMemory) {
+  for (const std::string file : {"/dev/zero", "/dev/urandom"}) {
+    PcrOptions o;
+    o.timeout_s = 30;
+    auto r = run_pcr({"check", file}, o);
+    EXPECT_EQ(r.exit_code, 2) << file << ": " << r.err.substr(0, 500);
+    EXPECT_EQ(r.err.rfind(file + ":1:1: the file has more than the 8 MiB a pipeline file may have", 0), 0u)
+        << r.err.substr(0, 500);
+    if (!k_sanitized) {
+      EXPECT_LT(r.max_rss_kb, k_max_rss_kb) << file;
+    }
+  }
+  TempDir d;
+  d.write("ci.yaml", "steps:\n  - run: touch ran\n" + repeat("# padding padding padding\n", 4'000'000));
+  PcrOptions o;
+  o.cwd = d.path();
+  auto r = run_pcr({"run", d.file("ci.yaml")}, o);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find(":1:1: the file has 104000026 bytes, more than the 8 MiB"), std::string::npos) << r.err;
+  EXPECT_FALSE(exists(d.file("ran")));
+  if (!k_sanitized) {
+    EXPECT_LT(r.max_rss_kb, k_max_rss_kb) << "a 100 MB file is not read whole";
+  }
 }
 
 TEST(Hostile, NulBytesAreLoadErrors) {
@@ -146,7 +174,83 @@ TEST(Hostile, ItemsFromARunAreCheckedToo) {
   auto many = run_yaml(d, "steps:\n  - name: many\n    for_each: {command: seq 100001}\n"
                           "    run: 'true'\n");
   EXPECT_EQ(many.exit_code, 1);
-  EXPECT_NE(many.out.find("100001 items, more than the 100000"), std::string::npos) << many.out;
+  EXPECT_NE(many.out.find("the for_each command `seq 100001`: it printed more than the 100000 items one step takes"),
+            std::string::npos) << many.out;
+  // Read in bounded memory: ten million lines, or one line of 300 MB, are refused without
+  // being held (a 1 GB line was taken as an item, and stored as a key of timings.json).
+  for (const std::string& command : {std::string("seq 10000000"), std::string("head -c 300000000 /dev/zero | tr '\\\\0' a")}) {
+    PcrOptions o;
+    auto huge = run_yaml(d, "steps:\n  - name: huge\n    for_each: {command: \"" + command + "\"}\n    run: touch ran\n", {}, o);
+    EXPECT_EQ(huge.exit_code, 1) << command;
+    EXPECT_NE(huge.out.find(command.size() < 20 ? "more than the 100000 items"
+                                               : "line 1 is longer than the 1 MiB an item may have"),
+              std::string::npos) << huge.out;
+    EXPECT_FALSE(exists(d.file("ran")));
+    EXPECT_FALSE(exists(d.file(".pcr/timings.json")) && read_file(d.file(".pcr/timings.json")).size() > 100'000);
+    if (!k_sanitized) {
+      EXPECT_LT(huge.max_rss_kb, k_max_rss_kb) << command;
+    }
+  }
+}
+
+// What `capture` keeps is held in memory and exported into every later job's environment:
+// both are bounded, and a capture too big for the environment must not stop later jobs —
+// cleanup above all — from starting ("Argument list too long").
+TEST(Hostile, ACaptureTooBigForTheEnvironmentStillLetsEveryJobStart) {
+  TempDir d;
+  auto r = run_yaml(d, "steps:\n  - {name: list, run: 'seq 30000', capture: XS, output: hide}\n"
+                       "  - {name: next, run: 'echo \"XS has ${#XS} bytes\"; touch next'}\n"
+                       "  - name: each\n    for_each: {lines: XS}\n    groups: 2\n"
+                       "    run: 'echo {items} | wc -w > words{job}'\n"
+                       "cleanup:\n  - run: touch cleaned\n",
+                    {"--json", d.file("events.json")});
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(exists(d.file("next")));
+  EXPECT_TRUE(exists(d.file("cleaned")));
+  EXPECT_NE(r.out.find("XS has 0 bytes"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("list: XS is not exported to later jobs: its 30000 lines (168893 bytes) are more than "
+                       "the 128 KiB one environment variable may hold"),
+            std::string::npos) << r.out;
+  EXPECT_EQ(read_file(d.file("words1")), "15000\n");
+  EXPECT_EQ(read_file(d.file("words2")), "15000\n");
+  EXPECT_NE(read_file(d.file("events.json")).find("\"kind\":\"capture_not_exported\""), std::string::npos);
+  // Several smaller ones: exported while they fit 1 MiB together, the rest not.
+  std::string yaml = "steps:\n";
+  for (int i = 1; i <= 12; ++i)
+    yaml += fmt::format("  - {{run: 'seq {}', capture: C{}, output: hide}}\n", 18000, i);
+  yaml += "cleanup:\n  - run: 'echo \"C1 ${#C1} C12 ${#C12}\"; touch cleaned2'\n";
+  auto many = run_yaml(d, yaml);
+  EXPECT_EQ(many.exit_code, 0) << many.out;
+  EXPECT_TRUE(exists(d.file("cleaned2")));
+  EXPECT_NE(many.out.find("C1 96893 C12 0"), std::string::npos) << many.out;
+  EXPECT_NE(many.out.find("the 1 MiB all captured variables may hold together"), std::string::npos) << many.out;
+}
+
+TEST(Hostile, KeptStdoutIsBounded) {
+  TempDir d;
+  // More than a capture keeps (16 MiB or 100,000 lines): the job fails saying why, in
+  // bounded memory.
+  auto lines = run_yaml(d, "steps:\n  - {name: big, run: 'seq 100001', capture: XS, output: hide}\n");
+  EXPECT_EQ(lines.exit_code, 1) << lines.out;
+  EXPECT_NE(lines.out.find("the step's stdout is more than the 16 MiB or 100000 lines its capture keeps"),
+            std::string::npos) << lines.out;
+  EXPECT_EQ(run_yaml(d, "steps:\n  - {name: big, run: 'seq 100000', capture: XS, output: hide}\n").exit_code, 0);
+  auto r = run_yaml(d, "steps:\n  - {name: big, run: 'yes 0123456789abcdef0123456789abcdef | head -c 20000000', capture: XS, output: hide}\n"
+                       "  - {name: later, run: touch later}\ncleanup:\n  - run: touch cleaned\n");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("the step's stdout is more than the 16 MiB or 100000 lines its capture keeps"), std::string::npos) << r.out;
+  EXPECT_FALSE(exists(d.file("later")));
+  EXPECT_TRUE(exists(d.file("cleaned")));
+  if (!k_sanitized) {
+    EXPECT_LT(r.max_rss_kb, k_max_rss_kb);
+  }
+  // `expect` reads a line at a time: a 300 MB line costs no 300 MB.
+  auto e = run_yaml(d, "steps:\n  - name: one line\n    run: \"printf ok; head -c 300000000 /dev/zero | tr '\\\\0' a\"\n"
+                       "    expect: ^ok\n    output: hide\n");
+  EXPECT_EQ(e.exit_code, 0) << e.out;
+  if (!k_sanitized) {
+    EXPECT_LT(e.max_rss_kb, k_max_rss_kb);
+  }
 }
 
 TEST(Hostile, GlobDoesNotLoopThroughSymlinks) {

@@ -91,3 +91,32 @@ TEST(Interrupt, TermIgnoringJobIsKilledAfterItsGrace) {
   EXPECT_GE(r.seconds, 1.0);
   EXPECT_LT(r.seconds, 6);
 }
+
+// A second interrupt during the steps kills at once also what is left of a job whose
+// shell already died of the first (its TERM-ignoring child kept the step's 30 s grace),
+// and the workers' tear-downs still run, like cleanup.
+TEST(Interrupt, SecondInterruptKillsLeftoversAtOnceAndTeardownsStillRun) {
+  TempDir d;
+  const std::string shell = unique_marker("pcrshell"), child = unique_marker("pcrchild");
+  PcrOptions o;
+  o.while_running = [&](pid_t pid) {
+    ASSERT_TRUE(wait_until([&] { return exists(d.file("started1")) && exists(d.file("started2")); }));
+    ::kill(pid, SIGINT);
+    // The shells die of the TERM; their children ignore it.
+    ASSERT_TRUE(wait_until([&] { return processes_with(shell).empty(); }));
+    ASSERT_EQ(processes_with(child).size(), 2u);
+    ::kill(pid, SIGINT);
+  };
+  auto r = run_yaml(d,
+                    "steps:\n  - parallel: 2\n    kill_grace: 30s\n    setup: 'true'\n    teardown: touch td{n}\n"
+                    "    run: |\n      touch started{n}; sh -c \"trap '' TERM; sleep 60; : " + child +
+                        "\" & wait; : " + shell + "\n"
+                    "cleanup:\n  - run: touch cleaned\n",
+                    {}, o);
+  EXPECT_EQ(r.exit_code, 130) << r.out;
+  EXPECT_LT(r.seconds, 10) << "the second interrupt waited for the grace";
+  EXPECT_TRUE(processes_with(child).empty());
+  EXPECT_TRUE(exists(d.file("td1"))) << r.out;
+  EXPECT_TRUE(exists(d.file("td2"))) << r.out;
+  EXPECT_TRUE(exists(d.file("cleaned")));
+}

@@ -310,9 +310,9 @@ class Loader {
     std::vector<YAML::Node> todo{root};
     const auto push = [&](const YAML::Node& parent, const YAML::Node& child) {
       if (++nodes > limits::expanded_nodes) {
-        error(parent, fmt::format("the file amounts to more than {} values once its YAML "
-                                 "aliases (*name) are expanded (or an alias names the value "
-                                 "it is inside); pcr refuses aliasing this heavy",
+        error(parent, fmt::format("the file holds more than {} values, counting each YAML alias "
+                                 "(*name) as a copy of what it names (an alias inside the value "
+                                 "it names never ends); pcr refuses a document this big",
                                  limits::expanded_nodes));
         return false;
       }
@@ -325,8 +325,8 @@ class Loader {
       if (n.IsScalar()) {
         bytes += n.Scalar().size();
         if (bytes > limits::expanded_bytes) {
-          error(n, fmt::format("the file amounts to more than {} MiB of text once its YAML "
-                               "aliases (*name) are expanded; pcr refuses aliasing this heavy",
+          error(n, fmt::format("the file holds more than {} MiB of text, counting each YAML alias "
+                               "(*name) as a copy of what it names; pcr refuses a document this big",
                                limits::expanded_bytes >> 20));
           return false;
         }
@@ -777,10 +777,20 @@ Pipeline load_string(const std::string& text, const std::string& path, const Mac
 }
 
 Pipeline load_file(const std::string& path, const Machine& machine) {
-  auto text = util::read_file(path);
+  // One byte past the bound tells it is passed: a FIFO or /dev/zero never ends, and a
+  // huge file need not be read whole to be refused.
+  auto text = util::read_file(path, limits::file_bytes + 1);
   if (!text) {
     throw LoadError(
         {{path, 1, 1, fmt::format("cannot read the pipeline file: {}", std::strerror(errno))}});
+  }
+  if (text->size() > limits::file_bytes) {
+    std::error_code ec;
+    const auto size = fs::is_regular_file(path, ec) ? fs::file_size(path, ec) : 0;
+    throw LoadError({{path, 1, 1,
+                      fmt::format("the file has {}more than the {} MiB a pipeline file may have",
+                                  ec || size == 0 ? "" : fmt::format("{} bytes, ", size),
+                                  limits::file_bytes >> 20)}});
   }
   return load_string(*text, path, machine);
 }

@@ -158,6 +158,7 @@ enum class NoteKind {
   worker_moved,         // worker, from, to (host names)
   orphans_killed,       // count
   after_job_failed,     // step, job, timed_out, detail: the last lines of its output
+  capture_not_exported,  // step, detail: the variable and why (too big for the environment)
 };
 
 struct Note {

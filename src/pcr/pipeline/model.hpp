@@ -74,6 +74,13 @@ struct StepOptions {
 // a load error for a list in the file). A bound, so a runaway glob or command cannot
 // exhaust memory.
 inline constexpr std::size_t max_items = 100'000;
+// The longest line pcr takes from a job's stdout as an item or a captured line (as a
+// value in the file); a longer one is the step's or the job's error.
+inline constexpr std::size_t max_line_bytes = 1u << 20;
+// What one step's `capture` (or C++ output check) keeps of its jobs' stdout, in all, with
+// at most max_items lines: it is held in memory, unlike the output itself. More fails the
+// job that passed it.
+inline constexpr std::size_t max_kept_bytes = 16u << 20;
 
 struct ForEach {
   enum class Source { none, glob, list, lines, command, function };

@@ -20,12 +20,6 @@ namespace {
 // How long an extension's after-job command (Extension::after_job) may take.
 constexpr Millis k_after_job_timeout{60'000};
 
-std::vector<std::string> read_lines(const std::string& path) {
-  auto text = util::read_file(path);
-  // No file: the job printed nothing (spool files are made on the first byte).
-  return text ? util::split_lines(*text) : std::vector<std::string>{};
-}
-
 // A stdout kept for pcr to read (items, capture, expect, TAP) holds what the job printed,
 // unmasked (docs/pipeline.md): it leaves the disk as soon as it has been read.
 void forget_stdout(const std::string& path) {
@@ -121,11 +115,7 @@ void StepRun::start(std::function<void()> done) {
       m_result.error = fmt::format("expect: bad regular expression /{}/: {}", o.expect, re.error());
   }
   m_env = m_run.base_env;
-  for (const auto& [var, lines] : m_run.captures) {
-    std::string joined;
-    for (const auto& l : lines) joined += (joined.empty() ? "" : "\n") + l;
-    m_env[var] = joined;
-  }
+  for (const auto& [var, joined] : m_run.exported) m_env[var] = joined;
   for (const auto& [k, v] : o.env) m_env[k] = v;
   m_env["CI_RUN_ID"] = m_run.run_id;
 
@@ -160,14 +150,28 @@ void StepRun::start(std::function<void()> done) {
   m_lister = m_run.procs.spawn(std::move(spawn), nullptr, [this, base](const proc::Exit& exit) {
     m_lister = 0;
     const bool listed = exit.exit_code == 0 && exit.signal == 0 && exit.spawn_error.empty() && !exit.stopped &&
-                        !exit.timed_out && !exit.idle_timed_out;
+                        !exit.timed_out && !exit.idle_timed_out && exit.spool_error.empty();
     std::vector<std::string> found;
+    std::string bad;  // read in bounded memory: a runaway command is the step's error
     if (listed)
-      for (auto& l : read_lines(base + ".out"))
-        if (!l.empty()) found.push_back(std::move(l));
+      util::each_line(base + ".out", max_line_bytes, [&](std::string_view line, bool cut) {
+        if (cut)
+          bad = fmt::format("line {} is longer than the {} MiB an item may have", found.size() + 1,
+                            max_line_bytes >> 20);
+        else if (!line.empty() && found.size() == max_items)
+          bad = fmt::format("it printed more than the {} items one step takes", max_items);
+        else if (!line.empty())
+          found.emplace_back(line);
+        return bad.empty();
+      });
     forget_stdout(base + ".out");
-    if (listed) return launch(found);
-    const std::string why = !exit.spawn_error.empty() ? exit.spawn_error
+    if (listed && bad.empty()) return launch(found);
+    if (!bad.empty()) {
+      m_result.error = fmt::format("the for_each command `{}`: {}", m_step.for_each.value, bad);
+      return launch({});
+    }
+    const std::string why = !exit.spawn_error.empty()   ? exit.spawn_error
+                            : !exit.spool_error.empty() ? "its output could not all be kept: " + exit.spool_error
                             : exit.timed_out          ? std::string("timed out")
                             : exit.idle_timed_out     ? std::string("printed nothing for too long")
                             : exit.stopped            ? std::string("stopped")
@@ -259,12 +263,49 @@ StepResult StepRun::finish(Millis duration) {
   else
     r.outcome = StepOutcome::passed;
   if (!m_info.cleanup && !m_step.options.capture.empty() && r.outcome == StepOutcome::passed) {
-    auto& lines = m_run.captures[m_step.options.capture];
+    const std::string& var = m_step.options.capture;
+    auto& lines = m_run.captures[var];
     lines.clear();
     for (auto& job_lines : m_stdout_lines)
       for (auto& l : job_lines) lines.push_back(std::move(l));
+    export_capture(var, lines);
   }
   return r;
+}
+
+// A captured variable is exported to later jobs when the kernel lets a process start with
+// it: one variable ("VAR=value") holds at most 128 KiB, and all of a process's arguments
+// and environment share one bound (a quarter of its stack limit, 2 MiB by default). Past
+// half of that, or a variable past its own bound, every later job — cleanup too — would
+// fail to start ("Argument list too long"); such a capture is kept for `for_each: {lines:
+// VAR}` only, and the run says so.
+void StepRun::export_capture(const std::string& var, const std::vector<std::string>& lines) {
+  constexpr std::size_t k_variable = 128u << 10;  // MAX_ARG_STRLEN, with "VAR=" and the NUL
+  constexpr std::size_t k_all = 1u << 20;         // of every exported capture
+  std::string joined;
+  for (const auto& l : lines) {
+    if (joined.size() > k_all) break;  // too big either way: no need to join it all
+    joined += (joined.empty() ? "" : "\n") + l;
+  }
+  m_run.exported.erase(var);
+  std::size_t others = 0;
+  for (const auto& [name, value] : m_run.exported) others += name.size() + value.size() + 2;
+  const std::size_t size = var.size() + joined.size() + 2;
+  if (size <= k_variable && others + size <= k_all) {
+    m_run.exported[var] = std::move(joined);
+    return;
+  }
+  std::size_t bytes = 0;
+  for (const auto& l : lines) bytes += l.size() + 1;
+  Note n(NoteKind::capture_not_exported,
+         fmt::format("{} is not exported to later jobs: its {} lines ({} bytes) are more than {}; "
+                     "`for_each: {{lines: {}}}` still takes them",
+                     var, lines.size(), bytes > 0 ? bytes - 1 : 0,
+                     size > k_variable ? "the 128 KiB one environment variable may hold"
+                                       : "the 1 MiB all captured variables may hold together",
+                     var));
+  n.step = m_info.name;
+  m_run.observer.note(n);
 }
 
 std::optional<std::size_t> StepRun::host_of(unsigned worker, std::size_t index) {
@@ -525,20 +566,48 @@ void StepRun::ended(std::size_t index, const proc::Exit& exit, const std::string
     add_detail(r, "its output could not all be kept (" + r.output_error + ")");
     if (m_run.result.output_error.empty()) m_run.result.output_error = r.output_error;
   }
-  if (r.status == JobStatus::passed && m_read_stdout) {
-    auto lines = read_lines(job.stdout_path);
-    bool ok = true;
-    if (m_expect) {
-      ok = std::any_of(lines.begin(), lines.end(),
-                       [&](const std::string& l) { return m_expect->search(l); });
-      if (!ok) r.detail = fmt::format("no line of stdout matches /{}/", m_step.options.expect);
-    }
+  if (r.status == JobStatus::passed && m_keep_stdout && !r.output_error.empty()) {
+    // What the step reads of it (capture, expect, TAP) is not all there: not a pass.
+    r.status = JobStatus::unexpected_output;
+  } else if (r.status == JobStatus::passed && m_read_stdout) {
+    // Read as a stream: `expect` looks at a line at a time (the first max_line_bytes of a
+    // longer one), and only what `capture` or a check keeps is held, within a bound.
+    const bool keep = !m_step.options.capture.empty() || static_cast<bool>(m_step.options.check);
+    std::vector<std::string> lines;
+    std::size_t kept = 0, count = 0;
+    bool matched = !m_expect;
+    std::string too_much;
+    util::each_line(job.stdout_path, max_line_bytes, [&](std::string_view line, bool cut) {
+      ++count;
+      if (!matched && m_expect->search(line)) matched = true;
+      if (!keep) return !matched;
+      kept += line.size() + 1;
+      if (cut)
+        too_much = fmt::format("line {} of stdout is longer than the {} MiB a kept line may have", count,
+                               max_line_bytes >> 20);
+      else if (m_kept_bytes + kept > max_kept_bytes || m_kept_lines + lines.size() == max_items)
+        too_much = fmt::format("the step's stdout is more than the {} MiB or {} lines its {} keeps",
+                               max_kept_bytes >> 20, max_items,
+                               m_step.options.capture.empty() ? "output check" : "capture");
+      else
+        lines.emplace_back(line);
+      return too_much.empty();
+    });
+    bool ok = matched && too_much.empty();
+    if (!too_much.empty())
+      r.detail = too_much;
+    else if (!matched)
+      r.detail = fmt::format("no line of stdout matches /{}/", m_step.options.expect);
     if (ok && m_step.options.check && !m_step.options.check(lines)) {
       ok = false;
       r.detail = "the output check rejected stdout";
     }
     if (!ok) r.status = JobStatus::unexpected_output;
-    if (ok && !m_step.options.capture.empty()) m_stdout_lines[index] = std::move(lines);
+    if (ok && !m_step.options.capture.empty()) {
+      m_kept_bytes += kept;
+      m_kept_lines += lines.size();
+      m_stdout_lines[index] = std::move(lines);
+    }
   }
   if (m_step.options.results.format != ResultsSpec::Format::none &&
       (r.status == JobStatus::passed || r.status == JobStatus::failed))

@@ -62,6 +62,7 @@ struct RunState {
   std::string spool_dir;
   Vars base_env;  // pcr's environment, then the pipeline's `env`
   std::map<std::string, std::vector<std::string>> captures;  // `capture:` VAR → lines
+  std::map<std::string, std::string> exported;  // VAR → its lines joined, when they fit the environment
   sched::Timings timings;
   RunResult result;
   bool timed_out = false;  // the pipeline's timeout expired
@@ -121,6 +122,7 @@ class StepRun : public sched::JobRunner {
   Prepared prepare(const Command& cmd, const JobContext& ctx, const std::string& spool) const;
   JobResult classify(const proc::Exit& exit, const std::string& build_error,
                      bool pipeline_timed_out) const;
+  void export_capture(const std::string& var, const std::vector<std::string>& lines);
   void after_job(std::size_t index, std::function<void()> then);
   void record_timing(const Job& job, const JobResult& r);
   void ended(std::size_t index, const proc::Exit& exit, const std::string& build_error);
@@ -135,6 +137,7 @@ class StepRun : public sched::JobRunner {
   std::unique_ptr<sched::Scheduler> m_scheduler;
   Vars m_env;
   std::vector<std::vector<std::string>> m_stdout_lines;  // per job, when captured
+  std::size_t m_kept_bytes = 0, m_kept_lines = 0;         // in m_stdout_lines (max_kept_bytes, max_items)
   std::optional<util::Regex> m_expect;
   StepResult m_result;
   proc::ProcessSet::Id m_lister = 0;  // the for_each command, while it runs

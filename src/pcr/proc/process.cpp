@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -542,7 +543,12 @@ void ProcessSet::stop(Id id, bool immediately) {
   auto it = m_children.find(id);
   if (it == m_children.end()) return;
   Child* c = it->second;
-  if (c->exited) return;
+  if (c->exited) {
+    // The shell is gone, the rest of its group still has its grace (lingering): a stop
+    // "at once" (a second interrupt) ends that too.
+    if (immediately && c->lingering) c->signal_group(SIGKILL);
+    return;
+  }
   if (!c->result.timed_out && !c->result.idle_timed_out) c->result.stopped = true;
   if (immediately)
     c->signal_group(SIGKILL);
@@ -556,8 +562,15 @@ void ProcessSet::finish(Child* c) {
   uv_timer_stop(&c->drain_timer);
   c->flush_mask();
   c->write_tail();
-  if (c->spool_fd >= 0) ::close(c->spool_fd);
-  if (c->stdout_fd >= 0) ::close(c->stdout_fd);
+  // A spool file removed while the job wrote to it (a job that cleans TMPDIR) took the
+  // output with it: lost, like a write that failed.
+  for (auto [fd, path] : {std::pair{c->spool_fd, &c->spec.spool_path}, std::pair{c->stdout_fd, &c->spec.stdout_path}}) {
+    struct stat st {};
+    if (fd < 0) continue;
+    if (::fstat(fd, &st) == 0 && st.st_nlink == 0 && c->result.spool_error.empty())
+      c->result.spool_error = *path + ": removed while the job ran";
+    ::close(fd);
+  }
   c->result.duration = std::chrono::duration_cast<Millis>(Clock::now() - c->started);
   m_children.erase(c->id);
   auto on_exit = std::move(c->on_exit);

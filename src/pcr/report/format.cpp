@@ -248,6 +248,7 @@ std::string note_text(const pipeline::Note& n) {
     case NoteKind::after_job_failed:
       return fmt::format("{} #{}: could not stop what the job started outside pcr (inside a container){}{}", n.step,
                          n.job, n.timed_out ? ": timed out" : "", n.detail.empty() ? "" : ":\n" + n.detail);
+    case NoteKind::capture_not_exported: return fmt::format("{}: {}", n.step, n.detail);
   }
   return "";
 }
@@ -269,6 +270,7 @@ std::string_view note_kind(pipeline::NoteKind kind) {
     case NoteKind::worker_moved: return "worker_moved";
     case NoteKind::orphans_killed: return "orphans_killed";
     case NoteKind::after_job_failed: return "after_job_failed";
+    case NoteKind::capture_not_exported: return "capture_not_exported";
   }
   return "";
 }

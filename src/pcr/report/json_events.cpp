@@ -182,6 +182,9 @@ void JsonEvents::note(const pipeline::Note& n) {
     case NoteKind::timings_not_saved:
       j["detail"] = text(n.detail);
       break;
+    case NoteKind::capture_not_exported:
+      j["step"] = text(n.step), j["detail"] = text(n.detail);
+      break;
     case NoteKind::shard:
       j["index"] = n.index, j["total"] = n.total;
       break;

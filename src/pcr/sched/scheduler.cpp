@@ -87,7 +87,9 @@ void Scheduler::wind_down() {
     for (std::size_t job : m_queue) m_jobs[job].state = JobState::cancelled;
     m_queue.clear();
   }
-  if (!m_queue.empty() || m_immediately) return;
+  // Tear-downs run like cleanup, also after an interrupt that killed the jobs at once; a
+  // further interrupt kills the ones running then (cancel).
+  if (!m_queue.empty()) return;
   for (unsigned w = 1; w <= m_options.workers; ++w) {
     Worker s = m_workers[w];
     if (s != Worker::ready && s != Worker::broken && s != Worker::fresh) continue;
@@ -204,7 +206,6 @@ void Scheduler::worker_task_finished(unsigned worker, bool passed) {
 
 void Scheduler::cancel(bool immediately) {
   m_stopping = true;
-  m_immediately = m_immediately || immediately;
   for (std::size_t job : m_queue) m_jobs[job].state = JobState::cancelled;
   m_queue.clear();
   for (std::size_t job = 0; job < m_jobs.size(); ++job)

@@ -115,7 +115,6 @@ class Scheduler {
   std::vector<bool> m_retired;    // its machine is gone: no more jobs, no tear-down
   std::size_t m_running = 0;      // jobs, set-ups and tear-downs running
   bool m_stopping = false;
-  bool m_immediately = false;
   bool m_failed = false;
   bool m_done = false;
   bool m_started = false;

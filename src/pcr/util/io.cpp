@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <fstream>
 #include <sstream>
@@ -31,6 +32,46 @@ std::optional<std::string> read_file(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+std::optional<std::string> read_file(const std::string& path, std::size_t limit) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::string text;
+  constexpr std::size_t k_piece = 64 * 1024;
+  while (in && text.size() < limit) {
+    const std::size_t at = text.size();
+    text.resize(std::min(limit, at + k_piece));
+    in.read(text.data() + at, static_cast<std::streamsize>(text.size() - at));
+    text.resize(at + static_cast<std::size_t>(in.gcount()));
+  }
+  return text;
+}
+
+bool each_line(const std::string& path, std::size_t max_line,
+               const std::function<bool(std::string_view text, bool cut)>& line) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::string piece(64 * 1024, '\0'), current;
+  bool cut = false;  // `current` is full and the rest of its line is skipped
+  while (in) {
+    in.read(piece.data(), static_cast<std::streamsize>(piece.size()));
+    std::string_view got(piece.data(), static_cast<std::size_t>(in.gcount()));
+    while (!got.empty()) {
+      const auto nl = got.find('\n');
+      const std::string_view part = got.substr(0, nl);
+      const std::size_t room = max_line - std::min(max_line, current.size());
+      if (part.size() > room) cut = true;
+      current.append(part.substr(0, std::min(room, part.size())));
+      if (nl == std::string_view::npos) break;
+      got.remove_prefix(nl + 1);
+      if (!line(current, cut)) return true;
+      current.clear();
+      cut = false;
+    }
+  }
+  if (!current.empty() || cut) line(current, cut);
+  return true;
 }
 
 std::string tail_lines(const std::string& path, std::size_t max_lines) {

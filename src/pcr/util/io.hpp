@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -15,6 +16,16 @@ bool write_all(int fd, std::string_view data);
 
 // The whole content of file `path`, or nullopt when it cannot be opened (errno says why).
 std::optional<std::string> read_file(const std::string& path);
+// At most the first `limit` bytes of `path` (anything: a FIFO, /dev/zero), so that a
+// caller with a bound never holds more than it; nullopt as `read_file`.
+std::optional<std::string> read_file(const std::string& path, std::size_t limit);
+
+// Call `line(text, cut)` for each line of file `path` (without its '\n'; a last line
+// without one counts), reading in pieces and never holding more than one line: a line
+// longer than `max_line` is given as its first `max_line` bytes with `cut` set. Stops when
+// `line` returns false. False when the file cannot be opened (errno says why).
+bool each_line(const std::string& path, std::size_t max_line,
+               const std::function<bool(std::string_view text, bool cut)>& line);
 
 // The last `max_lines` lines of file `path`, each ending in '\n', read from at most its
 // last 64 KiB (a tail of a huge log costs no more than of a small one); "" when the file
