@@ -147,6 +147,21 @@ TEST(Hostile, AFileThatNeverEndsIsRefusedInBoundedMemory) {
   }
 }
 
+// What the parser would silently drop or take is refused: a key given twice (YAML
+// forbids it; the first was taken), a second document, an environment value no job
+// could start with (every job, cleanup too, failed "Argument list too long").
+TEST(Hostile, DuplicatesSecondDocumentsAndHugeEnvironmentValuesAreLoadErrors) {
+  check_refuses("steps:\n  - run: echo a\n    run: rm -rf x\n", 3, 5, "'run' is given twice in a step (first at line 2)");
+  check_refuses("env: {A: '1', A: '2'}\nsteps:\n  - run: a\n", 1, 15, "env: 'A' is given twice");
+  check_refuses("steps:\n  - run: a\n---\nsteps:\n  - run: b\n", 4, 1,
+                "a second YAML document (after `---`): a pipeline file holds one");
+  check_refuses("env:\n  BIG: '" + repeat("x", 200'000) + "'\nsteps:\n  - run: a\n", 2, 8,
+                "env BIG: 200000 bytes, more than the 128 KiB one environment variable may hold");
+  TempDir d;
+  d.write("ci.yaml", "---\nsteps:\n  - run: a\n...\n---\n");
+  EXPECT_EQ(run_pcr({"check", d.file("ci.yaml")}).exit_code, 0) << "a document marker and an empty document are fine";
+}
+
 TEST(Hostile, NulBytesAreLoadErrors) {
   check_refuses("steps:\n  - run: a {items}\n    for_each: [\"x\\0y\"]\n", 3, 16,
                 "for_each item: contains a NUL byte");

@@ -242,6 +242,23 @@ TEST(Split, CommandLinePartitionsAndBalances) {
   EXPECT_EQ(run_pcr({"split", "a"}).exit_code, 2);
 }
 
+// Items from stdin: one per line, read as a stream within bounds (a 1 GB line held 2 GB).
+TEST(Split, StdinItemsAreBounded) {
+  TempDir d;
+  d.write("items", "b\n\na\nc");
+  PcrOptions o;
+  o.stdin_path = d.file("items");
+  auto r = run_pcr({"split", "--total", "1", "--index", "1", "--timings", d.file("none.json")}, o);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "b\na\nc\n");
+  d.write("huge", "a\n" + std::string(3u << 20, 'x') + "\n");
+  o.stdin_path = d.file("huge");
+  auto huge = run_pcr({"split", "--total", "1", "--index", "1"}, o);
+  EXPECT_EQ(huge.exit_code, 2);
+  EXPECT_EQ(huge.err, "pcr split: stdin: line 2 is longer than the 1 MiB an item may have\n");
+  EXPECT_TRUE(huge.out.empty());
+}
+
 // Each of N machines runs `pcr run --shard I/N`: together they run every item exactly
 // once, each shard's share is the one `pcr split` prints, and steps without for_each run
 // on every shard.

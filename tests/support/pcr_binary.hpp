@@ -41,6 +41,7 @@ struct PcrOptions {
   int timeout_s = 120;
   std::string stdout_path;  // instead of capturing: e.g. /dev/null for huge output
   bool stdout_nonblocking = false;  // pcr's stdout is O_NONBLOCK, as some parents leave it
+  std::string stdin_path;           // pcr's stdin (default /dev/null)
 };
 
 // `pcr ARGS`, once.
@@ -54,7 +55,7 @@ inline PcrRun run_pcr_once(const std::vector<std::string>& args, const PcrOption
     std::string target = o.stdout_path.empty() ? out_path : o.stdout_path;
     int out = ::open(target.c_str(), O_WRONLY | O_CREAT | O_TRUNC | (o.stdout_nonblocking ? O_NONBLOCK : 0), 0600);
     int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int devnull = ::open("/dev/null", O_RDONLY);
+    int devnull = ::open(o.stdin_path.empty() ? "/dev/null" : o.stdin_path.c_str(), O_RDONLY);
     ::dup2(devnull, 0), ::dup2(out, 1), ::dup2(err, 2);
     if (!o.cwd.empty() && ::chdir(o.cwd.c_str()) != 0) _exit(126);
     for (const auto& e : o.env) ::putenv(const_cast<char*>(e.c_str()));

@@ -692,9 +692,27 @@ int main(int argc, char** argv) {
                                  shard.total);
         return k_exit_usage;
       }
-      if (split_items.empty())
-        for (std::string line; std::getline(std::cin, line);)
-          if (!line.empty()) split_items.push_back(line);
+      if (split_items.empty()) {
+        // Read as a stream, within bounds: stdin may be anything (a runaway command).
+        constexpr std::size_t k_items = 1'000'000;
+        std::string bad;
+        std::size_t line_number = 0;
+        util::each_line("/dev/stdin", pipeline::max_line_bytes, [&](std::string_view line, bool cut) {
+          ++line_number;
+          if (cut)
+            bad = fmt::format("line {} is longer than the {} MiB an item may have", line_number,
+                              pipeline::max_line_bytes >> 20);
+          else if (!line.empty() && split_items.size() == k_items)
+            bad = fmt::format("more than {} items", k_items);
+          else if (!line.empty())
+            split_items.emplace_back(line);
+          return bad.empty();
+        });
+        if (!bad.empty()) {
+          std::cerr << "pcr split: stdin: " << bad << "\n";
+          return k_exit_usage;
+        }
+      }
       std::string warning;
       auto timings = sched::Timings::load_any(split_timings, &warning);
       if (!warning.empty()) std::cerr << "pcr split: " << warning << "\n";

@@ -91,7 +91,14 @@ class Loader {
     }
     YAML::Node root;
     try {
-      root = YAML::Load(text);
+      // All documents: a second one (after `---`) would be silently ignored by Load.
+      const std::vector<YAML::Node> documents = YAML::LoadAll(text);
+      if (!documents.empty()) root = documents.front();
+      for (std::size_t i = 1; i < documents.size(); ++i)
+        if (!documents[i].IsNull()) {  // an empty one (a trailing `---`) holds nothing
+          error(documents[i], "a second YAML document (after `---`): a pipeline file holds one");
+          throw LoadError(m_errors);
+        }
     } catch (const YAML::DeepRecursion& ex) {  // yaml-cpp's own guard; its words: "bad file"
       error(ex.mark, fmt::format("nested more than {} levels deep; pcr refuses a document this "
                                  "deep",
@@ -353,12 +360,18 @@ class Loader {
                   const std::vector<std::string>* more = nullptr) {
     std::vector<std::string> all = allowed;
     if (more) all.insert(all.end(), more->begin(), more->end());
+    std::map<std::string, int> seen;  // key → its line
     for (auto it = map.begin(); it != map.end(); ++it) {
       if (!it->first.IsScalar()) {
         error(it->first, fmt::format("{}: a key must be a plain name", where));
         continue;
       }
       const std::string key = it->first.Scalar();
+      // YAML forbids it, and the parser would silently keep the first.
+      if (auto [at, fresh] = seen.emplace(key, it->first.Mark().line + 1); !fresh) {
+        error(it->first, fmt::format("'{}' is given twice in {} (first at line {})", shown(key), where, at->second));
+        continue;
+      }
       if (std::find(all.begin(), all.end(), key) != all.end()) continue;
       if (key.size() > 200) {  // no typo of a known key: spare the edit distance
         error(it->first, fmt::format("unknown key '{}' in {}", shown(key), where));
@@ -484,9 +497,19 @@ class Loader {
         error(it->second, fmt::format("env {}: expected a string value", name));
         continue;
       }
-      out.emplace_back(name, it->second.IsNull()
-                                 ? ""
-                                 : checked_text(it->second, it->second.Scalar(), "env " + name));
+      if (std::any_of(out.begin(), out.end(), [&](const auto& kv) { return kv.first == name; })) {
+        error(it->first, fmt::format("env: '{}' is given twice", name));
+        continue;
+      }
+      std::string value = it->second.IsNull() ? "" : checked_text(it->second, it->second.Scalar(), "env " + name);
+      // The kernel's bound for one variable ("NAME=value"): past it no job could start,
+      // cleanup's neither ("Argument list too long").
+      if (name.size() + value.size() + 2 > limits::env_variable_bytes) {
+        error(it->second, fmt::format("env {}: {} bytes, more than the 128 KiB one environment variable may hold",
+                                      name, value.size()));
+        continue;
+      }
+      out.emplace_back(name, std::move(value));
     }
     return out;
   }
