@@ -8,6 +8,7 @@
 #include <filesystem>
 
 using namespace pcr::test;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -241,6 +242,23 @@ TEST(Hostile, ACaptureTooBigForTheEnvironmentStillLetsEveryJobStart) {
   EXPECT_NE(many.out.find("the 1 MiB all captured variables may hold together"), std::string::npos) << many.out;
 }
 
+// A command longer than one argument may be (128 KiB: all of {items} of a big group)
+// still runs: the shell reads it from a private file. It failed "Argument list too long".
+TEST(Hostile, ACommandLongerThanAnArgumentRuns) {
+  TempDir d;
+  fs::create_directories(d.file("tmp"));
+  PcrOptions o;
+  o.env = {"TMPDIR=" + d.file("tmp")};
+  auto r = run_yaml(d, "steps:\n  - name: all in one\n    for_each: {command: 'seq 30000'}\n    groups: 1\n"
+                       "    run: 'echo {items} | wc -w > words; echo \"args: $#\"'\n",
+                    {}, o);
+  EXPECT_EQ(r.exit_code, 0) << r.out.substr(0, 2000);
+  EXPECT_EQ(read_file(d.file("words")), "30000\n");
+  EXPECT_NE(r.out.find("args: 0"), std::string::npos) << "no arguments, as with sh -c";
+  EXPECT_LT(r.out.size(), 20'000u) << "the summary does not print the whole command";
+  EXPECT_TRUE(fs::is_empty(d.file("tmp"))) << "the file goes with the run's spool";
+}
+
 TEST(Hostile, KeptStdoutIsBounded) {
   TempDir d;
   // More than a capture keeps (16 MiB or 100,000 lines): the job fails saying why, in
@@ -269,7 +287,6 @@ TEST(Hostile, KeptStdoutIsBounded) {
 }
 
 TEST(Hostile, GlobDoesNotLoopThroughSymlinks) {
-  namespace fs = std::filesystem;
   TempDir d;
   fs::create_directories(d.file("t/unit"));
   d.write("t/unit/a_test.sh", "");

@@ -75,6 +75,13 @@ proc::Spawn make_spawn(std::string command, const Vars& env, std::string workdir
   spawn.env.reserve(env.size());
   for (const auto& [k, v] : env) spawn.env.push_back(k + "=" + v);
   spawn.workdir = std::move(workdir);
+  // Beside the spool, in the run's private folder: where a command too long for an
+  // argument goes (proc::Spawn::script_path).
+  if (!spool.empty()) {
+    std::error_code ec;  // absolute: the shell starts in the job's workdir
+    const std::string base = spool.ends_with(".log") ? spool.substr(0, spool.size() - 4) : spool;
+    spawn.script_path = std::filesystem::absolute(base + ".sh", ec).string();
+  }
   spawn.spool_path = std::move(spool);
   spawn.timeout = limits.timeout;
   spawn.idle_timeout = limits.idle_timeout;

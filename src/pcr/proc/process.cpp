@@ -87,6 +87,14 @@ struct Shell {
   bool big_pipes = false;
 };
 
+// A command longer than this goes to the shell in a file (Spawn::script_path): one
+// argument may hold 128 KiB, and the environment shares the rest of the bound.
+constexpr std::size_t k_inline_command = 64u << 10;
+
+bool runs_from_script(const Spawn& spec) {
+  return spec.command.size() > k_inline_command && !spec.script_path.empty();
+}
+
 // posix_spawn `/bin/sh -c spec.command` in a session of its own, stdin from /dev/null,
 // spec.workdir, spec.env; `outputs` adds the file actions that give it fds 1 and 2.
 template <typename Outputs>
@@ -105,9 +113,25 @@ int posix_spawn_shell(const Spawn& spec, pid_t& pid, Outputs outputs) {
   env.push_back(nullptr);
   char sh[] = "/bin/sh", dash_c[] = "-c";
   char* argv[] = {sh, dash_c, const_cast<char*>(spec.command.c_str()), nullptr};
+  if (runs_from_script(spec)) {
+    // Too long for an argument: the shell reads it from a file instead (`sh FILE` runs
+    // it as `sh -c` would, but for $0).
+    const int fd = ::open(spec.script_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    const bool written = fd >= 0 && util::write_all(fd, spec.command);
+    const int err = errno;
+    if (fd >= 0) ::close(fd);
+    if (!written) {
+      posix_spawn_file_actions_destroy(&actions);
+      ::unlink(spec.script_path.c_str());
+      return err ? err : EIO;
+    }
+    argv[1] = const_cast<char*>(spec.script_path.c_str());
+    argv[2] = nullptr;
+  }
 
   const int rc = ::posix_spawn(&pid, sh, &actions, attr.get(), argv, env.data());
   posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0 && runs_from_script(spec)) ::unlink(spec.script_path.c_str());
   return rc;
 }
 
@@ -571,6 +595,7 @@ void ProcessSet::finish(Child* c) {
       c->result.spool_error = *path + ": removed while the job ran";
     ::close(fd);
   }
+  if (runs_from_script(c->spec)) ::unlink(c->spec.script_path.c_str());
   c->result.duration = std::chrono::duration_cast<Millis>(Clock::now() - c->started);
   m_children.erase(c->id);
   auto on_exit = std::move(c->on_exit);

@@ -25,6 +25,10 @@ struct Spawn {
   std::string workdir;           // empty: pcr's own
   std::string spool_path;        // both streams in arrival order, masked (`mask`); 0600
   std::string stdout_path;       // when set, stdout alone is written here too, whole (0600)
+  // Where a command longer than an argument may be (the kernel takes 128 KiB; all of
+  // {items} of a big group can be megabytes) is written (0600) to run as `/bin/sh PATH`,
+  // removed when the job ends. Empty: such a command cannot start ("Argument list too long").
+  std::string script_path;
   // > 0: the spool keeps only the last `spool_tail` bytes, held in memory and written
   // when the process ends — for output its observers showed as it came and never read
   // back whole, which then costs no disk write per byte.

@@ -129,17 +129,21 @@ std::string who(const pipeline::JobInfo& job) {
 }
 }  // namespace
 
+// A command on a console line: whole up to a few lines' worth, since one with all its
+// items can be megabytes (the JSON and JUnit reports and --log-dir keep it whole).
+static std::string shown_command(const std::string& command) { return util::elide(v(command), 300); }
+
 std::string job_line(const pipeline::JobInfo& job, const pipeline::JobResult& r, const Style& style) {
   std::string words = describe(r, job.attempt);
   std::string painted = r.status == JobStatus::passed ? (r.flaky ? style.yellow(words) : words)
                         : r.status == JobStatus::cancelled || r.will_retry ? style.yellow(words)
                                                                            : style.red(words);
   return fmt::format("{} {} {} {}{}", mark(r, style), painted, style.dim(format_duration(r.duration)),
-                     who(job), style.dim(v(job.command)));
+                     who(job), style.dim(shown_command(job.command)));
 }
 
 std::string live_line(const pipeline::JobInfo& job, const Style& style) {
-  return style.dim(fmt::format("▶ {}{}", who(job), v(job.command)));
+  return style.dim(fmt::format("▶ {}{}", who(job), shown_command(job.command)));
 }
 
 std::string running_name(const pipeline::JobInfo& job) {
@@ -334,7 +338,8 @@ std::string summary(const Summary& s, const Style& style) {
     std::string which = j.kind == pipeline::JobKind::setup      ? "setup"
                         : j.kind == pipeline::JobKind::teardown ? "teardown"
                                                                 : fmt::format("#{}", j.job);
-    return fmt::format("{} {} [n={}] {}: {}", v(j.step), which, j.worker, describe(j.result, j.attempt), v(j.command));
+    return fmt::format("{} {} [n={}] {}: {}", v(j.step), which, j.worker, describe(j.result, j.attempt),
+                       shown_command(j.command));
   };
   if (!s.failed.empty()) {
     out += style.bold("failed jobs:") + "\n";
