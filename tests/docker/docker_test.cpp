@@ -310,6 +310,54 @@ cleanup:
   EXPECT_EQ(docker_leftovers(c.base), "");
 }
 
+// A read-only container: /tmp cannot hold the command's pid, /dev/shm can, and the
+// command is still stopped when its job times out (it ran on, out of reach, with only a
+// "can't create" line in the job's output).
+TEST(Compose, ExecInAReadOnlyContainerIsStoppedToo) {
+  Cluster c;
+  c.dir.write("docker-compose.yml", "version: \"2.4\"\nservices:\n  web:\n    image: pcr-busybox:test\n"
+                                    "    init: true\n    read_only: true\n    container_name: ${PROJECT_NAME}_web\n"
+                                    "    command: [\"sleep\", \"3600\"]\n");
+  auto r = run_yaml(c.dir, c.pipeline(R"Y(  - name: up
+    run: docker-compose up -d 2>&1
+  - name: hangs
+    timeout: 3s
+    kill_grace: 1s
+    run: "{exec web} sh -c 'sleep 296 | cat'"
+cleanup:
+  - name: look inside
+    run: docker exec "${PROJECT_NAME}_web" ps > ps.txt
+)Y"));
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("timed out after 3s"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("can't create"), std::string::npos) << r.out;
+  const std::string inside = read_file(c.dir.file("ps.txt"));
+  EXPECT_NE(inside.find("sleep 3600"), std::string::npos) << "the control: ps saw the container\n" << inside;
+  EXPECT_EQ(inside.find("sleep 296"), std::string::npos) << "{exec web} left its process:\n" << inside;
+  EXPECT_EQ(docker_leftovers(c.base), "");
+}
+
+// Where the wrapper cannot log a command (a full or broken .pcr), pcr could not stop it
+// afterwards: it does not start, and the job says why.
+TEST(Compose, ExecThatCannotBeLoggedDoesNotStart) {
+  Cluster c;
+  c.dir.write(".pcr/exec", "not a folder");
+  auto r = run_yaml(c.dir, c.pipeline(R"Y(  - name: up
+    run: docker-compose up -d 2>&1
+  - name: unlogged
+    run: "{exec web} touch /ran"
+cleanup:
+  - name: look inside
+    run: docker exec "${PROJECT_NAME}_web" ls / > root.txt
+)Y"));
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("cannot log the command in "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("failed with exit code 125"), std::string::npos) << r.out;
+  EXPECT_NE(read_file(c.dir.file("root.txt")).find("bin"), std::string::npos) << "the control: ls saw /";
+  EXPECT_EQ(read_file(c.dir.file("root.txt")).find("ran"), std::string::npos) << "the command ran";
+  EXPECT_EQ(docker_leftovers(c.base), "");
+}
+
 TEST(Compose, InvalidComposeFileFailsTheStepClearlyAndCleanupRuns) {
   Cluster c;
   c.dir.write(

@@ -11,6 +11,7 @@
 
 #include <signal.h>
 
+#include <fstream>
 #include <tuple>
 
 using namespace pcr::test;
@@ -230,4 +231,31 @@ TEST(Hosts, AHostOverSsh) {
   EXPECT_NE(gone.out.find("host far (ssh://root@127.0.0.1:2222) does not answer"), std::string::npos) << gone.out;
   EXPECT_NE(gone.out.find("Connection refused"), std::string::npos) << gone.out;
   EXPECT_EQ(read_file(d.file("where-2")), "one /var/lib/docker\n") << "worker 2 went to the host that answers";
+}
+
+// No `hosts:`, but the pipeline's `env:` sends every docker command to the second engine:
+// the projects are recorded with that DOCKER_HOST, so a supervisor whose engine was killed
+// (and `pcr clean`) takes them down there. It looked at its own DOCKER_HOST, said "took
+// down", and left every cluster running.
+TEST(Hosts, ADockerHostFromThePipelinesEnvIsWhereTheClustersAreTakenDown) {
+  TwoHosts h;
+  PcrOptions o;
+  o.while_running = [&](pid_t pid) {
+    ASSERT_TRUE(wait_until([&] { return exists(h.dir.file("up.done")); }, std::chrono::seconds(180)));
+    std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+    pid_t engine = 0;
+    ASSERT_TRUE(in >> engine) << "the supervisor has one child, the engine";
+    ::kill(engine, SIGKILL);
+  };
+  auto r = run_yaml(h.dir,
+                    "name: " + h.base + "\nenv:\n  DOCKER_HOST: " + k_two +
+                        "\ncompose:\n  file: docker-compose.yml\nsteps:\n"
+                        "  - name: image\n    run: docker build -q -t pcr-busybox:test image > /dev/null\n    timeout: 2m\n"
+                        "  - name: up\n    parallel: 2\n    run: docker-compose up -d 2>&1\n    timeout: 2m\n"
+                        "  - run: touch up.done; sleep 60\n",
+                    {}, o);
+  EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
+  EXPECT_NE(r.err.find("took down " + h.base), std::string::npos) << r.err;
+  EXPECT_EQ(leftovers_on(k_two, h.base), "") << "the clusters are gone from the engine they were on";
+  EXPECT_EQ(leftovers_on(k_one, h.base), "");
 }

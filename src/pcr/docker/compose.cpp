@@ -119,15 +119,22 @@ constexpr const char* k_exec_script = R"SH(#!/bin/sh
 compose=$1 service=$2 log=$3
 shift 3
 pidfile="/tmp/.pcr-exec-$$-$(date +%s)"
-[ "$log" = - ] || printf 'start %s %s\n' "$pidfile" "$service" >> "$log"
-eval "$compose exec -T \"\$service\" sh -c 'mkdir -p /tmp 2>/dev/null; echo \$\$ > $pidfile; exec \"\$@\"' sh \"\$@\"" &
+shm="/dev/shm/${pidfile##*/}"
+# Not logged, it could not be stopped if the job ended first: then it does not start.
+if [ "$log" != - ] && ! printf 'start %s %s\n' "$pidfile" "$service" >> "$log"; then
+  echo "pcr: cannot log the command in $log, so could not stop it: not started" >&2
+  exit 125
+fi
+# Inside, its pid goes to /tmp, or to /dev/shm where /tmp cannot be written (a read-only
+# container); where neither can, it does not start, for the same reason.
+eval "$compose exec -T \"\$service\" sh -c 'mkdir -p /tmp 2>/dev/null; { echo \$\$ > $pidfile || echo \$\$ > $shm; } 2>/dev/null || { echo \"pcr: cannot write the pid of the command in the container (/tmp and /dev/shm), so could not stop it: not started\" >&2; exit 125; }; exec \"\$@\"' sh \"\$@\"" &
 client=$!
 stop() {
   trap '' TERM INT HUP
   # LOG "-" (the C++ helper, no pcr to do it afterwards): stop it inside the container
   # now, within the job's kill_grace.
   [ "$log" = - ] && eval "$compose exec -T \"\$service\" sh -c 'tree() { for c in \$(cat /proc/\$1/task/*/children 2>/dev/null); do tree \$c; done; echo \$1; }
-    kill -TERM \$(tree \$(cat $pidfile)) 2>/dev/null; rm -f $pidfile'" > /dev/null 2>&1
+    kill -TERM \$(tree \$(cat $pidfile $shm 2>/dev/null)) 2>/dev/null; rm -f $pidfile $shm'" > /dev/null 2>&1
   kill -TERM "$client" 2> /dev/null
   exit 143
 }
@@ -150,15 +157,16 @@ rc=0
 for entry in $(awk '$1 == "start" { s[$2] = $3 } $1 == "end" { delete s[$2] }
                     END { for (p in s) print p "=" s[p] }' "$log"); do
   pidfile=${entry%%=*} service=${entry#*=}
+  shm="/dev/shm/${pidfile##*/}"  # where a read-only container keeps it
   # The pid file may still be on its way (the job ended as the command started).
-  eval "$compose exec -T \"\$service\" sh -c 'i=0; while [ ! -s $pidfile ] && [ \$i -lt 20 ]; do sleep 0.1; i=\$((i+1)); done
-    p=\$(cat $pidfile 2>/dev/null) || exit 0
+  eval "$compose exec -T \"\$service\" sh -c 'i=0; while [ ! -s $pidfile ] && [ ! -s $shm ] && [ \$i -lt 20 ]; do sleep 0.1; i=\$((i+1)); done
+    p=\$(cat $pidfile $shm 2>/dev/null); [ -n \"\$p\" ] || exit 0
     tree() { for c in \$(cat /proc/\$1/task/*/children 2>/dev/null); do tree \$c; done; echo \$1; }
     all=\$(tree \$p)
     alive() { for q in \$all; do kill -0 \$q 2>/dev/null && return 0; done; return 1; }
     kill -TERM \$all 2>/dev/null; i=0
     while alive && [ \$i -lt 20 ]; do sleep 0.1; i=\$((i+1)); done
-    kill -KILL \$all 2>/dev/null; rm -f $pidfile; exit 0'" || { echo "could not reach $service to stop its command"; rc=1; }
+    kill -KILL \$all 2>/dev/null; rm -f $pidfile $shm; exit 0'" || { echo "could not reach $service to stop its command"; rc=1; }
 done
 : > "$log"
 exit $rc
@@ -213,10 +221,11 @@ struct State {
   std::map<std::string, ProjectRecord> planned;  // what a plan expects to hand out
 
   // Note that `project` is in use on the job's host; record it on disk the first time.
-  void hand_out(const std::string& project, const JobContext& ctx) {
+  void hand_out(const std::string& project, const JobContext& ctx, const std::string& docker_host) {
     const std::string key = record_key(project, ctx.host);
     if (handed_out.count(key)) return;
     ProjectRecord r = record_for(project, ctx);
+    r.docker_host = docker_host;
     r.pid = ::getpid();
     r.pid_start = process_start(r.pid);
     r.run_id = ctx.run_id;
@@ -351,7 +360,6 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
   ext.fixed_env = state->config.env;
   ext.env = [state](const JobContext& ctx) {
     std::string project = project_name(state->config.project, ctx.run_id, ctx.number);
-    state->hand_out(project, ctx);
     std::string files;
     for (const auto& f : state->config.files) files += (files.empty() ? "" : ":") + f;
     pipeline::Env env = state->config.env;
@@ -359,6 +367,12 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
     env.emplace_back("PROJECT_NAME", project);
     env.emplace_back("COMPOSE_FILE", files);
     return env;
+  };
+  // Recorded with the DOCKER_HOST the job really gets — from `hosts:`, the pipeline's,
+  // the step's or `compose: env:` — so that `pcr clean` and a supervisor whose engine was
+  // killed take it down where it is.
+  ext.starting = [state](const JobContext& ctx, const pipeline::Env& job_env) {
+    state->hand_out(project_name(state->config.project, ctx.run_id, ctx.number), ctx, docker_host_of(job_env));
   };
   ext.placeholder = [state](const std::string& name, const std::string& arg,
                             const JobContext& ctx) -> std::optional<std::string> {
@@ -415,7 +429,12 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
     const std::string compose =
         util::shell_join(compose_argv(state->compose_version(), state->config.files, project));
     std::string cmd = util::shell_join({state->stop_path, compose, log});
-    if (!ctx.host.empty()) cmd = "DOCKER_HOST=" + util::shell_quote(docker_host_of(ctx.host_env)) + " " + cmd;
+    // Where the job's commands went: its recorded DOCKER_HOST (pcr's own may differ).
+    const auto it = state->handed_out.find(record_key(project, ctx.host));
+    const std::string docker_host = it != state->handed_out.end() ? it->second.docker_host
+                                    : !ctx.host.empty()          ? docker_host_of(ctx.host_env)
+                                                                 : "";
+    if (!docker_host.empty()) cmd = "DOCKER_HOST=" + util::shell_quote(docker_host) + " " + cmd;
     return cmd;
   };
   p.extensions.push_back(std::move(ext));

@@ -132,6 +132,10 @@ struct Host {
 struct Extension {
   // Extra environment for a job, asked as it starts (under the step's own `env`).
   std::function<Env(const JobContext&)> env;
+  // Told the job's whole environment (pcr's, the pipeline's, its host's, the step's and
+  // the extensions') just before it starts, to record what the job will reach (compose: the
+  // project and its DOCKER_HOST, for `pcr clean`). Throws to keep the job from starting.
+  std::function<void(const JobContext&, const Env& job_env)> starting;
   // The part of that environment known before the run (e.g. `compose: env:`): where a
   // variable named in `secrets` may get its value, which is then masked too.
   Env fixed_env;

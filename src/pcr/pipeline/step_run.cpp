@@ -424,6 +424,15 @@ util::Expected<proc::Spawn> StepRun::spawn_for(const std::string& command, const
     }
   vars["CI_COMMAND_NUMBER"] = std::to_string(ctx.number);
   vars["CI_JOB_NUMBER"] = std::to_string(ctx.job);
+  if (extended(m_step))
+    for (const auto& ext : m_run.pipeline.extensions) {
+      if (!ext.starting) continue;
+      try {
+        ext.starting(ctx, Env(vars.begin(), vars.end()));
+      } catch (const std::exception& ex) {
+        return util::Expected<proc::Spawn>::failure(ex.what());
+      }
+    }
   return make_spawn(command, vars, step_dir(m_run.pipeline, m_step), spool,
                     limits_of(m_step.options));
 }
