@@ -231,6 +231,39 @@ TEST(Compose, KillNineOfTheEngineTearsDownToo) {
   EXPECT_TRUE(processes_with(marker).empty());
 }
 
+// A supervisor whose engine died takes down its own run's projects only, and none with
+// `teardown: false`: it took down every project recorded in the folder, another run's
+// kept clusters too.
+TEST(Compose, KillNineOfTheEngineTakesDownOnlyItsOwnRunsProjects) {
+  Cluster c;
+  const std::string keep = "name: " + c.base + "\ncompose:\n  file: docker-compose.yml\n  teardown: false\nsteps:\n" + k_up;
+  auto kept = run_yaml(c.dir, keep);
+  ASSERT_EQ(kept.exit_code, 0) << kept.out;
+  const std::string before = docker_leftovers(c.base);
+  ASSERT_NE(before, "") << "teardown: false keeps the clusters";
+  std::string marker = unique_marker("pcrk9own");
+  auto r = run_and_kill(c, marker, [](pid_t, pid_t engine) { ::kill(engine, SIGKILL); });
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find("took down " + c.base), std::string::npos) << r.err;
+  EXPECT_EQ(docker_leftovers(c.base), before) << "the first run's clusters are kept, the second's gone";
+  // And with `teardown: false` itself, a killed engine's run keeps its clusters too.
+  PcrOptions o;
+  o.while_running = [&](pid_t pid) {
+    ASSERT_TRUE(wait_until([&] { return exists(c.dir.file("up2.done")); }, std::chrono::seconds(120)));
+    auto kids = children_of(pid);
+    ASSERT_EQ(kids.size(), 1u);
+    ::kill(kids[0], SIGKILL);
+  };
+  auto second = run_yaml(c.dir, keep + "  - run: touch up2.done; sleep 60\n", {}, o);
+  EXPECT_EQ(second.exit_code, 3) << second.err;
+  EXPECT_EQ(second.err.find("took down"), std::string::npos) << second.err;
+  EXPECT_NE(docker_leftovers(c.base), before) << "more clusters now: the second keeping run's";
+  PcrOptions in_dir;
+  in_dir.cwd = c.dir.path();
+  EXPECT_EQ(run_pcr({"clean"}, in_dir).exit_code, 0);
+  EXPECT_EQ(docker_leftovers(c.base), "");
+}
+
 // Both of pcr's processes killed at once: only the records remain; the next run warns and
 // `pcr clean` takes everything down.
 TEST(Compose, BothKilledIsCleanedByPcrClean) {

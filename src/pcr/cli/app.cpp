@@ -440,8 +440,8 @@ std::optional<int> supervise_run(const pipeline::Pipeline& p, const RunFlags& f,
   }
   std::string compose_log;
   int compose_failed = 0;
-  if (!p.extensions.empty())
-    compose_failed = docker::clean(docker::state_dir(pipeline_dir(p)), compose_log);
+  for (const auto& ext : p.extensions)
+    if (ext.engine_died) compose_failed += ext.engine_died(record.run_id, compose_log);
   std::size_t spools = 0;
   for (const auto& dir : proc::spool_dirs_of(record.tmpdir, record.run_id)) {
     std::error_code ec;

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -437,6 +438,11 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
     if (!docker_host.empty()) cmd = "DOCKER_HOST=" + util::shell_quote(docker_host) + " " + cmd;
     return cmd;
   };
+  // The run's own projects, only when a teardown was asked for; the teardown step in the
+  // supervisor's cleanup run knows nothing was handed out in its process.
+  ext.engine_died = [state](const std::string& run_id, std::string& log) {
+    return state->config.teardown ? clean(state->config.state_dir, log, run_id) : 0;
+  };
   p.extensions.push_back(std::move(ext));
 
   if (!state->config.teardown) return;
@@ -525,9 +531,12 @@ std::string on_host(const ProjectRecord& r) {
 }
 }  // namespace
 
-int clean(const std::string& state_dir, std::string& log) {
+int clean(const std::string& state_dir, std::string& log, const std::string& run_id) {
   int failed = 0;
   auto found = leftovers(state_dir);
+  if (!run_id.empty())
+    found.erase(std::remove_if(found.begin(), found.end(), [&](const ProjectRecord& r) { return r.run_id != run_id; }),
+                found.end());
   if (found.empty()) log += "pcr clean: nothing left behind by a killed run\n";
   for (const auto& r : found) {
     std::string cmd;

@@ -84,8 +84,8 @@ std::string record_path(const std::string& state_dir, const ProjectRecord& r);
 // `pcr clean`: take down every project recorded under `state_dir` whose run is no longer
 // alive, and remove its record. Writes what it does to `log`. Returns the number of
 // projects it could not take down. Each project is taken down on the host it was
-// recorded with.
-int clean(const std::string& state_dir, std::string& log);
+// recorded with. `run_id` set: only that run's projects (a supervisor whose engine died).
+int clean(const std::string& state_dir, std::string& log, const std::string& run_id = "");
 
 // The `{exec SERVICE}` wrapper script, written to `dir` if needed; returns its path.
 std::string exec_wrapper(const std::string& dir);

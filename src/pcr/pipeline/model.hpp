@@ -144,6 +144,10 @@ struct Extension {
       placeholder;
   // Warnings for `pcr check` ("file:line:column: warning: …").
   std::function<std::vector<std::string>()> check;
+  // When the engine of run `run_id` was killed, its supervisor asks this to end what the
+  // run left outside its processes (compose: the run's projects, unless `teardown:
+  // false`); appends what it did to `log`, returns how many things it could not end.
+  std::function<int(const std::string& run_id, std::string& log)> engine_died;
   // Told when a host stops answering (or does not answer at the start): what lives there
   // cannot be reached any more.
   std::function<void(const Host&)> host_down;
