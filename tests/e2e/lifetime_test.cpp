@@ -145,6 +145,31 @@ TEST(Lifetime, KillNineOfTheEngineIsCleanedUpByTheSupervisor) {
   EXPECT_EQ(r.out.find("PASSED"), std::string::npos) << r.out;
 }
 
+// The engine killed during cleanup step 2 of 3: the supervisor runs steps 2 and 3, not
+// the first again (a cleanup that posts a message or drops a table ran twice).
+TEST(Lifetime, KillNineOfTheEngineDuringCleanupRunsOnlyWhatWasLeft) {
+  TempDir d;
+  fs::create_directories(d.file("tmp"));
+  PcrOptions o;
+  o.env = {"TMPDIR=" + d.file("tmp")};
+  o.while_running = [&](pid_t pid) {
+    ASSERT_TRUE(wait_until([&] { return exists(d.file("second-started")); }));
+    auto kids = children(pid);
+    ASSERT_EQ(kids.size(), 1u);
+    ::kill(kids[0], SIGKILL);
+  };
+  auto r = run_yaml(d,
+                    "steps:\n  - run: 'true'\ncleanup:\n  - run: echo ran >> first\n"
+                    "  - run: 'echo ran >> second; [ -e second-started ] || {{ touch second-started; sleep 30; }}'\n"
+                    "  - run: echo ran >> third\n",
+                    {}, o);
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_EQ(read_file(d.file("first")), "ran\n") << "the finished cleanup step ran again";
+  EXPECT_EQ(read_file(d.file("second")), "ran\nran\n") << "the killed one runs again, whole";
+  EXPECT_EQ(read_file(d.file("third")), "ran\n");
+  EXPECT_NE(r.err.find("ran 2 cleanup step(s)"), std::string::npos) << r.err;
+}
+
 TEST(Lifetime, BothKilledLeavesWorkForPcrCleanAndAWarning) {
   TempDir d;
   fs::create_directories(d.file("tmp"));

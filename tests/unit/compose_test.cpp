@@ -64,7 +64,12 @@ TEST(Compose, LoaderGivesEnvironmentAndPlaceholders) {
   EXPECT_EQ(vars["PROJECT_NAME"], "shop-run9-2");
   EXPECT_EQ(vars["COMPOSE_FILE"], d.file("dc.yml"));
   EXPECT_EQ(vars["IMAGE"], "shop:ci");
-  EXPECT_TRUE(test::exists(d.file(".pcr/projects/shop-run9-2.json")));  // recorded before use
+  // Recorded before use, as the job starts, with the DOCKER_HOST the job gets.
+  EXPECT_FALSE(test::exists(d.file(".pcr/projects/shop-run9-2.json")));
+  p.extensions[0].starting(ctx, {{"DOCKER_HOST", "tcp://box:2375"}, {"HOME", "/root"}});
+  auto record = parse_record(test::read_file(d.file(".pcr/projects/shop-run9-2.json")));
+  ASSERT_TRUE(record);
+  EXPECT_EQ(record->docker_host, "tcp://box:2375");
   ctx.resolve = [&](const std::string& n, const std::string& a) {
     return p.extensions[0].placeholder(n, a, ctx);
   };

@@ -421,10 +421,16 @@ std::optional<int> supervise_run(const pipeline::Pipeline& p, const RunFlags& f,
       engine->pid, signal_words(engine->signal));
   const int ended = proc::end_descendants(grace_of(&p));
   int cleanup_code = 0;
-  if (!p.cleanup.empty()) {
+  // The cleanup steps the engine finished before it died are not run again.
+  std::size_t cleanup_from = 0;
+  for (const auto& dir : proc::spool_dirs_of(record.tmpdir, record.run_id))
+    cleanup_from = std::max(cleanup_from, pipeline::cleanup_steps_done(dir));
+  cleanup_from = std::min(cleanup_from, p.cleanup.size());
+  if (cleanup_from < p.cleanup.size()) {
     pipeline::RunOptions ro;
     ro.cleanup_only = true;
     ro.run_id = record.run_id;
+    ro.cleanup_from = cleanup_from;
     ro.save_timings = false;  // the engine's timings are lost with it; keep the file as it was
     auto console_options = report::detect_console(1, f.no_color);
     console_options.secrets = secret_values(p);
@@ -451,7 +457,7 @@ std::optional<int> supervise_run(const pipeline::Pipeline& p, const RunFlags& f,
   const std::string summary = fmt::format(
       "the engine died of {}; ended {} process(es), ran {} cleanup step(s){}, removed {} spool "
       "folder(s){}",
-      signal_words(engine->signal), ended, p.cleanup.size(),
+      signal_words(engine->signal), ended, p.cleanup.size() - cleanup_from,
       cleanup_code == 0 ? "" : " (cleanup failed)", spools,
       compose_failed ? fmt::format(", {} compose project(s) could not be taken down", compose_failed)
                      : "");
@@ -467,7 +473,7 @@ std::optional<int> supervise_run(const pipeline::Pipeline& p, const RunFlags& f,
       j["time"] = report::event_time();
       j["signal"] = signal_words(engine->signal);
       j["processes_ended"] = ended;
-      j["cleanup_steps"] = p.cleanup.size();
+      j["cleanup_steps"] = p.cleanup.size() - cleanup_from;
       j["cleanup_exit_code"] = cleanup_code;
       j["spool_removed"] = spools;
       j["compose_failed"] = compose_failed;

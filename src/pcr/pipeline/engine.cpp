@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <random>
 #include <thread>
@@ -31,6 +32,8 @@ namespace fs = std::filesystem;
 using proc::Clock;
 
 namespace {
+
+constexpr const char* k_cleanup_done_file = "cleanup.done";  // in the run's spool folder
 
 Millis since(Clock::time_point t) { return std::chrono::duration_cast<Millis>(Clock::now() - t); }
 
@@ -318,7 +321,7 @@ void Engine::next() {
   if (m_index >= list.size()) {
     if (m_phase == Phase::steps) {
       m_phase = Phase::cleanup;
-      m_index = 0;
+      m_index = m_run.options.cleanup_only ? std::min(m_run.options.cleanup_from, m_run.pipeline.cleanup.size()) : 0;
       if (m_deadline) m_loop.cancel(m_deadline), m_deadline = 0;
       next();
     } else {
@@ -340,6 +343,11 @@ void Engine::next() {
 void Engine::step_done() {
   const StepResult r = m_current->finish(since(m_step_started));
   if (!m_current->info().cleanup && r.outcome == StepOutcome::failed) m_failed = true;
+  // For a supervisor that outlives this engine: the cleanup steps done need not run again
+  // (a cleanup that posts a message or drops a table ran twice).
+  if (m_current->info().cleanup && m_own_spool) {
+    std::ofstream(fs::path(m_run.spool_dir) / k_cleanup_done_file, std::ios::trunc) << m_index + 1 << "\n";
+  }
   m_run.observer.step_finished(m_current->info(), r);
   m_current.reset();
   ++m_index;
@@ -429,6 +437,12 @@ std::string timings_key(const Pipeline& pipeline, const RunOptions& options) {
                         : pipeline.name;
   if (key.empty()) key = "pipeline";
   return util::Masker(options.secrets).mask(key);
+}
+
+std::size_t cleanup_steps_done(const std::string& spool_dir) {
+  std::ifstream in(fs::path(spool_dir) / k_cleanup_done_file);
+  std::size_t done = 0;
+  return in >> done ? done : 0;
 }
 
 }  // namespace pcr::pipeline

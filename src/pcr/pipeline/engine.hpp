@@ -26,8 +26,10 @@ struct RunOptions {
   // The engine's end of the supervisor's pipe (proc/supervise.hpp), or -1: when it
   // closes, the supervisor is gone and the run stops and cleans up as on SIGTERM.
   int supervisor_fd = -1;
-  // Run the cleanup steps only: the supervisor's last act when the engine died.
+  // Run the cleanup steps only: the supervisor's last act when the engine died. From
+  // step `cleanup_from` (0-based): those before it had finished (engine_cleanup_done).
   bool cleanup_only = false;
+  std::size_t cleanup_from = 0;
   bool save_timings = true;  // false: the timings file is read, never written
   // The observers show a step's only job's output as it comes (when the step shows
   // output) and never read it back whole: the console streams such a job live, and no
@@ -87,5 +89,10 @@ std::string make_run_id();
 
 // The default size of a for_each pool: the number of CPUs.
 unsigned default_workers();
+
+// How many of the pipeline's cleanup steps the run whose spool folder is `spool_dir` had
+// finished (0 when it had not started cleanup): a supervisor whose engine died runs the
+// rest only.
+std::size_t cleanup_steps_done(const std::string& spool_dir);
 
 }  // namespace pcr::pipeline
