@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <unistd.h>
 
 #include <set>
@@ -109,6 +111,15 @@ TEST(Compose, LoadErrors) {
   }
   d.write("ci.yaml", "steps:\n  - run: echo {exec web}\n");
   EXPECT_THROW(config::load_file(d.file("ci.yaml")), config::LoadError);  // no compose: no {exec}
+  // A FIFO (or a device) as the compose file would hang the lint and compose itself.
+  ASSERT_EQ(::mkfifo(d.file("fifo.yml").c_str(), 0600), 0);
+  d.write("ci.yaml", "compose:\n  file: fifo.yml\nsteps:\n  - run: echo {project}\n");
+  try {
+    config::load_file(d.file("ci.yaml"));
+    FAIL();
+  } catch (const config::LoadError& e) {
+    EXPECT_NE(e.diagnostics()[0].message.find("fifo.yml is not a regular file"), std::string::npos);
+  }
 }
 
 #include <pcr/docker/lint.hpp>
@@ -172,6 +183,16 @@ TEST(ComposeLint, FixedNamesPortsAndRemoteBindMounts) {
   d.write("bad.yml", "services: [\n");
   EXPECT_NE(docker::lint_compose({d.file("bad.yml")}, "")[0].find("cannot read the compose file"),
             std::string::npos);
+}
+
+// Bounded like a pipeline file: a 9 MiB compose file is not parsed (it took 1.6 GB).
+TEST(ComposeLint, AHugeComposeFileIsNotRead) {
+  test::TempDir d;
+  d.write("dc.yml", "services:\n  web:\n    container_name: fixed\n" + std::string(9u << 20, '#') + "\n");
+  auto warnings = docker::lint_compose({d.file("dc.yml")}, "");
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("dc.yml:1:1: warning: the compose file has more than 8 MiB: not checked"), std::string::npos)
+      << warnings[0];
 }
 
 TEST(ComposeLint, FollowsYamlMergeKeys) {

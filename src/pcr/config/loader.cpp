@@ -177,6 +177,8 @@ class Loader {
       fs::path path = fs::path(name).is_absolute() ? fs::path(name) : dir / name;
       if (!fs::exists(path, m_ec))
         error(f, fmt::format("compose file: {} does not exist", path.string()));
+      else if (!fs::is_regular_file(path, m_ec))  // a FIFO would hang compose and the lint
+        error(f, fmt::format("compose file: {} is not a regular file", path.string()));
       c.files.push_back(path.lexically_normal().string());
     };
     if (auto f = n["file"]) {

@@ -12,6 +12,10 @@
 #endif
 
 #include <pcr/docker/lint.hpp>
+#include <pcr/util/io.hpp>
+
+#include <cerrno>
+#include <cstring>
 
 namespace pcr::docker {
 
@@ -90,9 +94,21 @@ std::vector<std::string> lint_compose(const std::vector<std::string>& files,
     return h.name.empty() ? h.docker_host : fmt::format("{} ({})", h.name, h.docker_host);
   };
   for (const auto& file : files) {
+    // Bounded like a pipeline file: a compose file comes from the same pull request.
+    constexpr std::size_t k_max_bytes = 8u << 20;
+    const auto text = util::read_file(file, k_max_bytes + 1);
+    if (!text) {
+      out.push_back(fmt::format("{}:1:1: warning: cannot read the compose file: {}", file, std::strerror(errno)));
+      continue;
+    }
+    if (text->size() > k_max_bytes) {
+      out.push_back(fmt::format("{}:1:1: warning: the compose file has more than {} MiB: not checked", file,
+                                k_max_bytes >> 20));
+      continue;
+    }
     YAML::Node root;
     try {
-      root = YAML::LoadFile(file);
+      root = YAML::Load(*text);
     } catch (const YAML::Exception& ex) {
       out.push_back(fmt::format("{}:{}:{}: warning: cannot read the compose file: {}", file,
                                 ex.mark.line + 1, ex.mark.column + 1, ex.msg));
