@@ -72,6 +72,17 @@ TEST(Compose, LoaderGivesEnvironmentAndPlaceholders) {
   auto record = parse_record(test::read_file(d.file(".pcr/projects/shop-run9-2.json")));
   ASSERT_TRUE(record);
   EXPECT_EQ(record->docker_host, "tcp://box:2375");
+  // The teardown script with it (a disk full by the end of the run could not take it), and
+  // not written again when it is there as it should be.
+  struct stat down {};
+  ASSERT_EQ(::stat(d.file(".pcr/down.sh").c_str(), &down), 0);
+  EXPECT_TRUE(down.st_mode & S_IXUSR);
+  ctx.number = 1;
+  p.extensions[0].starting(ctx, {});
+  struct stat again {};
+  ASSERT_EQ(::stat(d.file(".pcr/down.sh").c_str(), &again), 0);
+  EXPECT_EQ(again.st_ino, down.st_ino) << "rewritten (a rename gives a new inode)";
+  ctx.number = 2;
   ctx.resolve = [&](const std::string& n, const std::string& a) {
     return p.extensions[0].placeholder(n, a, ctx);
   };

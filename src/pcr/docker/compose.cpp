@@ -88,7 +88,15 @@ util::Expected<std::string> write_script(const std::string& dir, const std::stri
 
 // A script pcr needs, or an exception naming why it could not be written: thrown inside a
 // command's or an extension's code, it fails the job that needed it ("could not be built").
+//
+// One already there as it should be is left alone: teardown on a disk that filled up
+// during the run needs no write (down.sh is written with the first project's record).
 std::string script_or_throw(const std::string& dir, const std::string& name, const char* text) {
+  const fs::path at = fs::path(dir) / name;
+  std::error_code ec;
+  if (fs::is_regular_file(at, ec) && util::read_file(at.string(), std::strlen(text) + 1) == std::string(text) &&
+      ::access(at.c_str(), X_OK) == 0)
+    return fs::absolute(at).string();
   auto path = write_script(dir, name, text);
   if (!path) throw std::runtime_error(path.error());
   return fs::absolute(*path).string();
@@ -243,6 +251,8 @@ struct State {
     if (!written)
       throw std::runtime_error(fmt::format("cannot record compose project {} for `pcr clean`: {}",
                                            project, written.error()));
+    // Its teardown script too, now: a disk full by the end of the run could not take it.
+    script_or_throw(pcr_dir().string(), "down.sh", k_down_script);
     handed_out.emplace(key, r);
   }
 };
