@@ -391,6 +391,46 @@ cleanup:
   EXPECT_EQ(docker_leftovers(c.base), "");
 }
 
+// `pcr clean` after both processes were killed, with the compose file moved away since:
+// compose cannot take the projects down; what carries their label goes through docker
+// (the record stayed forever, and every run warned).
+TEST(Compose, PcrCleanTakesDownAProjectWhoseComposeFileIsGone) {
+  Cluster c;
+  std::string marker = unique_marker("pcrk9gone");
+  run_and_kill(c, marker, [](pid_t supervisor, pid_t engine) {
+    ::kill(supervisor, SIGSTOP);
+    ::kill(engine, SIGKILL);
+    ::kill(supervisor, SIGKILL);
+  });
+  ASSERT_NE(docker_leftovers(c.base), "") << "the clusters should have survived";
+  std::filesystem::rename(c.dir.file("docker-compose.yml"), c.dir.file("moved.yml"));
+  PcrOptions in_dir;
+  in_dir.cwd = c.dir.path();
+  auto clean = run_pcr({"clean"}, in_dir);
+  EXPECT_EQ(clean.exit_code, 0) << clean.out << clean.err;
+  EXPECT_NE(clean.out.find("took down " + c.base), std::string::npos) << clean.out;
+  EXPECT_EQ(docker_leftovers(c.base), "");
+  EXPECT_TRUE(processes_with(marker).empty());
+  EXPECT_NE(run_pcr({"clean"}, in_dir).out.find("nothing left behind"), std::string::npos);
+}
+
+// A pipeline folder with ':' in its name: plain `docker-compose` in a job split
+// COMPOSE_FILE there and found no file; another separator is named for it.
+TEST(Compose, AColonInThePipelinesFolderStillFindsTheComposeFile) {
+  Cluster c;
+  TempDir& d = c.dir;
+  std::filesystem::create_directories(d.file("co:lon"));
+  std::filesystem::copy_file(d.file("docker-compose.yml"), d.file("co:lon/docker-compose.yml"));
+  d.write("co:lon/ci.yaml", c.pipeline(R"Y(  - name: up
+    run: docker-compose up -d 2>&1 && docker-compose ps -q web | wc -l
+)Y"));
+  PcrOptions o;
+  o.cwd = d.file("co:lon");
+  auto r = run_pcr({"run", "ci.yaml"}, o);
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(docker_leftovers(c.base), "");
+}
+
 TEST(Compose, InvalidComposeFileFailsTheStepClearlyAndCleanupRuns) {
   Cluster c;
   c.dir.write(

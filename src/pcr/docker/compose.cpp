@@ -39,17 +39,27 @@ std::string planned_project(const std::string& base, unsigned n);
 
 // Takes a project down, retrying once when a network still has active endpoints (a
 // container of another project was still detaching), and removes its record and its
-// `{exec}` log when done.
+// `{exec}` log when done. Where compose cannot (its file gone, moved or broken), what
+// carries the project's label goes straight through docker.
 constexpr const char* k_down_script = R"SH(#!/bin/sh
-# Written by pcr. usage: down.sh 'COMPOSE COMMAND' RECORD EXEC_LOG
+# Written by pcr. usage: down.sh 'COMPOSE COMMAND' RECORD EXEC_LOG PROJECT
 for try in 1 2; do
   out=$(eval "$1 down -v --remove-orphans" 2>&1)
   rc=$?
   [ -n "$out" ] && printf '%s\n' "$out"
   if [ $rc = 0 ]; then rm -f "$2" "$3"; exit 0; fi
-  case "$out" in *'active endpoints'*) sleep 2 ;; *) exit $rc ;; esac
+  case "$out" in *'active endpoints'*) sleep 2 ;; *) break ;; esac
 done
-exit 1
+label="label=com.docker.compose.project=$4"
+echo "pcr: compose could not take down $4: removing what carries its label"
+ids=$(docker ps -aq --filter "$label") || exit $rc
+[ -z "$ids" ] || docker rm -f -v $ids > /dev/null || exit $rc
+nets=$(docker network ls -q --filter "$label") || exit $rc
+[ -z "$nets" ] || docker network rm $nets > /dev/null || exit $rc
+vols=$(docker volume ls -q --filter "$label") || exit $rc
+[ -z "$vols" ] || docker volume rm $vols > /dev/null || exit $rc
+rm -f "$2" "$3"
+exit 0
 )SH";
 
 // Write `text` to `path` with `perms` through a temporary file renamed over it, so that a
@@ -110,7 +120,8 @@ std::string teardown_command(const ProjectRecord& r, const std::string& record_p
                                    : fs::absolute(fs::path(pcr_dir) / "down.sh").string();
   const std::string exec_log = (fs::absolute(fs::path(pcr_dir)) / "exec" / (r.project + ".log")).string();
   std::string cmd =
-      util::shell_join({script, util::shell_join(compose_argv(r.version, r.files, r.project)), record_path, exec_log});
+      util::shell_join({script, util::shell_join(compose_argv(r.version, r.files, r.project)), record_path, exec_log,
+                        r.project});
   if (!r.docker_host.empty()) cmd = "DOCKER_HOST=" + util::shell_quote(r.docker_host) + " " + cmd;
   return cmd;
 }
@@ -371,12 +382,22 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
   ext.fixed_env = state->config.env;
   ext.env = [state](const JobContext& ctx) {
     std::string project = project_name(state->config.project, ctx.run_id, ctx.number);
+    // COMPOSE_FILE's separator is ':' unless a path holds one (a folder named "a:b"):
+    // then another that none holds, named in COMPOSE_PATH_SEPARATOR (v1 and v2 read it).
+    std::string separator = ":";
+    for (const char* candidate : {":", ";", ",", "|"}) {
+      separator = candidate;
+      if (std::none_of(state->config.files.begin(), state->config.files.end(),
+                       [&](const std::string& f) { return f.find(candidate) != std::string::npos; }))
+        break;
+    }
     std::string files;
-    for (const auto& f : state->config.files) files += (files.empty() ? "" : ":") + f;
+    for (const auto& f : state->config.files) files += (files.empty() ? "" : separator) + f;
     pipeline::Env env = state->config.env;
     env.emplace_back("COMPOSE_PROJECT_NAME", project);
     env.emplace_back("PROJECT_NAME", project);
     env.emplace_back("COMPOSE_FILE", files);
+    if (separator != ":") env.emplace_back("COMPOSE_PATH_SEPARATOR", separator);
     return env;
   };
   // Recorded with the DOCKER_HOST the job really gets — from `hosts:`, the pipeline's,
@@ -558,13 +579,19 @@ int clean(const std::string& state_dir, std::string& log, const std::string& run
       continue;
     }
     // Bounded like the teardown step of a run (5 minutes a project).
-    int rc = proc::run_capture({"/bin/sh", "-c", cmd}, std::chrono::minutes(5)).exit_code;
+    const auto down = proc::run_capture({"/bin/sh", "-c", cmd}, std::chrono::minutes(5));
+    const int rc = down.exit_code;
     if (rc == 0) {
       log += fmt::format("pcr clean: took down {}{} (run {}, pid {} is gone)\n", r.project, on_host(r), r.run_id, r.pid);
     } else {
       ++failed;
-      log += fmt::format("pcr clean: could not take down {}{}: `docker-compose down` exited {}\n", r.project,
-                         on_host(r), rc);
+      // What compose and docker said: the last lines, which name the cause.
+      const auto lines = util::split_lines(down.output);
+      std::string said;
+      for (std::size_t i = lines.size() > 10 ? lines.size() - 10 : 0; i < lines.size(); ++i)
+        said += "  " + lines[i] + "\n";
+      log += fmt::format("pcr clean: could not take down {}{}: `docker-compose down` exited {}{}\n", r.project,
+                         on_host(r), rc, said.empty() ? "" : ":\n" + said.substr(0, said.size() - 1));
     }
   }
   return failed;
