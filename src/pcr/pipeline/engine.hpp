@@ -69,6 +69,7 @@ struct PlannedJob {
 
 struct PlannedStep {
   std::string name;
+  const Step* step = nullptr;  // in the planned pipeline
   bool cleanup = false;
   unsigned workers = 0;
   bool workers_bound = false;  // the items are known at run time: at most `workers`

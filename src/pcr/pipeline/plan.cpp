@@ -40,6 +40,7 @@ std::vector<PlannedStep> plan(const Pipeline& pipeline, const RunOptions& option
   auto add = [&](const Step& step, bool cleanup) {
     PlannedStep ps;
     ps.name = step.name;
+    ps.step = &step;
     ps.cleanup = cleanup;
     const bool on_hosts = !pipeline.hosts.empty() && step.extended;
     std::vector<std::string> items;

@@ -433,9 +433,7 @@ std::string plan_text(const pipeline::Pipeline& p, const std::vector<pipeline::P
                                           s.jobs.size() == 1 ? "" : "s", s.workers,
                                           s.workers == 1 ? "" : "s");
     // Options worth seeing before a run.
-    const pipeline::Step* step = nullptr;
-    for (const auto& candidate : s.cleanup ? p.cleanup : p.steps)
-      if (candidate.name == s.name) step = &candidate;
+    const pipeline::Step* step = s.step;
     if (step != nullptr) {
       const auto& o = step->options;
       if (o.timeout) shape += ", timeout " + util::format_duration_spec(*o.timeout);
