@@ -21,10 +21,11 @@ TEST(ParseDuration, AcceptsUnitsAndCombinations) {
   EXPECT_EQ(parse_duration("1.5s")->count(), 1'500);
   EXPECT_EQ(parse_duration("3")->count(), 3'000);
   EXPECT_EQ(parse_duration("0s")->count(), 0);
+  EXPECT_EQ(parse_duration("1h2m3s4ms")->count(), 3'723'004);
 }
 
 TEST(ParseDuration, RejectsNonsense) {
-  for (const char* bad : {"", "s", "10x", "-5s", "1h30", "abc", "10 s", "1e3s"}) {
+  for (const char* bad : {"", "s", "10x", "-5s", "1h30", "abc", "10 s", "1e3s", "1h1h", "30m1h", "1s500ms1s", "1.5.5s"}) {
     auto d = parse_duration(bad);
     EXPECT_FALSE(d) << bad;
     if (!d) {

@@ -436,7 +436,7 @@ std::string plan_text(const pipeline::Pipeline& p, const std::vector<pipeline::P
     const pipeline::Step* step = s.step;
     if (step != nullptr) {
       const auto& o = step->options;
-      if (o.timeout) shape += ", timeout " + util::format_duration_spec(*o.timeout);
+      if (o.timeout) shape += o.timeout->count() == 0 ? ", no timeout" : ", timeout " + util::format_duration_spec(*o.timeout);
       if (o.idle_timeout) shape += ", idle timeout " + util::format_duration_spec(*o.idle_timeout);
       if (o.retries) shape += fmt::format(", {} retr{}", o.retries, o.retries == 1 ? "y" : "ies");
       if (o.fail_fast) shape += ", fail fast";

@@ -16,6 +16,7 @@ Expected<Millis> parse_duration(std::string_view text) {
   double total_ms = 0;
   size_t i = 0;
   bool any = false;
+  double last_scale = 0;  // units go from the largest down, each once: "1h1h" is a typo
   while (i < text.size()) {
     size_t start = i;
     while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.'))
@@ -23,7 +24,9 @@ Expected<Millis> parse_duration(std::string_view text) {
     if (start == i) return bad();
     double value = 0;
     try {
-      value = std::stod(std::string(text.substr(start, i - start)));
+      std::size_t used = 0;
+      value = std::stod(std::string(text.substr(start, i - start)), &used);
+      if (used != i - start) return bad();  // "1.5.5s"
     } catch (...) {
       return bad();
     }
@@ -36,6 +39,8 @@ Expected<Millis> parse_duration(std::string_view text) {
     else if (unit == "m") scale = 60'000;
     else if (unit == "h") scale = 3'600'000;
     else return bad();
+    if (any && scale >= last_scale) return bad();
+    last_scale = scale;
     total_ms += value * scale;
     any = true;
   }
