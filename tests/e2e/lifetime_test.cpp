@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <regex>
+
 #include <sys/stat.h>
 
 #include <filesystem>
@@ -141,6 +143,9 @@ TEST(Lifetime, KillNineOfTheEngineIsCleanedUpByTheSupervisor) {
   EXPECT_NE(read_file(d.file("events.json")).find("\"event\":\"engine_died\",\"time\":\""), std::string::npos);
   // The cleanup run's summary ends with the code pcr exits with.
   EXPECT_NE(r.out.find("FAILED: pcr's engine was killed by SIGKILL"), std::string::npos) << r.out;
+  // The whole run's duration (seconds: the kill came after the jobs started), not the
+  // supervisor's cleanup run's few milliseconds.
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("killed by SIGKILL in [0-9]+\\.[0-9]s"))) << r.out;
   EXPECT_NE(r.out.find("(exit 3)\n"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("PASSED"), std::string::npos) << r.out;
 }

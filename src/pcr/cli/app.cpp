@@ -385,6 +385,7 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
 // projects, the spool).
 std::optional<int> supervise_run(const pipeline::Pipeline& p, const RunFlags& f,
                                  std::string& run_id) {
+  const auto started = std::chrono::steady_clock::now();
   proc::RunRecord record;
   record.run_id = run_id = pipeline::make_run_id();
   record.pid = ::getpid();
@@ -431,6 +432,7 @@ std::optional<int> supervise_run(const pipeline::Pipeline& p, const RunFlags& f,
     ro.cleanup_only = true;
     ro.run_id = record.run_id;
     ro.cleanup_from = cleanup_from;
+    ro.started = started;
     ro.save_timings = false;  // the engine's timings are lost with it; keep the file as it was
     auto console_options = report::detect_console(1, f.no_color);
     console_options.secrets = secret_values(p);

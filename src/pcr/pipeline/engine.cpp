@@ -170,7 +170,7 @@ int Engine::run() {
       m_run.observer.note({NoteKind::supervisor_gone});
       on_signal(SIGTERM);
     });
-  m_started = Clock::now();
+  m_started = o.started.value_or(Clock::now());
   m_tick = m_loop.add_timer(Millis(1000), Millis(1000), [this] { m_run.observer.tick(); });
   if (p.timeout)
     m_deadline = m_loop.add_timer(*p.timeout, Millis(0), [this] { timed_out(); });

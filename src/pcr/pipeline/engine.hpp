@@ -30,6 +30,9 @@ struct RunOptions {
   // step `cleanup_from` (0-based): those before it had finished (engine_cleanup_done).
   bool cleanup_only = false;
   std::size_t cleanup_from = 0;
+  // When the run began, if before this engine started: the supervisor's cleanup run
+  // reports the whole run's duration, not its own.
+  std::optional<std::chrono::steady_clock::time_point> started;
   bool save_timings = true;  // false: the timings file is read, never written
   // The observers show a step's only job's output as it comes (when the step shows
   // output) and never read it back whole: the console streams such a job live, and no
