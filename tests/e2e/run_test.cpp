@@ -556,3 +556,12 @@ TEST(Run, ColourCodesAreStrippedFromGroupedJobsToo) {
   EXPECT_NE(r.out.find("green\n"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find('\x1b'), std::string::npos);
 }
+
+// The for_each command runs with the step's CI_STEP, as its jobs do (a supervisor whose
+// engine died finds a process's kill_grace by it).
+TEST(Run, TheForEachCommandKnowsItsStep) {
+  TempDir d;
+  auto r = run_yaml(d, "steps:\n  - name: listed\n    for_each: {command: 'echo \"$CI_STEP\"'}\n    run: echo item={items}\n");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("item=listed"), std::string::npos) << r.out;
+}

@@ -125,6 +125,9 @@ void StepRun::start(std::function<void()> done) {
   for (const auto& [var, joined] : m_run.exported) m_env[var] = joined;
   for (const auto& [k, v] : o.env) m_env[k] = v;
   m_env["CI_RUN_ID"] = m_run.run_id;
+  // The for_each command has it too: a supervisor whose engine died finds a process's
+  // step, and so its kill_grace, by it.
+  m_env["CI_STEP"] = m_info.name;
 
   if (m_step.form != Form::for_each || !m_result.error.empty()) return launch({});
   const ForEach& fe = m_step.for_each;
@@ -224,7 +227,6 @@ void StepRun::launch(const std::vector<std::string>& items) {
     job.info.items = job.plan.items;
     m_jobs.push_back(std::move(job));
   }
-  m_env["CI_STEP"] = m_info.name;
   m_env["CI_WORKERS"] = std::to_string(m_info.workers);
   m_env["CI_TOTAL_JOBS"] = std::to_string(m_jobs.size());
 
