@@ -120,3 +120,18 @@ TEST(Interrupt, SecondInterruptKillsLeftoversAtOnceAndTeardownsStillRun) {
   EXPECT_TRUE(exists(d.file("td2"))) << r.out;
   EXPECT_TRUE(exists(d.file("cleaned")));
 }
+
+// An interrupt while workers set up: the step reads as interrupted, like one whose jobs
+// were running (it read as failed: the stopped set-ups counted as failures).
+TEST(Interrupt, DuringSetupTheStepIsInterruptedNotFailed) {
+  TempDir d;
+  PcrOptions o;
+  o.while_running = [&](pid_t pid) {
+    ASSERT_TRUE(wait_until([&] { return exists(d.file("setting-up")); }));
+    ::kill(pid, SIGINT);
+  };
+  auto r = run_yaml(d, "steps:\n  - name: pooled\n    parallel: 2\n    setup: touch setting-up; sleep 30\n    run: 'true'\n",
+                    {}, o);
+  EXPECT_EQ(r.exit_code, 130) << r.out;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(! pooled +interrupted)"))) << r.out;
+}

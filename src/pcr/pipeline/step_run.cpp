@@ -262,6 +262,10 @@ void StepRun::cancel(bool immediately) {
 StepResult StepRun::finish(Millis duration) {
   StepResult r = m_result;
   r.duration = duration;
+  // Jobs a stop kept from ever starting (an interrupt during the set-ups) are cancelled
+  // too: the step was cut short, it did not pass.
+  const std::size_t ended = r.passed + r.failed + r.cancelled;
+  if ((m_run.interrupt || m_run.timed_out) && m_scheduler && ended < m_jobs.size()) r.cancelled += m_jobs.size() - ended;
   const bool failed = (m_scheduler && m_scheduler->failed()) || !r.error.empty();
   if (failed)
     r.outcome = StepOutcome::failed;

@@ -197,7 +197,7 @@ void Scheduler::worker_task_finished(unsigned worker, bool passed) {
     s = m_retired[worker]       ? Worker::finished
         : passed && !m_stopping ? Worker::ready
                                 : Worker::broken;
-    if (!passed) m_failed = true;
+    if (!passed && !m_stopping) m_failed = true;  // stopped (an interrupt): not a failure of its own
   } else {  // a job came back to the queue while it tore down: it takes jobs again
     s = !m_queue.empty() && !m_retired[worker] && !m_stopping ? Worker::fresh : Worker::finished;
   }
