@@ -135,3 +135,17 @@ TEST(Interrupt, DuringSetupTheStepIsInterruptedNotFailed) {
   EXPECT_EQ(r.exit_code, 130) << r.out;
   EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(! pooled +interrupted)"))) << r.out;
 }
+
+// A pool cut short by an interrupt gets no balance line: its lower bound would count only
+// the work done ("makespan 21.5s against a lower bound of 0ms").
+TEST(Interrupt, APoolCutShortHasNoBalanceLine) {
+  TempDir d;
+  PcrOptions o;
+  o.while_running = [&](pid_t pid) {
+    ASSERT_TRUE(wait_until([&] { return exists(d.file("started-1")) && exists(d.file("started-2")); }));
+    ::kill(pid, SIGINT);
+  };
+  auto r = run_yaml(d, "steps:\n  - workers: 2\n    for_each: [1, 2, 3, 4]\n    run: touch started-{items}; sleep 30\n", {}, o);
+  EXPECT_EQ(r.exit_code, 130) << r.out;
+  EXPECT_EQ(r.out.find("makespan"), std::string::npos) << r.out;
+}

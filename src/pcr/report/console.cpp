@@ -343,7 +343,10 @@ void Console::step_finished(const pipeline::StepInfo& step, const pipeline::Step
   m_summary.steps.push_back({step, r});
   if (r.outcome != pipeline::StepOutcome::skipped && !r.error.empty())
     write(m_style.red(util::visible(r.error, true)) + "\n");
-  if (step.step && step.step->form == pipeline::Form::for_each && step.workers > 1 && step.jobs > 1) {
+  // How well the pool was balanced: for a step that ran its course (cut short, its bound
+  // would count only the work done).
+  if (step.step && step.step->form == pipeline::Form::for_each && step.workers > 1 && step.jobs > 1 &&
+      r.outcome != pipeline::StepOutcome::interrupted && r.cancelled == 0) {
     m_busy.resize(step.workers, Millis(0));
     std::string report = straggler_report(m_busy, r.duration, m_longest);
     if (!report.empty()) write(m_style.dim(report) + "\n");
