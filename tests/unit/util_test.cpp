@@ -1,5 +1,7 @@
+#include "../support/support.hpp"
 #include <pcr/util/duration.hpp>
 #include <pcr/util/glob.hpp>
+#include <pcr/util/io.hpp>
 #include <pcr/util/regex.hpp>
 #include <pcr/util/shell.hpp>
 #include <pcr/util/text.hpp>
@@ -7,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
@@ -283,4 +286,18 @@ TEST(CutPiece, ThroughTheFirstNewlineElseAnEighth) {
   EXPECT_EQ(pcr::util::cut_piece("no line after it\n"), 2u);
   EXPECT_EQ(pcr::util::cut_piece(std::string(100'000, 'x')), 4096u);
   EXPECT_EQ(pcr::util::cut_piece(""), 0u);
+}
+
+TEST(PrivateDirs, EveryFolderMadeIsTheUsersOnly) {
+  pcr::test::TempDir d;
+  ASSERT_TRUE(pcr::util::make_private_dirs(d.file("a/b/c")));
+  for (const char* made : {"a", "a/b", "a/b/c"}) {
+    struct stat st {};
+    ASSERT_EQ(::stat(d.file(made).c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0700u) << made;
+  }
+  EXPECT_TRUE(pcr::util::make_private_dirs(d.file("a/b")));  // already there
+  d.write("file", "");
+  EXPECT_FALSE(pcr::util::make_private_dirs(d.file("file/x")));
+  EXPECT_FALSE(pcr::util::make_private_dirs(d.file("file")));
 }

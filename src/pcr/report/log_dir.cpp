@@ -19,8 +19,7 @@ namespace fs = std::filesystem;
 
 std::string make_private_dir(const std::string& dir) {
   std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) return dir + ": " + ec.message();
+  if (!util::make_private_dirs(dir)) return dir + ": " + std::strerror(errno);
   fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace, ec);
   return ec ? dir + ": " + ec.message() : "";
 }

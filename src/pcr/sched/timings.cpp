@@ -182,7 +182,7 @@ std::string update_file(const std::string& path, const std::function<void(Timing
   // with a file. Only a regular file, or none, is ever written.
   if (fs::exists(target, ec) && !fs::is_regular_file(target, ec)) return "";
   if (target.has_parent_path()) {
-    fs::create_directories(target.parent_path(), ec);
+    util::make_private_dirs(target.parent_path().string());
     if (target.parent_path().filename() == ".pcr") fs::permissions(target.parent_path(), fs::perms::owner_all, ec);
   }
   std::string lock_path = path + ".lock";

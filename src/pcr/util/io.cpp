@@ -1,6 +1,7 @@
 #include <pcr/util/io.hpp>
 
 #include <poll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -46,6 +47,26 @@ std::optional<std::string> read_file(const std::string& path, std::size_t limit)
     text.resize(at + static_cast<std::size_t>(in.gcount()));
   }
   return text;
+}
+
+bool make_private_dirs(const std::string& path) {
+  std::string at;
+  std::size_t from = 0;
+  while (from <= path.size()) {
+    const std::size_t slash = path.find('/', from);
+    const std::size_t end = slash == std::string::npos ? path.size() : slash;
+    at = path.substr(0, end);
+    from = end + 1;
+    if (at.empty() || at == "." || at == "..") continue;
+    if (::mkdir(at.c_str(), 0700) != 0 && errno != EEXIST) return false;
+  }
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return false;
+  if (!S_ISDIR(st.st_mode)) {
+    errno = ENOTDIR;
+    return false;
+  }
+  return true;
 }
 
 bool each_line(const std::string& path, std::size_t max_line,

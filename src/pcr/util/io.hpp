@@ -20,6 +20,11 @@ std::optional<std::string> read_file(const std::string& path);
 // caller with a bound never holds more than it; nullopt as `read_file`.
 std::optional<std::string> read_file(const std::string& path, std::size_t limit);
 
+// Create folder `path` and its missing parents, each made 0700 (the user's only, like
+// everything pcr writes); folders already there keep their mode. False with errno set
+// when one could not be made.
+bool make_private_dirs(const std::string& path);
+
 // Call `line(text, cut)` for each line of file `path` (without its '\n'; a last line
 // without one counts), reading in pieces and never holding more than one line: a line
 // longer than `max_line` is given as its first `max_line` bytes with `cut` set. Stops when
