@@ -196,6 +196,20 @@ TEST(ComposeLint, FixedNamesPortsAndRemoteBindMounts) {
             std::string::npos);
 }
 
+// `$$` is compose's literal `$`: a name with only escaped dollars is fixed too.
+TEST(ComposeLint, EscapedDollarsAreNotVariables) {
+  test::TempDir d;
+  d.write("dc.yml", "services:\n  a:\n    container_name: $$literal\n  b:\n    container_name: fixed_$${X}\n"
+                    "  c:\n    container_name: ${PROJECT_NAME}_c\n  e:\n    container_name: $$$${PROJECT_NAME}\n"
+                    "  f:\n    container_name: $$${PROJECT_NAME}\n  g:\n    ports: [\"$${P}:80\"]\n");
+  auto warnings = docker::lint_compose({d.file("dc.yml")}, "");
+  ASSERT_EQ(warnings.size(), 4u) << ::testing::PrintToString(warnings);
+  EXPECT_NE(warnings[0].find("service a: container_name '$$literal' is fixed"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[1].find("service b: container_name 'fixed_$${X}' is fixed"), std::string::npos) << warnings[1];
+  EXPECT_NE(warnings[2].find("service e: container_name"), std::string::npos) << warnings[2];
+  EXPECT_NE(warnings[3].find("service g: host port $${P}"), std::string::npos) << warnings[3];
+}
+
 // Bounded like a pipeline file: a 9 MiB compose file is not parsed (it took 1.6 GB).
 TEST(ComposeLint, AHugeComposeFileIsNotRead) {
   test::TempDir d;

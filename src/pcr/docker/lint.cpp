@@ -14,6 +14,7 @@
 #include <pcr/docker/lint.hpp>
 #include <pcr/util/io.hpp>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 
@@ -25,7 +26,20 @@ std::string where(const std::string& file, const YAML::Node& n) {
   return fmt::format("{}:{}:{}", file, n.Mark().line + 1, n.Mark().column + 1);
 }
 
-bool has_variable(const std::string& s) { return s.find('$') != std::string::npos; }
+// Whether compose substitutes a variable in `s` ($NAME, ${NAME...}); `$$` is a literal `$`,
+// so "fixed_$${X}" is as fixed as "fixed".
+bool has_variable(const std::string& s) {
+  for (std::size_t i = 0; i + 1 < s.size(); ++i) {
+    if (s[i] != '$') continue;
+    const char next = s[i + 1];
+    if (next == '$') {
+      ++i;
+      continue;
+    }
+    if (next == '{' || next == '_' || std::isalpha(static_cast<unsigned char>(next))) return true;
+  }
+  return false;
+}
 
 // The host part of a short port syntax entry, or "" when none is published on a fixed port:
 // "8080:80", "127.0.0.1:8080:80", "8080:80/udp" publish 8080; "80" and "127.0.0.1::80" do not.
