@@ -259,3 +259,39 @@ TEST(Hosts, ADockerHostFromThePipelinesEnvIsWhereTheClustersAreTakenDown) {
   EXPECT_EQ(leftovers_on(k_two, h.base), "") << "the clusters are gone from the engine they were on";
   EXPECT_EQ(leftovers_on(k_one, h.base), "");
 }
+
+// A `parallel` step whose workers set up their own cluster (`setup:`): when a host stops
+// answering, its worker moves, sets up again on the new host, and the job reruns there
+// and passes (it used to keep its old set-up, which stayed on the lost host).
+TEST(Hosts, AMovedWorkerSetsUpAgainOnItsNewHost) {
+  TwoHosts h;
+  PcrOptions o;
+  o.while_running = [&](pid_t) {
+    ASSERT_TRUE(wait_until([&] { return exists(h.dir.file("waiting")); }, std::chrono::seconds(180)));
+    second_docker("stop");
+    h.dir.write("stopped", "");
+  };
+  auto r = run_yaml(h.dir,
+                    "name: " + h.base + "\nhosts:\n  - name: one\n    docker: " + k_one +
+                        "\n    workers: 1\n  - name: two\n    docker: " + k_two +
+                        "\n    workers: 1\ncompose:\n  file: docker-compose.yml\nsteps:\n"
+                        "  - name: image\n    per_host: true\n    run: docker build -q -t pcr-busybox:test image > /dev/null\n"
+                        "    timeout: 2m\n"
+                        "  - name: work\n    parallel: 2\n    timeout: 2m\n"
+                        "    setup: echo \"$CI_HOST\" >> setups-{n}; docker-compose up -d 2>&1\n"
+                        "    run: if [ \"$CI_HOST\" = two ]; then touch waiting; while [ ! -e stopped ]; do sleep 0.1; done; fi; "
+                        "for i in 1 2 3 4 5 6 7 8 9 10; do page=$({exec web} wget -qO- http://db:8080/) && break; sleep 0.5; done; "
+                        "test \"$page\" = \"db-of-$PROJECT_NAME\" && echo \"{n} passed on $CI_HOST\"\n",
+                    {}, o);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("1 passed on one"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("2 passed on one"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("worker 2 moves from host two to host one"), std::string::npos) << r.out;
+  EXPECT_EQ(read_file(h.dir.file("setups-2")), "two\none\n") << "set up again where it moved";
+  EXPECT_EQ(leftovers_on(k_one, h.base), "");
+  ASSERT_EQ(second_docker("start"), k_two + "\n");
+  PcrOptions in_dir;
+  in_dir.cwd = h.dir.path();
+  EXPECT_EQ(run_pcr({"clean"}, in_dir).exit_code, 0);
+  EXPECT_EQ(leftovers_on(k_two, h.base), "");
+}

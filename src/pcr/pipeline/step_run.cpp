@@ -357,9 +357,10 @@ void StepRun::leave_down_hosts() {
     if (!m_scheduler->retired(w) && m_run.hosts.up(m_run.hosts.slot_host(w))) others = true;
   for (unsigned w = 1; w <= m_info.workers; ++w) {
     if (m_run.hosts.up(m_run.hosts.slot_host(w))) continue;
-    if (pinned(m_step) || !others)
+    if (pinned(m_step) || !others) {
       m_run.move_slot(w);
-    else
+      m_scheduler->moved(w);
+    } else
       m_scheduler->retire(w);
   }
 }

@@ -15,6 +15,7 @@ Scheduler::Scheduler(std::vector<std::size_t> order, Options options, JobRunner&
   m_workers.assign(m_options.workers + 1, Worker::fresh);
   m_worked.assign(m_options.workers + 1, false);
   m_retired.assign(m_options.workers + 1, false);
+  m_moved.assign(m_options.workers + 1, false);
 }
 
 void Scheduler::start() {
@@ -126,7 +127,8 @@ void Scheduler::back_to_queue(std::size_t job) {
     j.state = JobState::queued;
     m_queue.push_front(job);
   }
-  m_workers[j.worker] = m_retired[j.worker] ? Worker::finished : Worker::ready;
+  m_workers[j.worker] = m_retired[j.worker] ? Worker::finished : m_moved[j.worker] ? Worker::fresh : Worker::ready;
+  m_moved[j.worker] = false;
   revive();
   settle();
 }
@@ -153,6 +155,17 @@ void Scheduler::retire(unsigned worker) {
   if (s == Worker::fresh || s == Worker::ready || s == Worker::broken) s = Worker::finished;
   if (!m_started) return;
   settle();
+}
+
+void Scheduler::moved(unsigned worker) {
+  if (worker == 0 || worker > m_options.workers || !m_options.setup) return;
+  m_worked[worker] = false;
+  if (m_workers[worker] == Worker::ready || m_workers[worker] == Worker::broken) {
+    m_workers[worker] = Worker::fresh;
+    if (m_started) settle();
+  } else if (m_workers[worker] == Worker::busy) {
+    m_moved[worker] = true;  // its job, lost with the machine, comes back first
+  }
 }
 
 void Scheduler::setup_lost(unsigned worker) {

@@ -73,6 +73,9 @@ class Scheduler {
   // The set-up of `worker` was lost with its machine: a retired worker is done, another
   // one (moved by the runner) is set up again when needed. Neither fails the step.
   void setup_lost(unsigned worker);
+  // `worker` now runs on another machine (the runner moved it): what its set-up made is
+  // not there, so it sets up again before its next job, and owes no tear-down where it was.
+  void moved(unsigned worker);
   bool retired(unsigned worker) const { return worker < m_retired.size() && m_retired[worker]; }
 
   // Start nothing more; stop every running job (and set-up). Queued jobs become
@@ -113,6 +116,7 @@ class Scheduler {
   std::vector<Worker> m_workers;  // index 0 unused
   std::vector<bool> m_worked;     // set up or ran a job: owes a tear-down
   std::vector<bool> m_retired;    // its machine is gone: no more jobs, no tear-down
+  std::vector<bool> m_moved;      // set up elsewhere: sets up again before its next job
   std::size_t m_running = 0;      // jobs, set-ups and tear-downs running
   bool m_stopping = false;
   bool m_failed = false;
