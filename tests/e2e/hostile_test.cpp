@@ -158,6 +158,10 @@ TEST(Hostile, DuplicatesSecondDocumentsAndHugeEnvironmentValuesAreLoadErrors) {
                 "a second YAML document (after `---`): a pipeline file holds one");
   check_refuses("env:\n  BIG: '" + repeat("x", 200'000) + "'\nsteps:\n  - run: a\n", 2, 8,
                 "env BIG: 200000 bytes, more than the 128 KiB one environment variable may hold");
+  // Many: in all (the 15,799th name passes 128 KiB), and found in linear time.
+  std::string many = "env:\n";
+  for (int i = 0; i < 20'000; ++i) many += "  V" + std::to_string(i) + ": x\n";
+  check_refuses(many + "steps:\n  - run: a\n", 15'800, 3, "env: more than 128 KiB in all");
   TempDir d;
   d.write("ci.yaml", "---\nsteps:\n  - run: a\n...\n---\n");
   EXPECT_EQ(run_pcr({"check", d.file("ci.yaml")}).exit_code, 0) << "a document marker and an empty document are fine";

@@ -240,6 +240,19 @@ TEST(Reports, BadReportPathStopsBeforeAnythingRuns) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("--junit"), std::string::npos);
   EXPECT_FALSE(exists(d.file("ran")));
+  // Nothing is touched before every path was looked at: an earlier report is not
+  // truncated, a --log-dir not made, by a bad path given after them.
+  d.write("old.xml", "<testsuites/>\n");
+  auto late = run_yaml(d, "steps:\n  - run: touch ran\n",
+                       {"--log-dir", d.file("logs/new"), "--junit", d.file("old.xml"), "--html", "/nonexistent/r.html"});
+  EXPECT_EQ(late.exit_code, 2);
+  EXPECT_EQ(late.err, "pcr: --html: /nonexistent/r.html: No such file or directory\n");
+  EXPECT_EQ(read_file(d.file("old.xml")), "<testsuites/>\n");
+  EXPECT_FALSE(exists(d.file("logs")));
+  EXPECT_FALSE(exists(d.file("ran")));
+  auto folder = run_yaml(d, "steps:\n  - run: touch ran\n", {"--json", d.path()});
+  EXPECT_EQ(folder.exit_code, 2);
+  EXPECT_EQ(folder.err, "pcr: --json: " + d.path() + ": is a folder\n");
 }
 
 TEST(Folding, GitHubActionsGroupsAndAnnotates) {

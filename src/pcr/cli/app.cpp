@@ -106,6 +106,29 @@ void warn_about_leftovers(const pipeline::Pipeline& p) {
       what, util::visible(first));
 }
 
+// Why `path` cannot be written as a report (or, `folder`, made as --log-dir), or "":
+// what is there must be writable (and a folder, or not one), and what is not must have a
+// writable folder to be made in.
+std::string unusable_output(const std::string& path, bool folder) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path p(path);
+  if (fs::exists(p, ec)) {
+    if (folder != fs::is_directory(p, ec)) return path + (folder ? ": not a folder" : ": is a folder");
+    if (::access(path.c_str(), W_OK) != 0) return path + ": " + std::strerror(errno);
+    return "";
+  }
+  // The nearest folder that exists is where it (or its first missing folder) would be made.
+  fs::path parent = fs::absolute(p, ec).parent_path();
+  while (!parent.empty() && !fs::exists(parent, ec) && parent != parent.parent_path()) {
+    if (!folder) return path + ": " + std::strerror(ENOENT);  // a report's folder is not made
+    parent = parent.parent_path();
+  }
+  if (!fs::is_directory(parent, ec)) return path + ": " + std::strerror(ENOTDIR);
+  if (::access(parent.c_str(), W_OK | X_OK) != 0) return path + ": " + std::strerror(errno);
+  return "";
+}
+
 std::string signal_words(int sig) {
   const char* abbrev = ::sigabbrev_np(sig);
   return abbrev ? fmt::format("SIG{}", abbrev) : fmt::format("signal {}", sig);
@@ -298,6 +321,15 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
     std::cerr << fmt::format("pcr: {}: {}\n", flag, why);
     return k_exit_usage;
   };
+  // And every path is looked at before any is opened: a bad --html must not leave an
+  // earlier --junit truncated or a --log-dir made (exit 2 means nothing was touched).
+  for (const auto& [flag, path, folder] : {std::tuple<std::string, std::string, bool>{"--log-dir", f.log_dir, true},
+                                           {"--json", f.json, false},
+                                           {"--junit", f.junit, false},
+                                           {"--html", f.html, false}}) {
+    if (path.empty()) continue;
+    if (const std::string why = unusable_output(path, folder); !why.empty()) return fail(flag, why);
+  }
   std::unique_ptr<report::Console> run_log;
   std::unique_ptr<report::Sink> run_log_sink;
   if (!f.log_dir.empty()) {

@@ -69,6 +69,41 @@ const std::vector<std::string> k_form_keys = {"name",     "run",   "parallel", "
                                               "for_each", "batch", "groups",   "separate",
                                               "workers",  "setup", "teardown", "per_host"};
 
+// The line (1-based) where a second YAML document starts to hold something, or 0. A
+// document ends at a line that begins with `---` or `...` (YAML forbids such a line
+// inside any scalar); what follows it, but for blank lines, comments and more markers (an
+// empty document), is another document. A text scan: yaml-cpp's LoadAll loops forever on
+// some broken input (a lone ",").
+int second_document_line(std::string_view text) {
+  const auto is_marker = [](std::string_view line) {
+    return (line.substr(0, 3) == "---" || line.substr(0, 3) == "...") &&
+           (line.size() == 3 || line[3] == ' ' || line[3] == '\t' || line[3] == '\r');
+  };
+  const auto is_empty = [](std::string_view line) {
+    const auto at = line.find_first_not_of(" \t\r");
+    return at == std::string_view::npos || line[at] == '#';
+  };
+  bool content = false, ended = false;
+  int number = 0;
+  for (std::size_t at = 0; at <= text.size();) {
+    const std::size_t nl = std::min(text.find('\n', at), text.size());
+    const std::string_view line = text.substr(at, nl - at);
+    ++number;
+    at = nl + 1;
+    if (is_marker(line)) {
+      const std::string_view rest = line.substr(3);
+      if (ended && !is_empty(rest)) return number;  // "--- value": a document on the marker line
+      if (content) ended = true;                    // the first document's end
+      if (!is_empty(rest) && !ended) content = true;
+      continue;
+    }
+    if (is_empty(line) || line[0] == '%') continue;  // a directive (%YAML) belongs to a marker
+    if (ended) return number;
+    content = true;
+  }
+  return 0;
+}
+
 // One pass over the document, collecting every problem instead of stopping at the first:
 // a user fixes a file in one round. Nothing is built into the Pipeline's hooks (compose,
 // hosts) until the file is known to be good, so a bad file has no effect at all.
@@ -89,16 +124,13 @@ class Loader {
       throw LoadError({{m_file, 1 + static_cast<int>(std::count(text.begin(), text.begin() + nul, '\n')),
                         1 + static_cast<int>(nul - line_start), "a NUL byte (\\0): not a YAML text file"}});
     }
+    // A second document would be silently ignored by the parser (which reads the first).
+    if (const int line = second_document_line(text)) {
+      throw LoadError({{m_file, line, 1, "a second YAML document (after `---`): a pipeline file holds one"}});
+    }
     YAML::Node root;
     try {
-      // All documents: a second one (after `---`) would be silently ignored by Load.
-      const std::vector<YAML::Node> documents = YAML::LoadAll(text);
-      if (!documents.empty()) root = documents.front();
-      for (std::size_t i = 1; i < documents.size(); ++i)
-        if (!documents[i].IsNull()) {  // an empty one (a trailing `---`) holds nothing
-          error(documents[i], "a second YAML document (after `---`): a pipeline file holds one");
-          throw LoadError(m_errors);
-        }
+      root = YAML::Load(text);
     } catch (const YAML::DeepRecursion& ex) {  // yaml-cpp's own guard; its words: "bad file"
       error(ex.mark, fmt::format("nested more than {} levels deep; pcr refuses a document this "
                                  "deep",
@@ -485,6 +517,8 @@ class Loader {
 
   Env env(const YAML::Node& n) {
     Env out;
+    std::set<std::string> names;  // given so far (a set: a generated file may give 10^5)
+    std::size_t total = 0;        // "NAME=value" bytes so far
     if (!n.IsMap()) {
       error(n, "env: expected a mapping of NAME: value");
       return out;
@@ -499,7 +533,7 @@ class Loader {
         error(it->second, fmt::format("env {}: expected a string value", name));
         continue;
       }
-      if (std::any_of(out.begin(), out.end(), [&](const auto& kv) { return kv.first == name; })) {
+      if (!names.insert(name).second) {
         error(it->first, fmt::format("env: '{}' is given twice", name));
         continue;
       }
@@ -510,6 +544,13 @@ class Loader {
         error(it->second, fmt::format("env {}: {} bytes, more than the 128 KiB one environment variable may hold",
                                       name, value.size()));
         continue;
+      }
+      total += name.size() + value.size() + 2;
+      if (total > limits::env_block_bytes) {
+        error(it->first, fmt::format("env: more than {} KiB in all; a job's whole environment and command "
+                                     "must fit the kernel's 2 MiB",
+                                     limits::env_block_bytes >> 10));
+        return out;
       }
       out.emplace_back(name, std::move(value));
     }
