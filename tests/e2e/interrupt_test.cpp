@@ -100,7 +100,8 @@ TEST(Interrupt, SecondInterruptKillsLeftoversAtOnceAndTeardownsStillRun) {
   const std::string shell = unique_marker("pcrshell"), child = unique_marker("pcrchild");
   PcrOptions o;
   o.while_running = [&](pid_t pid) {
-    ASSERT_TRUE(wait_until([&] { return exists(d.file("started1")) && exists(d.file("started2")); }));
+    // Both children run and ignore TERM (their trap is set) before the first interrupt.
+    ASSERT_TRUE(wait_until([&] { return exists(d.file("trapped1")) && exists(d.file("trapped2")); }));
     ::kill(pid, SIGINT);
     // The shells die of the TERM; their children ignore it.
     ASSERT_TRUE(wait_until([&] { return processes_with(shell).empty(); }));
@@ -109,7 +110,7 @@ TEST(Interrupt, SecondInterruptKillsLeftoversAtOnceAndTeardownsStillRun) {
   };
   auto r = run_yaml(d,
                     "steps:\n  - parallel: 2\n    kill_grace: 30s\n    setup: 'true'\n    teardown: touch td{n}\n"
-                    "    run: |\n      touch started{n}; sh -c \"trap '' TERM; sleep 60; : " + child +
+                    "    run: |\n      sh -c \"trap '' TERM; touch trapped{n}; sleep 60; : " + child +
                         "\" & wait; : " + shell + "\n"
                     "cleanup:\n  - run: touch cleaned\n",
                     {}, o);
