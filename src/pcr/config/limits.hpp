@@ -11,7 +11,7 @@ namespace pcr::config::limits {
 
 inline constexpr std::size_t file_bytes = 8u << 20;     // the pipeline file: 8 MiB
 inline constexpr std::size_t scalar_bytes = 1u << 20;   // one value (a command, a name): 1 MiB
-inline constexpr std::size_t env_variable_bytes = 128u << 10;  // "NAME=value\0": the kernel's MAX_ARG_STRLEN
+inline constexpr std::size_t env_variable_bytes = pipeline::max_env_variable_bytes;
 inline constexpr std::size_t env_block_bytes = 128u << 10;     // one `env:` in all (ARG_MAX: 2 MiB shared)
 // What the document amounts to once YAML aliases (*name) are expanded: every alias counts
 // as a copy of what it names, as the loader reads it.

@@ -77,6 +77,9 @@ inline constexpr std::size_t max_items = 100'000;
 // The longest line pcr takes from a job's stdout as an item or a captured line (as a
 // value in the file); a longer one is the step's or the job's error.
 inline constexpr std::size_t max_line_bytes = 1u << 20;
+// The most one environment variable ("NAME=value" and its NUL) may hold: the kernel's
+// MAX_ARG_STRLEN. A job given more cannot start ("Argument list too long").
+inline constexpr std::size_t max_env_variable_bytes = 128u << 10;
 // What one step's `capture` (or C++ output check) keeps of its jobs' stdout, in all, with
 // at most max_items lines: it is held in memory, unlike the output itself. More fails the
 // job that passed it.

@@ -293,7 +293,7 @@ StepResult StepRun::finish(Millis duration) {
 // fail to start ("Argument list too long"); such a capture is kept for `for_each: {lines:
 // VAR}` only, and the run says so.
 void StepRun::export_capture(const std::string& var, const std::vector<std::string>& lines) {
-  constexpr std::size_t k_variable = 128u << 10;  // MAX_ARG_STRLEN, with "VAR=" and the NUL
+  constexpr std::size_t k_variable = max_env_variable_bytes;
   constexpr std::size_t k_all = 1u << 20;         // of every exported capture
   std::string joined;
   for (const auto& l : lines) {
