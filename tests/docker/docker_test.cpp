@@ -444,3 +444,108 @@ TEST(Compose, InvalidComposeFileFailsTheStepClearlyAndCleanupRuns) {
   EXPECT_NE(r.out.find("compose teardown"), std::string::npos);
   EXPECT_EQ(docker_leftovers(c.base), "");
 }
+
+namespace {
+// TERM-ignoring services: compose's stop waits its 10 s for them.
+const char* k_stubborn_compose = R"Y(version: "2.4"
+services:
+  web:
+    image: pcr-busybox:test
+    command: ["sh", "-c", "trap '' TERM; while :; do sleep 0.2; done"]
+)Y";
+}  // namespace
+
+// A run is alive while either of its processes is: with its engine killed, the supervisor
+// still runs the cleanup steps, which use the clusters. `pcr clean` at that moment took
+// them down ("data loss"), and the cleanup step failed on both workers.
+TEST(Compose, PcrCleanLeavesAHalfKilledRunsClustersToIt) {
+  Cluster c;
+  const std::string marker = unique_marker("pcrhalf");
+  PcrOptions o;
+  PcrRun clean;
+  o.while_running = [&](pid_t pid) {
+    ASSERT_TRUE(wait_until([&] { return exists(c.dir.file("w1")) && exists(c.dir.file("w2")); },
+                           std::chrono::seconds(120)));
+    auto kids = children_of(pid);
+    ASSERT_EQ(kids.size(), 1u);
+    ::kill(kids[0], SIGKILL);
+    PcrOptions in_dir;
+    in_dir.cwd = c.dir.path();
+    clean = run_pcr({"clean"}, in_dir);
+  };
+  auto r = run_yaml(c.dir, c.pipeline(R"(  - name: up
+    parallel: 2
+    run: docker-compose up -d 2>&1
+    timeout: 2m
+  - name: work
+    parallel: 2
+    kill_grace: 6s
+    run: "touch w{n}; trap '' TERM; sleep 300; true )" + marker + R"("
+cleanup:
+  - name: collect
+    parallel: 2
+    run: "{exec web} echo alive > alive{n}"
+)"),
+                    {"--no-color"}, o);
+  EXPECT_EQ(clean.out.find("took down"), std::string::npos) << clean.out;
+  EXPECT_NE(clean.out.find("was killed and is still tearing down"), std::string::npos) << clean.out;
+  EXPECT_TRUE(exists(c.dir.file("alive1")) && exists(c.dir.file("alive2"))) << r.out << r.err;
+  EXPECT_EQ(docker_leftovers(c.base), "");
+  EXPECT_TRUE(processes_with(marker).empty());
+}
+
+// The supervisor killed: the engine tears down alone, slowly (services that ignore TERM).
+// `pcr clean` right then must not say "nothing left" and return with clusters up: it waits
+// for that teardown, saying so, and what it reports left is what is left.
+TEST(Compose, PcrCleanWaitsForAKilledRunsTeardown) {
+  Cluster c;
+  c.dir.write("docker-compose.yml", k_stubborn_compose);
+  const std::string marker = unique_marker("pcrtd");
+  PcrOptions o;
+  o.while_running = [&](pid_t pid) {
+    ASSERT_TRUE(wait_until([&] { return exists(c.dir.file("up.done")); }, std::chrono::seconds(120)));
+    ::kill(pid, SIGKILL);
+  };
+  run_yaml(c.dir, c.pipeline(std::string(k_up) + "  - run: touch up.done; sleep 60; true " + marker + "\n"), {}, o);
+  ASSERT_NE(docker_leftovers(c.base), "") << "the teardown should still be under way";
+  PcrOptions in_dir;
+  in_dir.cwd = c.dir.path();
+  auto clean = run_pcr({"clean"}, in_dir);
+  const std::string left = docker_leftovers(c.base);
+  EXPECT_EQ(clean.out.find("nothing left behind"), std::string::npos) << clean.out;
+  EXPECT_NE(clean.out.find("is still tearing down"), std::string::npos) << clean.out;
+  EXPECT_EQ(left, "") << clean.out;
+  EXPECT_EQ(clean.exit_code, 0) << clean.out;
+}
+
+// A secret in a project name (`compose: project:` from the env) is masked where pcr
+// shows leftovers after both processes were killed: the next run's warning and `pcr clean`.
+TEST(Compose, ASecretInAProjectNameIsMaskedInLeftoverMessages) {
+  Cluster c;
+  c.base = "tok3nvalue";
+  const std::string marker = unique_marker("pcrsec");
+  PcrOptions o;
+  o.while_running = [&](pid_t pid) {
+    ASSERT_TRUE(wait_until([&] { return exists(c.dir.file("up.done")); }, std::chrono::seconds(120)));
+    auto kids = children_of(pid);
+    ASSERT_EQ(kids.size(), 1u);
+    ::kill(pid, SIGSTOP);
+    ::kill(kids[0], SIGKILL);
+    ::kill(pid, SIGKILL);
+  };
+  c.dir.write("ci.yaml", "name: shop\nenv: {TOKEN: tok3nvalue}\nsecrets: [TOKEN]\ncompose:\n  file: docker-compose.yml\n"
+                         "  project: tok3nvalue\nsteps:\n" + std::string(k_up) +
+                         "  - run: touch up.done; sleep 60; true " + marker + "\n");
+  run_pcr({"run", c.dir.file("ci.yaml")}, o);
+  ASSERT_NE(docker_leftovers("tok3nvalue"), "");
+  PcrOptions in_dir;
+  in_dir.cwd = c.dir.path();
+  auto warn = run_pcr({"run", "--dry-run"}, in_dir);
+  EXPECT_NE(warn.err.find("left behind"), std::string::npos) << warn.err;
+  EXPECT_EQ(warn.err.find("tok3nvalue"), std::string::npos) << warn.err;
+  auto clean = run_pcr({"clean"}, in_dir);
+  EXPECT_NE(clean.out.find("took down"), std::string::npos) << clean.out;
+  EXPECT_EQ(clean.out.find("tok3nvalue"), std::string::npos) << clean.out;
+  EXPECT_EQ(docker_leftovers("tok3nvalue"), "");
+  EXPECT_TRUE(processes_with(marker).empty());
+}

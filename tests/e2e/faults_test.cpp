@@ -233,3 +233,56 @@ TEST_P(SlowReader, NeverDelaysTimeoutsAndLosesNothing) {
     EXPECT_LT(r.max_rss_kb, 10 * 1024) << "pcr's memory grew with the backlog";
   }
 }
+
+// A capture lost to a full TMPDIR is pcr's failure, not the job's: exit 3, not 1 (a CI
+// would blame the user's code for a 1).
+TEST(Faults, ACaptureLostToAFullDiskIsPcrsFailure) {
+  SmallDisk disk;
+  NEED_DISK(disk);
+  TempDir d;
+  PcrOptions o;
+  o.env = {"TMPDIR=" + disk.path};
+  auto r = run_yaml(d, "steps:\n  - run: seq 1 400000\n    capture: NUMS\n  - run: touch never\n", {"--no-color"}, o);
+  EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
+  EXPECT_NE(r.out.find("No space left on device"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(exit 3)\n"), std::string::npos) << r.out;
+  EXPECT_FALSE(exists(d.file("never")));
+}
+
+// A failed run whose report could not be written says so too (its exit code stays 1).
+TEST(Faults, AFailedRunStillSaysItsReportCouldNotBeWritten) {
+  SmallDisk disk;
+  NEED_DISK(disk);
+  TempDir d;
+  sh("head -c 1040000 /dev/zero > " + disk.path + "/filler 2>/dev/null");
+  auto r = run_yaml(d, "steps:\n  - parallel: 50\n    run: echo job {n} with some output to report; exit 1\n",
+                    {"--no-color", "--junit", disk.path + "/junit.xml"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.out.find("FAILED: could not write " + disk.path + "/junit.xml"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("could not write " + disk.path + "/junit.xml"), std::string::npos) << r.err;
+  EXPECT_FALSE(exists(disk.path + "/junit.xml"));
+}
+
+// Whatever dies, no reader finds half a report: an engine killed with SIGKILL leaves no
+// file cut short (it left both at 0 bytes), and no earlier run's report either.
+TEST(Faults, AKilledRunLeavesNoEmptyOrStaleReport) {
+  TempDir d;
+  auto first = run_yaml(d, "steps:\n  - run: \"true\"\n", {"--junit", d.file("j.xml")});
+  ASSERT_EQ(first.exit_code, 0);
+  ASSERT_GT(fs::file_size(d.file("j.xml")), 0u);
+  PcrOptions o;
+  o.while_running = [&](pid_t supervisor) {
+    ASSERT_TRUE(wait_until([&] { return exists(d.file("started")); }));
+    const std::string engine = sh("pgrep -P " + std::to_string(supervisor) + " | head -1");
+    ASSERT_FALSE(engine.empty());
+    ::kill(std::stoi(engine), SIGKILL);
+  };
+  auto r = run_yaml(d, "steps:\n  - run: touch started; sleep 30\n",
+                    {"--junit", d.file("j.xml"), "--html", d.file("j.html")}, o);
+  EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
+  for (const char* name : {"j.xml", "j.html"})
+    EXPECT_FALSE(exists(d.file(name))) << name << " left behind: " << read_file(d.file(name)).size() << " bytes";
+  // Nor a temporary file beside them.
+  for (const auto& e : fs::directory_iterator(d.path()))
+    EXPECT_EQ(e.path().filename().string().find(".j."), std::string::npos) << e.path();
+}

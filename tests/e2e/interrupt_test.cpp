@@ -40,7 +40,7 @@ TEST_P(Interrupt, StopsJobsRunsCleanupAndExitsWithTheSignalsCode) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Signals, Interrupt,
-                         ::testing::Values(Case{SIGINT, 130}, Case{SIGTERM, 143}, Case{SIGHUP, 129}),
+                         ::testing::Values(Case{SIGINT, 130}, Case{SIGTERM, 143}, Case{SIGHUP, 129}, Case{SIGQUIT, 131}),
                          [](const ::testing::TestParamInfo<Case>& param) {
                            return std::string(sigabbrev_np(param.param.signal));
                          });

@@ -81,6 +81,10 @@ TEST(Lifetime, KillNineOfPcrDuringAStepEndsEverythingAndCleanupStillRuns) {
   ASSERT_TRUE(wait_until([&] { return read_file(d.file("events.json")).find("\"run_end\"") != std::string::npos; }));
   const std::string events = read_file(d.file("events.json"));
   EXPECT_NE(events.find("supervisor process is gone"), std::string::npos) << events;
+  // It says what happened: no SIGTERM was sent.
+  EXPECT_EQ(events.find("\"kind\":\"interrupted\""), std::string::npos) << events;
+  EXPECT_NE(events.find("\"signal\":null,\"supervisor_gone\":true"), std::string::npos) << events;
+  EXPECT_EQ(events.find("INTERRUPTED by"), std::string::npos) << events;
   ASSERT_TRUE(wait_until([&] { return !fs::exists(d.file(".pcr/runs")) || fs::is_empty(d.file(".pcr/runs")); }));
 }
 

@@ -112,6 +112,31 @@ TEST(Results, JUnitFilesTheJobWritesAndNotOlderOnes) {
   EXPECT_NE(ok.out.find("passed (1 test)"), std::string::npos) << ok.out;  // not the stale one
 }
 
+// A retry is not credited with the file its failed attempt wrote (it was, within a
+// second), nor a run with the file of a run just before it.
+TEST(Results, ARetryIsNotCreditedWithTheFileOfTheAttemptBefore) {
+  TempDir d;
+  auto r = run_yaml(d, R"(steps:
+  - name: t
+    retries: 1
+    run: |
+      if [ ! -e attempted ]; then
+        touch attempted
+        mkdir -p out && printf '<testsuite name="s"><testcase classname="c" name="t1"/></testsuite>' > out/r.xml
+        exit 1
+      fi
+    results: {junit: "out/*.xml"}
+)",
+                    {"--no-color"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("no JUnit file matching out/*.xml was written by the job"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("flaky"), std::string::npos) << r.out;
+  // A second run at once: the file is the first run's, still not this one's.
+  auto again = run_yaml(d, "steps:\n  - name: t\n    run: \"true\"\n    results: {junit: \"out/*.xml\"}\n",
+                        {"--no-color"});
+  EXPECT_EQ(again.exit_code, 1) << again.out;
+}
+
 // A real JUnit writer: pytest --junitxml, one report per job, two tiny test files.
 TEST(Results, PytestJUnitReportsThroughAPool) {
   if (sh("/usr/bin/python3 -c 'import pytest' 2>&1 && echo yes").find("yes") == std::string::npos)

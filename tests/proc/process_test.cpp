@@ -328,3 +328,89 @@ TEST(ProcessSet, GroupKeepsItsGraceAfterTheShellDiesOfSigterm) {
   EXPECT_TRUE(test::exists(cleaned)) << "the child's TERM trap was cut short";
   EXPECT_LT(o.exit.duration, 3s) << "waited for the whole grace instead of the group";
 }
+
+// libuv starts a timer from its cached loop time, which lags by what the current
+// iteration has spent: a slow iteration (many jobs started at once) made the timeouts of
+// the jobs it started fire early. Here the iteration is made slow on purpose, before the
+// spawn: the job, well within its timeout, must not be reported timed out.
+TEST(ProcessSet, TimeoutNeverFiresBeforeItsTime) {
+  Loop loop;
+  Exit got;
+  {
+    ProcessSet set(loop);
+    loop.post([&] {
+      const auto until = Clock::now() + 400ms;  // a slow iteration: the cached time goes stale
+      while (Clock::now() < until) {
+      }
+      Spawn s = job("sleep 0.5");
+      s.env = our_env();
+      s.timeout = 700ms;
+      set.spawn(s, nullptr, [&](const Exit& e) {
+        got = e;
+        loop.stop();
+      });
+    });
+    loop.run();
+  }
+  EXPECT_FALSE(got.timed_out) << "timed out after " << got.duration.count() << " ms of a 700 ms timeout";
+  EXPECT_EQ(got.exit_code, 0);
+  EXPECT_GE(got.duration, 500ms);
+}
+
+// A one-shot loop timer (the pipeline's timeout) is never early either.
+TEST(Loop, OneShotTimerNeverFiresEarly) {
+  Loop loop;
+  Clock::time_point set_at, fired_at;
+  loop.post([&] {
+    const auto until = Clock::now() + 300ms;
+    while (Clock::now() < until) {
+    }
+    set_at = Clock::now();
+    loop.add_timer(200ms, 0ms, [&] {
+      fired_at = Clock::now();
+      loop.stop();
+    });
+  });
+  loop.run();
+  EXPECT_GE(fired_at - set_at, 200ms);
+}
+
+// Job control: a paused job is stopped (state T), its stopped time counts against no
+// timeout, and it finishes once resumed.
+TEST(ProcessSet, PausedJobsAreStoppedAndTheirTimeoutWaits) {
+  Loop loop;
+  Exit got;
+  char state_paused = '?';
+  {
+    ProcessSet set(loop);
+    Spawn s = job("echo $$ > /dev/null; sleep 0.4");
+    s.env = our_env();
+    s.timeout = 800ms;
+    set.spawn(s, nullptr, [&](const Exit& e) {
+      got = e;
+      loop.stop();
+    });
+    loop.add_timer(100ms, 0ms, [&] {
+      set.pause();
+      // The shell (the group's leader) is stopped: its state in /proc says so.
+      for (pid_t p : all_pids()) {
+        char st;
+        pid_t ppid, pgrp;
+        (void)ppid;
+        std::string stat = test::read_file("/proc/" + std::to_string(p) + "/stat");
+        auto paren = stat.rfind(')');
+        if (paren == std::string::npos || paren + 2 >= stat.size()) continue;
+        if (std::sscanf(stat.c_str() + paren + 2, "%c %d %d", &st, &ppid, &pgrp) == 3 && ppid == ::getpid() &&
+            p == pgrp)
+          state_paused = st;
+      }
+      // Stopped for longer than the whole timeout: it must not count.
+      loop.add_timer(1000ms, 0ms, [&] { set.resume(); });
+    });
+    loop.run();
+  }
+  EXPECT_EQ(state_paused, 'T');
+  EXPECT_FALSE(got.timed_out) << "the stopped second counted against the timeout";
+  EXPECT_EQ(got.exit_code, 0);
+  EXPECT_LT(got.duration, 800ms) << "the stopped time is not the job's";
+}

@@ -1,6 +1,7 @@
 #include "../support/support.hpp"
 #include <pcr/config/loader.hpp>
 #include <pcr/docker/compose.hpp>
+#include <pcr/proc/runs.hpp>
 #include <pcr/pipeline/engine.hpp>
 
 #include <gtest/gtest.h>
@@ -44,10 +45,40 @@ TEST(Compose, RecordsRoundTripAndLiveness) {
   EXPECT_EQ(back->project, "p-1");
   EXPECT_EQ(back->files, r.files);
   EXPECT_EQ(back->version, ComposeVersion::v2);
-  EXPECT_TRUE(owner_alive(*back));
+  test::TempDir d;
+  const std::string state = state_dir(d.path());
+  EXPECT_EQ(owner_of(state, *back), Owner::running);
   back->pid_start += 1;  // the pid now belongs to another process
-  EXPECT_FALSE(owner_alive(*back));
+  EXPECT_EQ(owner_of(state, *back), Owner::gone);
   EXPECT_FALSE(parse_record("{broken"));
+}
+
+// A run lives while either of its processes does: the record's writer (the engine) was
+// killed, but the run's supervisor still runs its cleanup steps, which use the projects.
+TEST(Compose, RunWithOneProcessLeftIsFinishingNotGone) {
+  test::TempDir d;
+  const std::string state = state_dir(d.path());
+  ProjectRecord r;
+  r.project = "p-1";
+  r.run_id = "run1";
+  r.pid = ::getpid();
+  r.pid_start = process_start(r.pid) + 1;  // the engine: gone
+  proc::RunRecord run;
+  run.run_id = "run1";
+  run.pid = ::getpid();  // the supervisor: alive
+  run.pid_start = process_start(run.pid);
+  run.engine = r.pid;
+  run.engine_start = r.pid_start;
+  ASSERT_EQ(proc::write_run_record(proc::runs_dir(d.path()), run), "");
+  EXPECT_EQ(owner_of(state, r), Owner::finishing);
+  run.pid_start += 1;  // both gone
+  ASSERT_EQ(proc::write_run_record(proc::runs_dir(d.path()), run), "");
+  EXPECT_EQ(owner_of(state, r), Owner::gone);
+  // The engine alive, its supervisor killed: tearing down, still the run's.
+  run.engine_start = process_start(run.engine);
+  r.pid_start = run.engine_start;
+  ASSERT_EQ(proc::write_run_record(proc::runs_dir(d.path()), run), "");
+  EXPECT_EQ(owner_of(state, r), Owner::finishing);
 }
 
 TEST(Compose, LoaderGivesEnvironmentAndPlaceholders) {

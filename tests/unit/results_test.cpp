@@ -118,6 +118,16 @@ TEST(Tap, BailOutStopsReading) {
   EXPECT_EQ(tap("BAIL OUT! x\n").problem, "bail out: x");
 }
 
+// TAP 14: a bail out inside a subtest ends the whole run, not only the subtest.
+TEST(Tap, BailOutInASubtestStopsReadingToo) {
+  Results r = tap("1..3\nok 1\n# Subtest: db\n    1..2\n    ok 1\n    Bail out! no database\nok 2 - db\nok 3\n");
+  EXPECT_EQ(r.problem, "bail out: no database");
+  EXPECT_EQ(r.tests.size(), 1u);
+  // Inside a YAML block it is only text.
+  Results yaml = tap("1..1\nnot ok 1\n  ---\n  message: |\n    Bail out! quoted\n  ...\n");
+  EXPECT_EQ(yaml.problem, "");
+}
+
 TEST(Tap, PlanMismatch) {
   Results r = tap("1..5\nok\nok\nok\n");
   EXPECT_EQ(r.problem, "planned 5 tests, ran 3");

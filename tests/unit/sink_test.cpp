@@ -1,13 +1,17 @@
 // report::Sink on real pipes: the writer never waits for the reader, and the reader gets
 // every byte, in order, once it reads.
+#include "../support/support.hpp"
 #include <pcr/report/sink.hpp>
 
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <string>
 #include <thread>
 
@@ -96,4 +100,31 @@ TEST(Sink, AFailureToWriteIsKeptAndNamed) {
   sink->write(std::string(1 << 16, 'x'));
   sink->finish();
   EXPECT_EQ(sink->error(), "/dev/full: No space left on device");
+}
+
+// A backlog that cannot be spilled to a full disk names the full disk: a short write left
+// errno as the last RWF_NOWAIT write had set it, "Resource temporarily unavailable".
+TEST(Sink, ABacklogOnAFullDiskSaysNoSpaceLeft) {
+  pcr::test::TempDir holder;
+  const std::string disk = holder.file("disk");
+  ::mkdir(disk.c_str(), 0700);
+  if (::mount("tmpfs", disk.c_str(), "tmpfs", 0, "size=256k,mode=0700") != 0)
+    GTEST_SKIP() << "cannot mount a tmpfs here (needs root): " << std::strerror(errno);
+  const char* before = std::getenv("TMPDIR");
+  const std::string saved = before ? before : "";
+  ::setenv("TMPDIR", disk.c_str(), 1);
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  {
+    Sink sink(fds[1], "stdout", {}, false);
+    // Nobody reads: 1 MiB in memory, then the spill file, which fills the 256 KiB disk.
+    const std::string piece(64 * 1024, 'x');
+    for (int i = 0; i < 40 && sink.error().empty(); ++i) sink.write(piece);
+    EXPECT_NE(sink.error().find("No space left on device"), std::string::npos) << sink.error();
+    ::close(fds[0]);  // lets the writer thread finish
+    sink.finish();
+  }
+  ::close(fds[1]);
+  if (before) ::setenv("TMPDIR", saved.c_str(), 1); else ::unsetenv("TMPDIR");
+  ::umount2(disk.c_str(), MNT_DETACH);
 }

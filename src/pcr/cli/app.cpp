@@ -103,7 +103,7 @@ void warn_about_leftovers(const pipeline::Pipeline& p) {
   std::cerr << fmt::format(
       "pcr: warning: {} left behind by an earlier run (killed, or its host stopped answering; "
       "first: {}); `pcr clean` removes them\n",
-      what, util::visible(first));
+      what, util::visible(util::Masker(config::secret_values(p)).mask(first)));
 }
 
 // Why `path` cannot be written as a report (or, `folder`, made as --log-dir), or "":
@@ -299,19 +299,22 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
   outputs.push_back(&stdout_sink);
   console_options.sink = &stdout_sink;
   std::unique_ptr<report::LogDir> log_dir;
+  std::vector<std::string> report_errors;  // --junit, --html: written at the end, whole
   // Every failure to write so far: the summary's last line tells the exit code it causes.
   const auto write_errors_of = [&](const std::string& lost_output) {
     std::vector<std::string> errors;
     for (auto* sink : outputs)
       if (!sink->error().empty()) errors.push_back(sink->error());
     if (log_dir && !log_dir->error().empty()) errors.push_back(log_dir->error());
+    for (const auto& e : report_errors) errors.push_back(e);
     if (!lost_output.empty()) errors.push_back("a job's output to " + lost_output);
     return errors;
   };
   console_options.final_word = [&](const pipeline::RunResult& r) -> std::pair<int, std::string> {
     const auto errors = write_errors_of(r.output_error);
-    if (errors.empty() || r.exit_code != 0) return {r.exit_code, ""};
-    return {k_exit_internal, "could not write " + errors.front()};
+    if (errors.empty()) return {r.exit_code, ""};
+    // A failed run keeps its own exit code; the loss is said either way.
+    return {r.exit_code != 0 ? r.exit_code : k_exit_internal, "could not write " + errors.front()};
   };
   report::Console console(console_options);
   pipeline::Observers observers;
@@ -364,19 +367,27 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
             "--junit", f.junit, report::junit_xml},
         {"--html", f.html, report::html_report}}) {
     if (path.empty()) continue;
-    report_sinks.push_back(report::Sink::open(path, secrets));
-    report::Sink* sink = report_sinks.back().get();
-    if (!sink->error().empty()) return fail(flag, sink->error());
-    outputs.push_back(sink);
-    recorder.add_sink([sink, render = render, path = path](const report::RunRecord& record) {
-      sink->write(render(record));
-      sink->finish();
-      // Half a report is worse than none: a CI system would read a cut XML file as the
-      // run's results. The error names it; the file goes (a regular file only: never a
-      // device such as /dev/full).
-      struct stat st {};
-      if (!sink->error().empty() && ::lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode))
-        ::unlink(path.c_str());
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+      // A device or a pipe (/dev/stdout): written as it goes, there is no file to replace.
+      report_sinks.push_back(report::Sink::open(path, secrets));
+      report::Sink* sink = report_sinks.back().get();
+      if (!sink->error().empty()) return fail(flag, sink->error());
+      outputs.push_back(sink);
+      recorder.add_sink([sink, render = render](const report::RunRecord& record) {
+        sink->write(render(record));
+        sink->finish();
+      });
+      continue;
+    }
+    // Half a report is worse than none (a CI system would read a cut XML file as the
+    // run's results), and so is the last run's: the file is written whole beside its
+    // place and renamed over it at the end, and an earlier run's goes now. Whatever dies
+    // meanwhile, a reader finds this run's report or none.
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return fail(flag, path + ": " + std::strerror(errno));
+    recorder.add_sink([&report_errors, secrets, render = render, path = path](const report::RunRecord& record) {
+      const std::string error = util::replace_file(path, util::Masker(secrets).mask(render(record)));
+      if (!error.empty()) report_errors.push_back(error);
     });
   }
   if (!f.junit.empty() || !f.html.empty()) observers.add(recorder);
@@ -403,7 +414,8 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
     if (const auto up = docker::still_up(docker::state_dir(pipeline_dir(p)), ro.run_id); !up.empty())
       std::cerr << fmt::format("pcr: {} compose project(s) of this run are still up ({}{}): `pcr clean{}` "
                                "takes them down\n",
-                               up.size(), up.front().project, up.size() > 1 ? ", …" : "",
+                               up.size(), util::visible(util::Masker(secret_values(p)).mask(up.front().project)),
+                               up.size() > 1 ? ", …" : "",
                                p.source.empty() ? "" : " " + util::shell_quote(p.source));
   if (!write_errors.empty() && code == 0) code = k_exit_internal;
   // The supervisor removes the run's record; when it was killed, the engine does.
@@ -696,15 +708,13 @@ int main(int argc, char** argv) {
         }
         proc::remove_run_record(runs, dead.run_id);
       }
-      int failed = 0;
-      const std::string state = docker::state_dir(dir);
-      if (!docker::leftovers(state).empty()) {
-        any = true;
-        std::string log;
-        failed = docker::clean(state, log);
-        std::cout << log;
-      }
-      if (!any) std::cout << "pcr clean: nothing left behind by a killed run\n";
+      // Project names may hold a secret (`compose: project:` from the env): masked with
+      // the pipeline's secrets when it loads.
+      const util::Masker mask(pipeline ? secret_values(*pipeline) : std::vector<std::string>{});
+      std::string log;
+      const int failed = docker::clean(docker::state_dir(dir), log);
+      std::cout << util::visible(mask.mask(log));
+      if (!any && log.empty()) std::cout << "pcr clean: nothing left behind by a killed run\n";
       return failed > 0 ? 1 : 0;
     }
     if (*split) {

@@ -3,6 +3,7 @@
 #include <pcr/docker/lint.hpp>
 #include <pcr/pipeline/template.hpp>
 #include <pcr/proc/capture.hpp>
+#include <pcr/proc/runs.hpp>
 #include <pcr/proc/supervise.hpp>
 #include <pcr/util/expected.hpp>
 #include <pcr/util/io.hpp>
@@ -26,6 +27,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 #include <stdexcept>
 
 namespace pcr::docker {
@@ -66,27 +68,10 @@ exit 0
 // reader never sees half of it. Returns `path`, or why it could not be written.
 util::Expected<std::string> replace_file(const std::string& path, const std::string& text,
                                          fs::perms perms) {
-  using Result = util::Expected<std::string>;
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   std::error_code ec;
   fs::create_directories(fs::path(path).parent_path(), ec);
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) {
-      const int err = errno;
-      fs::remove(tmp, ec);  // a partial temporary file is of no use to anyone
-      return Result::failure(fmt::format("cannot write {}: {}", tmp, std::strerror(err)));
-    }
-  }
-  fs::permissions(tmp, perms, ec);
-  if (!ec) fs::rename(tmp, path, ec);
-  if (ec) {
-    std::error_code ignored;
-    fs::remove(tmp, ignored);
-    return Result::failure(fmt::format("cannot write {}: {}", path, ec.message()));
-  }
+  const std::string error = util::replace_file(path, text, static_cast<unsigned>(perms));
+  if (!error.empty()) return util::Expected<std::string>::failure("cannot write " + error);
   return path;
 }
 
@@ -108,7 +93,7 @@ std::string script_or_throw(const std::string& dir, const std::string& name, con
       ::access(at.c_str(), X_OK) == 0)
     return fs::absolute(at).string();
   auto path = write_script(dir, name, text);
-  if (!path) throw std::runtime_error(path.error());
+  if (!path) throw pipeline::OwnFailure(path.error());
   return fs::absolute(*path).string();
 }
 
@@ -260,8 +245,8 @@ struct State {
     auto written = replace_file(record_path(config.state_dir, r), record_json(r),
                                 fs::perms::owner_read | fs::perms::owner_write);
     if (!written)
-      throw std::runtime_error(fmt::format("cannot record compose project {} for `pcr clean`: {}",
-                                           project, written.error()));
+      throw pipeline::OwnFailure(fmt::format("cannot record compose project {} for `pcr clean`: {}",
+                                             project, written.error()));
     // Its teardown script too, now: a disk full by the end of the run could not take it.
     script_or_throw(pcr_dir().string(), "down.sh", k_down_script);
     handed_out.emplace(key, r);
@@ -364,9 +349,15 @@ std::optional<ProjectRecord> parse_record(const std::string& text) {
 
 unsigned long long process_start(long pid) { return proc::start_time(static_cast<pid_t>(pid)); }
 
-bool owner_alive(const ProjectRecord& r) {
-  // A killed owner may linger as a zombie until its new parent reaps it: that is dead.
-  return proc::alive(static_cast<pid_t>(r.pid), r.pid_start);
+Owner owner_of(const std::string& state_dir, const ProjectRecord& r) {
+  // A killed process may linger as a zombie until its new parent reaps it: that is dead.
+  const bool writer = proc::alive(static_cast<pid_t>(r.pid), r.pid_start);
+  const auto run = proc::read_run_record(proc::runs_dir(fs::path(state_dir).parent_path().parent_path().string()), r.run_id);
+  if (!run) return writer ? Owner::running : Owner::gone;
+  const bool supervisor = proc::alive(run->pid, run->pid_start);
+  const bool engine = proc::alive(run->engine, run->engine_start);
+  if (!supervisor && !engine && !writer) return Owner::gone;
+  return supervisor && engine ? Owner::running : Owner::finishing;
 }
 
 const std::vector<std::string>& placeholder_names() {
@@ -547,7 +538,7 @@ std::vector<ProjectRecord> records(const std::string& state_dir, Keep keep) {
 }  // namespace
 
 std::vector<ProjectRecord> leftovers(const std::string& state_dir) {
-  return records(state_dir, [](const ProjectRecord& r) { return !owner_alive(r); });
+  return records(state_dir, [&](const ProjectRecord& r) { return owner_of(state_dir, r) == Owner::gone; });
 }
 
 std::vector<ProjectRecord> still_up(const std::string& state_dir, const std::string& run_id) {
@@ -562,13 +553,53 @@ std::string on_host(const ProjectRecord& r) {
 }
 }  // namespace
 
-int clean(const std::string& state_dir, std::string& log, const std::string& run_id) {
+namespace {
+// "a, b and 2 more" of the projects of `rs`.
+std::string project_list(const std::vector<ProjectRecord>& rs) {
+  std::string out;
+  constexpr std::size_t k_named = 4;
+  for (std::size_t i = 0; i < rs.size() && i < k_named; ++i) out += (i ? ", " : "") + rs[i].project + on_host(rs[i]);
+  if (rs.size() > k_named) out += fmt::format(" and {} more", rs.size() - k_named);
+  return out;
+}
+
+// The records under `state_dir` of live runs, by run id, as `owner_of` finds them.
+std::map<std::string, std::vector<ProjectRecord>> live_runs(const std::string& state_dir, Owner which) {
+  std::map<std::string, std::vector<ProjectRecord>> out;
+  for (auto& r : records(state_dir, [&](const ProjectRecord& r) { return owner_of(state_dir, r) == which; }))
+    out[r.run_id].push_back(r);
+  return out;
+}
+}  // namespace
+
+int clean(const std::string& state_dir, std::string& log, const std::string& run_id, std::chrono::milliseconds wait) {
   int failed = 0;
-  auto found = leftovers(state_dir);
-  if (!run_id.empty())
-    found.erase(std::remove_if(found.begin(), found.end(), [&](const ProjectRecord& r) { return r.run_id != run_id; }),
-                found.end());
-  if (found.empty()) log += "pcr clean: nothing left behind by a killed run\n";
+  std::vector<ProjectRecord> found;
+  if (run_id.empty()) {
+    // A run killed in half is still taking its projects down: wait for it (bounded), so
+    // that what is reported left is what is left.
+    auto finishing = live_runs(state_dir, Owner::finishing);
+    const auto deadline = std::chrono::steady_clock::now() + wait;
+    const auto waited = finishing;
+    for (const auto& [id, rs] : finishing)
+      log += fmt::format("pcr clean: run {} was killed and is still tearing down {}: waiting for it (up to {}s)\n", id,
+                         project_list(rs), std::chrono::duration_cast<std::chrono::seconds>(wait).count());
+    while (!finishing.empty() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      finishing = live_runs(state_dir, Owner::finishing);
+    }
+    for (const auto& [id, rs] : waited)
+      if (!finishing.count(id)) log += fmt::format("pcr clean: run {} has ended\n", id);
+    for (const auto& [id, rs] : finishing)
+      log += fmt::format("pcr clean: run {} is still tearing down {}: left alone (run pcr clean again when it ends)\n",
+                         id, project_list(rs));
+    for (const auto& [id, rs] : live_runs(state_dir, Owner::running))
+      log += fmt::format("pcr clean: run {} is still running: its projects {} left alone\n", id, project_list(rs));
+    found = leftovers(state_dir);
+  } else {
+    // The supervisor of run `run_id`, whose engine died: the run is its own.
+    found = still_up(state_dir, run_id);
+  }
   for (const auto& r : found) {
     std::string cmd;
     try {

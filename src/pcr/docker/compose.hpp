@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -55,8 +56,16 @@ struct ProjectRecord {
 std::string record_json(const ProjectRecord& r);
 std::optional<ProjectRecord> parse_record(const std::string& text);
 
-// Whether the pcr that wrote `r` is still running.
-bool owner_alive(const ProjectRecord& r);
+// How the run that wrote `r` (recorded under `state_dir`) stands. A run lives while
+// either of its two processes does (the record's pid, and the pair in the run's record
+// under .pcr/runs): a supervisor whose engine was killed still runs the cleanup steps,
+// and an engine whose supervisor was killed still tears its projects down.
+enum class Owner {
+  gone,       // neither process is alive: the projects are leftovers
+  running,    // both are (or the one a run without a supervisor has)
+  finishing,  // one of the two was killed; the other is stopping and cleaning up
+};
+Owner owner_of(const std::string& state_dir, const ProjectRecord& r);
 
 // The start time of process `pid` (field 22 of /proc/PID/stat), 0 if it is gone.
 unsigned long long process_start(long pid);
@@ -85,7 +94,10 @@ std::string record_path(const std::string& state_dir, const ProjectRecord& r);
 // alive, and remove its record. Writes what it does to `log`. Returns the number of
 // projects it could not take down. Each project is taken down on the host it was
 // recorded with. `run_id` set: only that run's projects (a supervisor whose engine died).
-int clean(const std::string& state_dir, std::string& log, const std::string& run_id = "");
+// A run still alive keeps its projects: one that is finishing (half of it killed) is
+// waited for, up to `wait`, saying so; one still running is named and left alone.
+int clean(const std::string& state_dir, std::string& log, const std::string& run_id = "",
+          std::chrono::milliseconds wait = std::chrono::minutes(2));
 
 // The `{exec SERVICE}` wrapper script, written to `dir` if needed; returns its path.
 std::string exec_wrapper(const std::string& dir);

@@ -54,6 +54,8 @@ const char* signal_name(int sig) {
       return "SIGTERM";
     case SIGHUP:
       return "SIGHUP";
+    case SIGQUIT:
+      return "SIGQUIT";
     default:
       return "a signal";
   }
@@ -89,6 +91,8 @@ class Engine {
   void step_done();
   void finish();
   void on_signal(int sig);
+  void suspend();
+  void status();
   void timed_out();
   void probe_hosts();
   void probe(std::size_t host, std::function<void()> then);
@@ -108,7 +112,9 @@ class Engine {
   Clock::time_point m_step_started;
   std::string m_timings_path;
   bool m_failed = false;
+  bool m_other_failure = false;  // a failure that is no job's (hosts, a step's own error)
   int m_signals = 0;
+  bool m_supervisor_gone = false;  // the interrupt is the supervisor's death, not a signal
   Clock::time_point m_started;
   proc::Loop::TimerId m_tick = 0, m_deadline = 0;
   struct Probe {
@@ -161,13 +167,17 @@ int Engine::run() {
 
   ::signal(SIGPIPE, SIG_IGN);  // `pcr run | head` must still run cleanup
   proc::ProcessSet::become_subreaper();
-  for (int sig : {SIGINT, SIGTERM, SIGHUP})
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT})
     m_loop.watch_signal(sig, [this](int s) { on_signal(s); });
+  m_loop.watch_signal(SIGTSTP, [this](int) { suspend(); });
+  for (int sig : {SIGUSR1, SIGUSR2})
+    m_loop.watch_signal(sig, [this](int) { status(); });
   if (o.supervisor_fd >= 0)
     m_loop.watch_hangup(o.supervisor_fd, [this] {
       // kill -9 of the `pcr` the user started, or the OOM killer: nobody else will stop
       // these jobs or run cleanup, so the engine does, as it would on SIGTERM.
       m_run.observer.note({NoteKind::supervisor_gone});
+      m_supervisor_gone = m_run.interrupt == 0;  // else a signal came first, and ended the run
       on_signal(SIGTERM);
     });
   m_started = o.started.value_or(Clock::now());
@@ -228,10 +238,10 @@ void Engine::probe_hosts() {
       if (!up.hosts.empty()) m_run.observer.note(up);
       if (m_run.hosts.up_count() == 0) {
         m_run.observer.note({NoteKind::no_host_answers});
-        m_failed = true;
+        m_failed = m_other_failure = true;
       } else if (m_run.options.require_all_hosts && m_run.hosts.up_count() < hosts.size()) {
         m_run.observer.note({NoteKind::host_required});
-        m_failed = true;
+        m_failed = m_other_failure = true;
       }
       next();
     });
@@ -368,12 +378,34 @@ void Engine::finish() {
   }
   result.duration = since(m_started);
   result.signal = m_run.interrupt;
+  result.supervisor_gone = m_supervisor_gone && m_run.interrupt != 0;
   result.timed_out = m_run.timed_out;
+  const bool only_own = m_run.own_failures && !m_run.other_failures && !m_other_failure && !m_run.timed_out;
   result.exit_code = m_run.interrupt               ? 128 + m_run.interrupt
+                     : only_own                      ? 3
                      : (m_failed || m_run.timed_out) ? 1
                                                      : 0;
   m_run.observer.run_finished(result);
   m_loop.stop();
+}
+
+// ^Z (from the supervisor, or the terminal when there is none): every job is stopped,
+// then the engine itself, until SIGCONT; the time stopped counts against no deadline.
+void Engine::suspend() {
+  Note n{NoteKind::suspended};
+  n.count = m_procs.running();
+  m_run.observer.note(n);
+  const auto at = Clock::now();
+  m_procs.pause();
+  ::raise(SIGSTOP);
+  m_procs.resume();
+  Note r{NoteKind::resumed};
+  r.limit = since(at);
+  m_run.observer.note(r);
+}
+
+void Engine::status() {
+  // TODO(#25): the running jobs and their output tails; for now the run is not killed.
 }
 
 void Engine::on_signal(int sig) {
@@ -385,7 +417,8 @@ void Engine::on_signal(int sig) {
   n.signal = signal_name(sig);
   n.again = !first;
   if (m_phase == Phase::steps) {
-    m_run.observer.note(n);
+    // The supervisor's death was told as such (NoteKind::supervisor_gone): no signal came.
+    if (!(first && m_supervisor_gone)) m_run.observer.note(n);
     if (m_current) m_current->cancel(!first);
     for (const auto& probe : m_probes)
       if (probe.running) m_procs.stop(probe.process, true);
@@ -395,7 +428,7 @@ void Engine::on_signal(int sig) {
   // kills the current cleanup step's jobs at once and moves on to the next.
   n.kind = NoteKind::interrupted_in_cleanup;
   n.again = !(first && m_signals == 1);
-  m_run.observer.note(n);
+  if (!(first && m_supervisor_gone)) m_run.observer.note(n);
   if (!n.again) return;
   if (m_current) m_current->cancel(true);
 }

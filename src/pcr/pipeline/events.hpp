@@ -103,6 +103,9 @@ struct JobResult {
   std::string detail;     // why, in words, where the status alone does not say
   std::uint64_t bytes = 0;
   std::string output_error;  // its output could not all be kept ("PATH: reason")
+  // The failure is pcr's own, not the job's: its output could not be kept for the step to
+  // read, or pcr could not prepare it (a record it must write). The run then exits 3.
+  bool own_fault = false;
   // The tests it reported (`results:`), when the step reads them; null otherwise.
   std::shared_ptr<const results::Results> tests;
   bool skipped = false;  // its tests skipped themselves as a whole (TAP `1..0 # SKIP`)
@@ -134,6 +137,7 @@ struct RunResult {
   int exit_code = 0;
   Millis duration{0};
   int signal = 0;            // the interrupt that ended the run, if any
+  bool supervisor_gone = false;  // no signal: pcr's supervisor died (`signal` is SIGTERM)
   bool timed_out = false;    // the pipeline's timeout expired
   int orphans_killed = 0;    // escaped processes killed at the end
   // The first job output that could not be kept (its spool could not be written: a full
@@ -159,6 +163,8 @@ enum class NoteKind {
   orphans_killed,       // count
   after_job_failed,     // step, job, timed_out, detail: the last lines of its output
   capture_not_exported,  // step, detail: the variable and why (too big for the environment)
+  suspended,            // count: the running jobs (job control, ^Z: every one is stopped)
+  resumed,              // limit: how long the run was stopped (no deadline counts it)
 };
 
 struct Note {

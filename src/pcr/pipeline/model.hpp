@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -132,6 +133,13 @@ struct Host {
 
 // How a layer above the engine (docker-compose support) adds to every job without the
 // engine knowing what it adds.
+// Thrown by an extension when pcr itself could not do its part for a job (write the
+// record `pcr clean` relies on, say): the job does not start, and the run ends with pcr's
+// own exit code (3), not a test failure's (1). Any other exception is the job's failure.
+struct OwnFailure : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 struct Extension {
   // Extra environment for a job, asked as it starts (under the step's own `env`).
   std::function<Env(const JobContext&)> env;

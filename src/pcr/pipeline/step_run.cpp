@@ -7,6 +7,10 @@
 
 #include <fmt/format.h>
 
+#include <sys/stat.h>
+
+#include <map>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -49,6 +53,21 @@ void add_under_step_env(const Step& step, const Env& env, Vars& vars) {
   }
 }
 
+// What tells one version of a file from another.
+struct FileStamp {
+  ino_t ino;
+  off_t size;
+  time_t mtime;
+  long mtime_ns;
+  time_t ctime;
+  long ctime_ns;
+  bool operator==(const FileStamp&) const = default;
+};
+
+FileStamp stamp_of(const struct stat& st) {
+  return {st.st_ino, st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec, st.st_ctim.tv_sec, st.st_ctim.tv_nsec};
+}
+
 }  // namespace
 
 struct StepRun::Job {
@@ -59,9 +78,10 @@ struct StepRun::Job {
   std::string stdout_path;
   unsigned failures = 0;  // attempts the job itself failed (not lost with a host)
   bool lost = false;      // stopped by pcr because its host stopped answering
-  // When the attempt started (a second early: file systems keep coarse times), to tell
-  // its JUnit files from older ones.
-  std::filesystem::file_time_type started;
+  // The JUnit files there were when the attempt started, as they were: a file the
+  // attempt wrote is new, or changed (its change time moves with every write).
+  std::map<std::string, FileStamp> junit_before;
+  bool own_fault = false;  // the attempt could not start through pcr's own failure
 };
 
 Limits limits_of(const StepOptions& o) {
@@ -267,6 +287,7 @@ StepResult StepRun::finish(Millis duration) {
   const std::size_t ended = r.passed + r.failed + r.cancelled;
   if ((m_run.interrupt || m_run.timed_out) && m_scheduler && ended < m_jobs.size()) r.cancelled += m_jobs.size() - ended;
   const bool failed = (m_scheduler && m_scheduler->failed()) || !r.error.empty();
+  if (!r.error.empty()) m_run.other_failures = true;
   if (failed)
     r.outcome = StepOutcome::failed;
   else if (!m_info.cleanup && m_run.timed_out && r.cancelled > 0)
@@ -404,6 +425,7 @@ void StepRun::start_task(unsigned worker, JobKind kind) {
             return;
           }
           m_run.observer.job_finished(m_tasks[worker], r);
+          if (r.status != JobStatus::passed && r.status != JobStatus::cancelled) m_run.other_failures = true;
           m_scheduler->worker_task_finished(worker, r.status == JobStatus::passed);
         };
         if (host && may_be_the_host(r) && !exit.stopped)
@@ -414,7 +436,7 @@ void StepRun::start_task(unsigned worker, JobKind kind) {
 }
 
 util::Expected<proc::Spawn> StepRun::spawn_for(const std::string& command, const JobContext& ctx,
-                                               const std::string& spool) const {
+                                               const std::string& spool, bool* own) const {
   Vars vars = m_env;
   add_under_step_env(m_step, ctx.host_env, vars);
   if (!ctx.host.empty()) vars["CI_HOST"] = ctx.host;
@@ -425,6 +447,9 @@ util::Expected<proc::Spawn> StepRun::spawn_for(const std::string& command, const
       // `pcr clean` relies on) keeps the job from starting, with its reason.
       try {
         add_under_step_env(m_step, ext.env(ctx), vars);
+      } catch (const OwnFailure& ex) {
+        if (own) *own = true;
+        return util::Expected<proc::Spawn>::failure(ex.what());
       } catch (const std::exception& ex) {
         return util::Expected<proc::Spawn>::failure(ex.what());
       }
@@ -436,6 +461,9 @@ util::Expected<proc::Spawn> StepRun::spawn_for(const std::string& command, const
       if (!ext.starting) continue;
       try {
         ext.starting(ctx, Env(vars.begin(), vars.end()));
+      } catch (const OwnFailure& ex) {
+        if (own) *own = true;
+        return util::Expected<proc::Spawn>::failure(ex.what());
       } catch (const std::exception& ex) {
         return util::Expected<proc::Spawn>::failure(ex.what());
       }
@@ -452,7 +480,7 @@ StepRun::Prepared StepRun::prepare(const Command& cmd, const JobContext& ctx,
     p.command = std::move(*command);
   else
     p.error = fmt::format("the command could not be built: {}", command.error());
-  auto spawn = spawn_for(p.command, ctx, spool);
+  auto spawn = spawn_for(p.command, ctx, spool, &p.own);
   if (!spawn && p.error.empty()) p.error = spawn.error();
   if (p.error.empty()) {
     p.spawn = std::move(*spawn);
@@ -510,13 +538,19 @@ void StepRun::start(std::size_t index, unsigned worker, unsigned attempt) {
                                          m_info.cleanup ? "c" : "s", m_info.index, job.info.job,
                                          attempt);
   job.info.spool = prefix + ".log";
-  job.started = std::filesystem::file_time_type::clock::now() - std::chrono::seconds(1);
+  job.junit_before.clear();
+  if (m_step.options.results.format == ResultsSpec::Format::junit)
+    for (const auto& path : junit_files(job)) {
+      struct stat st {};
+      if (::stat(path.c_str(), &st) == 0) job.junit_before.emplace(path, stamp_of(st));
+    }
   job.stdout_path = m_keep_stdout ? prefix + ".out" : "";
   Prepared p = prepare(m_step.commands[job.plan.command], ctx, job.info.spool);
   job.info.command = std::move(p.command);
   if (m_step.form != Form::for_each)
     m_info.expected[index] = Millis(m_run.timings.get(m_info.name, job.info.command).value_or(0));
   const std::string error = std::move(p.error);
+  job.own_fault = p.own;
   p.spawn.stdout_path = job.stdout_path;
   if (m_run.options.only_jobs_streamed && m_jobs.size() == 1 && m_step.options.output == OutputMode::show)
     p.spawn.spool_tail = k_streamed_tail;
@@ -584,14 +618,17 @@ void StepRun::record_timing(const Job& job, const JobResult& r) {
 void StepRun::ended(std::size_t index, const proc::Exit& exit, const std::string& build_error) {
   Job& job = m_jobs[index];
   JobResult r = classify(exit, build_error, m_run.timed_out && !m_info.cleanup);
+  r.own_fault = job.own_fault;
   if (!r.output_error.empty()) {
     // Said on the job, and the run fails for it at the end.
     add_detail(r, "its output could not all be kept (" + r.output_error + ")");
     if (m_run.result.output_error.empty()) m_run.result.output_error = r.output_error;
   }
   if (r.status == JobStatus::passed && m_keep_stdout && !r.output_error.empty()) {
-    // What the step reads of it (capture, expect, TAP) is not all there: not a pass.
+    // What the step reads of it (capture, expect, TAP) is not all there: not a pass, and
+    // not the job's fault either.
     r.status = JobStatus::unexpected_output;
+    r.own_fault = true;
   } else if (r.status == JobStatus::passed && m_read_stdout) {
     // Read as a stream: `expect` looks at a line at a time (the first max_line_bytes of a
     // longer one), and only what `capture` or a check keeps is held, within a bound.
@@ -645,6 +682,27 @@ void StepRun::ended(std::size_t index, const proc::Exit& exit, const std::string
   conclude(index, r, host);
 }
 
+std::string StepRun::junit_pattern(const Job& job) const {
+  std::string pattern = m_step.options.results.junit;
+  for (const auto& [from, to] : {std::pair<std::string, std::string>{"{job}", std::to_string(job.info.job)},
+                                 {"{n}", std::to_string(job.info.worker)}})
+    for (auto at = pattern.find(from); at != std::string::npos; at = pattern.find(from, at + to.size()))
+      pattern.replace(at, from.size(), to);
+  return pattern;
+}
+
+std::vector<std::string> StepRun::junit_files(const Job& job, std::string* error) const {
+  std::vector<std::string> paths;
+  const std::string dir = step_dir(m_run.pipeline, m_step);
+  auto matched = util::glob(dir, junit_pattern(job));
+  if (!matched) {
+    if (error) *error = matched.error();
+    return paths;
+  }
+  for (const auto& m : *matched) paths.push_back(std::filesystem::path(m).is_absolute() ? m : dir + "/" + m);
+  return paths;
+}
+
 // The job's tests, from its stdout (TAP) or the JUnit files it wrote; a job whose exit
 // code and tests disagree fails, saying why.
 void StepRun::read_results(const Job& job, JobResult& r) const {
@@ -661,26 +719,20 @@ void StepRun::read_results(const Job& job, JobResult& r) const {
     }
     found = parser.finish();
   } else {
-    std::string pattern = spec.junit;
-    for (const auto& [from, to] : {std::pair<std::string, std::string>{"{job}", std::to_string(job.info.job)},
-                                   {"{n}", std::to_string(job.info.worker)}})
-      for (auto at = pattern.find(from); at != std::string::npos; at = pattern.find(from, at + to.size()))
-        pattern.replace(at, from.size(), to);
-    const std::string dir = step_dir(m_run.pipeline, m_step);
+    std::string error;
     std::vector<std::string> paths;
-    if (auto matched = util::glob(dir, pattern)) {
-      for (const auto& m : *matched) {
-        const std::string path = std::filesystem::path(m).is_absolute() ? m : dir + "/" + m;
-        std::error_code ec;
-        // Only what this attempt wrote: a report left by an earlier run is not its result.
-        const auto written = std::filesystem::last_write_time(path, ec);
-        if (!ec && written >= job.started) paths.push_back(path);
-      }
-      if (paths.empty())
-        found.unreadable = fmt::format("no JUnit file matching {} was written by the job", pattern);
-    } else {
-      found.unreadable = matched.error();
+    for (const auto& path : junit_files(job, &error)) {
+      // Only what this attempt wrote: a report left by an earlier attempt or run is not
+      // its result.
+      struct stat st {};
+      if (::stat(path.c_str(), &st) != 0) continue;
+      const auto before = job.junit_before.find(path);
+      if (before == job.junit_before.end() || !(before->second == stamp_of(st))) paths.push_back(path);
     }
+    if (!error.empty())
+      found.unreadable = error;
+    else if (paths.empty())
+      found.unreadable = fmt::format("no JUnit file matching {} was written by the job", junit_pattern(job));
     if (!paths.empty()) found = results::read_junit(paths);
   }
   auto tests = std::make_shared<results::Results>(std::move(found));
@@ -742,7 +794,10 @@ void StepRun::conclude(std::size_t index, JobResult r, std::optional<std::size_t
   r.will_retry = !r.flaky_fails && m_scheduler->will_retry(index, ended);
   if (r.status == JobStatus::passed && !r.flaky_fails) ++m_result.passed;
   if (r.flaky) ++m_result.flaky;
-  if (!r.will_retry && ended == sched::Ended::failed) ++m_result.failed;
+  if (!r.will_retry && ended == sched::Ended::failed) {
+    ++m_result.failed;
+    (r.own_fault ? m_run.own_failures : m_run.other_failures) = true;
+  }
   if (ended == sched::Ended::cancelled) ++m_result.cancelled;
   m_run.observer.job_finished(job.info, r);
   m_scheduler->finished(index, ended);

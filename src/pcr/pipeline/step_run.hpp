@@ -66,6 +66,9 @@ struct RunState {
   sched::Timings timings;
   RunResult result;
   bool timed_out = false;  // the pipeline's timeout expired
+  // Jobs that failed for good through pcr's own fault (JobResult::own_fault), and for any
+  // other reason: a run whose only failures are pcr's own exits 3, not 1.
+  bool own_failures = false, other_failures = false;
   int interrupt = 0;       // the first interrupting signal
   unsigned pool = 0;  // a for_each pool's default size with hosts: the capacity that answered
   // Ask `host` whether it still answers, then call `then` (the engine probes).
@@ -111,13 +114,14 @@ class StepRun : public sched::JobRunner {
   // The process of a job (or task) of this step, or why it must not start: an extension
   // could not prepare it.
   util::Expected<proc::Spawn> spawn_for(const std::string& command, const JobContext& ctx,
-                                        const std::string& spool) const;
+                                        const std::string& spool, bool* own = nullptr) const;
   // A job's or task's process: `cmd` built for `ctx`. When that, or an extension, fails,
   // the process is `exit 127` and `error` says why (the job is reported as not started).
   struct Prepared {
     proc::Spawn spawn;
     std::string command;
     std::string error;
+    bool own = false;  // `error` is pcr's own failure (pipeline::OwnFailure)
   };
   Prepared prepare(const Command& cmd, const JobContext& ctx, const std::string& spool) const;
   JobResult classify(const proc::Exit& exit, const std::string& build_error,
@@ -128,6 +132,10 @@ class StepRun : public sched::JobRunner {
   void ended(std::size_t index, const proc::Exit& exit, const std::string& build_error);
   void conclude(std::size_t index, JobResult r, std::optional<std::size_t> host);
   void read_results(const Job& job, JobResult& r) const;
+  // The `results: junit` glob for `job` ({job} and {n} filled in), and the files it
+  // matches now (absolute); a bad pattern leaves `error` set.
+  std::string junit_pattern(const Job& job) const;
+  std::vector<std::string> junit_files(const Job& job, std::string* error = nullptr) const;
   void leave_down_hosts();
 
   RunState& m_run;

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstdlib>
 
 namespace pcr::proc {
@@ -14,6 +15,7 @@ struct Loop::Timer {
   Loop* loop;
   TimerId id;
   bool repeating;
+  Clock::time_point at;  // a one-shot timer's deadline: it never runs `fn` before
   std::function<void()> fn;
 };
 
@@ -54,25 +56,44 @@ Loop::~Loop() {
 }
 
 Loop::TimerId Loop::add_timer(Millis delay, Millis repeat, std::function<void()> fn) {
-  auto* timer = new Timer{{}, this, m_next_timer++, repeat.count() > 0, std::move(fn)};
+  auto* timer = new Timer{{}, this, m_next_timer++, repeat.count() > 0, Clock::now() + delay, std::move(fn)};
   uv_timer_init(m_loop.get(), &timer->handle);
   timer->handle.data = timer;
   m_timers.emplace(timer->id, timer);
-  uv_timer_start(
-      &timer->handle,
-      [](uv_timer_t* h) {
-        auto* t = static_cast<Timer*>(h->data);
-        if (t->repeating) {
-          t->fn();  // may cancel this very timer; `cancel` defers the delete to close.
-          return;
-        }
-        auto callback = std::move(t->fn);
-        t->loop->m_timers.erase(t->id);
-        close_and_delete(t);
-        callback();
-      },
-      static_cast<uint64_t>(delay.count()), static_cast<uint64_t>(repeat.count()));
+  // libuv counts from its cached loop time, which lags by what this iteration has spent.
+  uv_update_time(m_loop.get());
+  uv_timer_start(&timer->handle, &Loop::fire, static_cast<uint64_t>(delay.count()),
+                 static_cast<uint64_t>(repeat.count()));
   return timer->id;
+}
+
+void Loop::fire(uv_timer_s* h) {
+  auto* t = static_cast<Timer*>(h->data);
+  if (t->repeating) {
+    t->fn();  // may cancel this very timer; `cancel` defers the delete to close.
+    return;
+  }
+  const auto now = Clock::now();
+  if (now < t->at) {  // early: the cached time is truncated to the millisecond
+    uv_update_time(h->loop);
+    uv_timer_start(h, &Loop::fire, static_cast<uint64_t>(std::chrono::ceil<Millis>(t->at - now).count()), 0);
+    return;
+  }
+  auto callback = std::move(t->fn);
+  t->loop->m_timers.erase(t->id);
+  close_and_delete(t);
+  callback();
+}
+
+void Loop::shift_timers(Clock::duration by) {
+  uv_update_time(m_loop.get());
+  const auto now = Clock::now();
+  for (auto& [id, t] : m_timers) {
+    if (t->repeating || !uv_is_active(reinterpret_cast<uv_handle_t*>(&t->handle))) continue;
+    t->at += by;
+    const auto left = std::max<Millis::rep>(0, std::chrono::ceil<Millis>(t->at - now).count());
+    uv_timer_start(&t->handle, &Loop::fire, static_cast<uint64_t>(left), 0);
+  }
 }
 
 void Loop::cancel(TimerId id) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 struct uv_loop_s;
+struct uv_timer_s;
 
 namespace pcr::proc {
 
@@ -29,6 +30,10 @@ class Loop {
   // Call `fn` after `delay`, then every `repeat` when `repeat` is non-zero. A one-shot
   // timer forgets itself after it fires. Returns an id for `cancel`.
   TimerId add_timer(Millis delay, Millis repeat, std::function<void()> fn);
+
+  // Move every one-shot timer's deadline `by` later (the time the run spent stopped by
+  // job control, which counts against no deadline).
+  void shift_timers(Clock::duration by);
 
   // Stop timer `id`; a no-op for an id that already fired or was cancelled.
   void cancel(TimerId id);
@@ -54,6 +59,7 @@ class Loop {
  private:
   struct Timer;
   struct Signal;
+  static void fire(uv_timer_s* handle);
   std::unique_ptr<uv_loop_s> m_loop;
   std::unordered_map<TimerId, Timer*> m_timers;
   std::vector<Signal*> m_signals;

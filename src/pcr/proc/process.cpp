@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -90,6 +91,23 @@ struct Shell {
 // A command longer than this goes to the shell in a file (Spawn::script_path): one
 // argument may hold 128 KiB, and the environment shares the rest of the bound.
 constexpr std::size_t k_inline_command = 64u << 10;
+
+// Start `timer` to fire at `at`, never before. libuv counts a timer from its cached loop
+// time, which lags the clock by whatever the current iteration has spent (starting a
+// hundred jobs, say) and is truncated to the millisecond: refresh it, round up, and let
+// each callback check the clock again (`early`).
+void arm_at(uv_timer_t* timer, Clock::time_point at, uv_timer_cb callback) {
+  uv_update_time(timer->loop);
+  const auto left = std::chrono::ceil<Millis>(at - Clock::now()).count();
+  uv_timer_start(timer, callback, static_cast<uint64_t>(std::max<Millis::rep>(left, 0)), 0);
+}
+
+// A timer's callback ran before its deadline: started again for the rest.
+bool early(uv_timer_t* timer, Clock::time_point at, uv_timer_cb callback) {
+  if (Clock::now() >= at) return false;
+  arm_at(timer, at, callback);
+  return true;
+}
 
 bool runs_from_script(const Spawn& spec) {
   return spec.command.size() > k_inline_command && !spec.script_path.empty();
@@ -259,6 +277,8 @@ struct ProcessSet::Child {
   Exit result;
   Clock::time_point started;
   Clock::time_point last_output;
+  Clock::time_point timeout_at, grace_at;  // deadlines of timeout_timer and grace_timer
+  bool timeout_paused = false, grace_paused = false, idle_paused = false;  // ProcessSet::pause
   bool exited = false;
   bool lingering = false;  // the shell is gone, the signalled group is still in its grace
   bool finished = false;
@@ -359,14 +379,26 @@ struct ProcessSet::Child {
     }
     signal_group(SIGTERM);
     if (!uv_is_active(handle(&grace_timer))) {
-      uv_timer_start(
-          &grace_timer,
-          [](uv_timer_t* t) { static_cast<Child*>(t->data)->signal_group(SIGKILL); },
-          static_cast<uint64_t>(spec.kill_grace.count()), 0);
+      grace_at = Clock::now() + spec.kill_grace;
+      arm_at(&grace_timer, grace_at, on_grace);
     }
   }
 
+  static void on_grace(uv_timer_t* t) {
+    auto* self = static_cast<Child*>(t->data);
+    if (early(t, self->grace_at, on_grace)) return;
+    self->signal_group(SIGKILL);
+  }
+
+  static void on_timeout(uv_timer_t* t) {
+    auto* self = static_cast<Child*>(t->data);
+    if (early(t, self->timeout_at, on_timeout)) return;
+    if (!self->result.stopped && !self->result.idle_timed_out) self->result.timed_out = true;
+    self->terminate();
+  }
+
   void arm_idle_timer(Millis after) {
+    uv_update_time(idle_timer.loop);
     uv_timer_start(
         &idle_timer,
         [](uv_timer_t* t) {
@@ -379,7 +411,7 @@ struct ProcessSet::Child {
             self->arm_idle_timer(self->spec.idle_timeout - silent);
           }
         },
-        static_cast<uint64_t>(after.count()), 0);
+        static_cast<uint64_t>(std::max<Millis::rep>(after.count(), 0)), 0);
   }
 };
 
@@ -550,14 +582,9 @@ ProcessSet::Id ProcessSet::spawn(Spawn spec, OnOutput on_output, OnExit on_exit)
         });
   }
   if (c->spec.timeout.count() > 0) {
-    uv_timer_start(
-        &c->timeout_timer,
-        [](uv_timer_t* t) {
-          auto* self = static_cast<Child*>(t->data);
-          if (!self->result.stopped && !self->result.idle_timed_out) self->result.timed_out = true;
-          self->terminate();
-        },
-        static_cast<uint64_t>(c->spec.timeout.count()), 0);
+    // From `started`, as the job's duration is: no job is reported timed out in less.
+    c->timeout_at = c->started + c->spec.timeout;
+    arm_at(&c->timeout_timer, c->timeout_at, Child::on_timeout);
   }
   if (c->spec.idle_timeout.count() > 0) c->arm_idle_timer(c->spec.idle_timeout);
   return c->id;
@@ -578,6 +605,40 @@ void ProcessSet::stop(Id id, bool immediately) {
     c->signal_group(SIGKILL);
   else
     c->terminate();
+}
+
+void ProcessSet::pause() {
+  if (m_paused) return;
+  m_paused = true;
+  m_paused_at = Clock::now();
+  for (auto& [id, c] : m_children) {
+    c->signal_group(SIGSTOP);
+    // Their timers wait too (the loop may go on: the engine stops itself, a test not).
+    c->timeout_paused = uv_is_active(c->handle(&c->timeout_timer));
+    c->grace_paused = uv_is_active(c->handle(&c->grace_timer));
+    c->idle_paused = uv_is_active(c->handle(&c->idle_timer));
+    uv_timer_stop(&c->timeout_timer);
+    uv_timer_stop(&c->grace_timer);
+    uv_timer_stop(&c->idle_timer);
+  }
+}
+
+void ProcessSet::resume() {
+  if (!m_paused) return;
+  m_paused = false;
+  const auto stopped = Clock::now() - m_paused_at;
+  for (auto& [id, c] : m_children) {
+    c->started += stopped;
+    c->last_output += stopped;
+    c->timeout_at += stopped;
+    c->grace_at += stopped;
+    if (c->timeout_paused) arm_at(&c->timeout_timer, c->timeout_at, Child::on_timeout);
+    if (c->grace_paused) arm_at(&c->grace_timer, c->grace_at, Child::on_grace);
+    if (c->idle_paused) c->arm_idle_timer(c->spec.idle_timeout - std::chrono::duration_cast<Millis>(Clock::now() - c->last_output));
+    c->timeout_paused = c->grace_paused = c->idle_paused = false;
+    c->signal_group(SIGCONT);
+  }
+  m_loop.shift_timers(stopped);
 }
 
 void ProcessSet::finish(Child* c) {

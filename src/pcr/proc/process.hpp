@@ -96,6 +96,12 @@ class ProcessSet {
 
   size_t running() const { return m_children.size(); }
 
+  // Job control (^Z): `pause` SIGSTOPs every job's process group; `resume` moves every
+  // job's deadlines (timeout, grace, idle timeout) and its start by the time since
+  // `pause`, so a stopped interval counts against nothing, then SIGCONTs the groups.
+  void pause();
+  void resume();
+
   // Make pcr the child subreaper of its descendants (Linux), so that orphans of jobs
   // become its children rather than init's. Returns false where unsupported.
   static bool become_subreaper();
@@ -119,6 +125,8 @@ class ProcessSet {
   std::unordered_set<pid_t> m_job_pids;  // job shells not reaped yet
   std::unordered_map<pid_t, Child*> m_by_pid;
   Id m_next_id = 1;
+  Clock::time_point m_paused_at{};
+  bool m_paused = false;
 };
 
 // The pids of the live processes in process group `pgid`.

@@ -61,28 +61,41 @@ void remove_run_record(const std::string& dir, const std::string& run_id) {
   ::unlink(fmt::format("{}/{}.json", dir, run_id).c_str());
 }
 
+namespace {
+std::optional<RunRecord> parse_run_record(const std::string& path) {
+  auto j = nlohmann::json::parse(util::read_file(path).value_or(""), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  RunRecord r;
+  try {
+    r.run_id = j.at("run_id").get<std::string>();
+    r.pid = j.value("pid", 0);
+    r.pid_start = j.value("pid_start", 0ULL);
+    r.engine = j.value("engine", 0);
+    r.engine_start = j.value("engine_start", 0ULL);
+    r.tmpdir = j.value("tmpdir", "");
+  } catch (const std::exception&) {
+    return std::nullopt;  // not a record of ours: left alone
+  }
+  if (r.run_id.empty() || r.run_id.find('/') != std::string::npos) return std::nullopt;
+  return r;
+}
+}  // namespace
+
+std::optional<RunRecord> read_run_record(const std::string& dir, const std::string& run_id) {
+  if (run_id.empty() || run_id.find('/') != std::string::npos) return std::nullopt;
+  auto r = parse_run_record(fmt::format("{}/{}.json", dir, run_id));
+  if (r && r->run_id != run_id) return std::nullopt;
+  return r;
+}
+
 std::vector<RunRecord> dead_runs(const std::string& dir) {
   std::vector<RunRecord> out;
   std::error_code ec;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     if (it->path().extension() != ".json") continue;
-    auto j = nlohmann::json::parse(util::read_file(it->path().string()).value_or(""), nullptr,
-                                   false);
-    if (j.is_discarded() || !j.is_object()) continue;
-    RunRecord r;
-    try {
-      r.run_id = j.at("run_id").get<std::string>();
-      r.pid = j.value("pid", 0);
-      r.pid_start = j.value("pid_start", 0ULL);
-      r.engine = j.value("engine", 0);
-      r.engine_start = j.value("engine_start", 0ULL);
-      r.tmpdir = j.value("tmpdir", "");
-    } catch (const std::exception&) {
-      continue;  // not a record of ours: left alone
-    }
-    if (r.run_id.empty() || r.run_id.find('/') != std::string::npos) continue;
-    if (alive(r.pid, r.pid_start) || alive(r.engine, r.engine_start)) continue;
-    out.push_back(std::move(r));
+    auto r = parse_run_record(it->path().string());
+    if (!r || alive(r->pid, r->pid_start) || alive(r->engine, r->engine_start)) continue;
+    out.push_back(std::move(*r));
   }
   return out;
 }

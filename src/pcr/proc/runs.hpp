@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,9 @@ std::string runs_dir(const std::string& pipeline_dir);
 // Write `r` (atomically, 0600) to runs_dir; "" or why it failed.
 std::string write_run_record(const std::string& dir, const RunRecord& r);
 void remove_run_record(const std::string& dir, const std::string& run_id);
+
+// The record of run `run_id` in `dir`, if there is one.
+std::optional<RunRecord> read_run_record(const std::string& dir, const std::string& run_id);
 
 // The records in `dir` of runs neither of whose processes is alive.
 std::vector<RunRecord> dead_runs(const std::string& dir);

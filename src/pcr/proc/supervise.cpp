@@ -22,7 +22,9 @@ namespace pcr::proc {
 
 namespace {
 
-const std::vector<int> k_forwarded = {SIGINT, SIGTERM, SIGHUP};
+// Interrupts, job control, and the status request (SIGUSR1, as `dd` and nextest take it):
+// no signal a user sends by habit ends the supervisor without the engine knowing.
+const std::vector<int> k_forwarded = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGTSTP, SIGCONT};
 
 // Every live process below `root`, parents before children.
 std::vector<pid_t> descendants(pid_t root) {
@@ -97,11 +99,20 @@ util::Expected<Split> split(const std::function<void(pid_t)>& on_started) {
   ::signal(SIGPIPE, SIG_IGN);
   Split result;
   result.exit.pid = engine;
+  bool stopping = false;  // ^Z passed on: the supervisor stops once the engine has
   if (on_started) on_started(engine);
   for (;;) {
     siginfo_t info{};
     int sig = ::sigwaitinfo(&waited, &info);
     if (sig < 0) continue;  // EINTR
+    if (sig == SIGTSTP) {
+      // ^Z: the engine pauses its jobs and stops itself; once it has (WIFSTOPPED below),
+      // the supervisor stops too, and the shell sees the job stopped. `fg`/`bg` send
+      // SIGCONT to the supervisor, which passes it on.
+      stopping = true;
+      ::kill(engine, SIGTSTP);
+      continue;
+    }
     if (sig != SIGCHLD) {
       ::kill(engine, sig);
       continue;
@@ -109,8 +120,13 @@ util::Expected<Split> split(const std::function<void(pid_t)>& on_started) {
     // Reap the engine and any orphan handed to us; signals coalesce, so loop.
     int status = 0;
     bool engine_done = false;
-    for (pid_t pid; (pid = ::waitpid(-1, &status, WNOHANG)) > 0;) {
+    for (pid_t pid; (pid = ::waitpid(-1, &status, WNOHANG | WUNTRACED)) > 0;) {
       if (pid != engine) continue;
+      if (WIFSTOPPED(status)) {
+        if (stopping) ::raise(SIGSTOP);  // until SIGCONT, forwarded above
+        stopping = false;
+        continue;
+      }
       engine_done = true;
       if (WIFEXITED(status)) result.exit.exit_code = WEXITSTATUS(status);
       if (WIFSIGNALED(status)) result.exit.signal = WTERMSIG(status);

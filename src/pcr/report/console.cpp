@@ -362,7 +362,8 @@ void Console::run_finished(const pipeline::RunResult& run) {
   m_summary.run = run;
   if (m_options.final_word) {
     auto [code, why] = m_options.final_word(run);
-    if (code != run.exit_code) m_summary.run.exit_code = code, m_summary.failure = why;
+    m_summary.run.exit_code = code;
+    m_summary.failure = why;
   }
   // The slowest list only helps when there is more than a handful of jobs to compare.
   size_t jobs = 0;
@@ -382,6 +383,11 @@ void Console::host_down(const pipeline::HostEvent& e) {
 
 void Console::note(const pipeline::Note& note) {
   write(m_style.yellow(fmt::format("pcr: {}", util::visible(note_text(note), true))) + "\n");
+  if (note.kind == pipeline::NoteKind::suspended) {
+    // pcr stops next: what it said shows before the shell's prompt, not after `fg`.
+    m_options.sink->release();
+    m_options.sink->drain(std::chrono::milliseconds(500));
+  }
 }
 
 void Console::tick() {

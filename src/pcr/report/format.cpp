@@ -219,6 +219,11 @@ std::string heartbeat_line(const pipeline::StepInfo& step, size_t done, Millis e
   return line;
 }
 
+std::string interrupted_verdict(const pipeline::RunResult& run) {
+  if (run.supervisor_gone) return "INTERRUPTED: pcr's supervisor process died";
+  return fmt::format("INTERRUPTED by {}", signal_name(run.signal));
+}
+
 std::string note_text(const pipeline::Note& n) {
   using pipeline::NoteKind;
   switch (n.kind) {
@@ -253,6 +258,11 @@ std::string note_text(const pipeline::Note& n) {
       return fmt::format("{} #{}: could not stop what the job started outside pcr (inside a container){}{}", n.step,
                          n.job, n.timed_out ? ": timed out" : "", n.detail.empty() ? "" : ":\n" + n.detail);
     case NoteKind::capture_not_exported: return fmt::format("{}: {}", n.step, n.detail);
+    case NoteKind::suspended:
+      return fmt::format("stopped: {} running job{} paused (fg or bg resumes; timeouts do not run meanwhile)",
+                         n.count, n.count == 1 ? "" : "s");
+    case NoteKind::resumed:
+      return fmt::format("resumed after {} stopped", format_duration(n.limit));
   }
   return "";
 }
@@ -275,6 +285,8 @@ std::string_view note_kind(pipeline::NoteKind kind) {
     case NoteKind::orphans_killed: return "orphans_killed";
     case NoteKind::after_job_failed: return "after_job_failed";
     case NoteKind::capture_not_exported: return "capture_not_exported";
+    case NoteKind::suspended: return "suspended";
+    case NoteKind::resumed: return "resumed";
   }
   return "";
 }
@@ -390,7 +402,7 @@ std::string summary(const Summary& s, const Style& style) {
   const auto& run = s.run;
   std::string verdict;
   if (run.signal != 0)
-    verdict = style.yellow(fmt::format("INTERRUPTED by {}", signal_name(run.signal)));
+    verdict = style.yellow(interrupted_verdict(run));
   else if (!s.failure.empty())
     verdict = style.red("FAILED: " + util::visible(s.failure));
   else if (run.exit_code == 0)

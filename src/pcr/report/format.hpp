@@ -136,6 +136,9 @@ std::string summary(const Summary& s, const Style& style);
 // The name of signal `sig` ("SIGKILL"), or its number.
 std::string signal_name(int sig);
 
+// "INTERRUPTED by SIGINT", or what ended a run that no signal interrupted.
+std::string interrupted_verdict(const pipeline::RunResult& run);
+
 }  // namespace pcr::report
 
 namespace pcr::report {

@@ -56,7 +56,7 @@ std::string job_label(const JobEntry& j) {
 std::string html_report(const RunRecord& run) {
   const auto& res = run.result;
   std::string verdict = res.signal ? "interrupted" : res.exit_code == 0 ? "passed" : "failed";
-  std::string verdict_text = res.signal ? fmt::format("INTERRUPTED by {}", signal_name(res.signal))
+  std::string verdict_text = res.signal ? interrupted_verdict(res)
                              : res.exit_code == 0 ? "PASSED"
                                                   : "FAILED";
   std::string title = run.info.name.empty() ? "pcr run" : run.info.name;

@@ -205,7 +205,11 @@ void JsonEvents::note(const pipeline::Note& n) {
       j["worker"] = n.worker, j["from"] = text(n.from), j["to"] = text(n.to);
       break;
     case NoteKind::orphans_killed:
+    case NoteKind::suspended:
       j["count"] = n.count;
+      break;
+    case NoteKind::resumed:
+      j["stopped_ms"] = n.limit.count();
       break;
     case NoteKind::after_job_failed:
       j["step"] = text(n.step), j["job"] = n.job, j["timed_out"] = n.timed_out, j["detail"] = text(n.detail);
@@ -223,7 +227,8 @@ void JsonEvents::run_finished(const pipeline::RunResult& r) {
   auto j = base("run_end");
   j["exit_code"] = r.exit_code;
   j["duration_ms"] = r.duration.count();
-  j["signal"] = r.signal != 0 ? ordered_json(signal_name(r.signal)) : ordered_json();
+  j["signal"] = r.signal != 0 && !r.supervisor_gone ? ordered_json(signal_name(r.signal)) : ordered_json();
+  j["supervisor_gone"] = r.supervisor_gone;
   j["timed_out"] = r.timed_out;
   j["orphans_killed"] = r.orphans_killed;
   emit(j.dump());

@@ -111,9 +111,11 @@ void Sink::put(std::string_view data) {
         return;
       }
     }
-    if (::pwrite(m_spill, data.data(), data.size(), static_cast<off_t>(m_spill_end)) !=
-        static_cast<ssize_t>(data.size())) {
-      m_errno = errno ? errno : ENOSPC;
+    const ssize_t n = ::pwrite(m_spill, data.data(), data.size(), static_cast<off_t>(m_spill_end));
+    if (n != static_cast<ssize_t>(data.size())) {
+      // A short write is a full disk; errno then still holds whatever failed before (an
+      // EAGAIN of RWF_NOWAIT above), which would name the wrong cause.
+      m_errno = n < 0 ? errno : ENOSPC;
       m_name += fmt::format(" (its backlog, in {})", spill_dir());
       return;
     }
@@ -210,6 +212,14 @@ void Sink::run() {
     m_drained.notify_all();
   }
   m_drained.notify_all();
+}
+
+void Sink::drain(std::chrono::milliseconds limit) {
+  if (!m_async) return;
+  std::unique_lock<std::mutex> lock(m_mutex);
+  m_drained.wait_for(lock, limit, [this] {
+    return m_errno || m_epipe || (m_memory.empty() && m_spill_read == m_spill_end && !m_busy);
+  });
 }
 
 void Sink::finish() {

@@ -2,6 +2,7 @@
 
 #include <pcr/util/mask.hpp>
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -41,6 +42,9 @@ class Sink {
   void write(std::string_view data);
   // Let bytes held back for a possible split secret go: at the end of a job's output.
   void release();
+  // Wait until what is queued is written, for at most `limit` (before pcr stops itself
+  // for job control: what it said must show before the shell's prompt).
+  void drain(std::chrono::milliseconds limit);
   // Write out everything queued (waiting for the reader if it must), then close an owned
   // descriptor. Idempotent.
   void finish();

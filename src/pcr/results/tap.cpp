@@ -115,6 +115,9 @@ void TapParser::indented(std::string_view text) {
     m_details.add_line(m_results.tests.back().details, text);
     return;
   }
+  // A bail out inside a subtest ends the whole job's TAP, as at the top level (TAP 14:
+  // a harness stops the run there, whatever the nesting).
+  if (starts_with_nocase(content, "bail out!")) return bail_out(content);
   // A subtest's lines (or other indented text): they come before the test line that sums
   // the subtest up at this level, so they wait for it.
   m_after_test = false;
@@ -137,16 +140,18 @@ void TapParser::top_level(std::string_view text) {
     return;
   }
   if (test_line(text) || plan_line(text)) return;
-  if (starts_with_nocase(text, "bail out!")) {
-    m_any_tap = true;
-    if (text.find('\0') != std::string_view::npos)
-      return make_unreadable(fmt::format("binary data in TAP line {}", m_line_number));
-    const std::string reason = detail::capped(trim(text.substr(9)), limits::message);
-    m_bail_out = reason.empty() ? "bail out" : "bail out: " + reason;
-    m_bailed_out = true;
-    m_done = true;  // TAP: nothing after a bail out counts
-  }
+  if (starts_with_nocase(text, "bail out!")) bail_out(text);
   // `TAP version`, `pragma` and anything else: nothing to do.
+}
+
+void TapParser::bail_out(std::string_view text) {
+  m_any_tap = true;
+  if (text.find('\0') != std::string_view::npos)
+    return make_unreadable(fmt::format("binary data in TAP line {}", m_line_number));
+  const std::string reason = detail::capped(trim(text.substr(9)), limits::message);
+  m_bail_out = reason.empty() ? "bail out" : "bail out: " + reason;
+  m_bailed_out = true;
+  m_done = true;  // TAP: nothing after a bail out counts
 }
 
 bool TapParser::test_line(std::string_view text) {

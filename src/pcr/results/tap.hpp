@@ -40,6 +40,8 @@ class TapParser {
   void line(std::string_view text);
   void top_level(std::string_view text);
   void indented(std::string_view text);
+  // `Bail out!` at any depth: nothing after it counts, and the job fails for it.
+  void bail_out(std::string_view text);
   bool test_line(std::string_view text);
   bool plan_line(std::string_view text);
   void add_problem(std::string message);

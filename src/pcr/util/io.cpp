@@ -1,11 +1,13 @@
 #include <pcr/util/io.hpp>
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -67,6 +69,22 @@ bool make_private_dirs(const std::string& path) {
     return false;
   }
   return true;
+}
+
+std::string replace_file(const std::string& path, std::string_view text, unsigned mode) {
+  const std::size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "" : path.substr(0, slash + 1);
+  std::string tmp = dir + "." + path.substr(slash == std::string::npos ? 0 : slash + 1) + ".XXXXXX";
+  const int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
+  if (fd < 0) return tmp + ": " + std::strerror(errno);
+  int err = 0;
+  if (::fchmod(fd, static_cast<mode_t>(mode)) != 0 || !write_all(fd, text)) err = errno ? errno : EIO;
+  // A full disk may only show at close (NFS, some quotas).
+  if (::close(fd) != 0 && err == 0 && errno != EINTR) err = errno;
+  if (err == 0 && ::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
+  if (err == 0) return "";
+  ::unlink(tmp.c_str());
+  return path + ": " + std::strerror(err);
 }
 
 bool each_line(const std::string& path, std::size_t max_line,

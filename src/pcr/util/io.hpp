@@ -25,6 +25,11 @@ std::optional<std::string> read_file(const std::string& path, std::size_t limit)
 // when one could not be made.
 bool make_private_dirs(const std::string& path);
 
+// Write `text` to `path` through a temporary file beside it (mode `mode`) renamed over it
+// once whole, so that no reader ever sees half of it, whatever dies meanwhile. Returns
+// "" or why not ("PATH: reason"); a failure leaves `path` as it was and no temporary file.
+std::string replace_file(const std::string& path, std::string_view text, unsigned mode = 0600);
+
 // Call `line(text, cut)` for each line of file `path` (without its '\n'; a last line
 // without one counts), reading in pieces and never holding more than one line: a line
 // longer than `max_line` is given as its first `max_line` bytes with `cut` set. Stops when
