@@ -549,3 +549,15 @@ TEST(Compose, ASecretInAProjectNameIsMaskedInLeftoverMessages) {
   EXPECT_EQ(docker_leftovers("tok3nvalue"), "");
   EXPECT_TRUE(processes_with(marker).empty());
 }
+
+// A project record that cannot be written keeps the job from starting (no record, no
+// `pcr clean`), and that is pcr's failure, not the tests': exit 3, not 1.
+TEST(Compose, ARecordThatCannotBeWrittenIsPcrsFailure) {
+  Cluster c;
+  fs::create_directories(c.dir.file(".pcr"));
+  c.dir.write(".pcr/projects", "a file where the folder goes\n");
+  auto r = run_yaml(c.dir, c.pipeline("  - parallel: 2\n    run: docker-compose up -d 2>&1\n"), {"--no-color"});
+  EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
+  EXPECT_NE(r.out.find("cannot record compose project"), std::string::npos) << r.out;
+  EXPECT_EQ(docker_leftovers(c.base), "");
+}

@@ -275,9 +275,12 @@ TEST(PrefixedOutput, ALongLineIsCutIntoFixedPieces) {
                     {"--output", "prefixed", "--no-color"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   // (Other lines, such as job 2's result, may come between the two pieces.)
-  const auto first = r.out.find("[s #1] " + std::string(65536, 'x') + "\n");
+  // The tag is the job's name (its command as written, cut to 40 columns).
+  const auto first = r.out.find("] " + std::string(65536, 'x') + "\n");
   ASSERT_NE(first, std::string::npos) << r.out.size();
-  EXPECT_NE(r.out.find("\n[s #1] " + std::string(70000 - 65536, 'x') + "yyyyyyyyyy\n", first), std::string::npos)
+  const std::string tag = r.out.substr(r.out.rfind('\n', first) + 1, first + 2 - r.out.rfind('\n', first) - 1);
+  EXPECT_EQ(tag.rfind("[head -c 70000", 0), 0u) << tag;
+  EXPECT_NE(r.out.find("\n" + tag + std::string(70000 - 65536, 'x') + "yyyyyyyyyy\n", first), std::string::npos)
       << r.out.size();
 }
 

@@ -201,7 +201,7 @@ steps:
   EXPECT_TRUE(exists(d.file("torn-1")));
   EXPECT_TRUE(exists(d.file("torn-2")));
   EXPECT_FALSE(exists(d.file("after")));
-  EXPECT_NE(r.out.find("pool setup [n=1] failed with exit code 1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("pool › setup [n=1]: failed with exit code 1"), std::string::npos) << r.out;
 }
 
 // A command's timings key is the same in the next run and in another checkout: the

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <set>
 #include <sstream>
 
 using namespace pcr::test;
@@ -101,6 +102,43 @@ TEST_F(ReportsOfOneRun, JUnitIsValidAgainstTheSchema) {
   EXPECT_EQ(r.junit.find("]]>"), std::string::npos);
 }
 
+// Testcases are named by what they test (the item), and a retried job keeps its earlier
+// attempt as Surefire writes it: flakyFailure when it passed in the end, rerunFailure not.
+TEST_F(ReportsOfOneRun, JUnitNamesTestsByItemAndKeepsEarlierAttempts) {
+  const auto& r = *s_reports;
+  for (const char* item : {"ok", "boom", "slow", "flaky", "nasty"})
+    EXPECT_NE(r.junit.find("<testcase classname=\"mixed\" name=\"" + std::string(item) + "\""), std::string::npos)
+        << item << "\n" << r.junit;
+  const auto flaky = r.junit.find("name=\"flaky\"");
+  ASSERT_NE(flaky, std::string::npos);
+  const auto flaky_end = r.junit.find("</testcase>", flaky);
+  EXPECT_NE(r.junit.substr(flaky, flaky_end - flaky).find("<flakyFailure type=\"failed\" message=\"attempt 1: failed"),
+            std::string::npos) << r.junit.substr(flaky, flaky_end - flaky);
+  const auto boom = r.junit.find("name=\"boom\"");
+  const auto boom_end = r.junit.find("</testcase>", boom);
+  const std::string boom_case = r.junit.substr(boom, boom_end - boom);
+  EXPECT_NE(boom_case.find("<rerunFailure"), std::string::npos) << boom_case;
+  EXPECT_NE(boom_case.find("token is ***"), std::string::npos) << "the first attempt's output is kept";
+  EXPECT_EQ(r.junit.find(".pcr/"), std::string::npos);
+}
+
+// job_start and job_end both say which job it is: its name, items, worker and command.
+TEST_F(ReportsOfOneRun, JobEventsCarryTheJobsName) {
+  const auto& r = *s_reports;
+  std::set<std::string> ended;
+  for (const auto& line : pcr::util::split_lines(r.json)) {
+    auto j = nlohmann::json::parse(line);
+    if (j["event"] != "job_end" && j["event"] != "job_start") continue;
+    ASSERT_TRUE(j.contains("name") && j.contains("items") && j.contains("command") && j.contains("project")) << line;
+    if (j["event"] == "job_end" && j["step"] == "mixed") {
+      ASSERT_EQ(j["items"].size(), 1u);
+      EXPECT_EQ(j["name"], j["items"][0]) << line;
+      ended.insert(j["name"].get<std::string>());
+    }
+  }
+  EXPECT_EQ(ended, (std::set<std::string>{"ok", "boom", "slow", "flaky", "nasty"}));
+}
+
 TEST_F(ReportsOfOneRun, JsonEventLogIsValidLineByLine) {
   const auto& r = *s_reports;
   std::map<std::string, int> events;
@@ -146,6 +184,10 @@ TEST_F(ReportsOfOneRun, HtmlRendersInABrowser) {
   std::string rendered = read_file(dom);
   EXPECT_NE(rendered.find("id=\"timeline\""), std::string::npos);
   EXPECT_NE(rendered.find("FAILED"), std::string::npos);
+  // The bars are labelled with the jobs' names, and a timeout has a colour of its own.
+  EXPECT_NE(rendered.find(">flaky</div>"), std::string::npos) << rendered;
+  EXPECT_NE(rendered.find("class=\"bar timeout\""), std::string::npos) << rendered;
+  EXPECT_NE(rendered.find("<td class=\"name\">boom"), std::string::npos) << rendered;
   EXPECT_EQ(rendered.find("<script>alert"), std::string::npos);
   ASSERT_EQ(std::system((browser + flags + "--window-size=1200,900 --screenshot='" + shot + "' 'file://" +
                          r.dir.file("report.html") + "' > /dev/null 2>&1").c_str()), 0);
@@ -263,7 +305,10 @@ TEST(Folding, GitHubActionsGroupsAndAnnotates) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.out.find("::group::"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("::endgroup::"), std::string::npos);
-  EXPECT_NE(r.out.find("::error::"), std::string::npos);
+  // Titled with the job's name (a `:` in a property is escaped as the runner reads it).
+  EXPECT_NE(r.out.find("::error title=echo inside-b; exit 2::"), std::string::npos) << r.out;
+  auto items = run_yaml(d, "steps:\n  - name: t\n    for_each: [\"a:1.sh\"]\n    run: \"false {items}\"\n", {}, o);
+  EXPECT_NE(items.out.find("::error title=a%3A1.sh::"), std::string::npos) << items.out;
   EXPECT_LT(r.out.find("::group::"), r.out.find("inside-a\n"));
 }
 
@@ -308,4 +353,29 @@ TEST(Terminal, OneStatusLineNamesTheRunningJobs) {
   EXPECT_TRUE(out.find("· sleep 2.2 ") != std::string::npos || out.find("· sleep 2.4 ") != std::string::npos) << out;
   EXPECT_NE(out.find(", sleep 2."), std::string::npos) << "both running jobs named: " << out;
   EXPECT_EQ(out.find("\x1b[1A"), std::string::npos) << "a block of lines, not one line";
+}
+
+// The JUnit counts the user's tests: a worker's set-up and tear-down are no testcases, and
+// a failing one is told in the suite's system-err; the document stays schema-valid.
+TEST(Reports, JUnitCountsTestsNotSetUpsOrTearDowns) {
+  TempDir d;
+  auto r = run_yaml(d, R"(steps:
+  - name: t
+    workers: 2
+    for_each: [a.sh, b.sh, c.sh]
+    setup: echo setting up
+    teardown: echo tearing down; exit 4
+    run: echo testing {items}
+)",
+                    {"--junit", d.file("j.xml")});
+  const std::string junit = read_file(d.file("j.xml"));
+  EXPECT_NE(junit.find("<testsuite name=\"t\" tests=\"3\" failures=\"0\""), std::string::npos) << junit;
+  EXPECT_EQ(junit.find("name=\"setup"), std::string::npos) << junit;
+  EXPECT_EQ(junit.find("name=\"teardown"), std::string::npos) << junit;
+  EXPECT_NE(junit.find("<system-err>teardown [n="), std::string::npos) << junit;
+  EXPECT_NE(junit.find("exit code 4"), std::string::npos) << junit;
+  if (!have("xmllint")) GTEST_SKIP() << "xmllint missing (scripts/setup.sh installs it)";
+  const std::string cmd = "xmllint --noout --schema '" + std::string(PCR_SOURCE_DIR) + "/tests/schema/junit.xsd' '" +
+                          d.file("j.xml") + "' 2>&1";
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << junit;
 }

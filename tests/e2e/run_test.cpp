@@ -388,9 +388,15 @@ TEST(Run, PrefixedOutputTagsEveryLine) {
   TempDir d;
   auto r = run_yaml(d, "steps:\n  - name: two\n    commands: [echo one, printf 'two\\nlast']\n", {"--output", "prefixed"});
   EXPECT_EQ(r.exit_code, 0);
-  EXPECT_NE(r.out.find("[two #1] one\n"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("[two #2] two\n"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("[two #2] last\n"), std::string::npos) << r.out;
+  // Each line is tagged with its job's name: a `commands:` job's command as written.
+  EXPECT_NE(r.out.find("[echo one] one\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[printf 'two\\nlast'] two\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[printf 'two\\nlast'] last\n"), std::string::npos) << r.out;
+  // A for_each job's lines by its item, never by its command.
+  auto items = run_yaml(d, "steps:\n  - name: t\n    for_each: [a.sh, b.sh]\n    run: echo ran {items}\n",
+                        {"--output", "prefixed"});
+  EXPECT_NE(items.out.find("[a.sh] ran a.sh\n"), std::string::npos) << items.out;
+  EXPECT_NE(items.out.find("[b.sh] ran b.sh\n"), std::string::npos) << items.out;
 }
 
 TEST(Run, OutputModes) {

@@ -392,18 +392,21 @@ TEST(ProcessSet, PausedJobsAreStoppedAndTheirTimeoutWaits) {
     });
     loop.add_timer(100ms, 0ms, [&] {
       set.pause();
-      // The shell (the group's leader) is stopped: its state in /proc says so.
-      for (pid_t p : all_pids()) {
-        char st;
-        pid_t ppid, pgrp;
-        (void)ppid;
-        std::string stat = test::read_file("/proc/" + std::to_string(p) + "/stat");
-        auto paren = stat.rfind(')');
-        if (paren == std::string::npos || paren + 2 >= stat.size()) continue;
-        if (std::sscanf(stat.c_str() + paren + 2, "%c %d %d", &st, &ppid, &pgrp) == 3 && ppid == ::getpid() &&
-            p == pgrp)
-          state_paused = st;
-      }
+      // The shell (the group's leader) stops: its state in /proc says so (SIGSTOP is
+      // delivered asynchronously: waited for, bounded).
+      test::wait_until([&] {
+        for (pid_t p : all_pids()) {
+          char st;
+          int ppid, pgrp;
+          std::string stat = test::read_file("/proc/" + std::to_string(p) + "/stat");
+          auto paren = stat.rfind(')');
+          if (paren == std::string::npos || paren + 2 >= stat.size()) continue;
+          if (std::sscanf(stat.c_str() + paren + 2, "%c %d %d", &st, &ppid, &pgrp) == 3 && ppid == ::getpid() &&
+              p == pgrp)
+            state_paused = st;
+        }
+        return state_paused == 'T';
+      });
       // Stopped for longer than the whole timeout: it must not count.
       loop.add_timer(1000ms, 0ms, [&] { set.resume(); });
     });

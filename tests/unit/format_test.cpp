@@ -39,9 +39,15 @@ TEST(JobLine, NoColourWhenOff) {
   job.job = 2;
   job.worker = 1;
   job.command = "make test";
+  job.name = "tests #2";  // a `parallel:` job: its name does not say what ran
   pipeline::JobResult r;
   r.duration = Millis(2100);
-  EXPECT_EQ(job_line(job, r, Style{false}), "✓ passed 2.1s #2 [n=1] make test");
+  EXPECT_EQ(job_line(job, r, Style{false}), "✓ passed 2.1s tests #2 [n=1]  make test");
+  // A for_each job leads with its item, and its command (a wrapper, say) is not shown.
+  job.name = "spec/a_spec.rb";
+  job.items = {"spec/a_spec.rb"};
+  job.command = ".pcr/exec.sh 'docker-compose -p shop-x7k2-2' app rspec spec/a_spec.rb";
+  EXPECT_EQ(job_line(job, r, Style{false}), "✓ passed 2.1s spec/a_spec.rb [n=1]");
   EXPECT_NE(job_line(job, r, Style{true}).find("\x1b[32m"), std::string::npos);
 }
 
@@ -62,13 +68,14 @@ TEST(Hosts, BannerJobLineAndHostDownSayWhere) {
   pipeline::JobInfo job;
   job.step = &s;
   job.job = 4, job.worker = 3, job.host = "box2", job.command = "rspec a";
+  job.name = "a", job.items = {"a"};
   pipeline::JobResult r;
   r.status = JobStatus::failed, r.exit_code = 1, r.duration = Millis(1500);
   r.infrastructure = true, r.will_retry = true;
   r.detail = "host box2 stopped answering (Cannot connect): the job runs again on another host";
   EXPECT_EQ(job_line(job, r, Style{false}),
             "↻ lost with its host (failed with exit code 1): host box2 stopped answering (Cannot connect): the job "
-            "runs again on another host 1.5s #4 [n=3 @box2] rspec a");
+            "runs again on another host 1.5s a [n=3 @box2]");
   pipeline::HostEvent e;
   e.name = "box2", e.address = "ssh://ci@box2", e.reason = "Cannot connect", e.hosts_left = 1;
   e.at_start = true;
@@ -97,12 +104,13 @@ TEST(StatusLine, ElidedToWidth) {
             "t5 (6.0s), t4 (5.0s), t3 (4.0s), t2 (3.0s) and 2 more");
 }
 
-TEST(StatusLine, NamesAJobByItsItemsElseItsCommandTerminalSafe) {
+TEST(StatusLine, NamesAJobByItsNameTerminalSafe) {
   pipeline::JobInfo j;
   j.command = "rspec \x1b[2J";
-  EXPECT_EQ(running_name(j), "rspec \\e[2J");
-  j.items = {"spec/a", "spec/b"};
-  EXPECT_EQ(running_name(j), "spec/a spec/b");
+  EXPECT_EQ(running_name(j), "rspec \\e[2J");  // no name given: its command
+  j.name = "spec/a, spec/b";
+  j.command = ".pcr/exec.sh app rspec spec/a spec/b";
+  EXPECT_EQ(running_name(j), "spec/a, spec/b");
 }
 
 // The time left of a step: running jobs' remaining records, then the queue, longest
@@ -145,7 +153,7 @@ TEST(Summary, ListsStepsFailuresFlakyAndVerdict) {
   pipeline::StepResult cr;
   cr.outcome = pipeline::StepOutcome::skipped;
   s.steps.push_back({c, cr});
-  JobRecord failed{"test", pipeline::JobKind::job, 3, 3, 0, "sleep 10", {}, "foo\n"};
+  JobRecord failed{"test", pipeline::JobKind::job, 3, 3, 0, "sleep 10", {}, "foo\n", "test #3"};
   failed.result.status = JobStatus::timed_out;
   failed.result.limit = Millis(3000);
   s.failed.push_back(failed);
@@ -155,7 +163,14 @@ TEST(Summary, ListsStepsFailuresFlakyAndVerdict) {
   EXPECT_NE(text.find("✓ build"), std::string::npos) << text;
   EXPECT_NE(text.find("failed (1 of 3 jobs)"), std::string::npos) << text;
   EXPECT_NE(text.find("- deploy"), std::string::npos) << text;
-  EXPECT_NE(text.find("test #3 [n=3] timed out after 3s: sleep 10"), std::string::npos) << text;
+  EXPECT_NE(text.find("✗ test #3 [n=3]: timed out after 3s: sleep 10"), std::string::npos) << text;
+  // A for_each job is named by its item, under its step, and its command is not shown.
+  JobRecord item{"test", pipeline::JobKind::job, 2, 1, 0, ".pcr/exec.sh app rspec a.rb", {}, "", "a.rb", true};
+  item.result.status = JobStatus::failed;
+  item.result.exit_code = 1;
+  s.failed.push_back(item);
+  EXPECT_NE(summary(s, Style{false}).find("✗ test › a.rb [n=1]: failed with exit code 1\n"), std::string::npos)
+      << summary(s, Style{false});
   EXPECT_NE(text.find("│ foo"), std::string::npos) << text;
   EXPECT_NE(text.find("FAILED in 5.0s (exit 1)"), std::string::npos) << text;
   s.run.signal = SIGINT;

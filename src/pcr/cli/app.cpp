@@ -165,6 +165,8 @@ struct RunFlags {
   bool fail_on_flaky = false;
   std::string shard;
   bool require_all_hosts = false;
+  bool rerun_failed = false;
+  std::vector<std::string> only;
 };
 
 // A whole number from 1 to a million (-j, --total, --index). CLI11's own PositiveNumber
@@ -209,6 +211,13 @@ void add_run_flags(CLI::App& cmd, RunFlags& f) {
       "Run only shard I of N (1-based, e.g. 2/4) of every for_each step's items, as `pcr split` "
       "chooses them; `auto` reads CI_NODE_INDEX/CI_NODE_TOTAL, CIRCLE_NODE_*, "
       "BUILDKITE_PARALLEL_JOB*");
+  cmd.add_flag("--rerun-failed", f.rerun_failed,
+               "Run only the for_each items that did not pass in the last run of this pipeline (and shard), "
+               "and every other step as usual");
+  cmd.add_option("--only", f.only,
+                 "Run only the for_each items matching PATTERN (a shell glob; repeatable), every other step as usual")
+      ->type_name("PATTERN")
+      ->allow_extra_args(false);  // one pattern each, and `[ab]` is a glob, not CLI11's list
   cmd.add_flag("--require-all-hosts", f.require_all_hosts,
                "Fail the run when a docker host of `hosts:` is unreachable at the start");
   cmd.add_option("--heartbeat", f.heartbeat,
@@ -257,6 +266,35 @@ int print_plan(const pipeline::Pipeline& p, pipeline::RunOptions ro, bool no_col
 std::optional<int> supervise_run(const pipeline::Pipeline& p, const RunFlags& f,
                                  std::string& run_id);
 
+// `--rerun-failed` and `--only` into `ro`, with the last run's record (read whatever the
+// flags: a filtered run merges into it). Returns an exit code when there is nothing to
+// run: the last run passed whole.
+std::optional<int> plan_rerun(const pipeline::Pipeline& p, const RunFlags& f, pipeline::RunOptions& ro) {
+  ro.only = f.only;
+  ro.last_run_path = pipeline::last_run_path(p, ro);
+  auto last = pipeline::load_last_run(ro.last_run_path);
+  if (last) ro.last_run = std::move(*last);
+  if (!f.rerun_failed) return std::nullopt;
+  const std::string which = p.source.empty() || p.source == "-" ? p.name : p.source;
+  if (!ro.last_run) {
+    std::error_code ec;
+    const bool there = std::filesystem::exists(ro.last_run_path, ec);
+    const std::string why = there ? fmt::format("its record is unreadable ({})", last.error())
+                                  : fmt::format("no earlier run of {}{} is recorded", which,
+                                                ro.shard_total ? fmt::format(" (shard {}/{})", ro.shard_index + 1, ro.shard_total) : "");
+    std::cerr << util::Masker(secret_values(p)).mask(fmt::format("pcr: --rerun-failed: {}: running everything\n", util::visible(why)));
+    return std::nullopt;
+  }
+  if (ro.last_run->passed) {
+    // Nothing to rerun: nothing runs, as CTest's --rerun-failed (no clusters come up for no test).
+    std::cout << fmt::format("pcr: --rerun-failed: nothing failed in the last run of {}: nothing to run\n",
+                             util::visible(which));
+    return 0;
+  }
+  ro.rerun_failed = true;
+  return std::nullopt;
+}
+
 int execute(const pipeline::Pipeline& p, const RunFlags& f) {
   pipeline::RunOptions ro;
   ro.jobs = f.jobs;
@@ -268,6 +306,7 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
   ro.output_unread = stdout_is_dev_null() && f.log_dir.empty() && f.junit.empty() &&
                      f.json.empty() && f.html.empty();
   if (!apply_shard(f.shard, ro)) return k_exit_usage;
+  if (const auto code = plan_rerun(p, f, ro)) return *code;
   if (!f.step.empty() && !pipeline::has_step(p, f.step)) {
     std::string names;
     for (const auto& s : p.steps)

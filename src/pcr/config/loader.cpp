@@ -63,7 +63,7 @@ namespace {
 const std::vector<std::string> k_top_keys = {"name",  "timeout", "env",     "secrets", "defaults",
                                              "steps", "cleanup", "compose", "hosts"};
 const std::vector<std::string> k_option_keys = {
-    "timeout", "idle_timeout", "kill_grace", "retries", "fail_fast",
+    "timeout", "idle_timeout", "slow", "kill_grace", "retries", "fail_fast",
     "output",  "capture",      "expect",     "env",     "workdir", "results"};
 const std::vector<std::string> k_form_keys = {"name",     "run",   "parallel", "commands",
                                               "for_each", "batch", "groups",   "separate",
@@ -560,6 +560,7 @@ class Loader {
   void options(const YAML::Node& n, StepOptions& o) {
     if (auto v = n["timeout"]) o.timeout = duration(v);
     if (auto v = n["idle_timeout"]) o.idle_timeout = duration(v);
+    if (auto v = n["slow"]) o.slow = duration(v);
     if (auto v = n["kill_grace"]) o.kill_grace = duration(v);
     if (auto v = n["retries"])
       if (auto r = integer(v, "retries", 0, limits::retries)) o.retries = static_cast<unsigned>(*r);

@@ -472,6 +472,7 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
   down.name = "compose teardown";
   down.form = pipeline::Form::for_each;
   down.extended = false;
+  down.own = true;
   down.workers = 16;
   down.for_each.source = pipeline::ForEach::Source::function;
   down.for_each.items = [state] {

@@ -91,6 +91,7 @@ class Engine {
   void step_done();
   void finish();
   void on_signal(int sig);
+  void save_outcome();
   void suspend();
   void status();
   void timed_out();
@@ -371,6 +372,7 @@ void Engine::finish() {
   result.orphans_killed = m_procs.kill_orphans();
   const std::string error = m_run.options.save_timings ? m_run.timings.save(m_timings_path) : "";
   if (!error.empty()) m_run.observer.note({NoteKind::timings_not_saved, error});
+  save_outcome();
   if (result.orphans_killed > 0) {
     Note n{NoteKind::orphans_killed};
     n.count = static_cast<std::size_t>(result.orphans_killed);
@@ -389,6 +391,22 @@ void Engine::finish() {
   m_loop.stop();
 }
 
+// For the next `--rerun-failed`: the steps this run ran, merged into the last record
+// when this run ran only some of the items (a rerun, `--only`, `--step`).
+void Engine::save_outcome() {
+  const RunOptions& o = m_run.options;
+  if (o.last_run_path.empty() || o.cleanup_only) return;
+  LastRun record = m_run.outcome;
+  const bool partial = o.rerun_failed || !o.only.empty() || !o.only_step.empty();
+  if (partial && o.last_run)
+    for (const auto& [name, step] : o.last_run->steps) record.steps.emplace(name, step);  // kept where not run
+  // Steps that never ran (after a failure, an interrupt) are absent: they run whole.
+  record.passed = !m_failed && !m_run.interrupt && !m_run.timed_out && record.steps.size() >= m_steps.size();
+  for (const auto& [name, step] : record.steps) record.passed = record.passed && step.passed;
+  const std::string error = save_last_run(o.last_run_path, record);
+  if (!error.empty()) m_run.observer.note({NoteKind::record_not_saved, error});
+}
+
 // ^Z (from the supervisor, or the terminal when there is none): every job is stopped,
 // then the engine itself, until SIGCONT; the time stopped counts against no deadline.
 void Engine::suspend() {
@@ -404,9 +422,8 @@ void Engine::suspend() {
   m_run.observer.note(r);
 }
 
-void Engine::status() {
-  // TODO(#25): the running jobs and their output tails; for now the run is not killed.
-}
+// SIGUSR1 (SIGUSR2): what is running, told by the observers; the run goes on unchanged.
+void Engine::status() { m_run.observer.status(m_current ? m_current->running() : std::vector<JobProgress>{}); }
 
 void Engine::on_signal(int sig) {
   ++m_signals;
@@ -460,6 +477,11 @@ unsigned default_workers() { return std::max(1u, std::thread::hardware_concurren
 std::string timings_path(const Pipeline& pipeline, const RunOptions& options) {
   if (!options.timings.empty()) return options.timings;
   return (fs::path(base_dir_of(pipeline)) / ".pcr" / "timings.json").string();
+}
+
+std::string last_run_path(const Pipeline& pipeline, const RunOptions& options) {
+  return pipeline::last_run_path(base_dir_of(pipeline), timings_key(pipeline, options), options.shard_index,
+                                 options.shard_total);
 }
 
 std::string timings_key(const Pipeline& pipeline, const RunOptions& options) {

@@ -2,6 +2,7 @@
 
 #include <pcr/pipeline/events.hpp>
 #include <pcr/pipeline/model.hpp>
+#include <pcr/pipeline/rerun.hpp>
 
 #include <string>
 #include <vector>
@@ -47,7 +48,21 @@ struct RunOptions {
   // The values of the pipeline's secrets (the front end resolves them): kept out of the
   // timings file's keys and of the jobs' spool files.
   std::vector<std::string> secrets;
+  // `--rerun-failed`: each for_each step runs only the items of `last_run` that did not
+  // pass (all of a step that did not run); `--only`: only the items matching one of these
+  // globs. Every other step runs as usual (rerun.hpp).
+  bool rerun_failed = false;
+  std::vector<std::string> only;
+  // The last run's record, when there is one, and where this run leaves its own ("":
+  // nowhere). A filtered run merges into the last record: what it did not run keeps the
+  // outcome it had.
+  std::optional<LastRun> last_run;
+  std::string last_run_path;
 };
+
+// Where `pipeline`'s runs under `options` (its shard) leave their record for
+// `--rerun-failed`.
+std::string last_run_path(const Pipeline& pipeline, const RunOptions& options);
 
 // Where the timings of `pipeline` live under `options`.
 std::string timings_path(const Pipeline& pipeline, const RunOptions& options);
@@ -66,6 +81,7 @@ struct PlannedJob {
   unsigned job = 0;
   unsigned worker = 0;  // 0: the first free worker takes it
   std::string host;     // with hosts, for a job whose worker is known
+  std::string name;     // job_name: the same the run's events carry
   std::string command;
   std::vector<std::string> items;
 };

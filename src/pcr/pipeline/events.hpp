@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -70,10 +71,20 @@ struct JobInfo {
   unsigned job = 0;       // 1-based, as {job}
   unsigned worker = 0;    // {n}
   unsigned attempt = 0;   // 0 = first run
+  std::string name;       // what it tests (pipeline::job_name): never its expanded command
   std::string command;
   std::vector<std::string> items;
+  std::string project;    // its `{project}` (the compose project), when it has one
   std::string spool;      // both streams of this attempt, in arrival order
   std::string host;       // its worker's host (CI_HOST); empty without hosts
+};
+
+// A job still running, as a status request (`kill -USR1`) or a SLOW line tells it.
+struct JobProgress {
+  const JobInfo* job = nullptr;
+  Millis age{0};                // since its attempt started
+  std::optional<Millis> left;   // to its timeout, when it has one
+  std::string tail;             // the last lines of its output (masked), when kept
 };
 
 enum class JobStatus {
@@ -151,6 +162,7 @@ enum class NoteKind {
   spool_unavailable,    // detail: the folder and why (the run cannot start)
   timings_unreadable,   // detail: the file and why (it is ignored, and rewritten)
   timings_not_saved,    // detail: the file and why
+  record_not_saved,     // detail: the file and why (the record --rerun-failed reads)
   shard,                // index (1-based), total
   supervisor_gone,      // (pcr's supervisor process died: the engine stops and cleans up)
   pipeline_timeout,     // limit
@@ -163,6 +175,7 @@ enum class NoteKind {
   orphans_killed,       // count
   after_job_failed,     // step, job, timed_out, detail: the last lines of its output
   capture_not_exported,  // step, detail: the variable and why (too big for the environment)
+  items_filtered,       // step, count of total items run, detail: the flags (--rerun-failed, --only)
   suspended,            // count: the running jobs (job control, ^Z: every one is stopped)
   resumed,              // limit: how long the run was stopped (no deadline counts it)
 };
@@ -198,6 +211,10 @@ class Observer {
   virtual void host_down(const HostEvent&) {}
   // Once a second while the run goes on.
   virtual void tick() {}
+  // Asked for (SIGUSR1): every job running now, the run going on unchanged.
+  virtual void status(const std::vector<JobProgress>&) {}
+  // A job of a step with `slow:` still running, every `slow` of its life.
+  virtual void job_slow(const JobProgress&) {}
   // Something the engine tells in passing: an interrupt, the pipeline timeout, leftovers.
   virtual void note(const Note&) {}
 };
@@ -222,6 +239,8 @@ class Observers : public Observer {
   void host_down(const HostEvent& h) override { for (auto* o : m_list) o->host_down(h); }
   void tick() override { for (auto* o : m_list) o->tick(); }
   void note(const Note& n) override { for (auto* o : m_list) o->note(n); }
+  void status(const std::vector<JobProgress>& jobs) override { for (auto* o : m_list) o->status(jobs); }
+  void job_slow(const JobProgress& p) override { for (auto* o : m_list) o->job_slow(p); }
 
  private:
   std::vector<Observer*> m_list;

@@ -121,6 +121,20 @@ std::vector<std::size_t> queue_order(const Step& step, const std::vector<JobPlan
 
 }  // namespace
 
+std::string job_name(const Step& step, const JobPlan& plan, unsigned job, std::size_t jobs) {
+  if (step.form == Form::for_each) {
+    const auto& items = plan.items;
+    if (items.empty()) return fmt::format("{} #{}", step.name, job);
+    if (items.size() == 1) return items.front();
+    if (items.size() == 2) return items[0] + ", " + items[1];
+    return fmt::format("{}, {} +{} more", items[0], items[1], items.size() - 2);
+  }
+  if (step.form == Form::commands && plan.command < step.texts.size() && !step.texts[plan.command].empty())
+    return step.texts[plan.command];
+  if (jobs <= 1) return step.name;
+  return fmt::format("{} #{}", step.name, job);
+}
+
 bool pinned(const Step& step) { return step.form == Form::parallel || step.form == Form::commands; }
 
 std::string job_name(const JobPlan& j) { return util::join(j.items, " "); }

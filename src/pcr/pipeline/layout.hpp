@@ -44,6 +44,14 @@ struct Layout {
 // for_each pool hands its queue to whichever worker is free.
 bool pinned(const Step& step);
 
+// What job number `job` of the `jobs` of `step`, laid out as `plan`, is called wherever
+// pcr shows it: what it tests, never its expanded command (which, through `{exec}`, is a
+// wrapper with the test as its last word). A for_each job: its item, or a batch's first
+// two items and a count ("a.sh, b.sh +3 more"); a `commands:` job: its command as
+// written; a job of a `parallel:` step: the step's name and `#job`; a step's only job:
+// the step's name. The same in a plan, a run and a rerun, so tools can join them by it.
+std::string job_name(const Step& step, const JobPlan& plan, unsigned job, std::size_t jobs);
+
 // The layout of `step` over `items` (ignored unless for_each).
 Layout lay_out(const Step& step, const std::vector<std::string>& items,
                const sched::Timings& timings, const LayoutInput& in);

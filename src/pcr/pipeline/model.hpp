@@ -59,6 +59,7 @@ struct ResultsSpec {
 struct StepOptions {
   std::optional<Millis> timeout;       // per job
   std::optional<Millis> idle_timeout;  // fail a job silent this long
+  std::optional<Millis> slow;          // a SLOW line every this long for a job still running
   Millis kill_grace{10'000};           // SIGTERM → SIGKILL
   unsigned retries = 0;
   bool fail_fast = false;
@@ -119,6 +120,9 @@ struct Step {
   // Extensions add to its jobs, and its workers are placed on the hosts (false for the
   // extensions' own steps, which address hosts themselves).
   bool extended = true;
+  // A step pcr adds for its own work (the compose teardown): not one of the user's tests,
+  // so the reports that count tests (JUnit) leave it out.
+  bool own = false;
 };
 
 // Where workers' commands go: a Docker engine, addressed by the environment it gives each

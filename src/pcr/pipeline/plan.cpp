@@ -96,6 +96,7 @@ std::vector<PlannedStep> plan(const Pipeline& pipeline, const RunOptions& option
       pj.job = static_cast<unsigned>(i + 1);
       pj.worker = own_worker ? pj.job : layout.workers == 1 ? 1 : 0;
       pj.items = layout.jobs[i].items;
+      pj.name = job_name(step, layout.jobs[i], pj.job, layout.jobs.size());
       JobContext ctx{pj.worker, pj.job, static_cast<unsigned>(layout.jobs.size()),
                      pj.items,  k_planned_run_id, step.name,
                      {},        {},         {}};

@@ -53,6 +53,16 @@ void add_under_step_env(const Step& step, const Env& env, Vars& vars) {
   }
 }
 
+// The job's `{project}` (its compose project, say), when an extension gives it one.
+std::string project_of(const JobContext& ctx) {
+  if (!ctx.resolve) return "";
+  try {
+    return ctx.resolve("project", "").value_or("");
+  } catch (const std::exception&) {
+    return "";  // shown only; the command itself reports what went wrong
+  }
+}
+
 // What tells one version of a file from another.
 struct FileStamp {
   ino_t ino;
@@ -82,6 +92,10 @@ struct StepRun::Job {
   // attempt wrote is new, or changed (its change time moves with every write).
   std::map<std::string, FileStamp> junit_before;
   bool own_fault = false;  // the attempt could not start through pcr's own failure
+  bool passed = false;     // its final attempt passed
+  bool running = false;    // an attempt is under way
+  proc::Clock::time_point started_at;  // of the current attempt
+  proc::Loop::TimerId slow_timer = 0;  // `slow:`: its SLOW lines
 };
 
 Limits limits_of(const StepOptions& o) {
@@ -125,7 +139,10 @@ StepRun::StepRun(RunState& run, const Step& step, StepInfo info)
   m_info.step = &m_step;
 }
 
-StepRun::~StepRun() = default;
+StepRun::~StepRun() {
+  for (auto& job : m_jobs)
+    if (job.slow_timer) m_run.loop.cancel(job.slow_timer);  // they call back into this step
+}
 
 void StepRun::start(std::function<void()> done) {
   m_done = std::move(done);
@@ -214,7 +231,73 @@ void StepRun::start(std::function<void()> done) {
   });
 }
 
-void StepRun::launch(const std::vector<std::string>& items) {
+JobProgress StepRun::progress(std::size_t index) const {
+  const Job& job = m_jobs[index];
+  JobProgress p;
+  p.job = &job.info;
+  p.age = std::chrono::duration_cast<Millis>(proc::Clock::now() - job.started_at);
+  if (const auto timeout = m_step.options.timeout; timeout && timeout->count() > 0)
+    p.left = std::max(Millis(0), *timeout - p.age);
+  // The spool is masked as it is written; one kept only as a tail in memory, or not at
+  // all, has nothing to show yet.
+  p.tail = util::tail_lines(job.info.spool, 5);
+  return p;
+}
+
+std::vector<JobProgress> StepRun::running() const {
+  std::vector<JobProgress> out;
+  for (std::size_t i = 0; i < m_jobs.size(); ++i)
+    if (m_jobs[i].running) out.push_back(progress(i));
+  return out;
+}
+
+// What the step leaves for the next `--rerun-failed`: whether it passed and, for a
+// for_each step, the items whose jobs did not pass (failed, cancelled, never started). A
+// step that could not list its items is left out: it counts as never run, so it reruns
+// whole. A filtered run merges into the last record (what it did not run is unchanged).
+void StepRun::record_outcome(bool failed) {
+  if (m_info.cleanup || m_step.own) return;
+  if (!m_result.error.empty() && m_jobs.empty()) return;
+  StepRecord r;
+  r.for_each = m_step.form == Form::for_each;
+  const RunOptions& o = m_run.options;
+  const bool merge = (o.rerun_failed || !o.only.empty()) && o.last_run;
+  if (merge && r.for_each) {
+    auto it = o.last_run->steps.find(m_step.name);
+    if (it != o.last_run->steps.end()) r.not_passed = it->second.not_passed;
+  }
+  for (const auto& job : m_jobs)
+    for (const auto& item : job.plan.items) {
+      if (job.passed)
+        r.not_passed.erase(item);
+      else
+        r.not_passed.insert(item);
+    }
+  r.passed = !failed && r.not_passed.empty();
+  m_run.outcome.steps[m_step.name] = std::move(r);
+}
+
+void StepRun::launch(const std::vector<std::string>& all_items) {
+  // `--rerun-failed` and `--only` narrow a main for_each step's items. A rerun's record is
+  // per shard already: its items are not sharded again.
+  std::vector<std::string> items = all_items;
+  bool rerun = false;
+  if (m_step.form == Form::for_each && !m_info.cleanup) {
+    const RunOptions& o = m_run.options;
+    if (o.rerun_failed && o.last_run) {
+      items = rerun_items(*o.last_run, m_step.name, items);
+      rerun = o.last_run->steps.count(m_step.name) > 0;
+    }
+    if (!o.only.empty()) items = only_items(o.only, items);
+    if (o.rerun_failed || !o.only.empty()) {
+      Note n{NoteKind::items_filtered};
+      n.step = m_info.name;
+      n.count = items.size();
+      n.total = all_items.size();
+      n.detail = o.rerun_failed && !o.only.empty() ? "--rerun-failed, --only" : o.rerun_failed ? "--rerun-failed" : "--only";
+      m_run.observer.note(n);
+    }
+  }
   const bool on_hosts = m_run.placed(m_step);
   if (m_step.per_host && on_hosts) {
     // Once on every host that answers (on every host when none does: it fails there).
@@ -224,7 +307,7 @@ void StepRun::launch(const std::vector<std::string>& items) {
   LayoutInput in;
   in.cleanup = m_info.cleanup;
   in.shard_index = m_run.options.shard_index;
-  in.shard_total = m_run.options.shard_total;
+  in.shard_total = rerun ? 0 : m_run.options.shard_total;
   in.pool = on_hosts ? m_run.pool : 0;
   in.hosts = m_job_host.size();
   Layout layout = m_result.error.empty() ? lay_out(m_step, items, m_run.timings, in)
@@ -245,6 +328,7 @@ void StepRun::launch(const std::vector<std::string>& items) {
     job.info.index = i;
     job.info.job = static_cast<unsigned>(i + 1);
     job.info.items = job.plan.items;
+    job.info.name = job_name(m_step, job.plan, job.info.job, layout.jobs.size());
     m_jobs.push_back(std::move(job));
   }
   m_env["CI_WORKERS"] = std::to_string(m_info.workers);
@@ -288,6 +372,7 @@ StepResult StepRun::finish(Millis duration) {
   if ((m_run.interrupt || m_run.timed_out) && m_scheduler && ended < m_jobs.size()) r.cancelled += m_jobs.size() - ended;
   const bool failed = (m_scheduler && m_scheduler->failed()) || !r.error.empty();
   if (!r.error.empty()) m_run.other_failures = true;
+  record_outcome(failed);
   if (failed)
     r.outcome = StepOutcome::failed;
   else if (!m_info.cleanup && m_run.timed_out && r.cancelled > 0)
@@ -399,10 +484,12 @@ void StepRun::start_task(unsigned worker, JobKind kind) {
   task.step = &m_info;
   task.kind = kind;
   task.worker = worker;
+  task.name = setup ? "setup" : "teardown";
   JobContext ctx{worker, 0, static_cast<unsigned>(m_jobs.size()), {}, m_run.run_id, m_info.name, {}, {}, {}};
   const auto host = host_of(worker, 0);
   place(ctx, task, host);
   bind_extensions(m_run.pipeline, m_step, ctx);
+  task.project = project_of(ctx);
   task.spool = fmt::format("{}/{}-{}-{}-w{}.log", m_run.spool_dir, m_info.cleanup ? "c" : "s",
                            m_info.index, setup ? "setup" : "teardown", worker);
   Prepared p = prepare(setup ? m_step.setup : m_step.teardown, ctx, task.spool);
@@ -534,6 +621,7 @@ void StepRun::start(std::size_t index, unsigned worker, unsigned attempt) {
   bind_extensions(m_run.pipeline, m_step, ctx);
   job.info.worker = worker;
   job.info.attempt = attempt;
+  job.info.project = project_of(ctx);
   const std::string prefix = fmt::format("{}/{}-{}-{}-{}", m_run.spool_dir,
                                          m_info.cleanup ? "c" : "s", m_info.index, job.info.job,
                                          attempt);
@@ -556,6 +644,10 @@ void StepRun::start(std::size_t index, unsigned worker, unsigned attempt) {
     p.spawn.spool_tail = k_streamed_tail;
   p.spawn.discard_output = m_run.options.output_unread && !m_keep_stdout && !m_step.options.idle_timeout;
   m_run.observer.job_started(job.info);
+  job.running = true;
+  job.started_at = proc::Clock::now();
+  if (const auto slow = m_step.options.slow; slow && slow->count() > 0)
+    job.slow_timer = m_run.loop.add_timer(*slow, *slow, [this, index] { m_run.observer.job_slow(progress(index)); });
   job.process = m_run.procs.spawn(
       std::move(p.spawn),
       [this, index](proc::Stream, std::string_view data) {
@@ -617,6 +709,8 @@ void StepRun::record_timing(const Job& job, const JobResult& r) {
 
 void StepRun::ended(std::size_t index, const proc::Exit& exit, const std::string& build_error) {
   Job& job = m_jobs[index];
+  job.running = false;
+  if (job.slow_timer) m_run.loop.cancel(std::exchange(job.slow_timer, 0));
   JobResult r = classify(exit, build_error, m_run.timed_out && !m_info.cleanup);
   r.own_fault = job.own_fault;
   if (!r.output_error.empty()) {
@@ -793,6 +887,7 @@ void StepRun::conclude(std::size_t index, JobResult r, std::optional<std::size_t
   record_timing(job, r);
   r.will_retry = !r.flaky_fails && m_scheduler->will_retry(index, ended);
   if (r.status == JobStatus::passed && !r.flaky_fails) ++m_result.passed;
+  if (!r.will_retry) job.passed = r.status == JobStatus::passed && !r.flaky_fails;
   if (r.flaky) ++m_result.flaky;
   if (!r.will_retry && ended == sched::Ended::failed) {
     ++m_result.failed;

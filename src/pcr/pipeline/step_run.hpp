@@ -69,6 +69,8 @@ struct RunState {
   // Jobs that failed for good through pcr's own fault (JobResult::own_fault), and for any
   // other reason: a run whose only failures are pcr's own exits 3, not 1.
   bool own_failures = false, other_failures = false;
+  // What this run's main steps did, for the next `--rerun-failed` (rerun.hpp).
+  LastRun outcome;
   int interrupt = 0;       // the first interrupting signal
   unsigned pool = 0;  // a for_each pool's default size with hosts: the capacity that answered
   // Ask `host` whether it still answers, then call `then` (the engine probes).
@@ -96,6 +98,8 @@ class StepRun : public sched::JobRunner {
   StepResult finish(Millis duration);
 
   const StepInfo& info() const { return m_info; }
+  // Its jobs running now: for a status request (SIGUSR1).
+  std::vector<JobProgress> running() const;
 
   // sched::JobRunner
   void start(std::size_t index, unsigned worker, unsigned attempt) override;
@@ -108,6 +112,8 @@ class StepRun : public sched::JobRunner {
   struct Job;
 
   void launch(const std::vector<std::string>& items);
+  void record_outcome(bool failed);
+  JobProgress progress(std::size_t index) const;
   void start_task(unsigned worker, JobKind kind);
   std::optional<std::size_t> host_of(unsigned worker, std::size_t index);
   void place(JobContext& ctx, JobInfo& info, std::optional<std::size_t> host) const;

@@ -22,6 +22,23 @@ using pipeline::OutputMode;
 
 namespace {
 
+// The `--output prefixed` tag of a job's lines: its name (what it tests), short.
+std::string tag(const pipeline::JobInfo& job) { return util::elide(util::visible(job_name(job)), 40); }
+
+// Text for a GitHub workflow command: `%`, CR and LF escaped, and in a property (the
+// title) `:` and `,` too, as the runner reads them.
+std::string annotation_text(const std::string& text, bool property) {
+  std::string out;
+  for (char c : text) {
+    if (c == '%') out += "%25";
+    else if (c == '\r') out += "%0D";
+    else if (c == '\n') out += "%0A";
+    else if (property && c == ':') out += "%3A";
+    else if (property && c == ',') out += "%2C";
+    else out += c;
+  }
+  return out;
+}
 
 // The last `max_lines` lines of a job's output, without colour codes.
 std::string tail_of(const std::string& path, size_t max_lines) {
@@ -233,9 +250,7 @@ void Console::job_output(const pipeline::JobInfo& job, std::string_view data) {
   if (m_options.output == OutputStyle::prefixed) {
     if (m_step && m_step->step && m_step->step->options.output != OutputMode::show) return;
     std::string& partial = m_partial[job.index];
-    std::string prefix = m_style.dim(
-        m_step && m_step->jobs > 1 ? fmt::format("[{} #{}] ", util::visible(job.step->name), job.job)
-                                   : fmt::format("[{}] ", util::visible(job.step->name)));
+    std::string prefix = m_style.dim(fmt::format("[{}] ", tag(job)));
     std::string out;
     size_t start = 0;
     while (start < data.size()) {
@@ -274,13 +289,14 @@ void Console::job_output(const pipeline::JobInfo& job, std::string_view data) {
 void Console::job_finished(const pipeline::JobInfo& job, const pipeline::JobResult& r) {
   const bool failed = (r.status != JobStatus::passed && r.status != JobStatus::cancelled) || r.flaky_fails;
   if (failed && !r.will_retry && m_options.folding == Folding::github)
-    write(fmt::format("::error::{} {}\n", job.step ? job.step->name : "", util::strip_ansi(job_line(job, r, Style{}))));
+    write(fmt::format("::error title={}::{}\n", annotation_text(job_name(job), true),
+                      annotation_text(util::strip_ansi(job_line(job, r, Style{})) + (job.step ? " (step " + job.step->name + ")" : ""), false)));
   if (job.kind != pipeline::JobKind::job) {
     open_fold(job, job_line(job, r, m_style) + "\n");
     if (shows_output(r)) replay(job.spool);
     close_fold(job);
     if (failed) {
-      JobRecord rec{job.step->name, job.kind, job.job, job.worker, 0, job.command, r, tail_of(job.spool, m_options.tail_lines)};
+      JobRecord rec{job.step->name, job.kind, job.job, job.worker, 0, job.command, r, tail_of(job.spool, m_options.tail_lines), job_name(job), !job.items.empty()};
       (r.infrastructure ? m_summary.lost : m_summary.failed).push_back(std::move(rec));
     }
     redraw_status();
@@ -300,9 +316,7 @@ void Console::job_finished(const pipeline::JobInfo& job, const pipeline::JobResu
     auto it = m_partial.find(job.index);
     if (it != m_partial.end()) {
       if (!it->second.empty())
-        write_output(m_secrets.mask(fmt::format("[{} #{}] {}\n", util::visible(job.step->name), job.job,
-                                                it->second)),
-                     m_no_mask);
+        write_output(m_secrets.mask(fmt::format("[{}] {}\n", tag(job), it->second)), m_no_mask);
       m_partial.erase(it);
     }
     write(job_line(job, r, m_style) + "\n");
@@ -319,17 +333,19 @@ void Console::job_finished(const pipeline::JobInfo& job, const pipeline::JobResu
   }
   m_job_start.erase(job.index);
   if (r.infrastructure)
-    m_summary.lost.push_back({job.step->name, job.kind, job.job, job.worker, job.attempt, job.command, r, ""});
+    m_summary.lost.push_back({job.step->name, job.kind, job.job, job.worker, job.attempt, job.command, r, "", job_name(job), !job.items.empty()});
   if (!r.will_retry && r.tests) m_summary.tests.add(*r.tests);
   if (!r.will_retry || r.flaky) {
-    JobRecord rec{job.step->name, job.kind, job.job, job.worker, job.attempt, job.command, r, ""};
+    JobRecord rec{job.step->name, job.kind, job.job, job.worker, job.attempt, job.command, r, "", job_name(job), !job.items.empty()};
     if (failed && !r.will_retry) {
       rec.tail = tail_of(job.spool, m_options.tail_lines);
       m_summary.failed.push_back(rec);
     }
     if (r.flaky) m_summary.flaky.push_back(rec);
+    // pcr's own work (the compose teardown) is not among the tests to speed up.
+    const bool own = job.step && job.step->step && job.step->step->own;
     auto& slow = m_summary.slowest;
-    slow.push_back(std::move(rec));
+    if (!own) slow.push_back(std::move(rec));
     std::stable_sort(slow.begin(), slow.end(),
                      [](const JobRecord& a, const JobRecord& b) { return a.result.duration > b.result.duration; });
     if (slow.size() > m_options.slowest) slow.pop_back();
@@ -388,6 +404,20 @@ void Console::note(const pipeline::Note& note) {
     m_options.sink->release();
     m_options.sink->drain(std::chrono::milliseconds(500));
   }
+}
+
+void Console::status(const std::vector<pipeline::JobProgress>& jobs) {
+  std::string out = m_style.yellow(fmt::format("pcr: status: {} job{} running{}", jobs.size(), jobs.size() == 1 ? "" : "s",
+                                               m_step ? fmt::format(" in step {} ({} of {} done)", util::visible(m_step->name),
+                                                                    m_done, m_step->jobs)
+                                                      : "")) +
+                    "\n";
+  for (const auto& p : jobs) out += progress_text(*p.job, p, m_style);
+  write(out);
+}
+
+void Console::job_slow(const pipeline::JobProgress& p) {
+  write(m_style.yellow("SLOW ") + slow_line(*p.job, p) + "\n");
 }
 
 void Console::tick() {

@@ -63,6 +63,8 @@ class Console : public pipeline::Observer {
   void run_finished(const pipeline::RunResult&) override;
   void tick() override;
   void note(const pipeline::Note&) override;
+  void status(const std::vector<pipeline::JobProgress>&) override;
+  void job_slow(const pipeline::JobProgress&) override;
   void host_down(const pipeline::HostEvent&) override;
 
  private:

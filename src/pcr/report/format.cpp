@@ -120,12 +120,11 @@ std::string mark(const pipeline::JobResult& r, const Style& style) {
   return style.red("✗");
 }
 
-std::string who(const pipeline::JobInfo& job) {
-  if (job.kind == pipeline::JobKind::setup) return fmt::format("setup [n={}] ", job.worker);
-  if (job.kind == pipeline::JobKind::teardown) return fmt::format("teardown [n={}] ", job.worker);
+// Where the job ran: its worker, host and cluster, when the step has more than one.
+std::string where(const pipeline::JobInfo& job) {
   const std::string at = job.host.empty() ? "" : " @" + job.host;
-  if (job.step == nullptr || (job.step->jobs <= 1 && at.empty())) return "";
-  return fmt::format("#{} [n={}{}] ", job.job, job.worker, at);
+  if (job.kind == pipeline::JobKind::job && (job.step == nullptr || (job.step->jobs <= 1 && at.empty()))) return "";
+  return fmt::format(" [n={}{}]", job.worker, at);
 }
 }  // namespace
 
@@ -133,23 +132,51 @@ std::string who(const pipeline::JobInfo& job) {
 // items can be megabytes (the JSON and JUnit reports and --log-dir keep it whole).
 static std::string shown_command(const std::string& command) { return util::elide(v(command), 300); }
 
+std::string job_name(const pipeline::JobInfo& job) {
+  if (!job.name.empty()) return job.name;
+  if (job.kind == pipeline::JobKind::setup) return "setup";
+  if (job.kind == pipeline::JobKind::teardown) return "teardown";
+  return job.command;  // a caller that set no name (a test's own JobInfo)
+}
+
+// The command after the name, dimmed, where the name does not say what ran (a `parallel:`
+// job, a set-up); never for a for_each job, whose item is what it tests and whose command
+// may be a wrapper around it.
+static std::string command_after(const pipeline::JobInfo& job, const Style& style) {
+  if (!job.items.empty() || job.command == job_name(job)) return "";
+  return "  " + style.dim(shown_command(job.command));
+}
+
 std::string job_line(const pipeline::JobInfo& job, const pipeline::JobResult& r, const Style& style) {
   std::string words = describe(r, job.attempt);
   std::string painted = r.status == JobStatus::passed ? (r.flaky ? style.yellow(words) : words)
                         : r.status == JobStatus::cancelled || r.will_retry ? style.yellow(words)
                                                                            : style.red(words);
-  return fmt::format("{} {} {} {}{}", mark(r, style), painted, style.dim(format_duration(r.duration)),
-                     who(job), style.dim(shown_command(job.command)));
+  return fmt::format("{} {} {} {}{}{}", mark(r, style), painted, style.dim(format_duration(r.duration)),
+                     util::elide(v(job_name(job)), 120), style.dim(where(job)), command_after(job, style));
 }
 
 std::string live_line(const pipeline::JobInfo& job, const Style& style) {
-  return style.dim(fmt::format("▶ {}{}", who(job), shown_command(job.command)));
+  return style.dim(fmt::format("▶ {}{}", util::elide(v(job_name(job)), 120), where(job))) + command_after(job, style);
 }
 
-std::string running_name(const pipeline::JobInfo& job) {
-  const std::string items = util::join(job.items, " ");
-  return util::elide(v(items.empty() ? job.command : items), 40);
+std::string progress_text(const pipeline::JobInfo& job, const pipeline::JobProgress& p, const Style& style) {
+  std::string out = fmt::format("  {}{}{}{} · running {}{}\n", util::elide(v(job_name(job)), 120), where(job),
+                                job.step ? " in " + v(job.step->name) : "",
+                                job.project.empty() ? "" : " · cluster " + v(job.project), format_duration(p.age),
+                                p.left ? fmt::format(", {} to its timeout", format_duration(*p.left)) : "");
+  for (const auto& line : util::split_lines(p.tail)) out += style.dim("    │ ") + v(line) + "\n";
+  return out;
 }
+
+std::string slow_line(const pipeline::JobInfo& job, const pipeline::JobProgress& p) {
+  const auto lines = util::split_lines(p.tail);
+  return fmt::format("{}{}{} still running after {}{}", util::elide(v(job_name(job)), 120), where(job),
+                     job.step ? " in " + v(job.step->name) : "", format_duration(p.age),
+                     lines.empty() ? "" : " · last: " + util::elide(v(lines.back()), 100));
+}
+
+std::string running_name(const pipeline::JobInfo& job) { return util::elide(v(job_name(job)), 40); }
 
 std::optional<Millis> time_left(const std::vector<Millis>& expected, const std::vector<RunningJob>& running,
                                 const std::vector<std::size_t>& queued, unsigned workers) {
@@ -230,6 +257,7 @@ std::string note_text(const pipeline::Note& n) {
     case NoteKind::spool_unavailable: return "cannot create a spool folder " + n.detail;
     case NoteKind::timings_unreadable: return n.detail;
     case NoteKind::timings_not_saved: return "could not save the timings: " + n.detail;
+    case NoteKind::record_not_saved: return "could not save what failed, for --rerun-failed: " + n.detail;
     case NoteKind::shard:
       return fmt::format("shard {} of {}: running this shard's share of every for_each step", n.index, n.total);
     case NoteKind::supervisor_gone:
@@ -258,6 +286,9 @@ std::string note_text(const pipeline::Note& n) {
       return fmt::format("{} #{}: could not stop what the job started outside pcr (inside a container){}{}", n.step,
                          n.job, n.timed_out ? ": timed out" : "", n.detail.empty() ? "" : ":\n" + n.detail);
     case NoteKind::capture_not_exported: return fmt::format("{}: {}", n.step, n.detail);
+    case NoteKind::items_filtered:
+      return fmt::format("{}: running {} of its {} item{} ({})", n.step, n.count, n.total, n.total == 1 ? "" : "s",
+                         n.detail);
     case NoteKind::suspended:
       return fmt::format("stopped: {} running job{} paused (fg or bg resumes; timeouts do not run meanwhile)",
                          n.count, n.count == 1 ? "" : "s");
@@ -273,6 +304,7 @@ std::string_view note_kind(pipeline::NoteKind kind) {
     case NoteKind::spool_unavailable: return "spool_unavailable";
     case NoteKind::timings_unreadable: return "timings_unreadable";
     case NoteKind::timings_not_saved: return "timings_not_saved";
+    case NoteKind::record_not_saved: return "record_not_saved";
     case NoteKind::shard: return "shard";
     case NoteKind::supervisor_gone: return "supervisor_gone";
     case NoteKind::pipeline_timeout: return "pipeline_timeout";
@@ -285,6 +317,7 @@ std::string_view note_kind(pipeline::NoteKind kind) {
     case NoteKind::orphans_killed: return "orphans_killed";
     case NoteKind::after_job_failed: return "after_job_failed";
     case NoteKind::capture_not_exported: return "capture_not_exported";
+    case NoteKind::items_filtered: return "items_filtered";
     case NoteKind::suspended: return "suspended";
     case NoteKind::resumed: return "resumed";
   }
@@ -347,11 +380,12 @@ std::string summary(const Summary& s, const Style& style) {
     }
   }
   auto job_title = [&](const JobRecord& j) {
-    std::string which = j.kind == pipeline::JobKind::setup      ? "setup"
-                        : j.kind == pipeline::JobKind::teardown ? "teardown"
-                                                                : fmt::format("#{}", j.job);
-    return fmt::format("{} {} [n={}] {}: {}", v(j.step), which, j.worker, describe(j.result, j.attempt),
-                       shown_command(j.command));
+    const std::string name = j.name.empty() ? j.command : j.name;
+    // "step › name", unless the name already starts with the step's ("load #3").
+    const std::string step = name.rfind(j.step, 0) == 0 ? "" : v(j.step) + " › ";
+    const std::string command = j.itemized || j.command == name ? "" : ": " + shown_command(j.command);
+    return fmt::format("{}{} [n={}]: {}{}", step, util::elide(v(name), 120), j.worker, describe(j.result, j.attempt),
+                       command);
   };
   if (!s.failed.empty()) {
     out += style.bold("failed jobs:") + "\n";
@@ -387,8 +421,9 @@ std::string summary(const Summary& s, const Style& style) {
   if (!s.slowest.empty()) {
     out += style.bold("slowest jobs:") + "\n";
     for (const auto& j : s.slowest)
-      out += fmt::format("  {:>8}  {} #{}: {}\n", format_duration(j.result.duration), v(j.step), j.job,
-                         util::elide(v(j.command), 80));
+      out += fmt::format("  {:>8}  {}{}\n", format_duration(j.result.duration),
+                         j.name.rfind(j.step, 0) == 0 ? "" : v(j.step) + " › ",
+                         util::elide(v(j.name.empty() ? j.command : j.name), 80));
   }
   if (s.tests.jobs > 0) {
     const auto& t = s.tests;

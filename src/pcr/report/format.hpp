@@ -95,7 +95,17 @@ struct JobRecord {
   std::string command;
   pipeline::JobResult result;
   std::string tail;  // last lines of output, for failed jobs
+  std::string name;  // pipeline::JobInfo::name: what the job tests
+  bool itemized = false;  // a for_each job: its name is its item(s), its command not shown
 };
+
+// A job's name as shown (JobInfo::name; "setup"/"teardown" for a worker's tasks).
+std::string job_name(const pipeline::JobInfo& job);
+
+// A running job, for a status request: name, worker, step, cluster, age, time to its
+// timeout, then its last lines of output; and the one line a `slow:` step prints.
+std::string progress_text(const pipeline::JobInfo& job, const pipeline::JobProgress& p, const Style& style);
+std::string slow_line(const pipeline::JobInfo& job, const pipeline::JobProgress& p);
 // The tests the jobs of a run reported (`results:`), counted over their final attempts.
 struct TestCounts {
   std::size_t jobs = 0;  // jobs that reported tests

@@ -21,7 +21,7 @@ body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;co
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
 .verdict{display:inline-block;padding:2px 10px;border-radius:4px;color:#fff;font-weight:600}
 .passed{background:#2e9d4f}.failed{background:#d23b3b}.interrupted,.flaky{background:#d9a520}
-.skipped,.cancelled{background:#9aa3ad}.retry{background:#f08c2e}.setup,.teardown{background:#4a7fd4}
+.skipped,.cancelled{background:#9aa3ad}.retry{background:#f08c2e}.setup,.teardown{background:#4a7fd4}.timeout{background:#7b3fb5}
 table{border-collapse:collapse;margin:6px 0}td,th{padding:3px 10px;border-bottom:1px solid #e3e6ea;text-align:left;vertical-align:top}
 th{font-weight:600;background:#f4f6f8}td.num{text-align:right;font-variant-numeric:tabular-nums}
 code,pre{font:12px/1.4 ui-monospace,Menlo,Consolas,monospace}pre{background:#f6f8fa;padding:10px;overflow:auto;max-height:420px;border-radius:4px;white-space:pre-wrap}
@@ -29,7 +29,7 @@ code,pre{font:12px/1.4 ui-monospace,Menlo,Consolas,monospace}pre{background:#f6f
 .lane{display:flex;align-items:center;height:22px;margin-bottom:4px}
 .lane .label{width:220px;flex:none;font-size:12px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis;padding-right:8px}
 .lane .track{position:relative;flex:1;height:18px;background:#f4f6f8;border-radius:3px}
-.bar{position:absolute;top:1px;height:16px;border-radius:3px;min-width:2px;opacity:.92}
+.bar{position:absolute;top:1px;height:16px;border-radius:3px;min-width:2px;opacity:.92;overflow:hidden;white-space:nowrap;color:#fff;font-size:11px;line-height:16px;text-indent:3px}
 .bar:hover{opacity:1;outline:2px solid #1d232a}
 .axis{display:flex;justify-content:space-between;margin-left:220px;font-size:11px;color:#6b7480}
 .legend span{display:inline-block;padding:0 8px;margin-right:6px;border-radius:3px;color:#fff;font-size:12px}
@@ -42,13 +42,46 @@ std::string css_class(const JobEntry& j) {
   const auto& r = j.result;
   if (r.status == JobStatus::passed) return r.flaky ? "flaky" : "passed";
   if (r.status == JobStatus::cancelled) return "cancelled";
-  return r.will_retry ? "retry" : "failed";
+  if (r.will_retry) return "retry";
+  // A timeout is not a failure like another: the job may be hanging, not wrong.
+  return r.status == JobStatus::timed_out || r.status == JobStatus::idle_timeout ? "timeout" : "failed";
 }
 
+// What a job is called: its name (what it tests), escaped.
 std::string job_label(const JobEntry& j) {
   if (j.kind == JobKind::setup) return fmt::format("setup [n={}]", j.worker);
   if (j.kind == JobKind::teardown) return fmt::format("teardown [n={}]", j.worker);
-  return fmt::format("#{} [n={}{}]", j.job, j.worker, j.host.empty() ? "" : " @" + j.host);
+  return html_escape(j.name.empty() ? j.command : j.name);
+}
+
+// The job table of one step: its jobs, or its workers' set-ups and tear-downs. The jobs
+// that did not pass first, then the slowest: what a reader looks for.
+std::string job_table(const RunRecord& run, size_t s, bool tasks) {
+  std::vector<const JobEntry*> rows;
+  for (const auto& j : run.jobs)
+    if (j.step == s && (j.kind != JobKind::job) == tasks) rows.push_back(&j);
+  if (rows.empty()) return "";
+  std::stable_sort(rows.begin(), rows.end(), [](const JobEntry* a, const JobEntry* b) {
+    const bool a_ok = a->result.status == JobStatus::passed, b_ok = b->result.status == JobStatus::passed;
+    if (a_ok != b_ok) return !a_ok;
+    return a->result.duration > b->result.duration;
+  });
+  bool hosts = false, projects = false;
+  for (const auto* j : rows) hosts |= !j->host.empty(), projects |= !j->project.empty();
+  std::string out = fmt::format("<table class=\"{}\"><tr><th>{}</th><th>worker</th>{}{}<th>outcome</th><th>duration</th>"
+                                "<th>command</th></tr>\n",
+                                tasks ? "tasks" : "jobs", tasks ? "set-up / tear-down" : "job",
+                                hosts ? "<th>host</th>" : "", projects ? "<th>cluster</th>" : "");
+  for (const auto* j : rows) {
+    out += fmt::format(
+        "<tr><td class=\"name\">{}{}</td><td class=\"num\">{}</td>{}{}<td><span class=\"badge {}\">{}</span></td>"
+        "<td class=\"num\">{}</td><td><details><summary>command</summary><code>{}</code></details></td></tr>\n",
+        job_label(*j), j->attempt > 0 ? fmt::format(" (attempt {})", j->attempt + 1) : "", j->worker,
+        hosts ? "<td>" + html_escape(j->host) + "</td>" : "", projects ? "<td><code>" + html_escape(j->project) + "</code></td>" : "",
+        css_class(*j), html_escape(describe(j->result, j->attempt)), format_duration(j->result.duration),
+        html_escape(j->command));
+  }
+  return out + "</table>\n";
 }
 
 }  // namespace
@@ -90,7 +123,8 @@ std::string html_report(const RunRecord& run) {
   long long span = std::max<long long>(1, res.duration.count());
   for (const auto& j : run.jobs) span = std::max<long long>(span, (j.start + j.result.duration).count());
   out += "<h2>Timeline</h2>\n<div class=\"legend\"><span class=\"passed\">passed</span><span class=\"failed\">failed</span>"
-         "<span class=\"flaky\">flaky</span><span class=\"retry\">failed, retried</span><span class=\"cancelled\">cancelled</span>"
+         "<span class=\"flaky\">flaky</span><span class=\"retry\">failed, retried</span><span class=\"timeout\">timed out</span>"
+         "<span class=\"cancelled\">cancelled</span>"
          "<span class=\"setup\">setup / teardown</span></div>\n<div class=\"timeline\" id=\"timeline\">\n";
   for (size_t s = 0; s < run.steps.size(); ++s) {
     const auto& step = run.steps[s];
@@ -109,11 +143,12 @@ std::string html_report(const RunRecord& run) {
         if (j.step != s || j.worker != w) continue;
         double left = 100.0 * static_cast<double>(j.start.count()) / static_cast<double>(span);
         double width = 100.0 * static_cast<double>(j.result.duration.count()) / static_cast<double>(span);
+        // Labelled with the job's name where it fits (a screenshot or a PDF has no
+        // tooltips), and the whole of it in the tooltip.
         out += fmt::format(
-            "<div class=\"bar {}\" data-status=\"{}\" style=\"left:{:.3f}%;width:{:.3f}%\" title=\"{} {} — {} — {}\"></div>",
+            "<div class=\"bar {}\" data-status=\"{}\" style=\"left:{:.3f}%;width:{:.3f}%\" title=\"{} › {} — {}\">{}</div>",
             css_class(j), css_class(j), left, width, html_escape(step.name), job_label(j),
-            html_escape(describe(j.result, j.attempt)) + ", " + format_duration(j.result.duration),
-            html_escape(j.command));
+            html_escape(describe(j.result, j.attempt)) + ", " + format_duration(j.result.duration), job_label(j));
       }
       out += "</div></div>\n";
     }
@@ -127,14 +162,8 @@ std::string html_report(const RunRecord& run) {
     if (!step.ran) continue;
     out += fmt::format("<h2>{}{}</h2>\n", step.cleanup ? "cleanup: " : "", html_escape(step.name));
     if (!step.result.error.empty()) out += fmt::format("<pre class=\"error\">{}</pre>\n", html_escape(step.result.error));
-    out += "<table class=\"jobs\"><tr><th>job</th><th>outcome</th><th>duration</th><th>command</th></tr>\n";
-    for (const auto& j : run.jobs) {
-      if (j.step != s) continue;
-      out += fmt::format("<tr><td>{}</td><td><span class=\"badge {}\">{}</span></td><td class=\"num\">{}</td><td><code>{}</code></td></tr>\n",
-                         job_label(j), css_class(j), html_escape(describe(j.result, j.attempt)),
-                         format_duration(j.result.duration), html_escape(j.command));
-    }
-    out += "</table>\n";
+    out += job_table(run, s, false);
+    out += job_table(run, s, true);
   }
 
   // Output of the jobs that did not pass.
@@ -142,8 +171,10 @@ std::string html_report(const RunRecord& run) {
   for (const auto& j : run.jobs) {
     if (j.result.status == JobStatus::passed || j.result.status == JobStatus::cancelled) continue;
     if (!header) out += "<h2>Failed jobs</h2>\n", header = true;
-    out += fmt::format("<h3>{} {}: {}</h3>\n<p><code>{}</code></p>\n",
+    out += fmt::format("<h3>{} › {}: {}</h3>\n<p>worker {}{}{} · <code>{}</code></p>\n",
                        html_escape(run.steps[j.step].name), job_label(j), html_escape(describe(j.result, j.attempt)),
+                       j.worker, j.host.empty() ? "" : " @" + html_escape(j.host),
+                       j.project.empty() ? "" : " · cluster <code>" + html_escape(j.project) + "</code>",
                        html_escape(j.command));
     // Its failed tests (`results:`), with their diagnostics, before the output.
     if (j.result.tests && j.result.tests->failed() > 0) {

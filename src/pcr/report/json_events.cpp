@@ -51,6 +51,18 @@ static ordered_json job_event(const char* event, const pipeline::JobInfo& job, c
   return j;
 }
 
+// What a job is, on its job_start and job_end alike (a tool joins them, a plan and a
+// rerun by `name`): its name, items, compose project and command.
+static void job_identity(ordered_json& j, const pipeline::JobInfo& job, const util::Masker& mask) {
+  auto text = [&](const std::string& s) { return util::valid_utf8(mask.mask(s)); };
+  j["name"] = text(job_name(job));
+  ordered_json items = ordered_json::array();
+  for (const auto& i : job.items) items.push_back(text(i));
+  j["items"] = items;
+  j["project"] = job.project.empty() ? ordered_json() : ordered_json(text(job.project));
+  j["command"] = text(job.command);
+}
+
 JsonEvents::JsonEvents(std::vector<std::string> secrets, std::unique_ptr<Sink> sink)
     : m_mask(std::move(secrets)), m_sink(std::move(sink)) {}
 
@@ -98,10 +110,7 @@ void JsonEvents::step_started(const pipeline::StepInfo& s) {
 
 void JsonEvents::job_started(const pipeline::JobInfo& job) {
   auto j = job_event("job_start", job, m_mask);
-  j["command"] = util::valid_utf8(m_mask.mask(job.command));
-  ordered_json items = ordered_json::array();
-  for (const auto& i : job.items) items.push_back(util::valid_utf8(m_mask.mask(i)));
-  j["items"] = items;
+  job_identity(j, job, m_mask);
   emit(j.dump());
 }
 
@@ -122,6 +131,7 @@ void JsonEvents::job_finished(const pipeline::JobInfo& job, const pipeline::JobR
     }
   }
   auto j = job_event("job_end", job, m_mask);
+  job_identity(j, job, m_mask);
   j["status"] = status_name(r.status);
   j["exit_code"] = r.signal == 0 && r.status != pipeline::JobStatus::not_started ? ordered_json(r.exit_code) : ordered_json();
   j["signal"] = r.signal != 0 ? ordered_json(signal_name(r.signal)) : ordered_json();
@@ -180,6 +190,7 @@ void JsonEvents::note(const pipeline::Note& n) {
     case NoteKind::spool_unavailable:
     case NoteKind::timings_unreadable:
     case NoteKind::timings_not_saved:
+    case NoteKind::record_not_saved:
       j["detail"] = text(n.detail);
       break;
     case NoteKind::capture_not_exported:
@@ -211,6 +222,9 @@ void JsonEvents::note(const pipeline::Note& n) {
     case NoteKind::resumed:
       j["stopped_ms"] = n.limit.count();
       break;
+    case NoteKind::items_filtered:
+      j["step"] = text(n.step), j["count"] = n.count, j["total"] = n.total, j["by"] = n.detail;
+      break;
     case NoteKind::after_job_failed:
       j["step"] = text(n.step), j["job"] = n.job, j["timed_out"] = n.timed_out, j["detail"] = text(n.detail);
       break;
@@ -220,6 +234,32 @@ void JsonEvents::note(const pipeline::Note& n) {
       break;
   }
   j["message"] = text(note_text(n));  // the console's words, for people reading the log
+  emit(j.dump());
+}
+
+// A running job's state, for `status` and `job_slow`.
+static ordered_json progress_json(const pipeline::JobProgress& p, const util::Masker& mask) {
+  auto j = job_event("", *p.job, mask);
+  j.erase("event");
+  j.erase("time");
+  job_identity(j, *p.job, mask);
+  j["age_ms"] = p.age.count();
+  j["left_ms"] = p.left ? ordered_json(p.left->count()) : ordered_json();
+  j["tail"] = util::valid_utf8(mask.mask(p.tail));
+  return j;
+}
+
+void JsonEvents::status(const std::vector<pipeline::JobProgress>& jobs) {
+  auto j = base("status");
+  ordered_json list = ordered_json::array();
+  for (const auto& p : jobs) list.push_back(progress_json(p, m_mask));
+  j["jobs"] = list;
+  emit(j.dump());
+}
+
+void JsonEvents::job_slow(const pipeline::JobProgress& p) {
+  auto j = base("job_slow");
+  j.update(progress_json(p, m_mask));
   emit(j.dump());
 }
 
@@ -255,6 +295,7 @@ std::string plan_json(const pipeline::Pipeline& p, const std::vector<pipeline::P
       job["job"] = j.job;
       job["worker"] = j.worker;  // 0: the first free worker of the pool takes it
       job["host"] = j.host;
+      job["name"] = text(j.name);
       job["command"] = text(j.command);
       nlohmann::json items = nlohmann::json::array();
       for (const auto& i : j.items) items.push_back(text(i));

@@ -32,6 +32,8 @@ class JsonEvents : public pipeline::Observer {
   void step_finished(const pipeline::StepInfo&, const pipeline::StepResult&) override;
   void run_finished(const pipeline::RunResult&) override;
   void note(const pipeline::Note&) override;
+  void status(const std::vector<pipeline::JobProgress>&) override;
+  void job_slow(const pipeline::JobProgress&) override;
   void host_down(const pipeline::HostEvent&) override;
 
  private:

@@ -26,10 +26,31 @@ std::string iso(std::chrono::system_clock::time_point t) {
   return buf;
 }
 
+// A testcase's name: the job's name, what it tests (its item), the same in every run — never
+// its expanded command, which may hold the run id (a compose project).
 std::string case_name(const JobEntry& j) {
-  if (j.kind == JobKind::setup) return fmt::format("setup [n={}]", j.worker);
-  if (j.kind == JobKind::teardown) return fmt::format("teardown [n={}]", j.worker);
+  if (!j.name.empty()) return j.name;
   return j.items.empty() ? j.command : util::join(j.items, " ");
+}
+
+// The earlier attempts of the job whose final attempt is `j`, as Maven Surefire writes
+// them: `flakyFailure` when the job passed in the end, `rerunFailure` when it did not;
+// each with its reason and the end of its output. Attempts lost with their host are not
+// the job's failures: they are said in its system-out.
+std::string earlier_attempts(const RunRecord& run, size_t step, const JobEntry& j) {
+  const bool passed = j.result.status == JobStatus::passed;
+  std::string out;
+  for (const auto& e : run.jobs) {
+    if (&e == &j || e.step != step || e.job != j.job || e.kind != j.kind || e.attempt >= j.attempt ||
+        e.result.infrastructure || e.result.status == JobStatus::passed)
+      continue;
+    const char* element = passed ? "flakyFailure" : "rerunFailure";
+    out += fmt::format("      <{} type=\"{}\" message=\"{}\"><system-out>{}</system-out></{}>\n", element,
+                       status_name(e.result.status), xml_escape(fmt::format("attempt {}: {}", e.attempt + 1,
+                                                                               describe(e.result, e.attempt))),
+                       xml_escape(e.tail), element);
+  }
+  return out;
 }
 
 // The testsuite of a job that reported its tests: a testcase per test (a failure with its
@@ -100,6 +121,7 @@ std::string junit_xml(const RunRecord& run) {
   size_t all_tests = 0, all_failures = 0, all_skipped = 0;
   for (size_t s = 0; s < run.steps.size(); ++s) {
     const StepEntry& step = run.steps[s];
+    if (step.own) continue;  // pcr's own work (the compose teardown), not a test
     const std::string suite_name = (step.cleanup ? "cleanup: " : "") + step.name;
     std::string cases, job_suites;
     size_t tests = 0, failures = 0, skipped = 0;
@@ -116,7 +138,16 @@ std::string junit_xml(const RunRecord& run) {
     std::stable_sort(step_jobs.begin(), step_jobs.end(), [](const JobEntry* a, const JobEntry* b) {
       return a->kind != b->kind ? a->kind < b->kind : a->job < b->job;
     });
+    // A worker's set-up or tear-down is no test: its failure goes to the suite's
+    // system-err (the tests it kept from running fail or are skipped on their own).
+    std::string system_err;
     for (const JobEntry* j : step_jobs) {
+      if (j->kind != JobKind::job) {
+        if (j->result.status != JobStatus::passed && j->result.status != JobStatus::cancelled)
+          system_err += fmt::format("{} [n={}{}] {}\n{}", j->kind == JobKind::setup ? "setup" : "teardown", j->worker,
+                                    j->host.empty() ? "" : " @" + j->host, describe(j->result, j->attempt), j->tail);
+        continue;
+      }
       if (j->result.tests && j->result.tests->unreadable.empty()) {
         // A job that reported its tests: a testsuite of its own, after its step's.
         size_t t = 0, f = 0, k = 0;
@@ -139,8 +170,11 @@ std::string junit_xml(const RunRecord& run) {
         body += fmt::format("      <failure type=\"{}\" message=\"{}\">{}</failure>\n", status_name(r.status),
                             xml_escape(describe(r, j->attempt)), xml_escape(j->tail));
       }
-      std::string meta = fmt::format("worker: {}\n{}attempts: {}\ncommand: {}\n", j->worker,
-                                     j->host.empty() ? "" : "host: " + j->host + "\n", retries + 1, j->command);
+      body += earlier_attempts(run, s, *j);
+      std::string meta = fmt::format("worker: {}\n{}{}attempts: {}\ncommand: {}\n", j->worker,
+                                     j->host.empty() ? "" : "host: " + j->host + "\n",
+                                     j->project.empty() ? "" : "project: " + j->project + "\n", retries + 1,
+                                     j->command);
       for (const auto& earlier : run.jobs)
         if (&earlier != j && earlier.step == s && earlier.job == j->job && earlier.kind == j->kind &&
             earlier.result.infrastructure)
@@ -150,8 +184,9 @@ std::string junit_xml(const RunRecord& run) {
       cases += fmt::format("    <testcase classname=\"{}\" name=\"{}\" time=\"{}\" status=\"{}\">\n{}    </testcase>\n",
                            xml_escape(suite_name), xml_escape(case_name(*j)), seconds(r.duration), status, body);
     }
+    if (!system_err.empty()) cases += fmt::format("    <system-err>{}</system-err>\n", xml_escape(system_err));
     all_tests += tests, all_failures += failures, all_skipped += skipped;
-    if (tests == 0) {  // every job reported its tests: the step is their suites
+    if (tests == 0 && system_err.empty()) {  // every job reported its tests: the step is their suites
       suites += job_suites;
       continue;
     }

@@ -82,6 +82,7 @@ void Recorder::step_started(const pipeline::StepInfo& s) {
   e.index = s.index, e.of = s.of, e.jobs = s.jobs, e.workers = s.workers;
   e.start = now();
   e.ran = true;
+  e.own = s.step && s.step->own;
   m_record.steps.push_back(std::move(e));
 }
 
@@ -93,7 +94,9 @@ void Recorder::job_finished(const pipeline::JobInfo& job, const pipeline::JobRes
   e.kind = job.kind;
   e.job = job.job, e.worker = job.worker, e.attempt = job.attempt;
   e.host = job.host;
+  e.name = m_mask.mask(job_name(job));
   e.command = m_mask.mask(job.command);
+  e.project = m_mask.mask(job.project);
   for (const auto& item : job.items) e.items.push_back(m_mask.mask(item));
   e.result = r;
   e.result.detail = m_mask.mask(r.detail);
@@ -121,6 +124,7 @@ void Recorder::step_finished(const pipeline::StepInfo& s, const pipeline::StepRe
     e.cleanup = s.cleanup;
     e.index = s.index, e.of = s.of;
     e.start = now();
+    e.own = s.step && s.step->own;
     m_record.steps.push_back(std::move(e));
   }
   StepEntry& e = m_record.steps.back();

@@ -20,8 +20,10 @@ struct JobEntry {
   pipeline::JobKind kind = pipeline::JobKind::job;
   unsigned job = 0, worker = 0, attempt = 0;
   std::string host;  // its worker's host, with hosts
+  std::string name;  // what it tests (pipeline::JobInfo::name)
   std::string command;
   std::vector<std::string> items;
+  std::string project;  // its compose project, when it has one
   pipeline::JobResult result;
   Millis start{0};   // since the run started
   std::string tail;  // the end of its output, for jobs that did not pass
@@ -35,6 +37,7 @@ struct StepEntry {
   pipeline::StepResult result;
   Millis start{0};
   bool ran = false;  // false: skipped
+  bool own = false;  // pcr's own step (pipeline::Step::own), not the user's tests
 };
 
 struct RunRecord {
