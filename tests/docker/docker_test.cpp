@@ -561,3 +561,102 @@ TEST(Compose, ARecordThatCannotBeWrittenIsPcrsFailure) {
   EXPECT_NE(r.out.find("cannot record compose project"), std::string::npos) << r.out;
   EXPECT_EQ(docker_leftovers(c.base), "");
 }
+
+// A failing job's services' logs, `ps` and state are saved before its cluster goes down,
+// under --log-dir, masked; the summary and the JUnit point at them. A failing set-up too.
+TEST(Compose, AFailingWorkersServiceLogsAreKept) {
+  Cluster c;
+  c.dir.write("docker-compose.yml", R"Y(version: "2.4"
+services:
+  db:
+    image: pcr-busybox:test
+    init: true
+    command: ["sh", "-c", "echo db says the password is $$DB_PASSWORD; echo duplicate key in orders; sleep 3600"]
+    environment:
+      DB_PASSWORD: ${DB_PASSWORD}
+  web:
+    image: pcr-busybox:test
+    init: true
+    command: ["sleep", "3600"]
+)Y");
+  c.dir.write("ci.yaml", "name: " + c.base + R"(
+env: {DB_PASSWORD: hunter2-secret}
+secrets: [DB_PASSWORD]
+compose:
+  file: docker-compose.yml
+steps:
+  - name: tests
+    workers: 2
+    setup: docker-compose up -d 2>&1
+    for_each: [good, bad]
+    run: "{exec web} sh -c 'test {items} = good'"
+)");
+  auto r = run_pcr({"run", "--no-color", "--log-dir", c.dir.file("logs"), "--junit", c.dir.file("j.xml"),
+                    c.dir.file("ci.yaml")});
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  const std::string dir = c.dir.file("logs/services/tests");
+  std::string found;
+  for (const auto& e : fs::directory_iterator(dir)) found += e.path().filename().string() + " ";
+  EXPECT_EQ(found.find("good"), std::string::npos) << "a passing job saves nothing: " << found;
+  const std::string bad = dir + "/bad-n" + (exists(dir + "/bad-n1") ? "1" : "2");
+  const std::string db = read_file(bad + "/db.log");
+  EXPECT_NE(db.find("duplicate key in orders"), std::string::npos) << db;
+  EXPECT_EQ(db.find("hunter2"), std::string::npos) << "a secret in a service's log is masked: " << db;
+  EXPECT_NE(db.find("***"), std::string::npos) << db;
+  EXPECT_NE(read_file(bad + "/state.txt").find("db running"), std::string::npos);
+  EXPECT_TRUE(exists(bad + "/ps.txt") && exists(bad + "/web.log"));
+  EXPECT_NE(r.out.find("saved: " + bad), std::string::npos) << r.out;
+  EXPECT_NE(read_file(c.dir.file("j.xml")).find("[[ATTACHMENT|" + bad + "/db.log]]"), std::string::npos);
+  EXPECT_EQ(docker_leftovers(c.base), "");
+}
+
+// A service that dies on start fails the set-up; its logs are saved before the worker's
+// tear-down, named in the summary with its exit code and last line.
+TEST(Compose, AFailingSetUpsServiceLogsAreKeptAndTheDeadServiceNamed) {
+  Cluster c;
+  c.dir.write("docker-compose.yml", R"Y(version: "2.4"
+services:
+  db:
+    image: pcr-busybox:test
+    command: ["sh", "-c", "echo FATAL could not open the data directory; exit 3"]
+)Y");
+  c.dir.write("ci.yaml", "name: " + c.base + R"(
+compose:
+  file: docker-compose.yml
+steps:
+  - name: tests
+    setup: docker-compose up -d 2>&1 && sleep 1 && docker-compose ps | grep -q 'Exit 3' && exit 1
+    for_each: [t]
+    run: "true"
+)");
+  auto r = run_pcr({"run", "--no-color", "--log-dir", c.dir.file("logs"), c.dir.file("ci.yaml")});
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  const std::string saved = c.dir.file("logs/services/tests/setup-n1");
+  EXPECT_NE(read_file(saved + "/db.log").find("FATAL could not open the data directory"), std::string::npos)
+      << read_file(saved + "/db.log");
+  EXPECT_NE(r.out.find("db exited with code 3"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("│ "), std::string::npos);
+  EXPECT_EQ(docker_leftovers(c.base), "");
+}
+
+// Clusters are removed with their volumes: the teardown does not wait compose's 10 s for
+// services that ignore SIGTERM.
+TEST(Compose, TeardownOfTermIgnoringServicesIsQuick) {
+  Cluster c;
+  c.dir.write("docker-compose.yml", k_stubborn_compose);
+  auto r = run_yaml(c.dir, c.pipeline(R"(  - name: up
+    parallel: 2
+    run: docker-compose up -d 2>&1
+)"),
+                    {"--no-color", "--json", c.dir.file("e.jsonl")});
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  long longest = 0;
+  for (const auto& line : pcr::util::split_lines(read_file(c.dir.file("e.jsonl"))))
+    if (line.find("\"job_end\"") != std::string::npos && line.find("\"step\":\"compose teardown\"") != std::string::npos) {
+      const auto at = line.find("\"duration_ms\":");
+      longest = std::max(longest, std::stol(line.substr(at + 14)));
+    }
+  EXPECT_GT(longest, 0);
+  EXPECT_LE(longest, 3000) << "a cluster of TERM-ignoring services took " << longest << " ms to go down";
+  EXPECT_EQ(docker_leftovers(c.base), "");
+}

@@ -266,6 +266,26 @@ int print_plan(const pipeline::Pipeline& p, pipeline::RunOptions ro, bool no_col
 std::optional<int> supervise_run(const pipeline::Pipeline& p, const RunFlags& f,
                                  std::string& run_id);
 
+// Where what extensions save about failed jobs goes (compose: services' logs): under
+// --log-dir, else `.pcr/services/<run id>` beside the pipeline, of which the last few runs
+// are kept ({run_id}: the engine's, when no supervisor chose one).
+std::string saved_dir(const pipeline::Pipeline& p, const std::string& log_dir, const std::string& run_id) {
+  if (p.extensions.empty()) return "";
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!log_dir.empty()) return (fs::absolute(log_dir, ec) / "services").string();
+  const fs::path base = fs::absolute(fs::path(pipeline_dir(p)) / ".pcr" / "services", ec);
+  // The newest runs' folders stay (with this one, k_saved_runs): bounded, and the last
+  // failure's logs are still there to read.
+  constexpr std::size_t k_saved_runs = 3;
+  std::vector<std::pair<fs::file_time_type, fs::path>> runs;
+  for (fs::directory_iterator it(base, ec), end; !ec && it != end; it.increment(ec))
+    if (it->is_directory(ec) && !it->is_symlink(ec)) runs.emplace_back(it->last_write_time(ec), it->path());
+  std::sort(runs.begin(), runs.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (std::size_t i = k_saved_runs - 1; i < runs.size(); ++i) fs::remove_all(runs[i].second, ec);
+  return (base / (run_id.empty() ? "{run_id}" : run_id)).string();
+}
+
 // `--rerun-failed` and `--only` into `ro`, with the last run's record (read whatever the
 // flags: a filtered run merges into it). Returns an exit code when there is nothing to
 // run: the last run passed whole.
@@ -324,6 +344,7 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
     if (auto code = supervise_run(p, f, ro.run_id)) return *code;
     ro.supervisor_fd = g_supervisor_fd;
   }
+  ro.saved_dir = saved_dir(p, f.log_dir, ro.run_id);
   auto console_options = report::detect_console(1, f.no_color);
   console_options.output =
       f.output == "prefixed" ? report::OutputStyle::prefixed : report::OutputStyle::grouped;

@@ -201,7 +201,7 @@ class Loader {
       error(n, "compose: expected a mapping with `file:` (and `project`, `env`, `teardown`)");
       return c;
     }
-    check_keys(n, {"file", "project", "env", "teardown"}, "compose");
+    check_keys(n, {"file", "project", "env", "teardown", "logs", "stop_timeout"}, "compose");
     const fs::path dir = fs::absolute(fs::path(m_file), m_ec).parent_path();
     auto add_file = [&](const YAML::Node& f) {
       std::string name = scalar(f, "compose file");
@@ -225,6 +225,20 @@ class Loader {
                              : (!pipeline_name.empty() ? pipeline_name : dir.filename().string());
     if (auto e = n["env"]) c.env = env(e);
     if (auto t = n["teardown"]) c.teardown = boolean(t, "compose teardown");
+    if (auto l = n["logs"]) {
+      const std::string v = scalar(l, "compose logs");
+      using Logs = docker::ComposeConfig::Logs;
+      if (v == "on-failure" || v == "on_failure")
+        c.logs = Logs::on_failure;
+      else if (v == "always")
+        c.logs = Logs::always;
+      else if (v == "never")
+        c.logs = Logs::never;
+      else
+        error(l, fmt::format("compose logs: expected `on-failure`, `always` or `never`, not `{}`", util::visible(v)));
+    }
+    if (auto t = n["stop_timeout"])
+      c.stop_timeout = duration(t);
     c.state_dir = docker::state_dir(dir.string());
     return c;
   }

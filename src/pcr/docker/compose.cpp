@@ -27,6 +27,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 #include <stdexcept>
 
@@ -44,9 +45,9 @@ std::string planned_project(const std::string& base, unsigned n);
 // `{exec}` log when done. Where compose cannot (its file gone, moved or broken), what
 // carries the project's label goes straight through docker.
 constexpr const char* k_down_script = R"SH(#!/bin/sh
-# Written by pcr. usage: down.sh 'COMPOSE COMMAND' RECORD EXEC_LOG PROJECT
+# Written by pcr. usage: down.sh 'COMPOSE COMMAND' RECORD EXEC_LOG PROJECT [STOP_SECONDS]
 for try in 1 2; do
-  out=$(eval "$1 down -v --remove-orphans" 2>&1)
+  out=$(eval "$1 down -v --remove-orphans -t ${5:-10}" 2>&1)
   rc=$?
   [ -n "$out" ] && printf '%s\n' "$out"
   if [ $rc = 0 ]; then rm -f "$2" "$3"; exit 0; fi
@@ -100,15 +101,68 @@ std::string script_or_throw(const std::string& dir, const std::string& name, con
 // The command that takes `record`'s project down on its host; the script goes in
 // `pcr_dir` (.pcr). `write`: false in a plan, which shows the command and writes nothing.
 std::string teardown_command(const ProjectRecord& r, const std::string& record_path,
-                             const std::string& pcr_dir, bool write = true) {
+                             const std::string& pcr_dir, bool write = true, long stop_seconds = 10) {
   const std::string script = write ? script_or_throw(pcr_dir, "down.sh", k_down_script)
                                    : fs::absolute(fs::path(pcr_dir) / "down.sh").string();
   const std::string exec_log = (fs::absolute(fs::path(pcr_dir)) / "exec" / (r.project + ".log")).string();
   std::string cmd =
       util::shell_join({script, util::shell_join(compose_argv(r.version, r.files, r.project)), record_path, exec_log,
-                        r.project});
+                        r.project, std::to_string(stop_seconds)});
   if (!r.docker_host.empty()) cmd = "DOCKER_HOST=" + util::shell_quote(r.docker_host) + " " + cmd;
   return cmd;
+}
+
+// The most of each service's log kept (its end): a chatty database cannot fill the disk.
+constexpr std::size_t k_service_log_bytes = 1u << 20;
+
+// Whole seconds for compose's `-t`, rounded up: 0 would not wait for a clean exit at all.
+long stop_seconds(std::chrono::milliseconds t) { return static_cast<long>((t.count() + 999) / 1000); }
+
+// Saves what a worker's cluster says, for a job or set-up that failed: every service's
+// log (its last MAX_BYTES, with timestamps), `ps`, and each container's state (exit code,
+// OOM-killed, health and its last probe outputs). A project with no container (never
+// brought up) leaves nothing. pcr masks the files afterwards.
+constexpr const char* k_logs_script = R"SH(#!/bin/sh
+# Written by pcr. usage: logs.sh 'COMPOSE COMMAND' DIR MAX_BYTES v1|v2
+compose=$1 dir=$2 cap=$3 all=
+[ "$4" = v2 ] && all=-a
+ids=$(eval "$compose ps -q $all" 2>/dev/null)
+[ -n "$ids" ] || exit 0
+mkdir -p "$dir" || exit 1
+eval "$compose ps $all" > "$dir/ps.txt" 2>&1
+for s in $(eval "$compose config --services" 2>/dev/null); do
+  eval "$compose logs --no-color --timestamps \"\$s\"" 2>&1 | tail -c "$cap" > "$dir/$s.log"
+done
+for id in $ids; do
+  docker inspect --format '{{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} exit={{.State.ExitCode}} oom={{.State.OOMKilled}} health={{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$id"
+  docker inspect --format '{{if .State.Health}}{{range .State.Health.Log}}{{if .Output}}{{printf "%q" .Output}}{{"\n"}}{{end}}{{end}}{{end}}' "$id" | grep -v '^$' | tail -n 2 | sed 's/^/  probe: /'
+done > "$dir/state.txt" 2>&1
+exit 0
+)SH";
+
+// The services of `dir`'s state.txt (logs.sh) that exited non-zero, died, were
+// OOM-killed or are unhealthy, each with its last log lines: what to read first.
+std::string troubled_services(const std::string& dir) {
+  auto state = util::read_file(dir + "/state.txt", 1u << 20);
+  if (!state) return "";
+  std::string out;
+  for (const auto& line : util::split_lines(*state)) {
+    if (line.empty() || line[0] == ' ') continue;
+    std::istringstream in(line);
+    std::string service, status, exit, oom, health;
+    in >> service >> status >> exit >> oom >> health;
+    const std::string code = exit.rfind("exit=", 0) == 0 ? exit.substr(5) : "";
+    const bool oom_killed = oom == "oom=true";
+    const bool unhealthy = health == "health=unhealthy";
+    const bool died = (status == "exited" && code != "0") || status == "dead";
+    if (!died && !oom_killed && !unhealthy) continue;
+    std::string what = died ? fmt::format("{} exited with code {}", service, code) : service + " is " + status;
+    if (oom_killed) what += ", OOM-killed";
+    if (unhealthy) what += ", unhealthy";
+    out += what + "\n";
+    for (const auto& l : util::split_lines(util::tail_lines(fmt::format("{}/{}.log", dir, service), 5))) out += "  │ " + l + "\n";
+  }
+  return out;
 }
 
 // What `{exec SERVICE}` runs: the command in the service through `compose exec -T`, with
@@ -196,6 +250,13 @@ struct State {
 
   // Where the exec wrapper lives: .pcr/exec.sh beside the projects' records.
   std::string exec_script_path() const { return (fs::absolute(pcr_dir()) / "exec.sh").string(); }
+
+  // The logs script, written on first use.
+  std::string logs_script() {
+    if (logs_path.empty()) logs_path = script_or_throw(pcr_dir().string(), "logs.sh", k_logs_script);
+    return logs_path;
+  }
+  std::string logs_path;
 
   // The exec wrapper and its stop script, written on first use.
   std::string exec_script() {
@@ -460,6 +521,22 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
     if (!docker_host.empty()) cmd = "DOCKER_HOST=" + util::shell_quote(docker_host) + " " + cmd;
     return cmd;
   };
+  // Before anything else touches a worker whose job or set-up failed: its services' logs.
+  ext.collect = [state](const JobContext& ctx, bool failed, const std::string& dir) -> std::optional<std::string> {
+    using Logs = ComposeConfig::Logs;
+    if (state->config.logs == Logs::never || (!failed && state->config.logs != Logs::always)) return std::nullopt;
+    const std::string project = project_name(state->config.project, ctx.run_id, ctx.number);
+    const std::string compose = util::shell_join(compose_argv(state->compose_version(), state->config.files, project));
+    std::string script;
+    try {
+      script = state->logs_script();
+    } catch (const std::exception&) {
+      return std::nullopt;  // .pcr cannot be written: no logs, the job's result stands
+    }
+    return util::shell_join({script, compose, dir, std::to_string(k_service_log_bytes),
+                             state->compose_version() == ComposeVersion::v2 ? "v2" : "v1"});
+  };
+  ext.summarize = [](const std::string& dir) { return troubled_services(dir); };
   // The run's own projects, only when a teardown was asked for; the teardown step in the
   // supervisor's cleanup run knows nothing was handed out in its process.
   ext.engine_died = [state](const std::string& run_id, std::string& log) {
@@ -499,8 +576,8 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
       return fmt::format("echo {}", util::shell_quote(fmt::format(
                                         "host {} does not answer: project {} stays recorded for `pcr clean`",
                                         record.host, record.project)));
-    return teardown_command(record, record_path(state->config.state_dir, record),
-                            state->pcr_dir().string(), !planning);
+    return teardown_command(record, record_path(state->config.state_dir, record), state->pcr_dir().string(),
+                            !planning, stop_seconds(state->config.stop_timeout));
   });
   down.texts.push_back("<compose> down -v --remove-orphans");
   down.options.timeout = pipeline::Millis(5 * 60 * 1000);

@@ -19,6 +19,12 @@ struct ComposeConfig {
   std::string project;             // base name
   pipeline::Env env;
   bool teardown = true;
+  // `logs:`: when a worker's services' logs are saved (docs/docker.md).
+  enum class Logs { on_failure, always, never };
+  Logs logs = Logs::on_failure;
+  // `stop_timeout:`: how long the teardown's `down` lets a container stop before killing
+  // it. Its volumes go with it: a graceful stop saves nothing.
+  std::chrono::milliseconds stop_timeout{1000};
   std::string state_dir;           // where projects are recorded: <pipeline folder>/.pcr/projects
   // v1 or v2, resolved before the run (detect_compose_version) so that no job start waits
   // on `docker compose version`.

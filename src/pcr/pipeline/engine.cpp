@@ -153,6 +153,9 @@ int Engine::run() {
   const Pipeline& p = m_run.pipeline;
   const RunOptions& o = m_run.options;
   m_run.run_id = o.run_id.empty() ? make_run_id() : o.run_id;
+  m_run.saved_dir = o.saved_dir;
+  if (const auto at = o.saved_dir.find("{run_id}"); at != std::string::npos)
+    m_run.saved_dir.replace(at, 8, m_run.run_id);
   if (!make_spool()) return 3;  // pcr itself cannot run (docs/cli.md); nothing started
   m_steps = selected_steps(p, o);
   m_timings_path = timings_path(p, o);

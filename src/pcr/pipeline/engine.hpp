@@ -51,6 +51,9 @@ struct RunOptions {
   // `--rerun-failed`: each for_each step runs only the items of `last_run` that did not
   // pass (all of a step that did not run); `--only`: only the items matching one of these
   // globs. Every other step runs as usual (rerun.hpp).
+  // Where extensions save what they know of a failed job (compose: its services' logs):
+  // `<dir>/<step>/<job>/`. "" : nowhere.
+  std::string saved_dir;
   bool rerun_failed = false;
   std::vector<std::string> only;
   // The last run's record, when there is one, and where this run leaves its own ("":

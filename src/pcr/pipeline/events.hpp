@@ -117,6 +117,11 @@ struct JobResult {
   // The failure is pcr's own, not the job's: its output could not be kept for the step to
   // read, or pcr could not prepare it (a record it must write). The run then exits 3.
   bool own_fault = false;
+  // What an extension saved about it (compose: its services' logs): the folder, its files
+  // (masked), and what to read first (services that exited or are unhealthy).
+  std::string saved_dir;
+  std::vector<std::string> saved_files;
+  std::string saved_summary;
   // The tests it reported (`results:`), when the step reads them; null otherwise.
   std::shared_ptr<const results::Results> tests;
   bool skipped = false;  // its tests skipped themselves as a whole (TAP `1..0 # SKIP`)

@@ -172,6 +172,15 @@ struct Extension {
   // the job's process group does not reach). nullopt: nothing to do. Bounded by its own
   // timeout, not the job's kill_grace; a failure is reported as a note.
   std::function<std::optional<std::string>(const JobContext&)> after_job;
+  // A command that saves, into folder `dir`, what the extension's world knows of a job or
+  // set-up that just ended (compose: every service's log, `ps`, each container's state),
+  // before anything else touches its worker; `failed` says whether it failed. nullopt:
+  // nothing to save (compose `logs: on-failure` and a job that passed). The engine masks
+  // the files it wrote and hands them to the observers with the job's result.
+  std::function<std::optional<std::string>(const JobContext&, bool failed, const std::string& dir)> collect;
+  // Of the files `collect` wrote into `dir`, what a reader should see at once (compose:
+  // the services that exited or are unhealthy, with their last log lines); "" for none.
+  std::function<std::string(const std::string& dir)> summarize;
 };
 
 struct Pipeline {

@@ -2,6 +2,7 @@
 #include <pcr/results/junit.hpp>
 #include <pcr/results/tap.hpp>
 #include <pcr/util/glob.hpp>
+#include <pcr/util/escape.hpp>
 #include <pcr/util/io.hpp>
 #include <pcr/util/text.hpp>
 
@@ -23,6 +24,13 @@ namespace {
 
 // How long an extension's after-job command (Extension::after_job) may take.
 constexpr Millis k_after_job_timeout{60'000};
+// The most of a file an extension saved that pcr reads to mask (its logs are tails).
+constexpr std::size_t k_max_saved_file = 8u << 20;
+
+// A process that failed by itself: not stopped by pcr (a cancel, an interrupt).
+bool failed_by_itself(const proc::Exit& e) {
+  return !e.stopped && (e.exit_code != 0 || e.signal != 0 || e.timed_out || e.idle_timed_out);
+}
 
 // A stdout kept for pcr to read (items, capture, expect, TAP) holds what the job printed,
 // unmasked (docs/pipeline.md): it leaves the disk as soon as it has been read.
@@ -93,6 +101,7 @@ struct StepRun::Job {
   std::map<std::string, FileStamp> junit_before;
   bool own_fault = false;  // the attempt could not start through pcr's own failure
   bool passed = false;     // its final attempt passed
+  std::string saved_dir;   // where the extensions saved what they know of this attempt
   bool running = false;    // an attempt is under way
   proc::Clock::time_point started_at;  // of the current attempt
   proc::Loop::TimerId slow_timer = 0;  // `slow:`: its SLOW lines
@@ -501,25 +510,45 @@ void StepRun::start_task(unsigned worker, JobKind kind) {
       [this, worker](proc::Stream, std::string_view data) {
         m_run.observer.job_output(m_tasks[worker], data);
       },
-      [this, worker, error, host, setup](const proc::Exit& exit) {
+      [this, worker, error, host, setup, ctx](const proc::Exit& exit) {
         JobResult r = classify(exit, error, false);
-        auto conclude = [this, worker, r, host, setup]() mutable {
-          if (host && !m_run.hosts.up(*host) && setup) {
-            r.infrastructure = true;
-            r.detail = m_run.hosts.lost(*host);
-            m_run.observer.job_finished(m_tasks[worker], r);
-            m_scheduler->setup_lost(worker);
-            return;
-          }
-          m_run.observer.job_finished(m_tasks[worker], r);
-          if (r.status != JobStatus::passed && r.status != JobStatus::cancelled) m_run.other_failures = true;
-          m_scheduler->worker_task_finished(worker, r.status == JobStatus::passed);
-        };
-        if (host && may_be_the_host(r) && !exit.stopped)
-          m_run.probe(*host, conclude);
-        else
-          conclude();
+        // A set-up that failed: what its cluster says (a service that did not come up),
+        // saved before the worker's tear-down takes it down.
+        const std::string saved = setup && failed_by_itself(exit) ? saved_dir_for("setup", worker, 0) : "";
+        const std::string collect = collect_command(ctx, true, saved);
+        if (!collect.empty()) {
+          run_helper(collect, ctx, m_tasks[worker].spool + ".saved", 0, [this, worker, exit, r, saved]() mutable {
+            take_saved(saved, r);
+            task_ended(worker, exit, std::move(r));
+          });
+          return;
+        }
+        task_ended(worker, exit, std::move(r));
       });
+}
+
+// A worker's set-up or tear-down ended (what its extensions saved already taken): said,
+// then the scheduler told, after asking its host whether it still answers when it failed.
+void StepRun::task_ended(unsigned worker, const proc::Exit& exit, JobResult result) {
+  const bool setup = m_tasks[worker].kind == JobKind::setup;
+  const auto host = host_of(worker, 0);
+  const bool ask_host = host && may_be_the_host(result) && !exit.stopped;
+  auto conclude = [this, worker, r = std::move(result), host, setup]() mutable {
+    if (host && !m_run.hosts.up(*host) && setup) {
+      r.infrastructure = true;
+      r.detail = m_run.hosts.lost(*host);
+      m_run.observer.job_finished(m_tasks[worker], r);
+      m_scheduler->setup_lost(worker);
+      return;
+    }
+    m_run.observer.job_finished(m_tasks[worker], r);
+    if (r.status != JobStatus::passed && r.status != JobStatus::cancelled) m_run.other_failures = true;
+    m_scheduler->worker_task_finished(worker, r.status == JobStatus::passed);
+  };
+  if (ask_host)
+    m_run.probe(*host, conclude);
+  else
+    conclude();
 }
 
 util::Expected<proc::Spawn> StepRun::spawn_for(const std::string& command, const JobContext& ctx,
@@ -654,34 +683,89 @@ void StepRun::start(std::size_t index, unsigned worker, unsigned attempt) {
         m_run.observer.job_output(m_jobs[index].info, data);
       },
       [this, index, error](const proc::Exit& exit) {
-        after_job(index, [this, index, error, exit] { ended(index, exit, error); });
+        after_job(index, failed_by_itself(exit), [this, index, error, exit] { ended(index, exit, error); });
       });
   job.ctx = std::move(ctx);
 }
 
+// Where what the extensions save about job (or task) `name` goes, or "".
+std::string StepRun::saved_dir_for(const std::string& name, unsigned worker, unsigned attempt) const {
+  if (m_run.saved_dir.empty() || !extended(m_step)) return "";
+  // Names come from items: masked before they become a path.
+  const util::Masker mask(m_run.options.secrets);
+  return fmt::format("{}/{}/{}-n{}{}", m_run.saved_dir, util::slug(mask.mask(m_info.name), 40),
+                     util::slug(mask.mask(name), 60), worker, attempt > 0 ? fmt::format(".try{}", attempt + 1) : "");
+}
+
+// The extensions' commands that save what they know of a job that ended (its services'
+// logs), to run first, while its world is as the job left it.
+std::string StepRun::collect_command(const JobContext& ctx, bool failed, const std::string& dir) const {
+  std::string command;
+  if (dir.empty()) return command;
+  for (const auto& ext : m_run.pipeline.extensions)
+    if (ext.collect)
+      if (auto c = ext.collect(ctx, failed, dir)) command += (command.empty() ? "" : "; ") + *c;
+  return command;
+}
+
+// What the extensions saved in `dir`, masked in place (a service may log a secret), into
+// `r`: the folder, its files, and what to read first.
+void StepRun::take_saved(const std::string& dir, JobResult& r) const {
+  std::error_code ec;
+  if (dir.empty() || !std::filesystem::is_directory(dir, ec)) return;
+  const util::Masker mask(m_run.options.secrets);
+  std::vector<std::string> files;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    if (it->is_regular_file(ec)) files.push_back(it->path().string());
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) {
+    // Bounded by the extension (a tail of each log); a file past that is cut, not read whole.
+    auto text = util::read_file(f, k_max_saved_file);
+    if (!text) continue;
+    const std::string masked = util::valid_utf8(mask.mask(*text));
+    if (masked != *text) util::replace_file(f, masked);
+  }
+  r.saved_dir = dir;
+  r.saved_files = std::move(files);
+  for (const auto& ext : m_run.pipeline.extensions)
+    if (ext.summarize) r.saved_summary += mask.mask(ext.summarize(dir));
+}
+
 // The extensions' after-job commands (e.g. stopping a command inside a container), run
-// before the job is reported and its worker goes on; then `then`.
-void StepRun::after_job(std::size_t index, std::function<void()> then) {
+// before the job is reported and its worker goes on; then `then`. First, what they save
+// about the job (its services' logs, when it failed).
+void StepRun::after_job(std::size_t index, bool failed, std::function<void()> then) {
   Job& job = m_jobs[index];
   std::string command;
-  if (extended(m_step))
+  job.saved_dir.clear();
+  if (extended(m_step)) {
+    const std::string dir = saved_dir_for(job.info.name, job.info.worker, job.info.attempt);
+    command = collect_command(job.ctx, failed, dir);
+    if (!command.empty()) job.saved_dir = dir;
     for (const auto& ext : m_run.pipeline.extensions)
       if (ext.after_job)
         if (auto c = ext.after_job(job.ctx)) command += (command.empty() ? "" : "; ") + *c;
+  }
   if (command.empty()) return then();
-  const std::string spool = job.info.spool + ".after";
-  auto described = spawn_for(command, job.ctx, spool);
+  run_helper(command, job.ctx, job.info.spool + ".after", job.info.job, std::move(then));
+}
+
+// An extension's command for a job or task (number `job`, 0 for a task) that ended,
+// bounded by its own timeout; a failure is a note. Then `then`.
+void StepRun::run_helper(const std::string& command, const JobContext& ctx, const std::string& spool, unsigned job,
+                         std::function<void()> then) {
+  auto described = spawn_for(command, ctx, spool);
   // An extension that failed here failed at the job's start too, which reported it.
   if (!described) return then();
   proc::Spawn spawn = std::move(*described);
   spawn.timeout = k_after_job_timeout;
   spawn.idle_timeout = Millis(0);
   spawn.kill_grace = k_helper_grace;
-  m_run.procs.spawn(std::move(spawn), nullptr, [this, index, spool, then](const proc::Exit& exit) {
+  m_run.procs.spawn(std::move(spawn), nullptr, [this, job, spool, then](const proc::Exit& exit) {
     if (exit.exit_code != 0 || exit.signal != 0 || exit.timed_out || !exit.spawn_error.empty()) {
       Note n{NoteKind::after_job_failed};
       n.step = m_info.name;
-      n.job = m_jobs[index].info.job;
+      n.job = job;
       n.timed_out = exit.timed_out;
       n.detail = util::tail_lines(spool, 5);
       m_run.observer.note(n);
@@ -713,6 +797,7 @@ void StepRun::ended(std::size_t index, const proc::Exit& exit, const std::string
   if (job.slow_timer) m_run.loop.cancel(std::exchange(job.slow_timer, 0));
   JobResult r = classify(exit, build_error, m_run.timed_out && !m_info.cleanup);
   r.own_fault = job.own_fault;
+  take_saved(std::exchange(job.saved_dir, ""), r);
   if (!r.output_error.empty()) {
     // Said on the job, and the run fails for it at the end.
     add_detail(r, "its output could not all be kept (" + r.output_error + ")");

@@ -60,6 +60,7 @@ struct RunState {
   HostPool hosts;
   std::string run_id;
   std::string spool_dir;
+  std::string saved_dir;  // RunOptions::saved_dir, for this run ("" : nothing saved)
   Vars base_env;  // pcr's environment, then the pipeline's `env`
   std::map<std::string, std::vector<std::string>> captures;  // `capture:` VAR → lines
   std::map<std::string, std::string> exported;  // VAR → its lines joined, when they fit the environment
@@ -133,7 +134,13 @@ class StepRun : public sched::JobRunner {
   JobResult classify(const proc::Exit& exit, const std::string& build_error,
                      bool pipeline_timed_out) const;
   void export_capture(const std::string& var, const std::vector<std::string>& lines);
-  void after_job(std::size_t index, std::function<void()> then);
+  void after_job(std::size_t index, bool failed, std::function<void()> then);
+  void run_helper(const std::string& command, const JobContext& ctx, const std::string& spool, unsigned job,
+                  std::function<void()> then);
+  void task_ended(unsigned worker, const proc::Exit& exit, JobResult result);
+  std::string saved_dir_for(const std::string& name, unsigned worker, unsigned attempt) const;
+  std::string collect_command(const JobContext& ctx, bool failed, const std::string& dir) const;
+  void take_saved(const std::string& dir, JobResult& r) const;
   void record_timing(const Job& job, const JobResult& r);
   void ended(std::size_t index, const proc::Exit& exit, const std::string& build_error);
   void conclude(std::size_t index, JobResult r, std::optional<std::size_t> host);

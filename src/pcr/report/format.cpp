@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <functional>
 
 namespace pcr::report {
@@ -158,6 +159,16 @@ std::string job_line(const pipeline::JobInfo& job, const pipeline::JobResult& r,
 
 std::string live_line(const pipeline::JobInfo& job, const Style& style) {
   return style.dim(fmt::format("▶ {}{}", util::elide(v(job_name(job)), 120), where(job))) + command_after(job, style);
+}
+
+std::string saved_text(const pipeline::JobResult& r, const Style& style) {
+  if (r.saved_dir.empty()) return "";
+  std::string names;
+  for (const auto& f : r.saved_files) names += (names.empty() ? "" : ", ") + std::filesystem::path(f).filename().string();
+  std::string out = style.dim("    saved: ") + v(r.saved_dir) + style.dim(" (" + v(names) + ")") + "\n";
+  for (const auto& line : util::split_lines(r.saved_summary))
+    out += "    " + (line.rfind("  │", 0) == 0 ? style.dim(v(line)) : style.red(v(line))) + "\n";
+  return out;
 }
 
 std::string progress_text(const pipeline::JobInfo& job, const pipeline::JobProgress& p, const Style& style) {
@@ -407,6 +418,7 @@ std::string summary(const Summary& s, const Style& style) {
         }
       }
       for (const auto& line : util::split_lines(j.tail)) out += style.dim("    │ ") + v(line) + "\n";
+      out += saved_text(j.result, style);
     }
   }
   if (!s.hosts_down.empty()) {

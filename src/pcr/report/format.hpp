@@ -106,6 +106,11 @@ std::string job_name(const pipeline::JobInfo& job);
 // timeout, then its last lines of output; and the one line a `slow:` step prints.
 std::string progress_text(const pipeline::JobInfo& job, const pipeline::JobProgress& p, const Style& style);
 std::string slow_line(const pipeline::JobInfo& job, const pipeline::JobProgress& p);
+
+// What an extension saved about a failed job (its services' logs): the folder and its
+// files, then the services that exited or are unhealthy with their last lines; "" when
+// nothing was saved.
+std::string saved_text(const pipeline::JobResult& r, const Style& style);
 // The tests the jobs of a run reported (`results:`), counted over their final attempts.
 struct TestCounts {
   std::size_t jobs = 0;  // jobs that reported tests

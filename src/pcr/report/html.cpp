@@ -187,6 +187,15 @@ std::string html_report(const RunRecord& run) {
       out += "</ul>\n";
     }
     out += fmt::format("<pre class=\"output\">{}</pre>\n", html_escape(j.tail));
+    if (!j.result.saved_dir.empty()) {
+      out += "<p class=\"saved\">saved:";
+      for (const auto& f : j.result.saved_files)
+        out += fmt::format(" <a href=\"file://{}\">{}</a>", html_escape(f),
+                           html_escape(f.substr(f.rfind('/') == std::string::npos ? 0 : f.rfind('/') + 1)));
+      out += "</p>\n";
+      if (!j.result.saved_summary.empty())
+        out += fmt::format("<pre class=\"services\">{}</pre>\n", html_escape(j.result.saved_summary));
+    }
   }
   out += "</body></html>\n";
   return out;

@@ -180,6 +180,9 @@ std::string junit_xml(const RunRecord& run) {
             earlier.result.infrastructure)
           meta += fmt::format("attempt {} lost with its host: {}\n", earlier.attempt + 1, earlier.result.detail);
       if (r.flaky) meta += fmt::format("flaky: passed on retry {}\n", retries);
+      // What was saved about it (its services' logs), as CI systems read attachments.
+      for (const auto& f : r.saved_files) meta += fmt::format("[[ATTACHMENT|{}]]\n", f);
+      if (!r.saved_summary.empty()) meta += r.saved_summary;
       body += fmt::format("      <system-out>{}</system-out>\n", xml_escape(meta));
       cases += fmt::format("    <testcase classname=\"{}\" name=\"{}\" time=\"{}\" status=\"{}\">\n{}    </testcase>\n",
                            xml_escape(suite_name), xml_escape(case_name(*j)), seconds(r.duration), status, body);
