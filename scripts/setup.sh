@@ -7,7 +7,11 @@ cd "$(dirname "$0")/.."
 build_dir=${1:-build}
 
 packages=(build-essential cmake ninja-build pkg-config libuv1-dev libyaml-cpp-dev libcli11-dev
-          libfmt-dev nlohmann-json3-dev libre2-dev libxml2-dev libgtest-dev libgmock-dev bsdutils procps ${PCR_EXTRA_PACKAGES:-})
+          libfmt-dev nlohmann-json3-dev libre2-dev libxml2-dev libgtest-dev libgmock-dev bsdutils procps
+          ${PCR_EXTRA_PACKAGES:-})
+# Docker, Compose and debootstrap, for the compose example scripts/example.sh runs first
+# (PCR_NO_DOCKER=1 leaves them out).
+[ -n "${PCR_NO_DOCKER:-}" ] || packages+=(docker.io docker-compose debootstrap busybox-static)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

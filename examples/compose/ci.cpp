@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
 
   auto up = pcr::parallel_step(
       "up", 4,
-      pcr::command("docker-compose up -d 2>&1 && until {exec db} pg_isready -q -h localhost; do sleep 0.5; done",
+      pcr::command("docker-compose up -d 2>&1 && {wait db}",
                    pcr::docker::placeholder_names()));
   up.options.timeout = 3min;
   pipeline.steps.push_back(up);

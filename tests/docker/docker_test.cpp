@@ -556,7 +556,9 @@ TEST(Compose, ARecordThatCannotBeWrittenIsPcrsFailure) {
   Cluster c;
   fs::create_directories(c.dir.file(".pcr"));
   c.dir.write(".pcr/projects", "a file where the folder goes\n");
-  auto r = run_yaml(c.dir, c.pipeline("  - parallel: 2\n    run: docker-compose up -d 2>&1\n"), {"--no-color"});
+  c.dir.write("ci.yaml", c.pipeline("  - parallel: 2\n    run: docker-compose up -d 2>&1\n"));
+  // Not checked against the plan: its teardown of two projects is what this run cannot do.
+  auto r = run_pcr_once({"run", "--no-color", c.dir.file("ci.yaml")});
   EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
   EXPECT_NE(r.out.find("cannot record compose project"), std::string::npos) << r.out;
   EXPECT_EQ(docker_leftovers(c.base), "");
@@ -658,5 +660,140 @@ TEST(Compose, TeardownOfTermIgnoringServicesIsQuick) {
     }
   EXPECT_GT(longest, 0);
   EXPECT_LE(longest, 3000) << "a cluster of TERM-ignoring services took " << longest << " ms to go down";
+  EXPECT_EQ(docker_leftovers(c.base), "");
+}
+
+// `{wait}` waits for a healthcheck that turns healthy after 3 s, then the tests run.
+TEST(Compose, WaitWaitsUntilAServiceIsHealthy) {
+  Cluster c;
+  c.dir.write("docker-compose.yml", R"Y(version: "2.4"
+services:
+  db:
+    image: pcr-busybox:test
+    init: true
+    command: ["sh", "-c", "sleep 3; touch /ready; sleep 3600"]
+    healthcheck:
+      test: ["CMD", "test", "-e", "/ready"]
+      interval: 500ms
+      retries: 60
+)Y");
+  auto r = run_yaml(c.dir, c.pipeline(R"(  - name: tests
+    setup: "docker-compose up -d 2>&1 && {wait db}"
+    for_each: [t]
+    run: "{exec db} test -e /ready"
+)"),
+                    {"--no-color"});
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(docker_leftovers(c.base), "");
+}
+
+// A service that exits 3 after 1 s fails the wait in seconds (not at the timeout), naming
+// it, its exit code and its last log line.
+TEST(Compose, WaitFailsAtOnceForAServiceThatExits) {
+  Cluster c;
+  c.dir.write("docker-compose.yml", R"Y(version: "2.4"
+services:
+  db:
+    image: pcr-busybox:test
+    command: ["sh", "-c", "sleep 1; echo cannot bind port 5432; exit 3"]
+    healthcheck:
+      test: ["CMD", "false"]
+      interval: 10s
+)Y");
+  const auto started = std::chrono::steady_clock::now();
+  auto r = run_yaml(c.dir, c.pipeline(R"(  - name: tests
+    setup: "docker-compose up -d 2>&1 && {wait db}"
+    for_each: [t]
+    run: "true"
+)"),
+                    {"--no-color"});
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("{wait}: db exited with code 3"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("cannot bind port 5432"), std::string::npos) << r.out;
+  EXPECT_LT(took, 30) << "it waited for a timeout";
+  EXPECT_EQ(docker_leftovers(c.base), "");
+}
+
+// A set-up has its own timeout, not the tests': one stuck in `{wait}` names the service
+// that was not ready.
+TEST(Compose, ASetUpTimingOutInWaitNamesTheService) {
+  Cluster c;
+  c.dir.write("docker-compose.yml", R"Y(version: "2.4"
+services:
+  db:
+    image: pcr-busybox:test
+    init: true
+    command: ["sleep", "3600"]
+    healthcheck:
+      test: ["CMD", "false"]
+      interval: 30s
+      start_period: 60s
+)Y");
+  auto r = run_yaml(c.dir, c.pipeline(R"(  - name: tests
+    timeout: 1s
+    setup_timeout: 4s
+    setup: "docker-compose up -d 2>&1 && {wait db}"
+    for_each: [t]
+    run: "true"
+)"),
+                    {"--no-color"});
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("timed out after 4s"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("gave up waiting for db"), std::string::npos) << r.out;
+  EXPECT_EQ(docker_leftovers(c.base), "");
+}
+
+namespace {
+// The ids of the running containers of projects whose name contains `marker`, sorted.
+std::string container_ids(const std::string& marker) {
+  return sh("docker ps -q --no-trunc --filter name=" + marker + " | sort");
+}
+}  // namespace
+
+// Warm clusters: two --keep-clusters runs use the same containers; `reset:` runs before
+// each worker's first test on them; a changed compose file brings them up afresh; `pcr
+// clean` takes them down, saying so; under CI=true the flag is refused.
+TEST(Compose, KeptClustersAreReusedResetAndCleaned) {
+  Cluster c;
+  const std::string steps = R"(steps:
+  - name: tests
+    workers: 2
+    setup: docker-compose up -d 2>&1
+    for_each: [a, b, c, d]
+    run: "{exec web} true"
+)";
+  c.dir.write("ci.yaml", "name: " + c.base + "\ncompose:\n  file: docker-compose.yml\n  reset: echo reset >> resets\n" + steps);
+  PcrOptions in_dir;
+  in_dir.cwd = c.dir.path();
+  auto first = run_pcr({"run", "--no-color", "--keep-clusters"}, in_dir);
+  ASSERT_EQ(first.exit_code, 0) << first.out << first.err;
+  EXPECT_NE(first.err.find("kept 2 cluster(s) up for the next"), std::string::npos) << first.err;
+  const std::string ids = container_ids(c.base);
+  ASSERT_NE(ids, "") << "the clusters stay up";
+  EXPECT_EQ(sh("cat '" + c.dir.file("resets") + "' | wc -l"), "2\n") << "once per worker";
+  // Another run without the flag is told they are kept, not killed.
+  auto plain = run_pcr({"run", "--dry-run"}, in_dir);
+  EXPECT_NE(plain.err.find("kept up by `pcr run --keep-clusters`"), std::string::npos) << plain.err;
+  EXPECT_EQ(plain.err.find("killed"), std::string::npos) << plain.err;
+  auto second = run_pcr({"run", "--no-color", "--keep-clusters"}, in_dir);
+  ASSERT_EQ(second.exit_code, 0) << second.out << second.err;
+  EXPECT_EQ(container_ids(c.base), ids) << "the same containers, reused";
+  EXPECT_EQ(sh("cat '" + c.dir.file("resets") + "' | wc -l"), "4\n");
+  // A changed compose file: the kept clusters go, and come up afresh.
+  c.dir.write("docker-compose.yml", cluster_compose(true) + "# changed\n");
+  auto third = run_pcr({"run", "--no-color", "--keep-clusters"}, in_dir);
+  ASSERT_EQ(third.exit_code, 0) << third.out << third.err;
+  const std::string fresh = container_ids(c.base);
+  EXPECT_NE(fresh, "");
+  EXPECT_NE(fresh, ids);
+  // Under CI, refused: torn down as usual.
+  PcrOptions ci = in_dir;
+  ci.env = {"CI=true"};
+  auto under_ci = run_pcr({"run", "--no-color", "--keep-clusters"}, ci);
+  EXPECT_NE(under_ci.err.find("ignored under CI=true"), std::string::npos) << under_ci.err;
+  auto clean = run_pcr({"clean"}, in_dir);
+  EXPECT_EQ(clean.exit_code, 0) << clean.out;
+  EXPECT_NE(clean.out.find("took down kept cluster " + c.base), std::string::npos) << clean.out;
   EXPECT_EQ(docker_leftovers(c.base), "");
 }

@@ -84,16 +84,17 @@ TEST(Rerun, AnInterruptedRunsNeverStartedItemsRunAgain) {
 TEST(Rerun, WorksPerShard) {
   TempDir d;
   for (const char* item : {"a", "b", "c", "d", "e"}) d.write(std::string("fail-") + item, "");
-  auto one = run_yaml(d, k_pipeline, {"--no-color", "--shard", "1/2"});
+  // Each shard with timings of its own, as on separate machines: the same partition.
+  auto one = run_yaml(d, k_pipeline, {"--no-color", "--shard", "1/2", "--timings", d.file("t1.json")});
   EXPECT_EQ(one.exit_code, 1);
   auto shard1 = ran(d);
   shard1.erase("up");
-  auto two = run_yaml(d, k_pipeline, {"--no-color", "--shard", "2/2"});
+  auto two = run_yaml(d, k_pipeline, {"--no-color", "--shard", "2/2", "--timings", d.file("t2.json")});
   EXPECT_EQ(two.exit_code, 1);
   auto shard2 = ran(d);
   shard2.erase("up");
   ASSERT_EQ(shard1.size() + shard2.size(), 5u);
-  auto again = run_yaml(d, k_pipeline, {"--no-color", "--shard", "2/2", "--rerun-failed"});
+  auto again = run_yaml(d, k_pipeline, {"--no-color", "--shard", "2/2", "--rerun-failed", "--timings", d.file("t2.json")});
   EXPECT_EQ(again.exit_code, 1);
   auto rerun = ran(d);
   rerun.erase("up");

@@ -164,6 +164,33 @@ TEST(Compose, LoadErrors) {
   }
 }
 
+// `{exec ap}` (a typo for `app`) passed `pcr check`, and every test failed at run time with
+// "exit code 1" and no output. A name no compose file defines is a load error at its
+// place, with a did-you-mean; a name built from a variable cannot be known: not checked.
+TEST(Compose, ServiceNamesAreCheckedAtLoad) {
+  test::TempDir d;
+  d.write("dc.yml", "services:\n  app: {image: x}\n  db: {image: y}\n");
+  d.write("extra.yml", "services:\n  cache: {image: z}\n");
+  d.write("ci.yaml", "compose:\n  file: [dc.yml, extra.yml]\nsteps:\n  - run: \"{exec ap} make test\"\n"
+                     "  - setup: \"{wait db cach}\"\n    run: \"{exec app} true\"\n");
+  try {
+    config::load_file(d.file("ci.yaml"));
+    FAIL();
+  } catch (const config::LoadError& e) {
+    ASSERT_EQ(e.diagnostics().size(), 2u);
+    EXPECT_EQ(e.diagnostics()[0].line, 4);
+    EXPECT_EQ(e.diagnostics()[0].column, 11);  // the brace
+    EXPECT_EQ(e.diagnostics()[0].message,
+              "{exec ap}: the compose file has no service 'ap' (did you mean 'app'?); services: app, cache, db");
+    EXPECT_NE(e.diagnostics()[1].message.find("no service 'cach' (did you mean 'cache'?)"), std::string::npos);
+  }
+  d.write("ci.yaml", "compose:\n  file: dc.yml\nsteps:\n  - run: \"{exec $SVC} true && {exec db} true\"\n"
+                     "    setup: \"{wait app db}\"\n");
+  EXPECT_NO_THROW(config::load_file(d.file("ci.yaml")));
+  d.write("ci.yaml", "compose:\n  file: dc.yml\nsteps:\n  - run: \"{exec} true\"\n");
+  EXPECT_THROW(config::load_file(d.file("ci.yaml")), config::LoadError);
+}
+
 #include <pcr/docker/lint.hpp>
 
 TEST(ComposeLint, FixedNamesPortsAndRemoteBindMounts) {

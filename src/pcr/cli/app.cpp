@@ -71,15 +71,27 @@ std::string pipeline_dir(const pipeline::Pipeline& p) {
 
 // One line about anything killed runs left here: compose projects, processes, spool
 // folders. A killed run that left nothing is forgotten quietly.
-void warn_about_leftovers(const pipeline::Pipeline& p) {
+void warn_about_leftovers(const pipeline::Pipeline& p, bool keeping) {
   std::size_t projects = 0, processes = 0, spools = 0;
   std::string first;
+  const util::Masker mask(config::secret_values(p));
   {
     // Whatever pipeline of the folder runs now: a killed compose run's projects are the
-    // folder's leftovers too (`pcr clean` in the folder takes them down).
-    auto left = docker::leftovers(docker::state_dir(pipeline_dir(p)));
-    projects = left.size();
-    if (!left.empty()) first = left.front().project;
+    // folder's leftovers too (`pcr clean` in the folder takes them down). Kept clusters
+    // are no one's leftovers: told apart, and not at all to a run that reuses them.
+    std::size_t kept = 0;
+    std::string first_kept;
+    for (const auto& r : docker::leftovers(docker::state_dir(pipeline_dir(p)))) {
+      if (r.kept) {
+        if (kept++ == 0) first_kept = r.project;
+        continue;
+      }
+      if (projects++ == 0) first = r.project;
+    }
+    if (kept > 0 && !keeping)
+      std::cerr << fmt::format("pcr: {} cluster(s) kept up by `pcr run --keep-clusters` (first: {}); `pcr clean` "
+                               "takes them down\n",
+                               kept, util::visible(mask.mask(first_kept)));
   }
   const std::string runs = proc::runs_dir(pipeline_dir(p));
   for (const auto& run : proc::dead_runs(runs)) {
@@ -103,7 +115,16 @@ void warn_about_leftovers(const pipeline::Pipeline& p) {
   std::cerr << fmt::format(
       "pcr: warning: {} left behind by an earlier run (killed, or its host stopped answering; "
       "first: {}); `pcr clean` removes them\n",
-      what, util::visible(util::Masker(config::secret_values(p)).mask(first)));
+      what, util::visible(mask.mask(first)));
+}
+
+// The extensions' warnings `pcr check` prints (compose: a fixed container_name or host
+// port, which only one worker's cluster can have), once, before anything starts.
+void warn_about_isolation(const pipeline::Pipeline& p) {
+  const util::Masker mask(config::secret_values(p));
+  for (const auto& ext : p.extensions)
+    if (ext.check)
+      for (const auto& warning : ext.check()) std::cerr << util::visible(mask.mask(warning)) << "\n";
 }
 
 // Why `path` cannot be written as a report (or, `folder`, made as --log-dir), or "":
@@ -166,6 +187,7 @@ struct RunFlags {
   std::string shard;
   bool require_all_hosts = false;
   bool rerun_failed = false;
+  bool keep_clusters = false;
   std::vector<std::string> only;
 };
 
@@ -218,6 +240,9 @@ void add_run_flags(CLI::App& cmd, RunFlags& f) {
                  "Run only the for_each items matching PATTERN (a shell glob; repeatable), every other step as usual")
       ->type_name("PATTERN")
       ->allow_extra_args(false);  // one pattern each, and `[ab]` is a glob, not CLI11's list
+  cmd.add_flag("--keep-clusters", f.keep_clusters,
+               "Keep the compose clusters up after the run, under stable names, and reuse them in the next "
+               "--keep-clusters run (local runs only: ignored under CI=true)");
   cmd.add_flag("--require-all-hosts", f.require_all_hosts,
                "Fail the run when a docker host of `hosts:` is unreachable at the start");
   cmd.add_option("--heartbeat", f.heartbeat,
@@ -227,6 +252,22 @@ void add_run_flags(CLI::App& cmd, RunFlags& f) {
         if (!d) return d.error();
         return d->count() > 0 ? std::string() : std::string("must be more than 0s");
       });
+}
+
+// Whether this run keeps its clusters: asked with --keep-clusters, and not a CI run (a CI
+// machine's clusters would outlive the job that could clean them), said when refused.
+bool ci_run() {
+  const char* ci = std::getenv("CI");
+  return ci != nullptr && std::string(ci) == "true";
+}
+
+bool keep_clusters(const RunFlags& f) {
+  if (!f.keep_clusters) return false;
+  if (ci_run()) {
+    std::cerr << "pcr: --keep-clusters is for local runs: ignored under CI=true (the clusters are torn down)\n";
+    return false;
+  }
+  return true;
 }
 
 // `--shard TEXT` (none when empty) into `ro`; false, having said why, when it is bad.
@@ -337,8 +378,9 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
                                        util::visible(f.step), util::visible(names)));
     return k_exit_usage;
   }
-  warn_about_leftovers(p);
+  warn_about_leftovers(p, f.keep_clusters && !ci_run());
   if (f.dry_run) return print_plan(p, ro, f.no_color);
+  warn_about_isolation(p);
   if (supervision_enabled()) {
     // Returns in the supervisor when the run is over; the engine goes on from here.
     if (auto code = supervise_run(p, f, ro.run_id)) return *code;
@@ -470,7 +512,14 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
     std::cerr << fmt::format("pcr: error: could not write {}\n", util::visible(e));
   // Projects the teardown did not take down (a second interrupt cut it short, or it
   // failed) keep their records: say so, and how to finish.
-  if (!p.extensions.empty())
+  const bool kept = f.keep_clusters && !ci_run();
+  if (!p.extensions.empty() && kept)
+    if (const auto up = docker::still_up(docker::state_dir(pipeline_dir(p)), ro.run_id); !up.empty() && up.front().kept)
+      std::cerr << fmt::format("pcr: kept {} cluster(s) up for the next `pcr run --keep-clusters` ({}{}); `pcr clean` "
+                               "takes them down\n",
+                               up.size(), util::visible(util::Masker(secret_values(p)).mask(up.front().project)),
+                               up.size() > 1 ? ", …" : "");
+  if (!p.extensions.empty() && !kept)
     if (const auto up = docker::still_up(docker::state_dir(pipeline_dir(p)), ro.run_id); !up.empty())
       std::cerr << fmt::format("pcr: {} compose project(s) of this run are still up ({}{}): `pcr clean{}` "
                                "takes them down\n",
@@ -831,7 +880,9 @@ int main(int argc, char** argv) {
         std::cout << item << "\n";
       return 0;
     }
-    auto p = config::load_file(run_file, config::docker_machine());
+    auto machine = config::docker_machine();
+    machine.keep_clusters = keep_clusters(run_flags);
+    auto p = config::load_file(run_file, machine);
     return execute(p, run_flags);
   });
 }

@@ -1,6 +1,7 @@
 #include <pcr/config/limits.hpp>
 #include <pcr/config/loader.hpp>
 #include <pcr/docker/compose.hpp>
+#include <pcr/docker/lint.hpp>
 #include <pcr/docker/hosts.hpp>
 #include <pcr/pipeline/template.hpp>
 #include <pcr/util/io.hpp>
@@ -17,6 +18,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <set>
+#include <sstream>
 
 namespace pcr::config {
 
@@ -63,7 +65,7 @@ namespace {
 const std::vector<std::string> k_top_keys = {"name",  "timeout", "env",     "secrets", "defaults",
                                              "steps", "cleanup", "compose", "hosts"};
 const std::vector<std::string> k_option_keys = {
-    "timeout", "idle_timeout", "slow", "kill_grace", "retries", "fail_fast",
+    "timeout", "idle_timeout", "slow", "setup_timeout", "kill_grace", "retries", "fail_fast",
     "output",  "capture",      "expect",     "env",     "workdir", "results"};
 const std::vector<std::string> k_form_keys = {"name",     "run",   "parallel", "commands",
                                               "for_each", "batch", "groups",   "separate",
@@ -162,7 +164,10 @@ class Loader {
     if (auto n = root["hosts"]) hosts = hosts_block(n);
     std::optional<docker::ComposeConfig> compose;
     if (auto n = root["compose"]) compose = compose_block(n, p.name);
-    if (compose) m_placeholders = docker::placeholder_names();
+    if (compose) {
+      m_placeholders = docker::placeholder_names();
+      m_services = docker::compose_services(compose->files);
+    }
     StepOptions defaults;
     if (auto n = root["defaults"]) {
       if (!n.IsMap()) {
@@ -201,7 +206,7 @@ class Loader {
       error(n, "compose: expected a mapping with `file:` (and `project`, `env`, `teardown`)");
       return c;
     }
-    check_keys(n, {"file", "project", "env", "teardown", "logs", "stop_timeout"}, "compose");
+    check_keys(n, {"file", "project", "env", "teardown", "logs", "stop_timeout", "reset"}, "compose");
     const fs::path dir = fs::absolute(fs::path(m_file), m_ec).parent_path();
     auto add_file = [&](const YAML::Node& f) {
       std::string name = scalar(f, "compose file");
@@ -239,6 +244,8 @@ class Loader {
     }
     if (auto t = n["stop_timeout"])
       c.stop_timeout = duration(t);
+    if (auto r = n["reset"]) c.reset = scalar(r, "compose reset");
+    c.keep = m_machine.keep_clusters;
     c.state_dir = docker::state_dir(dir.string());
     return c;
   }
@@ -344,7 +351,7 @@ class Loader {
   static bool uses_worker_placeholder(const std::string& run) {
     for (size_t i = 0; (i = run.find('{', i)) != std::string::npos; ++i) {
       if (i > 0 && run[i - 1] == '{') continue;
-      for (std::string_view name : {"project", "compose", "exec"}) {
+      for (std::string_view name : {"project", "compose", "exec", "wait"}) {
         if (run.compare(i + 1, name.size(), name) != 0) continue;
         const size_t after = i + 1 + name.size();
         if (after < run.size() && (run[after] == '}' || run[after] == ' ')) return true;
@@ -575,6 +582,7 @@ class Loader {
     if (auto v = n["timeout"]) o.timeout = duration(v);
     if (auto v = n["idle_timeout"]) o.idle_timeout = duration(v);
     if (auto v = n["slow"]) o.slow = duration(v);
+    if (auto v = n["setup_timeout"]) o.setup_timeout = duration(v);
     if (auto v = n["kill_grace"]) o.kill_grace = duration(v);
     if (auto v = n["retries"])
       if (auto r = integer(v, "retries", 0, limits::retries)) o.retries = static_cast<unsigned>(*r);
@@ -642,7 +650,8 @@ class Loader {
     if (n.IsScalar() && n.Scalar().find_first_not_of(" \t\r\n") == std::string::npos)
       error(n, fmt::format("{}: the command is empty", what));
     std::vector<Template::Error> errors;
-    Template t = Template::parse(text, errors, m_placeholders);
+    Template t = Template::parse(text, errors, m_placeholders,
+                                 [this](const std::string& name, const std::string& arg) { return service_error(name, arg); });
     for (const auto& e : errors) {
       YAML::Mark m = n.Mark();
       // Point into the string when it sits on one line as written.
@@ -833,6 +842,33 @@ class Loader {
   const Machine& m_machine;
   std::error_code m_ec;
   std::vector<std::string> m_placeholders;  // extra placeholder names (compose)
+  // The compose files' services, to check `{exec NAME}` and `{wait NAME…}` against;
+  // nullopt when a file could not be read (its lint says why) or there is no compose.
+  std::optional<std::vector<std::string>> m_services;
+
+  // What is wrong with the services `{exec ARG}` / `{wait ARG}` name, or "". A name built
+  // from a variable (`$SVC`) cannot be known before the run: not checked.
+  std::string service_error(const std::string& name, const std::string& arg) const {
+    if (name != "exec" && name != "wait") return "";
+    std::vector<std::string> named;
+    std::istringstream words(arg);
+    for (std::string w; words >> w;) named.push_back(w);
+    if (named.empty()) return fmt::format("{{{}}} needs a service: {{{} SERVICE}}", name, name == "exec" ? "exec" : "wait");
+    if (name == "exec" && named.size() > 1)
+      return fmt::format("{{exec {}}}: one service (the command goes after the braces)", arg);
+    // A file with no service (yet) checks nothing: better no error than a wrong one.
+    if (!m_services || m_services->empty()) return "";
+    std::string all;
+    for (const auto& s : *m_services) all += (all.empty() ? "" : ", ") + s;
+    for (const auto& w : named) {
+      if (w.find('$') != std::string::npos) continue;
+      if (std::find(m_services->begin(), m_services->end(), w) != m_services->end()) continue;
+      const std::string hint = util::did_you_mean(w, *m_services);
+      return fmt::format("{{{} {}}}: the compose file has no service '{}'{}; services: {}", name, arg, w,
+                         hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint), all);
+    }
+    return "";
+  }
   std::vector<Diagnostic> m_errors;
   std::set<std::string> m_captured;
   std::set<std::string> m_secret_names;

@@ -43,6 +43,9 @@ struct Machine {
   std::function<util::Expected<std::string>(const std::string& name)> context_endpoint;
   // Compose v2 or v1, asked once when the file has `compose:`. Unset: v1.
   std::function<docker::ComposeVersion()> compose_version;
+  // `pcr run --keep-clusters`: the compose projects keep stable names, stay up after the
+  // run, and are reused by the next such run (docs/docker.md). Never from the file alone.
+  bool keep_clusters = false;
 };
 
 // The values of `p`'s secrets: each from its `env`, else from pcr's environment (unset

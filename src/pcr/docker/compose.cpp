@@ -50,7 +50,7 @@ for try in 1 2; do
   out=$(eval "$1 down -v --remove-orphans -t ${5:-10}" 2>&1)
   rc=$?
   [ -n "$out" ] && printf '%s\n' "$out"
-  if [ $rc = 0 ]; then rm -f "$2" "$3"; exit 0; fi
+  if [ $rc = 0 ]; then rm -f "$2" "$3" "${3%.log}".*.cid; exit 0; fi
   case "$out" in *'active endpoints'*) sleep 2 ;; *) break ;; esac
 done
 label="label=com.docker.compose.project=$4"
@@ -61,7 +61,7 @@ nets=$(docker network ls -q --filter "$label") || exit $rc
 [ -z "$nets" ] || docker network rm $nets > /dev/null || exit $rc
 vols=$(docker volume ls -q --filter "$label") || exit $rc
 [ -z "$vols" ] || docker volume rm $vols > /dev/null || exit $rc
-rm -f "$2" "$3"
+rm -f "$2" "$3" "${3%.log}".*.cid
 exit 0
 )SH";
 
@@ -165,6 +165,67 @@ std::string troubled_services(const std::string& dir) {
   return out;
 }
 
+// What `{wait SERVICE...}` runs: waits until each service of the job's own project is
+// ready — healthy where it has a healthcheck, running where it has none, exited 0 for a
+// one-shot service — polling its container's state, as `up --wait` does in Compose v2
+// (v1 has none). A service that exits non-zero, dies, is OOM-killed or turns unhealthy
+// fails at once, naming it, with its state, last probe output and last log lines. The
+// job's timeout bounds the wait; stopped by it, it says which service was not ready.
+constexpr const char* k_wait_script = R"SH(#!/bin/sh
+# Written by pcr. usage: wait.sh 'COMPOSE COMMAND' v1|v2 SERVICE...
+compose=$1 all=
+[ "$2" = v2 ] && all=-a
+shift 2
+service= state=
+trap 'echo "pcr: {wait}: gave up waiting for $service (${state:-no container yet})" >&2; exit 143' TERM INT HUP
+fail() {
+  echo "pcr: {wait}: $1" >&2
+  [ -n "$id" ] && docker inspect --format '{{if .State.Health}}{{range .State.Health.Log}}{{if .Output}}{{printf "%q" .Output}}{{"\n"}}{{end}}{{end}}{{end}}' "$id" 2>/dev/null |
+    grep -v '^$' | tail -n 1 | sed 's/^/  last probe: /' >&2
+  eval "$compose logs --no-color --tail 10 \"\$service\"" 2>&1 | sed 's/^/  | /' >&2
+  exit 1
+}
+for service in "$@"; do
+  said=
+  while :; do
+    id=$(eval "$compose ps -q $all \"\$service\"" 2>/dev/null | head -n 1)
+    if [ -n "$id" ]; then
+      state=$(docker inspect --format '{{.State.Status}} {{.State.ExitCode}} {{.State.OOMKilled}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$id" 2>/dev/null)
+      read -r status code oom health <<EOF
+$state
+EOF
+      [ "$oom" = true ] && fail "$service was OOM-killed (exit code $code)"
+      case "$status:$health" in
+        running:none|running:healthy) echo "pcr: {wait}: $service is ready"; break ;;
+        exited:*) [ "$code" = 0 ] && { echo "pcr: {wait}: $service finished"; break; }
+                  fail "$service exited with code $code" ;;
+        dead:*) fail "$service is dead (exit code $code)" ;;
+        *:unhealthy) fail "$service is unhealthy" ;;
+      esac
+    fi
+    [ -n "$said" ] || { echo "pcr: {wait}: waiting for $service"; said=1; }
+    sleep 0.3
+  done
+done
+exit 0
+)SH";
+
+// The last `n` lines of `text`, joined by "; ".
+std::string last_lines(const std::string& text, std::size_t n) {
+  const auto lines = util::split_lines(text);
+  std::string out;
+  for (std::size_t i = lines.size() > n ? lines.size() - n : 0; i < lines.size(); ++i)
+    out += (out.empty() ? "" : "; ") + lines[i];
+  return out;
+}
+
+// FNV-1a, 64 bits: a stable hash (the same in every process and build).
+std::uint64_t fnv1a(std::string_view text) {
+  std::uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
 // What `{exec SERVICE}` runs: the command in the service through `compose exec -T`, with
 // the pid it gets inside the container written to a file there. Killing the `docker exec`
 // client (what stopping the job's process group does) leaves that process running inside
@@ -186,7 +247,22 @@ if [ "$log" != - ] && ! printf 'start %s %s\n' "$pidfile" "$service" >> "$log"; 
 fi
 # Inside, its pid goes to /tmp, or to /dev/shm where /tmp cannot be written (a read-only
 # container); where neither can, it does not start, for the same reason.
-eval "$compose exec -T \"\$service\" sh -c 'mkdir -p /tmp 2>/dev/null; { echo \$\$ > $pidfile || echo \$\$ > $shm; } 2>/dev/null || { echo \"pcr: cannot write the pid of the command in the container (/tmp and /dev/shm), so could not stop it: not started\" >&2; exit 125; }; exec \"\$@\"' sh \"\$@\"" &
+inner="mkdir -p /tmp 2>/dev/null; { echo \$\$ > $pidfile || echo \$\$ > $shm; } 2>/dev/null || { echo \"pcr: cannot write the pid of the command in the container (/tmp and /dev/shm), so could not stop it: not started\" >&2; exit 125; }; exec \"\$@\""
+# The service's container, found once per worker and kept beside LOG: `docker exec`
+# starts in a tenth of the time `compose exec` takes (a Python start-up, for v1).
+via="$compose exec -T \"\$service\"" cid= cache=
+if [ "$log" != - ]; then
+  cache="${log%.log}.$service.cid"
+  cid=$(cat "$cache" 2>/dev/null)
+  if [ -z "$cid" ]; then
+    project=${log##*/}
+    cid=$(docker ps -q --no-trunc --filter "label=com.docker.compose.project=${project%.log}" \
+      --filter "label=com.docker.compose.service=$service" 2>/dev/null | head -n 1)
+    [ -n "$cid" ] && printf '%s\n' "$cid" > "$cache"
+  fi
+  [ -n "$cid" ] && via="docker exec \"\$cid\""
+fi
+eval "$via sh -c \"\$inner\" sh \"\$@\"" &
 client=$!
 stop() {
   trap '' TERM INT HUP
@@ -200,6 +276,14 @@ stop() {
 trap stop TERM INT HUP
 wait "$client"
 rc=$?
+# A container gone since it was found (recreated): nothing ran there; through compose.
+if [ -n "$cid" ] && [ $rc -ne 0 ] && ! docker inspect --format . "$cid" > /dev/null 2>&1; then
+  rm -f "$cache"
+  eval "$compose exec -T \"\$service\" sh -c \"\$inner\" sh \"\$@\"" &
+  client=$!
+  wait "$client"
+  rc=$?
+fi
 [ "$log" = - ] || printf 'end %s\n' "$pidfile" >> "$log"
 exit $rc
 )SH";
@@ -242,6 +326,29 @@ struct State {
   std::map<std::string, ProjectRecord> handed_out;  // by record name (project[@host]), in name order
   std::set<std::string> down_hosts;                 // hosts that stopped answering
 
+  // Worker `ctx.number`'s project: with the run id, or, kept, with the checkout's tag.
+  std::string project_of(const JobContext& ctx) const {
+    return project_name(config.project, config.keep ? keep_tag() : ctx.run_id, ctx.number);
+  }
+
+  // "kept" and a short hash of the compose files' absolute paths: stable from run to run,
+  // apart from another checkout's.
+  std::string keep_tag() const {
+    std::string paths;
+    for (const auto& f : config.files) paths += f + "\n";
+    return fmt::format("kept{:04x}", static_cast<unsigned>(fnv1a(paths) & 0xffff));
+  }
+
+  // What a kept project was brought up with: its compose files' paths and contents and
+  // the compose env. Changed, the project is taken down and brought up afresh.
+  std::string config_hash() const {
+    std::string all;
+    for (const auto& f : config.files)
+      all += f + "\n" + util::read_file(f, 8u << 20).value_or("") + "\n";
+    for (const auto& [k, v] : config.env) all += k + "=" + v + "\n";
+    return fmt::format("{:016x}", fnv1a(all));
+  }
+
   // Resolved by the front end before the run (ComposeConfig::version): never asked mid-run.
   ComposeVersion compose_version() const { return config.version; }
 
@@ -250,6 +357,14 @@ struct State {
 
   // Where the exec wrapper lives: .pcr/exec.sh beside the projects' records.
   std::string exec_script_path() const { return (fs::absolute(pcr_dir()) / "exec.sh").string(); }
+
+  // The wait script, written on first use.
+  std::string wait_script() {
+    if (wait_path.empty()) wait_path = script_or_throw(pcr_dir().string(), "wait.sh", k_wait_script);
+    return wait_path;
+  }
+  std::string wait_path;
+  std::string wait_script_path() const { return (fs::absolute(pcr_dir()) / "wait.sh").string(); }
 
   // The logs script, written on first use.
   std::string logs_script() {
@@ -295,6 +410,23 @@ struct State {
     r.pid = ::getpid();
     r.pid_start = process_start(r.pid);
     r.run_id = ctx.run_id;
+    if (config.keep) {
+      r.kept = true;
+      r.config_hash = config_hash();
+      // Kept by an earlier run with other compose files or env: down first, so that this
+      // run's `up` makes it afresh (bounded; a project that will not go down is the job's
+      // failure to start, as an unwritable record is).
+      auto before = parse_record(util::read_file(record_path(config.state_dir, r)).value_or(""));
+      if (before && before->kept && before->config_hash != r.config_hash) {
+        const auto down = proc::run_capture(
+            {"/bin/sh", "-c", teardown_command(*before, record_path(config.state_dir, *before), pcr_dir().string(), true,
+                                               stop_seconds(config.stop_timeout))},
+            std::chrono::minutes(2));
+        if (down.exit_code != 0)
+          throw pipeline::OwnFailure(fmt::format("cannot take down kept cluster {} (its compose files changed): {}",
+                                                 project, last_lines(down.output, 5)));
+      }
+    }
     std::error_code ec;
     fs::create_directories(config.state_dir, ec);
     // .pcr and its projects/ folder: the user's only; best effort, as the folder's own
@@ -385,6 +517,8 @@ std::string record_json(const ProjectRecord& r) {
   j["pid"] = r.pid;
   j["pid_start"] = r.pid_start;
   j["run_id"] = r.run_id;
+  j["kept"] = r.kept;
+  j["config_hash"] = r.config_hash;
   return j.dump(1) + "\n";
 }
 
@@ -401,6 +535,8 @@ std::optional<ProjectRecord> parse_record(const std::string& text) {
     r.pid = j.value("pid", 0L);
     r.pid_start = j.value("pid_start", 0ULL);
     r.run_id = j.value("run_id", "");
+    r.kept = j.value("kept", false);
+    r.config_hash = j.value("config_hash", "");
     if (r.project.empty()) return std::nullopt;
     return r;
   } catch (const std::exception&) {
@@ -422,7 +558,7 @@ Owner owner_of(const std::string& state_dir, const ProjectRecord& r) {
 }
 
 const std::vector<std::string>& placeholder_names() {
-  static const std::vector<std::string> k_names = {"project", "compose", "exec"};
+  static const std::vector<std::string> k_names = {"project", "compose", "exec", "wait"};
   return k_names;
 }
 
@@ -433,7 +569,7 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
   pipeline::Extension ext;
   ext.fixed_env = state->config.env;
   ext.env = [state](const JobContext& ctx) {
-    std::string project = project_name(state->config.project, ctx.run_id, ctx.number);
+    std::string project = state->project_of(ctx);
     // COMPOSE_FILE's separator is ':' unless a path holds one (a folder named "a:b"):
     // then another that none holds, named in COMPOSE_PATH_SEPARATOR (v1 and v2 read it).
     std::string separator = ":";
@@ -456,17 +592,24 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
   // the step's or `compose: env:` — so that `pcr clean` and a supervisor whose engine was
   // killed take it down where it is.
   ext.starting = [state](const JobContext& ctx, const pipeline::Env& job_env) {
-    state->hand_out(project_name(state->config.project, ctx.run_id, ctx.number), ctx, docker_host_of(job_env));
+    state->hand_out(state->project_of(ctx), ctx, docker_host_of(job_env));
   };
   ext.placeholder = [state](const std::string& name, const std::string& arg,
                             const JobContext& ctx) -> std::optional<std::string> {
     // In a plan the run id and perhaps the worker are not known yet: show them as such.
     const bool planning = ctx.planned();
     std::string project = planning ? planned_project(state->config.project, ctx.number)
-                                   : project_name(state->config.project, ctx.run_id, ctx.number);
+                                   : state->project_of(ctx);
     if (name == "project") return project;
     std::string compose = util::shell_join(compose_argv(state->compose_version(), state->config.files, project));
     if (name == "compose") return compose;
+    if (name == "wait") {
+      std::vector<std::string> argv = {planning ? state->wait_script_path() : state->wait_script(), compose,
+                                       state->compose_version() == ComposeVersion::v2 ? "v2" : "v1"};
+      std::istringstream services(arg);
+      for (std::string s; services >> s;) argv.push_back(s);
+      return util::shell_join(argv);
+    }
     if (name == "exec") {
       const std::string log = state->exec_log(project);
       // A plan shows the command the run gives, writing nothing.
@@ -494,7 +637,7 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
   ext.host_down = [state](const pipeline::Host& h) { state->down_hosts.insert(h.name); };
   ext.after_job = [state](const JobContext& ctx) -> std::optional<std::string> {
     if (state->exec_path.empty()) return std::nullopt;  // no {exec SERVICE} so far
-    const std::string project = project_name(state->config.project, ctx.run_id, ctx.number);
+    const std::string project = state->project_of(ctx);
     const std::string log = state->exec_log(project);
     // Only when a command the wrapper started has no "end": the usual case costs a read.
     auto text = util::read_file(log);
@@ -525,7 +668,7 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
   ext.collect = [state](const JobContext& ctx, bool failed, const std::string& dir) -> std::optional<std::string> {
     using Logs = ComposeConfig::Logs;
     if (state->config.logs == Logs::never || (!failed && state->config.logs != Logs::always)) return std::nullopt;
-    const std::string project = project_name(state->config.project, ctx.run_id, ctx.number);
+    const std::string project = state->project_of(ctx);
     const std::string compose = util::shell_join(compose_argv(state->compose_version(), state->config.files, project));
     std::string script;
     try {
@@ -540,11 +683,17 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
   // The run's own projects, only when a teardown was asked for; the teardown step in the
   // supervisor's cleanup run knows nothing was handed out in its process.
   ext.engine_died = [state](const std::string& run_id, std::string& log) {
-    return state->config.teardown ? clean(state->config.state_dir, log, run_id) : 0;
+    return state->config.teardown && !state->config.keep ? clean(state->config.state_dir, log, run_id) : 0;
   };
+  // `reset:` before a worker's first job of a for_each step, and before each retry.
+  if (!state->config.reset.empty())
+    ext.before_job = [state](const JobContext&, bool first, unsigned attempt) -> std::optional<std::string> {
+      if (!first && attempt == 0) return std::nullopt;
+      return state->config.reset;
+    };
   p.extensions.push_back(std::move(ext));
 
-  if (!state->config.teardown) return;
+  if (!state->config.teardown || state->config.keep) return;  // kept: up for the next run
   pipeline::Step down;
   down.name = "compose teardown";
   down.form = pipeline::Form::for_each;
@@ -691,7 +840,10 @@ int clean(const std::string& state_dir, std::string& log, const std::string& run
     const auto down = proc::run_capture({"/bin/sh", "-c", cmd}, std::chrono::minutes(5));
     const int rc = down.exit_code;
     if (rc == 0) {
-      log += fmt::format("pcr clean: took down {}{} (run {}, pid {} is gone)\n", r.project, on_host(r), r.run_id, r.pid);
+      log += r.kept ? fmt::format("pcr clean: took down kept cluster {}{} (kept by run {})\n", r.project, on_host(r),
+                                  r.run_id)
+                    : fmt::format("pcr clean: took down {}{} (run {}, pid {} is gone)\n", r.project, on_host(r),
+                                  r.run_id, r.pid);
     } else {
       ++failed;
       // What compose and docker said: the last lines, which name the cause.

@@ -25,6 +25,14 @@ struct ComposeConfig {
   // `stop_timeout:`: how long the teardown's `down` lets a container stop before killing
   // it. Its volumes go with it: a graceful stop saves nothing.
   std::chrono::milliseconds stop_timeout{1000};
+  // `pcr run --keep-clusters`: stable project names per worker (`<base>-kept<hash>-<n>`,
+  // the hash of the compose files' paths: one set per checkout), no teardown, and a
+  // project found up with the same compose files and env is reused (changed: recreated).
+  bool keep = false;
+  // `reset:` a command run before each worker's first job of a for_each step (after its
+  // set-up) and before each retry: on a reused cluster, what a fresh one would not need
+  // (truncate the tables, flush the cache). With the job's environment.
+  std::string reset;
   std::string state_dir;           // where projects are recorded: <pipeline folder>/.pcr/projects
   // v1 or v2, resolved before the run (detect_compose_version) so that no job start waits
   // on `docker compose version`.
@@ -57,6 +65,8 @@ struct ProjectRecord {
   long pid = 0;             // the run's pcr
   unsigned long long pid_start = 0;  // its start time (clock ticks since boot): pids get reused
   std::string run_id;
+  bool kept = false;        // a --keep-clusters run's: left up on purpose
+  std::string config_hash;  // kept: of the compose files and env it was brought up with
 };
 
 std::string record_json(const ProjectRecord& r);

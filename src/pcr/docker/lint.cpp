@@ -1,5 +1,7 @@
 #include <fmt/format.h>
 
+#include <sys/stat.h>
+
 // GCC 12 reports a dangling pointer inside yaml-cpp's node/impl.h for lookups on const
 // nodes; the pointer is yaml-cpp's own and valid (a known false positive of that release).
 #if defined(__GNUC__) && !defined(__clang__)
@@ -91,6 +93,28 @@ bool is_remote(const std::string& docker_host) {
     return !(host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0);
   }
   return false;
+}
+
+std::optional<std::vector<std::string>> compose_services(const std::vector<std::string>& files) {
+  std::set<std::string> names;
+  for (const auto& file : files) {
+    // A FIFO or a device would block the read: only a regular file is looked at.
+    struct stat st {};
+    if (::stat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+    constexpr std::size_t k_max_bytes = 8u << 20;
+    const auto text = util::read_file(file, k_max_bytes + 1);
+    if (!text || text->size() > k_max_bytes) return std::nullopt;
+    try {
+      const YAML::Node root = YAML::Load(*text);
+      const YAML::Node services = root["services"];
+      if (!services) continue;  // a file that only adds networks or volumes
+      if (!services.IsMap()) return std::nullopt;
+      for (auto it = services.begin(); it != services.end(); ++it) names.insert(it->first.Scalar());
+    } catch (const YAML::Exception&) {
+      return std::nullopt;
+    }
+  }
+  return std::vector<std::string>(names.begin(), names.end());
 }
 
 std::vector<std::string> lint_compose(const std::vector<std::string>& files,

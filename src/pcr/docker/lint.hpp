@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,10 @@ namespace pcr::docker {
 // - bind mounts (`./src:/app`, `type: bind`) and build contexts, when `docker_host` is a
 //   remote engine (tcp:// or ssh://): the path is looked up on that host, not here.
 // A file that cannot be read or parsed gives one warning saying so.
+// The services the compose `files` define, in name order; nullopt when one of them cannot
+// be read (then nothing can be checked against them). Bounded like lint_compose.
+std::optional<std::vector<std::string>> compose_services(const std::vector<std::string>& files);
+
 std::vector<std::string> lint_compose(const std::vector<std::string>& files, const std::string& docker_host);
 
 // A docker host as lint names it: its name in `hosts:` (may be empty) and DOCKER_HOST value.

@@ -60,6 +60,7 @@ struct StepOptions {
   std::optional<Millis> timeout;       // per job
   std::optional<Millis> idle_timeout;  // fail a job silent this long
   std::optional<Millis> slow;          // a SLOW line every this long for a job still running
+  Millis setup_timeout{5 * 60 * 1000}; // a worker's set-up or tear-down (not `timeout`, the tests')
   Millis kill_grace{10'000};           // SIGTERM → SIGKILL
   unsigned retries = 0;
   bool fail_fast = false;
@@ -172,6 +173,10 @@ struct Extension {
   // the job's process group does not reach). nullopt: nothing to do. Bounded by its own
   // timeout, not the job's kill_grace; a failure is reported as a note.
   std::function<std::optional<std::string>(const JobContext&)> after_job;
+  // A command to run in the job's shell before its command, for the first job of each
+  // worker in a for_each step (`first`) and for a retry (`attempt` > 0): compose's
+  // `reset:`. The job does not run when it fails. nullopt: nothing.
+  std::function<std::optional<std::string>(const JobContext&, bool first, unsigned attempt)> before_job;
   // A command that saves, into folder `dir`, what the extension's world knows of a job or
   // set-up that just ended (compose: every service's log, `ps`, each container's state),
   // before anything else touches its worker; `failed` says whether it failed. nullopt:

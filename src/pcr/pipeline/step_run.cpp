@@ -502,6 +502,10 @@ void StepRun::start_task(unsigned worker, JobKind kind) {
   task.spool = fmt::format("{}/{}-{}-{}-w{}.log", m_run.spool_dir, m_info.cleanup ? "c" : "s",
                            m_info.index, setup ? "setup" : "teardown", worker);
   Prepared p = prepare(setup ? m_step.setup : m_step.teardown, ctx, task.spool);
+  // A set-up is not the test: it has its own bound (a cluster coming up, `{wait}`), and
+  // no idle timeout meant for the tests' output.
+  p.spawn.timeout = m_step.options.setup_timeout;
+  p.spawn.idle_timeout = Millis(0);
   task.command = std::move(p.command);
   const std::string error = std::move(p.error);
   m_run.observer.job_started(task);
@@ -512,6 +516,7 @@ void StepRun::start_task(unsigned worker, JobKind kind) {
       },
       [this, worker, error, host, setup, ctx](const proc::Exit& exit) {
         JobResult r = classify(exit, error, false);
+        if (exit.timed_out) r.limit = m_step.options.setup_timeout;
         // A set-up that failed: what its cluster says (a service that did not come up),
         // saved before the worker's tear-down takes it down.
         const std::string saved = setup && failed_by_itself(exit) ? saved_dir_for("setup", worker, 0) : "";
@@ -663,6 +668,19 @@ void StepRun::start(std::size_t index, unsigned worker, unsigned attempt) {
     }
   job.stdout_path = m_keep_stdout ? prefix + ".out" : "";
   Prepared p = prepare(m_step.commands[job.plan.command], ctx, job.info.spool);
+  if (p.error.empty() && m_step.form == Form::for_each && extended(m_step)) {
+    // An extension's step before the job (compose `reset:` on a reused cluster): in the
+    // same shell, so its failure keeps the job from running, said in its output.
+    const bool first = m_reset_workers.insert(worker).second;
+    for (const auto& ext : m_run.pipeline.extensions)
+      if (ext.before_job)
+        if (auto before = ext.before_job(ctx, first, attempt)) {
+          const std::string prefix = fmt::format("{{ {}\n}} || {{ echo 'pcr: the reset before the job failed' >&2; exit 125; }}\n",
+                                                 *before);
+          p.command = prefix + p.command;
+          p.spawn.command = prefix + p.spawn.command;
+        }
+  }
   job.info.command = std::move(p.command);
   if (m_step.form != Form::for_each)
     m_info.expected[index] = Millis(m_run.timings.get(m_info.name, job.info.command).value_or(0));

@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -165,6 +166,7 @@ class StepRun : public sched::JobRunner {
   bool m_keep_stdout = false;  // its jobs' stdout goes to a file of its own too
   bool m_read_stdout = false;  // ...read as lines when a job passes (capture, expect, check)
   std::vector<JobInfo> m_tasks;  // per worker: its set-up or tear-down
+  std::set<unsigned> m_reset_workers;  // workers whose first job had the extensions' before_job
   std::vector<proc::ProcessSet::Id> m_task_process;
   std::vector<std::size_t> m_job_host;  // per_host: job → host
   std::function<void()> m_done;

@@ -13,7 +13,8 @@ const std::vector<std::string>& Template::names() {
   return k_names;
 }
 
-Template Template::parse(std::string_view text, std::vector<Error>& errors, const std::vector<std::string>& extra) {
+Template Template::parse(std::string_view text, std::vector<Error>& errors, const std::vector<std::string>& extra,
+                         const ArgCheck& check_arg) {
   Template t;
   t.m_source = std::string(text);
   std::string literal;
@@ -51,6 +52,8 @@ Template Template::parse(std::string_view text, std::vector<Error>& errors, cons
         errors.push_back({i, fmt::format("unknown placeholder '{{{}}}'{}; known:{} (write '{{{{' for a literal brace)",
                                          inside, hint.empty() ? "" : fmt::format(" (did you mean '{{{}}}'?)", hint),
                                          list)});
+      } else if (is_extra && check_arg) {
+        if (std::string why = check_arg(name, arg); !why.empty()) errors.push_back({i, std::move(why)});
       }
       flush();
       t.m_parts.push_back({true, std::move(name), std::move(arg)});

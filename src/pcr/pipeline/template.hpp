@@ -3,6 +3,7 @@
 #include <pcr/pipeline/model.hpp>
 #include <pcr/util/expected.hpp>
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,8 +24,11 @@ class Template {
   // Parse `text`; an unknown placeholder or unclosed brace is an error at its offset.
   // `extra` names placeholders an extension provides (the first word: "exec" for
   // `{exec web}`); they are expanded through JobContext::resolve.
+  // `check_arg`, when set, is asked about each extension placeholder's argument and
+  // returns what is wrong with it ("" when nothing): `{exec ap}` names no service.
+  using ArgCheck = std::function<std::string(const std::string& name, const std::string& arg)>;
   static Template parse(std::string_view text, std::vector<Error>& errors,
-                        const std::vector<std::string>& extra = {});
+                        const std::vector<std::string>& extra = {}, const ArgCheck& check_arg = nullptr);
 
   // The command for `ctx`. With `ctx.number == 0` (a plan), `{n}` stays as written.
   std::string expand(const JobContext& ctx) const;
