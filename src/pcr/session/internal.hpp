@@ -1,0 +1,39 @@
+#pragma once
+
+// The session's rooms, as they call one another (not part of the library's API).
+
+#include <pcr/pipeline/engine.hpp>
+#include <pcr/session/run.hpp>
+
+#include <sys/types.h>
+
+#include <functional>
+#include <optional>
+#include <string>
+
+namespace pcr::session {
+
+// The folder of the pipeline: where `.pcr/` is.
+std::string pipeline_dir(const pipeline::Pipeline& p);
+
+// What killed runs left here (compose projects, processes, spool folders), in one
+// warning; kept clusters told apart, and not at all to a run that reuses them.
+void warn_about_leftovers(const pipeline::Pipeline& p, bool keeping);
+
+// The extensions' warnings `pcr check` prints (a fixed container_name), once.
+void warn_about_isolation(const pipeline::Pipeline& p);
+
+// The supervisor (supervisor.cpp): forks the engine and returns nullopt in it; in the
+// supervisor, waits and returns the run's exit code, ending what a killed engine left.
+std::optional<int> supervise_run(const pipeline::Pipeline& p, const RunFlags& f, std::string& run_id);
+// In the engine: the supervisor's pipe (-1 without one) and whether the supervisor is gone.
+int supervisor_fd();
+bool supervisor_gone();
+
+// The kill_grace of the step a process belongs to (its CI_STEP), else the longest.
+std::function<pipeline::Millis(pid_t)> grace_of(const pipeline::Pipeline* p);
+
+// "SIGKILL", or "signal N".
+std::string signal_words(int sig);
+
+}  // namespace pcr::session
