@@ -417,3 +417,40 @@ TEST(ProcessSet, PausedJobsAreStoppedAndTheirTimeoutWaits) {
   EXPECT_EQ(got.exit_code, 0);
   EXPECT_LT(got.duration, 800ms) << "the stopped time is not the job's";
 }
+
+// Lines of a job that writes a little at a time are read in batches (a paused read), but
+// never later than live output may lag: each line reaches on_output within 100 ms of
+// being written.
+TEST(ProcessSet, ALineReachesTheObserverWithin100ms) {
+  Loop loop;
+  std::vector<double> lags;
+  {
+    ProcessSet set(loop);
+    Spawn s = job("for i in 1 2 3 4 5; do date +%s.%N; sleep 0.2; done");
+    s.env = our_env();
+    std::string partial;
+    set.spawn(
+        s,
+        [&](Stream, std::string_view data) {
+          const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+          partial.append(data);
+          for (std::size_t nl; (nl = partial.find('\n')) != std::string::npos; partial.erase(0, nl + 1))
+            lags.push_back(now - std::stod(partial.substr(0, nl)));
+        },
+        [&](const Exit&) { loop.stop(); });
+    loop.run();
+  }
+  ASSERT_EQ(lags.size(), 5u);
+  for (double lag : lags) EXPECT_LT(lag, 0.1) << "a line came " << lag << " s after it was written";
+}
+
+// A chatty job's lines are batched, yet its idle timeout only counts real silence: a line
+// every 10 ms for 2 s never trips an idle timeout of 300 ms.
+TEST(ProcessSet, BatchedReadsNeverTripAnIdleTimeout) {
+  Spawn s = job("i=0; while [ $i -lt 200 ]; do echo line $i; sleep 0.01; i=$((i+1)); done");
+  s.idle_timeout = 300ms;
+  auto out = run_one(s);
+  EXPECT_FALSE(out.exit.idle_timed_out);
+  EXPECT_EQ(out.exit.exit_code, 0);
+  EXPECT_NE(out.output.find("line 199\n"), std::string::npos);
+}

@@ -39,6 +39,9 @@ char g_read_buffer[k_read_buffer_size];
 // 64 KiB pipe paced so would cap it at 300 MB/s: measured 3.4 s for 1 GiB, not 0.8 s).
 constexpr size_t k_flood_read = k_read_buffer_size / 4;
 constexpr std::chrono::microseconds k_flood_pause{200};
+// How long reading a job that writes a little at a time pauses, to read its lines in
+// batches: well under the 100 ms live output may lag.
+constexpr Millis k_batch_pause{25};
 
 constexpr int k_pipe_size = 1024 * 1024;
 
@@ -260,7 +263,8 @@ struct ProcessSet::Child {
   Id id = 0;
   pid_t pid = 0;
   uv_pipe_t pipes[2]{};
-  uv_timer_t timeout_timer{}, idle_timer{}, grace_timer{}, drain_timer{};
+  uv_timer_t timeout_timer{}, idle_timer{}, grace_timer{}, drain_timer{}, batch_timer{};
+  bool batching = false;  // reading paused to gather a chatty job's lines (pause_reading)
   int open_handles = 0;
   int open_pipes = 0;
   pid_t pgid = 0;
@@ -384,6 +388,68 @@ struct ProcessSet::Child {
     }
   }
 
+  void start_reading(int i) {
+    uv_read_start(reinterpret_cast<uv_stream_t*>(&pipes[i]), on_alloc, on_read);
+  }
+
+  static void on_alloc(uv_handle_t*, size_t, uv_buf_t* buf) {
+    buf->base = g_read_buffer;
+    buf->len = k_read_buffer_size;
+  }
+
+  static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+    auto* self = static_cast<Child*>(stream->data);
+    int index = stream == reinterpret_cast<uv_stream_t*>(&self->pipes[0]) ? 0 : 1;
+    if (nread < 0) {
+      self->close_pipe(index);
+      self->set->finish(self);
+      return;
+    }
+    if (nread == 0) return;
+    const auto size = static_cast<size_t>(nread);
+    self->result.bytes += size;
+    const auto now = Clock::now();
+    const bool flooding = self->paced && size < k_flood_read && now - self->last_output < k_flood_pause;
+    self->last_output = now;
+    const std::string_view printed(buf->base, size);
+    std::string masked;
+    const std::string_view data = self->mask.active() ? (masked = self->mask.feed(printed)) : printed;
+    self->keep(data);
+    if (index == 0) self->spool(self->stdout_fd, self->spec.stdout_path, printed);
+    if (self->on_output && !data.empty()) self->on_output(index == 0 ? Stream::out : Stream::err, data);
+    // A job writing faster than pcr wakes up (8 KiB writes at gigabytes a second)
+    // would wake it for every write: a context switch per 8 KiB, for pcr and the
+    // writer both. Waiting a moment lets the pipe fill, so the next read takes
+    // hundreds of KiB at once (bench/output.sh: 1 GiB in 0.66 s rather than 1.0 s,
+    // as fast as `cat` passing it on). Bounded, and only while it floods.
+    if (flooding) std::this_thread::sleep_for(k_flood_pause);
+    // A job writing a line at a time (a test suite's progress) would wake pcr, and cost a
+    // read and a spool write, for every line, each taking a core from the jobs. Reading
+    // paused a moment lets its lines gather in the pipe: one wake-up, one read, one write
+    // for many (bench/chatty.sh). Only after a small read: a job filling the pipe is read
+    // on at once; and never longer than live output may lag (docs/reports.md).
+    else if (size < k_flood_read && !self->exited) self->pause_reading();
+  }
+
+  // Stop reading both pipes for k_batch_pause (see on_read); `resume_reading` at once.
+  void pause_reading() {
+    if (batching) return;
+    batching = true;
+    for (auto& p : pipes)
+      if (!uv_is_closing(handle(&p))) uv_read_stop(reinterpret_cast<uv_stream_t*>(&p));
+    uv_timer_start(
+        &batch_timer, [](uv_timer_t* t) { static_cast<Child*>(t->data)->resume_reading(); },
+        static_cast<uint64_t>(k_batch_pause.count()), 0);
+  }
+
+  void resume_reading() {
+    if (!batching) return;
+    batching = false;
+    uv_timer_stop(&batch_timer);
+    for (int i = 0; i < 2; ++i)
+      if (!uv_is_closing(handle(&pipes[i]))) start_reading(i);
+  }
+
   static void on_grace(uv_timer_t* t) {
     auto* self = static_cast<Child*>(t->data);
     if (early(t, self->grace_at, on_grace)) return;
@@ -437,6 +503,7 @@ void ProcessSet::reap() {
 
 void ProcessSet::exited(Child* c, int status) {
   c->exited = true;
+  c->resume_reading();  // what is left in the pipes is read now, not after a pause
   if (WIFSIGNALED(status))
     c->result.signal = WTERMSIG(status);
   else if (WIFEXITED(status))
@@ -503,7 +570,7 @@ ProcessSet::Id ProcessSet::spawn(Spawn spec, OnOutput on_output, OnExit on_exit)
   c->on_exit = std::move(on_exit);
   c->mask = m_secrets;
   uv_loop_t* loop = m_loop.raw();
-  for (auto* t : {&c->timeout_timer, &c->idle_timer, &c->grace_timer, &c->drain_timer}) {
+  for (auto* t : {&c->timeout_timer, &c->idle_timer, &c->grace_timer, &c->drain_timer, &c->batch_timer}) {
     uv_timer_init(loop, t);
     t->data = c;
   }
@@ -511,7 +578,7 @@ ProcessSet::Id ProcessSet::spawn(Spawn spec, OnOutput on_output, OnExit on_exit)
     uv_pipe_init(loop, &p, 0);
     p.data = c;
   }
-  c->open_handles = 6;
+  c->open_handles = 7;
   c->open_pipes = 2;
   m_children.emplace(c->id, c);
 
@@ -547,39 +614,7 @@ ProcessSet::Id ProcessSet::spawn(Spawn spec, OnOutput on_output, OnExit on_exit)
   for (int i = 0; i < 2; ++i) {
     if (read_ends[i] < 0) continue;
     uv_pipe_open(&c->pipes[i], read_ends[i]);
-    uv_read_start(
-        reinterpret_cast<uv_stream_t*>(&c->pipes[i]),
-        [](uv_handle_t*, size_t, uv_buf_t* buf) {
-          buf->base = g_read_buffer;
-          buf->len = k_read_buffer_size;
-        },
-        [](uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
-          auto* self = static_cast<Child*>(stream->data);
-          int index = stream == reinterpret_cast<uv_stream_t*>(&self->pipes[0]) ? 0 : 1;
-          if (nread < 0) {
-            self->close_pipe(index);
-            self->set->finish(self);
-            return;
-          }
-          if (nread == 0) return;
-          const auto size = static_cast<size_t>(nread);
-          self->result.bytes += size;
-          const auto now = Clock::now();
-          const bool flooding = self->paced && size < k_flood_read && now - self->last_output < k_flood_pause;
-          self->last_output = now;
-          const std::string_view printed(buf->base, size);
-          std::string masked;
-          const std::string_view data = self->mask.active() ? (masked = self->mask.feed(printed)) : printed;
-          self->keep(data);
-          if (index == 0) self->spool(self->stdout_fd, self->spec.stdout_path, printed);
-          if (self->on_output && !data.empty()) self->on_output(index == 0 ? Stream::out : Stream::err, data);
-          // A job writing faster than pcr wakes up (8 KiB writes at gigabytes a second)
-          // would wake it for every write: a context switch per 8 KiB, for pcr and the
-          // writer both. Waiting a moment lets the pipe fill, so the next read takes
-          // hundreds of KiB at once (bench/output.sh: 1 GiB in 0.66 s rather than 1.0 s,
-          // as fast as `cat` passing it on). Bounded, and only while it floods.
-          if (flooding) std::this_thread::sleep_for(k_flood_pause);
-        });
+    c->start_reading(i);
   }
   if (c->spec.timeout.count() > 0) {
     // From `started`, as the job's duration is: no job is reported timed out in less.
@@ -662,7 +697,8 @@ void ProcessSet::finish(Child* c) {
   auto on_exit = std::move(c->on_exit);
   Exit result = c->result;
   for (auto* h : {static_cast<void*>(&c->timeout_timer), static_cast<void*>(&c->idle_timer),
-                  static_cast<void*>(&c->grace_timer), static_cast<void*>(&c->drain_timer)})
+                  static_cast<void*>(&c->grace_timer), static_cast<void*>(&c->drain_timer),
+                  static_cast<void*>(&c->batch_timer)})
     c->close_handle(h);
   if (on_exit) on_exit(result);
 }
