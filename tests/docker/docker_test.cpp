@@ -797,3 +797,41 @@ TEST(Compose, KeptClustersAreReusedResetAndCleaned) {
   EXPECT_NE(clean.out.find("took down kept cluster " + c.base), std::string::npos) << clean.out;
   EXPECT_EQ(docker_leftovers(c.base), "");
 }
+
+// Tests through `{exec}` are named by their item everywhere a reader looks — the result
+// lines, the summary, slowest jobs, prefixed tags, a GitHub annotation — never by the
+// wrapper; the JUnit has exactly the user's tests, none named with the run id.
+TEST(Compose, ExecTestsAreNamedByTheirItemNotTheWrapper) {
+  Cluster c;
+  c.dir.write("ci.yaml", "name: " + c.base + R"(
+compose:
+  file: docker-compose.yml
+steps:
+  - name: tests
+    workers: 2
+    setup: docker-compose up -d 2>&1
+    teardown: "true"
+    for_each: [tests/cart_test.sh, tests/payments_test.sh, tests/search_test.sh]
+    run: "{exec web} sh -c 'echo running {items}; case {items} in *search*) exit 1;; esac'"
+)");
+  PcrOptions o;
+  o.env = {"GITHUB_ACTIONS=true"};
+  auto grouped = run_pcr({"run", "--no-color", "--junit", c.dir.file("j.xml"), c.dir.file("ci.yaml")}, o);
+  EXPECT_EQ(grouped.exit_code, 1) << grouped.out;
+  EXPECT_EQ(grouped.out.find(".pcr/exec.sh"), std::string::npos) << grouped.out;
+  EXPECT_NE(grouped.out.find("✗ tests › tests/search_test.sh [n="), std::string::npos) << grouped.out;
+  EXPECT_NE(grouped.out.find("::error title=tests/search_test.sh::"), std::string::npos) << grouped.out;
+  const auto slowest = grouped.out.find("slowest jobs:");
+  ASSERT_NE(slowest, std::string::npos);
+  EXPECT_NE(grouped.out.find("tests › tests/", slowest), std::string::npos) << grouped.out.substr(slowest);
+  const std::string junit = read_file(c.dir.file("j.xml"));
+  std::size_t cases = 0;
+  for (auto at = junit.find("<testcase "); at != std::string::npos; at = junit.find("<testcase ", at + 1)) ++cases;
+  EXPECT_EQ(cases, 3u) << junit;
+  EXPECT_EQ(junit.find("name=\"" + c.base + "-"), std::string::npos) << "a name with the run id: " << junit;
+  EXPECT_EQ(junit.find("compose teardown"), std::string::npos) << junit;
+  auto prefixed = run_pcr({"run", "--no-color", "--output", "prefixed", c.dir.file("ci.yaml")});
+  EXPECT_NE(prefixed.out.find("[tests/cart_test.sh] running tests/cart_test.sh"), std::string::npos) << prefixed.out;
+  EXPECT_EQ(prefixed.out.find(".pcr/exec.sh"), std::string::npos) << prefixed.out;
+  EXPECT_EQ(docker_leftovers(c.base), "");
+}

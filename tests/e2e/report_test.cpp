@@ -188,6 +188,9 @@ TEST_F(ReportsOfOneRun, HtmlRendersInABrowser) {
   EXPECT_NE(rendered.find(">flaky</div>"), std::string::npos) << rendered;
   EXPECT_NE(rendered.find("class=\"bar timeout\""), std::string::npos) << rendered;
   EXPECT_NE(rendered.find("<td class=\"name\">boom"), std::string::npos) << rendered;
+  // Each job links its log under --log-dir.
+  EXPECT_NE(rendered.find("class=\"log\" href=\"file://" + r.dir.file("logs") + "/s01-mixed-j"), std::string::npos)
+      << rendered;
   EXPECT_EQ(rendered.find("<script>alert"), std::string::npos);
   ASSERT_EQ(std::system((browser + flags + "--window-size=1200,900 --screenshot='" + shot + "' 'file://" +
                          r.dir.file("report.html") + "' > /dev/null 2>&1").c_str()), 0);

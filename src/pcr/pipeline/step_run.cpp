@@ -400,7 +400,7 @@ void StepRun::start_task(unsigned worker, JobKind kind) {
       [this, worker](proc::Stream, std::string_view data) {
         m_run.observer.job_output(m_tasks[worker], data);
       },
-      [this, worker, error, host, setup, ctx](const proc::Exit& exit) {
+      [this, worker, error, setup, ctx](const proc::Exit& exit) {
         JobResult r = classify(exit, error, false);
         if (exit.timed_out) r.limit = m_step.options.setup_timeout;
         // A set-up that failed: what its cluster says (a service that did not come up),

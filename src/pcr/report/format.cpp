@@ -161,6 +161,11 @@ std::string live_line(const pipeline::JobInfo& job, const Style& style) {
   return style.dim(fmt::format("▶ {}{}", util::elide(v(job_name(job)), 120), where(job))) + command_after(job, style);
 }
 
+// Whether job name `name` is its step's own: the step's only job, or `step #n`.
+static bool names_its_step(const std::string& name, const std::string& step) {
+  return name == step || (name.rfind(step + " #", 0) == 0);
+}
+
 std::string saved_text(const pipeline::JobResult& r, const Style& style) {
   if (r.saved_dir.empty()) return "";
   std::string names;
@@ -392,8 +397,8 @@ std::string summary(const Summary& s, const Style& style) {
   }
   auto job_title = [&](const JobRecord& j) {
     const std::string name = j.name.empty() ? j.command : j.name;
-    // "step › name", unless the name already starts with the step's ("load #3").
-    const std::string step = name.rfind(j.step, 0) == 0 ? "" : v(j.step) + " › ";
+    // "step › name", unless the name is the step's own ("lint", "load #3").
+    const std::string step = names_its_step(name, j.step) ? "" : v(j.step) + " › ";
     const std::string command = j.itemized || j.command == name ? "" : ": " + shown_command(j.command);
     return fmt::format("{}{} [n={}]: {}{}", step, util::elide(v(name), 120), j.worker, describe(j.result, j.attempt),
                        command);
@@ -434,7 +439,7 @@ std::string summary(const Summary& s, const Style& style) {
     out += style.bold("slowest jobs:") + "\n";
     for (const auto& j : s.slowest)
       out += fmt::format("  {:>8}  {}{}\n", format_duration(j.result.duration),
-                         j.name.rfind(j.step, 0) == 0 ? "" : v(j.step) + " › ",
+                         names_its_step(j.name, j.step) ? "" : v(j.step) + " › ",
                          util::elide(v(j.name.empty() ? j.command : j.name), 80));
   }
   if (s.tests.jobs > 0) {

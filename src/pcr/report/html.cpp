@@ -74,9 +74,10 @@ std::string job_table(const RunRecord& run, size_t s, bool tasks) {
                                 hosts ? "<th>host</th>" : "", projects ? "<th>cluster</th>" : "");
   for (const auto* j : rows) {
     out += fmt::format(
-        "<tr><td class=\"name\">{}{}</td><td class=\"num\">{}</td>{}{}<td><span class=\"badge {}\">{}</span></td>"
+        "<tr><td class=\"name\">{}{}{}</td><td class=\"num\">{}</td>{}{}<td><span class=\"badge {}\">{}</span></td>"
         "<td class=\"num\">{}</td><td><details><summary>command</summary><code>{}</code></details></td></tr>\n",
-        job_label(*j), j->attempt > 0 ? fmt::format(" (attempt {})", j->attempt + 1) : "", j->worker,
+        job_label(*j), j->attempt > 0 ? fmt::format(" (attempt {})", j->attempt + 1) : "",
+        j->log.empty() ? "" : fmt::format(" <a class=\"log\" href=\"file://{}\">log</a>", html_escape(j->log)), j->worker,
         hosts ? "<td>" + html_escape(j->host) + "</td>" : "", projects ? "<td><code>" + html_escape(j->project) + "</code></td>" : "",
         css_class(*j), html_escape(describe(j->result, j->attempt)), format_duration(j->result.duration),
         html_escape(j->command));

@@ -114,6 +114,7 @@ void Recorder::job_finished(const pipeline::JobInfo& job, const pipeline::JobRes
   e.start = it != m_started.end() ? it->second : now() - r.duration;
   if (it != m_started.end()) m_started.erase(it);
   if (r.status != JobStatus::passed) e.tail = output_tail(job.spool, m_tail_bytes, m_mask);
+  if (m_log_path) e.log = m_log_path(job);
   m_record.jobs.push_back(std::move(e));
 }
 

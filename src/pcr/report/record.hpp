@@ -27,6 +27,7 @@ struct JobEntry {
   pipeline::JobResult result;
   Millis start{0};   // since the run started
   std::string tail;  // the end of its output, for jobs that did not pass
+  std::string log;   // its file under --log-dir (absolute), when there is one
 };
 
 struct StepEntry {
@@ -57,6 +58,8 @@ class Recorder : public pipeline::Observer {
   using Sink = std::function<void(const RunRecord&)>;
   Recorder(std::vector<std::string> secrets, size_t tail_bytes = 64 * 1024);
   void add_sink(Sink sink) { m_sinks.push_back(std::move(sink)); }
+  // Where each job's log is (--log-dir), for the reports to link it.
+  void set_log_paths(std::function<std::string(const pipeline::JobInfo&)> path) { m_log_path = std::move(path); }
 
   void run_started(const pipeline::RunInfo&) override;
   void step_started(const pipeline::StepInfo&) override;
@@ -77,6 +80,7 @@ class Recorder : public pipeline::Observer {
   std::chrono::steady_clock::time_point m_t0;
   std::map<const pipeline::JobInfo*, Millis> m_started;
   std::vector<Sink> m_sinks;
+  std::function<std::string(const pipeline::JobInfo&)> m_log_path;
 };
 
 // The last `max_bytes` of file `path` (from a line start where possible), masked by

@@ -128,6 +128,11 @@ int Outputs::open_log_dir() {
   m_run_log = std::make_unique<report::Console>(plain);
   m_log_dir = std::make_unique<report::LogDir>(dir, m_secrets);
   m_observers.add(*m_log_dir);
+  std::error_code ec;
+  const std::string absolute = std::filesystem::absolute(dir, ec).string();
+  m_recorder.set_log_paths([this, absolute](const pipeline::JobInfo& job) {
+    return absolute + "/" + m_log_dir->file_name(job);
+  });
   return 0;
 }
 
