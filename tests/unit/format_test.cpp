@@ -1,9 +1,14 @@
 #include <pcr/report/format.hpp>
+#include <pcr/report/html.hpp>
 #include <pcr/util/text.hpp>
 
 #include <gtest/gtest.h>
 
 #include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
 
 using namespace pcr;
 using namespace pcr::report;
@@ -176,4 +181,19 @@ TEST(Summary, ListsStepsFailuresFlakyAndVerdict) {
   s.run.signal = SIGINT;
   s.run.exit_code = 130;
   EXPECT_NE(summary(s, Style{false}).find("INTERRUPTED by SIGINT"), std::string::npos);
+}
+
+// The HTML report's policy names its script by hash: the two must agree, or a browser
+// blocks the script. Checked with openssl, not with pcr's own code.
+TEST(Html, TheScriptsHashIsItsSha256) {
+  if (std::system("command -v openssl > /dev/null") != 0) GTEST_SKIP() << "openssl is missing";
+  const std::string path = "/tmp/pcr-sort-script-" + std::to_string(::getpid());
+  { std::ofstream(path) << pcr::report::html_sort_script(); }
+  FILE* p = ::popen(("openssl dgst -sha256 -binary '" + path + "' | base64").c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char buf[128] = {};
+  const std::size_t n = std::fread(buf, 1, sizeof buf - 1, p);
+  ::pclose(p);
+  ::unlink(path.c_str());
+  EXPECT_EQ(std::string(buf, n), pcr::report::html_sort_hash() + "\n");
 }

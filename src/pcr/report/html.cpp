@@ -54,6 +54,12 @@ std::string job_label(const JobEntry& j) {
   return html_escape(j.name.empty() ? j.command : j.name);
 }
 
+// An outcome as a number to sort by: the worst first when sorted down.
+int outcome_rank(const JobEntry& j) {
+  const std::string c = css_class(j);
+  return c == "failed" ? 5 : c == "timeout" ? 4 : c == "retry" ? 3 : c == "flaky" ? 2 : c == "cancelled" ? 1 : 0;
+}
+
 // The job table of one step: its jobs, or its workers' set-ups and tear-downs. The jobs
 // that did not pass first, then the slowest: what a reader looks for.
 std::string job_table(const RunRecord& run, size_t s, bool tasks) {
@@ -74,18 +80,30 @@ std::string job_table(const RunRecord& run, size_t s, bool tasks) {
                                 hosts ? "<th>host</th>" : "", projects ? "<th>cluster</th>" : "");
   for (const auto* j : rows) {
     out += fmt::format(
-        "<tr><td class=\"name\">{}{}{}</td><td class=\"num\">{}</td>{}{}<td><span class=\"badge {}\">{}</span></td>"
-        "<td class=\"num\">{}</td><td><details><summary>command</summary><code>{}</code></details></td></tr>\n",
+        "<tr><td class=\"name\">{}{}{}</td><td class=\"num\">{}</td>{}{}<td data-v=\"{}\"><span class=\"badge {}\">{}</span></td>"
+        "<td class=\"num\" data-v=\"{}\">{}</td><td><details><summary>command</summary><code>{}</code></details></td></tr>\n",
         job_label(*j), j->attempt > 0 ? fmt::format(" (attempt {})", j->attempt + 1) : "",
         j->log.empty() ? "" : fmt::format(" <a class=\"log\" href=\"file://{}\">log</a>", html_escape(j->log)), j->worker,
         hosts ? "<td>" + html_escape(j->host) + "</td>" : "", projects ? "<td><code>" + html_escape(j->project) + "</code></td>" : "",
-        css_class(*j), html_escape(describe(j->result, j->attempt)), format_duration(j->result.duration),
+        outcome_rank(*j), css_class(*j), html_escape(describe(j->result, j->attempt)), j->result.duration.count(),
+        format_duration(j->result.duration),
         html_escape(j->command));
   }
   return out + "</table>\n";
 }
 
+// Sorts a job table by the column clicked (again: the other way), by `data-v` where a
+// cell has one (durations in ms, outcomes ranked), else by its text. The page's only
+// script, allowed by its hash in the Content-Security-Policy (k_sort_hash, checked by
+// the tests): nothing else on the page can run, whatever a job printed.
+const char* k_sort_script =
+    "document.body.dataset.sortable='1';document.querySelectorAll('table.jobs th,table.tasks th').forEach(function(th,i){th.style.cursor='pointer';th.title='sort';th.addEventListener('click',function(){var t=th.closest('table'),b=t.tBodies[0],rows=Array.from(t.rows).slice(1),up=th.dataset.up!=='1';th.dataset.up=up?'1':'0';rows.sort(function(p,q){var x=p.cells[i].dataset.v||p.cells[i].textContent,y=q.cells[i].dataset.v||q.cells[i].textContent,m=parseFloat(x),n=parseFloat(y),c=(!isNaN(m)&&!isNaN(n))?m-n:x.localeCompare(y);return up?c:-c;});rows.forEach(function(r){b.appendChild(r);});});});";
+const char* k_sort_hash = "CB8ZT6uqmQLpCsz0wPWqKmELmX7KTSzEjpeIR5O/J9Q=";
+
 }  // namespace
+
+std::string html_sort_script() { return k_sort_script; }
+std::string html_sort_hash() { return k_sort_hash; }
 
 std::string html_report(const RunRecord& run) {
   const auto& res = run.result;
@@ -95,7 +113,9 @@ std::string html_report(const RunRecord& run) {
                                                   : "FAILED";
   std::string title = run.info.name.empty() ? "pcr run" : run.info.name;
   std::string out = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n";
-  out += "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n";
+  out += fmt::format("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src "
+                     "'unsafe-inline'; script-src 'sha256-{}'\">\n",
+                     k_sort_hash);
   out += fmt::format("<title>{} — pcr {}</title><style>{}</style></head><body>\n", html_escape(title),
                      html_escape(run.info.run_id), k_style);
   out += fmt::format("<h1>{}</h1>\n<p><span class=\"verdict {}\" id=\"verdict\">{}</span> in {} · run <code>{}</code> · exit {}</p>\n",
@@ -198,7 +218,7 @@ std::string html_report(const RunRecord& run) {
         out += fmt::format("<pre class=\"services\">{}</pre>\n", html_escape(j.result.saved_summary));
     }
   }
-  out += "</body></html>\n";
+  out += fmt::format("<script>{}</script>\n</body></html>\n", k_sort_script);
   return out;
 }
 

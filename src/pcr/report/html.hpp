@@ -12,4 +12,9 @@ namespace pcr::report {
 // Everything a job printed or ran is escaped: a `<script>` in its output is shown as text.
 std::string html_report(const RunRecord& run);
 
+// The report's one script (its job tables sorted by a click on a column) and its SHA-256
+// (base64), which the report's Content-Security-Policy allows and nothing else.
+std::string html_sort_script();
+std::string html_sort_hash();
+
 }  // namespace pcr::report
