@@ -387,3 +387,12 @@ TEST(Reports, JUnitCountsTestsNotSetUpsOrTearDowns) {
                           d.file("j.xml") + "' 2>&1";
   EXPECT_EQ(std::system(cmd.c_str()), 0) << junit;
 }
+
+// A `commands:` job's log is named by its command as written, not only its number.
+TEST(Reports, LogDirNamesACommandsJobByItsCommand) {
+  TempDir d;
+  auto r = run_yaml(d, "steps:\n  - commands: [echo lint, echo unit]\n", {"--log-dir", d.file("logs")});
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(exists(d.file("logs/s01-2_commands-j001-echo_lint.log")));
+  EXPECT_TRUE(exists(d.file("logs/s01-2_commands-j002-echo_unit.log")));
+}

@@ -40,6 +40,11 @@ std::string LogDir::file_name(const pipeline::JobInfo& job) const {
   } else {
     std::string items;
     for (const auto& i : job.items) items += (items.empty() ? "" : "_") + i;
+    // Without items, the job's name where it says more than the step's (a `commands:`
+    // job's command as written).
+    const std::string step_name = step ? step->name : "";
+    if (items.empty() && !job.name.empty() && job.name != step_name && job.name.rfind(step_name + " #", 0) != 0)
+      items = job.name;
     name = fmt::format("{}-j{:03}{}", prefix, job.job,
                        items.empty() ? "" : "-" + util::slug(m_mask.mask(items), 60));
   }
