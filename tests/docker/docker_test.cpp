@@ -287,6 +287,7 @@ TEST(Compose, BothKilledIsCleanedByPcrClean) {
   EXPECT_EQ(clean.exit_code, 0) << clean.out;
   EXPECT_NE(clean.out.find("took down " + c.base), std::string::npos) << clean.out;
   EXPECT_NE(clean.out.find("process(es)"), std::string::npos) << clean.out;
+  EXPECT_EQ(clean.out.find("\\n"), std::string::npos) << "lines end in newlines, not a shown \\n: " << clean.out;
   EXPECT_EQ(docker_leftovers(c.base), "");
   EXPECT_TRUE(processes_with(marker).empty());
   EXPECT_NE(run_pcr({"clean"}, in_dir).out.find("nothing left behind"), std::string::npos);

@@ -429,8 +429,7 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
     std::string compose = util::shell_join(compose_argv(state->compose_version(), state->config.files, project));
     if (name == "compose") return compose;
     if (name == "wait") {
-      std::vector<std::string> argv = {planning ? state->wait_script_path() : state->wait_script(), compose,
-                                       state->compose_version() == ComposeVersion::v2 ? "v2" : "v1"};
+      std::vector<std::string> argv = {planning ? state->wait_script_path() : state->wait_script(), compose, project};
       std::istringstream services(arg);
       for (std::string s; services >> s;) argv.push_back(s);
       return util::shell_join(argv);

@@ -59,9 +59,8 @@ exit 0
 // fails at once, naming it, with its state, last probe output and last log lines. The
 // job's timeout bounds the wait; stopped by it, it says which service was not ready.
 extern const char* const k_wait_script = R"SH(#!/bin/sh
-# Written by pcr. usage: wait.sh 'COMPOSE COMMAND' v1|v2 SERVICE...
-compose=$1 all=
-[ "$2" = v2 ] && all=-a
+# Written by pcr. usage: wait.sh 'COMPOSE COMMAND' PROJECT SERVICE...
+compose=$1 project=$2
 shift 2
 service= state=
 trap 'echo "pcr: {wait}: gave up waiting for $service (${state:-no container yet})" >&2; exit 143' TERM INT HUP
@@ -75,7 +74,9 @@ fail() {
 for service in "$@"; do
   said=
   while :; do
-    id=$(eval "$compose ps -q $all \"\$service\"" 2>/dev/null | head -n 1)
+    # Found by its labels through docker: no compose start-up (a Python one, for v1) a poll.
+    id=$(docker ps -a -q --filter "label=com.docker.compose.project=$project" \
+      --filter "label=com.docker.compose.service=$service" 2>/dev/null | head -n 1)
     if [ -n "$id" ]; then
       state=$(docker inspect --format '{{.State.Status}} {{.State.ExitCode}} {{.State.OOMKilled}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$id" 2>/dev/null)
       read -r status code oom health <<EOF

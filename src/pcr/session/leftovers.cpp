@@ -110,7 +110,7 @@ int clean(const std::string& clean_file) {
   const util::Masker mask(pipeline ? config::secret_values(*pipeline) : std::vector<std::string>{});
   std::string log;
   const int failed = docker::clean(docker::state_dir(dir), log);
-  std::cout << util::visible(mask.mask(log));
+  std::cout << util::visible(mask.mask(log), true);
   if (!any && log.empty()) std::cout << "pcr clean: nothing left behind by a killed run\n";
   return failed > 0 ? 1 : 0;
 }
