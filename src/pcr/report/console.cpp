@@ -383,7 +383,8 @@ void Console::run_finished(const pipeline::RunResult& run) {
   }
   // The slowest list only helps when there is more than a handful of jobs to compare.
   size_t jobs = 0;
-  for (const auto& s : m_summary.steps) jobs += s.info.jobs;
+  for (const auto& s : m_summary.steps)
+    if (!(s.info.step && s.info.step->own)) jobs += s.info.jobs;  // pcr's own steps are not compared
   if (jobs <= 1) m_summary.slowest.clear();
   // Names masked before the table is laid out: a column padded to a secret's own length
   // would tell it.
