@@ -764,7 +764,10 @@ TEST(Compose, KeptClustersAreReusedResetAndCleaned) {
     for_each: [a, b, c, d]
     run: "{exec web} true"
 )";
-  c.dir.write("ci.yaml", "name: " + c.base + "\ncompose:\n  file: docker-compose.yml\n  reset: echo reset >> resets\n" + steps);
+  // `reset:` with a placeholder: it reaches the worker's own cluster.
+  c.dir.write("ci.yaml", "name: " + c.base +
+                             "\ncompose:\n  file: docker-compose.yml\n  reset: \"{exec web} true && echo reset >> resets\"\n" +
+                             steps);
   PcrOptions in_dir;
   in_dir.cwd = c.dir.path();
   auto first = run_pcr({"run", "--no-color", "--keep-clusters"}, in_dir);

@@ -359,3 +359,21 @@ TEST(Compose, PlannedTeardownTakesDownEveryProjectAndWritesNothing) {
   EXPECT_EQ(projects.size(), 12u);
   EXPECT_FALSE(test::exists(d.file(".pcr")));  // no record, no script
 }
+
+// `compose: reset:` is a command like a step's: its placeholders and service names are
+// checked at load, at its place.
+TEST(Compose, ResetIsCheckedAsACommand) {
+  test::TempDir d;
+  d.write("dc.yml", "services:\n  db: {image: y}\n");
+  d.write("ci.yaml", "compose:\n  file: dc.yml\n  reset: \"{exec bd} psql\"\nsteps:\n  - run: \"true\"\n");
+  try {
+    config::load_file(d.file("ci.yaml"));
+    FAIL();
+  } catch (const config::LoadError& e) {
+    EXPECT_EQ(e.diagnostics()[0].line, 3);
+    EXPECT_NE(e.diagnostics()[0].message.find("no service 'bd' (did you mean 'db'?)"), std::string::npos)
+        << e.diagnostics()[0].message;
+  }
+  d.write("ci.yaml", "compose:\n  file: dc.yml\n  reset: \"{exec db} psql -c 'truncate t'\"\nsteps:\n  - run: \"true\"\n");
+  EXPECT_NO_THROW(config::load_file(d.file("ci.yaml")));
+}

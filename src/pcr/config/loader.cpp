@@ -108,6 +108,12 @@ class Loader {
     if (compose) {
       m_placeholders = docker::placeholder_names();
       m_services = docker::compose_services(compose->files);
+      // `reset:` is a command of its own, placeholders and service names checked as a
+      // step's are (`{exec db} psql …`).
+      if (auto r = root["compose"]["reset"]) {
+        std::string reset_text;
+        command(r, "compose reset", reset_text);
+      }
     }
     StepOptions defaults;
     if (auto n = root["defaults"]) {

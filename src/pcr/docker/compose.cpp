@@ -510,11 +510,17 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
     return state->config.teardown && !state->config.keep ? clean(state->config.state_dir, log, run_id) : 0;
   };
   // `reset:` before a worker's first job of a for_each step, and before each retry.
-  if (!state->config.reset.empty())
-    ext.before_job = [state](const JobContext&, bool first, unsigned attempt) -> std::optional<std::string> {
+  if (!state->config.reset.empty()) {
+    // With the placeholders of a job's command ({exec db}, {compose}), for the job's own
+    // cluster; the loader checked them.
+    std::vector<pipeline::Template::Error> errors;
+    auto reset = std::make_shared<pipeline::Template>(
+        pipeline::Template::parse(state->config.reset, errors, placeholder_names()));
+    ext.before_job = [reset](const JobContext& ctx, bool first, unsigned attempt) -> std::optional<std::string> {
       if (!first && attempt == 0) return std::nullopt;
-      return state->config.reset;
+      return reset->expand(ctx);
     };
+  }
   p.extensions.push_back(std::move(ext));
 
   if (!state->config.teardown || state->config.keep) return;  // kept: up for the next run
