@@ -13,6 +13,7 @@
 #include <fstream>
 #include <functional>
 #include <future>
+#include <regex>
 
 using namespace pcr::test;
 namespace fs = std::filesystem;
@@ -837,5 +838,26 @@ steps:
   auto prefixed = run_pcr({"run", "--no-color", "--output", "prefixed", c.dir.file("ci.yaml")});
   EXPECT_NE(prefixed.out.find("[tests/cart_test.sh] running tests/cart_test.sh"), std::string::npos) << prefixed.out;
   EXPECT_EQ(prefixed.out.find(".pcr/exec.sh"), std::string::npos) << prefixed.out;
+  EXPECT_EQ(docker_leftovers(c.base), "");
+}
+
+// A service killed from outside while a job uses it is named in that job's failure, with
+// its exit code and when it died.
+TEST(Compose, AServiceDyingUnderARunningJobIsNamed) {
+  Cluster c;
+  PcrOptions o;
+  o.while_running = [&](pid_t) {
+    ASSERT_TRUE(wait_until([&] { return exists(c.dir.file("polling")); }, std::chrono::seconds(120)));
+    sh("docker kill " + read_file(c.dir.file("db.id")).substr(0, 64) + " > /dev/null");
+  };
+  auto r = run_yaml(c.dir, c.pipeline(R"(  - name: tests
+    setup: docker-compose up -d 2>&1 && docker-compose ps -q db > db.id
+    for_each: [t]
+    timeout: 60s
+    run: "touch polling; {exec web} sh -c 'while wget -q -O- http://db:8080/ > /dev/null; do sleep 0.2; done; exit 1'"
+)"),
+                    {"--no-color", "--log-dir", c.dir.file("logs")}, o);
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("db exited with code 137 at [0-9:]{8} UTC"))) << r.out;
   EXPECT_EQ(docker_leftovers(c.base), "");
 }

@@ -105,8 +105,8 @@ std::string troubled_services(const std::string& dir) {
   for (const auto& line : util::split_lines(*state)) {
     if (line.empty() || line[0] == ' ') continue;
     std::istringstream in(line);
-    std::string service, status, exit, oom, health;
-    in >> service >> status >> exit >> oom >> health;
+    std::string service, status, exit, oom, health, finished;
+    in >> service >> status >> exit >> oom >> health >> finished;
     const std::string code = exit.rfind("exit=", 0) == 0 ? exit.substr(5) : "";
     const bool oom_killed = oom == "oom=true";
     const bool unhealthy = health == "health=unhealthy";
@@ -115,6 +115,9 @@ std::string troubled_services(const std::string& dir) {
     std::string what = died ? fmt::format("{} exited with code {}", service, code) : service + " is " + status;
     if (oom_killed) what += ", OOM-killed";
     if (unhealthy) what += ", unhealthy";
+    // When it died (UTC, to the second): beside the job's own times, was it first?
+    if (died && finished.rfind("finished=", 0) == 0 && finished.size() >= 28)
+      what += " at " + finished.substr(20, 8) + " UTC";
     out += what + "\n";
     for (const auto& l : util::split_lines(util::tail_lines(fmt::format("{}/{}.log", dir, service), 5))) out += "  │ " + l + "\n";
   }

@@ -46,7 +46,7 @@ for s in $(eval "$compose config --services" 2>/dev/null); do
   eval "$compose logs --no-color --timestamps \"\$s\"" 2>&1 | tail -c "$cap" > "$dir/$s.log"
 done
 for id in $ids; do
-  docker inspect --format '{{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} exit={{.State.ExitCode}} oom={{.State.OOMKilled}} health={{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$id"
+  docker inspect --format '{{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} exit={{.State.ExitCode}} oom={{.State.OOMKilled}} health={{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} finished={{.State.FinishedAt}}' "$id"
   docker inspect --format '{{if .State.Health}}{{range .State.Health.Log}}{{if .Output}}{{printf "%q" .Output}}{{"\n"}}{{end}}{{end}}{{end}}' "$id" | grep -v '^$' | tail -n 2 | sed 's/^/  probe: /'
 done > "$dir/state.txt" 2>&1
 exit 0
