@@ -113,7 +113,6 @@ class Engine {
   Clock::time_point m_step_started;
   std::string m_timings_path;
   bool m_failed = false;
-  bool m_other_failure = false;  // a failure that is no job's (hosts, a step's own error)
   int m_signals = 0;
   bool m_supervisor_gone = false;  // the interrupt is the supervisor's death, not a signal
   Clock::time_point m_started;
@@ -242,10 +241,10 @@ void Engine::probe_hosts() {
       if (!up.hosts.empty()) m_run.observer.note(up);
       if (m_run.hosts.up_count() == 0) {
         m_run.observer.note({NoteKind::no_host_answers});
-        m_failed = m_other_failure = true;
+        m_failed = m_run.other_failures = true;
       } else if (m_run.options.require_all_hosts && m_run.hosts.up_count() < hosts.size()) {
         m_run.observer.note({NoteKind::host_required});
-        m_failed = m_other_failure = true;
+        m_failed = m_run.other_failures = true;
       }
       next();
     });
@@ -385,7 +384,7 @@ void Engine::finish() {
   result.signal = m_run.interrupt;
   result.supervisor_gone = m_supervisor_gone && m_run.interrupt != 0;
   result.timed_out = m_run.timed_out;
-  const bool only_own = m_run.own_failures && !m_run.other_failures && !m_other_failure && !m_run.timed_out;
+  const bool only_own = m_run.own_failures && !m_run.other_failures && !m_run.timed_out;
   result.exit_code = m_run.interrupt               ? 128 + m_run.interrupt
                      : only_own                      ? 3
                      : (m_failed || m_run.timed_out) ? 1

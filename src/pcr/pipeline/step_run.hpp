@@ -68,8 +68,9 @@ struct RunState {
   sched::Timings timings;
   RunResult result;
   bool timed_out = false;  // the pipeline's timeout expired
-  // Jobs that failed for good through pcr's own fault (JobResult::own_fault), and for any
-  // other reason: a run whose only failures are pcr's own exits 3, not 1.
+  // Jobs that failed for good through pcr's own fault (JobResult::own_fault), and any
+  // other failure (a job's, a set-up's, a step's own error, no host answering): a run
+  // whose only failures are pcr's own exits 3, not 1.
   bool own_failures = false, other_failures = false;
   // What this run's main steps did, for the next `--rerun-failed` (rerun.hpp).
   LastRun outcome;

@@ -55,15 +55,30 @@ Loop::~Loop() {
   uv_loop_close(m_loop.get());
 }
 
+void arm_at(uv_timer_s* timer, Clock::time_point at, void (*callback)(uv_timer_s*)) {
+  uv_update_time(timer->loop);
+  const auto left = std::chrono::ceil<Millis>(at - Clock::now()).count();
+  uv_timer_start(timer, callback, static_cast<uint64_t>(std::max<Millis::rep>(left, 0)), 0);
+}
+
+bool fired_early(uv_timer_s* timer, Clock::time_point at, void (*callback)(uv_timer_s*)) {
+  if (Clock::now() >= at) return false;
+  arm_at(timer, at, callback);
+  return true;
+}
+
 Loop::TimerId Loop::add_timer(Millis delay, Millis repeat, std::function<void()> fn) {
   auto* timer = new Timer{{}, this, m_next_timer++, repeat.count() > 0, Clock::now() + delay, std::move(fn)};
   uv_timer_init(m_loop.get(), &timer->handle);
   timer->handle.data = timer;
   m_timers.emplace(timer->id, timer);
-  // libuv counts from its cached loop time, which lags by what this iteration has spent.
-  uv_update_time(m_loop.get());
-  uv_timer_start(&timer->handle, &Loop::fire, static_cast<uint64_t>(delay.count()),
-                 static_cast<uint64_t>(repeat.count()));
+  if (timer->repeating) {
+    uv_update_time(m_loop.get());  // the cached loop time lags (arm_at)
+    uv_timer_start(&timer->handle, &Loop::fire, static_cast<uint64_t>(delay.count()),
+                   static_cast<uint64_t>(repeat.count()));
+  } else {
+    arm_at(&timer->handle, timer->at, &Loop::fire);
+  }
   return timer->id;
 }
 
@@ -73,12 +88,7 @@ void Loop::fire(uv_timer_s* h) {
     t->fn();  // may cancel this very timer; `cancel` defers the delete to close.
     return;
   }
-  const auto now = Clock::now();
-  if (now < t->at) {  // early: the cached time is truncated to the millisecond
-    uv_update_time(h->loop);
-    uv_timer_start(h, &Loop::fire, static_cast<uint64_t>(std::chrono::ceil<Millis>(t->at - now).count()), 0);
-    return;
-  }
+  if (fired_early(h, t->at, &Loop::fire)) return;
   auto callback = std::move(t->fn);
   t->loop->m_timers.erase(t->id);
   close_and_delete(t);
@@ -86,13 +96,10 @@ void Loop::fire(uv_timer_s* h) {
 }
 
 void Loop::shift_timers(Clock::duration by) {
-  uv_update_time(m_loop.get());
-  const auto now = Clock::now();
   for (auto& [id, t] : m_timers) {
     if (t->repeating || !uv_is_active(reinterpret_cast<uv_handle_t*>(&t->handle))) continue;
     t->at += by;
-    const auto left = std::max<Millis::rep>(0, std::chrono::ceil<Millis>(t->at - now).count());
-    uv_timer_start(&t->handle, &Loop::fire, static_cast<uint64_t>(left), 0);
+    arm_at(&t->handle, t->at, &Loop::fire);
   }
 }
 

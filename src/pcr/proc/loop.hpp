@@ -15,6 +15,15 @@ namespace pcr::proc {
 using Millis = std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
+// Start libuv timer `timer` to call `callback` at `at`, never before. libuv counts from its
+// cached loop time, which lags the clock by whatever the current iteration has spent
+// (starting a hundred jobs, say) and is truncated to the millisecond: it is refreshed
+// here and the wait rounded up, and a callback checks the clock again (`fired_early`).
+// For the Loop's own timers and ProcessSet's.
+void arm_at(uv_timer_s* timer, Clock::time_point at, void (*callback)(uv_timer_s*));
+// Whether `timer`'s callback runs before `at`; then the timer is started again for the rest.
+bool fired_early(uv_timer_s* timer, Clock::time_point at, void (*callback)(uv_timer_s*));
+
 // The one event loop of a run (libuv underneath). Everything pcr does — process exits,
 // output, timers, signals — arrives as a callback on this loop, on this thread; nothing
 // runs in signal context. Not thread-safe.

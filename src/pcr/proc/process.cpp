@@ -95,23 +95,6 @@ struct Shell {
 // argument may hold 128 KiB, and the environment shares the rest of the bound.
 constexpr std::size_t k_inline_command = 64u << 10;
 
-// Start `timer` to fire at `at`, never before. libuv counts a timer from its cached loop
-// time, which lags the clock by whatever the current iteration has spent (starting a
-// hundred jobs, say) and is truncated to the millisecond: refresh it, round up, and let
-// each callback check the clock again (`early`).
-void arm_at(uv_timer_t* timer, Clock::time_point at, uv_timer_cb callback) {
-  uv_update_time(timer->loop);
-  const auto left = std::chrono::ceil<Millis>(at - Clock::now()).count();
-  uv_timer_start(timer, callback, static_cast<uint64_t>(std::max<Millis::rep>(left, 0)), 0);
-}
-
-// A timer's callback ran before its deadline: started again for the rest.
-bool early(uv_timer_t* timer, Clock::time_point at, uv_timer_cb callback) {
-  if (Clock::now() >= at) return false;
-  arm_at(timer, at, callback);
-  return true;
-}
-
 bool runs_from_script(const Spawn& spec) {
   return spec.command.size() > k_inline_command && !spec.script_path.empty();
 }
@@ -452,13 +435,13 @@ struct ProcessSet::Child {
 
   static void on_grace(uv_timer_t* t) {
     auto* self = static_cast<Child*>(t->data);
-    if (early(t, self->grace_at, on_grace)) return;
+    if (fired_early(t, self->grace_at, on_grace)) return;
     self->signal_group(SIGKILL);
   }
 
   static void on_timeout(uv_timer_t* t) {
     auto* self = static_cast<Child*>(t->data);
-    if (early(t, self->timeout_at, on_timeout)) return;
+    if (fired_early(t, self->timeout_at, on_timeout)) return;
     if (!self->result.stopped && !self->result.idle_timed_out) self->result.timed_out = true;
     self->terminate();
   }
