@@ -290,3 +290,9 @@ TEST(Loader, SecretValuesComeFromEveryEnvironment) {
   for (const char* v : {"from-environment", "from-pipeline", "from-compose"})
     EXPECT_NE(std::find(values.begin(), values.end(), v), values.end()) << v;
 }
+
+// `compose:` given as a scalar is an error at its place, never an exception escaping the
+// loader (a fuzzed file made `compose: x` throw YAML::BadSubscript on the `reset:` lookup).
+TEST(Loader, ComposeThatIsNotAMappingIsAnError) {
+  expect_error("compose: mma}\nsteps:\n  - run: \"true\"\n", 1, 10, "compose: expected a mapping");
+}

@@ -110,9 +110,12 @@ class Loader {
       m_services = docker::compose_services(compose->files);
       // `reset:` is a command of its own, placeholders and service names checked as a
       // step's are (`{exec db} psql …`).
-      if (auto r = root["compose"]["reset"]) {
-        std::string reset_text;
-        command(r, "compose reset", reset_text);
+      auto block = root["compose"];
+      if (block.IsMap()) {
+        if (auto r = block["reset"]) {
+          std::string reset_text;
+          command(r, "compose reset", reset_text);
+        }
       }
     }
     StepOptions defaults;
