@@ -842,8 +842,8 @@ steps:
   EXPECT_EQ(docker_leftovers(c.base), "");
 }
 
-// A service killed from outside while a job uses it is named in that job's failure, with
-// its exit code and when it died.
+// A service killed from outside while a job uses it is named in that job's failure, from
+// the run's docker events: its exit code, the kill, and when it died.
 TEST(Compose, AServiceDyingUnderARunningJobIsNamed) {
   Cluster c;
   PcrOptions o;
@@ -859,6 +859,36 @@ TEST(Compose, AServiceDyingUnderARunningJobIsNamed) {
 )"),
                     {"--no-color", "--log-dir", c.dir.file("logs")}, o);
   EXPECT_EQ(r.exit_code, 1) << r.out;
-  EXPECT_TRUE(std::regex_search(r.out, std::regex("db exited with code 137 at [0-9:]{8} UTC"))) << r.out;
+  EXPECT_TRUE(std::regex_search(
+      r.out, std::regex("db exited with code 137 \\(docker kill, signal [A-Z0-9]+\\), [0-9]+\\.[0-9] s into the job")))
+      << r.out;
+  EXPECT_EQ(docker_leftovers(c.base), "");
+}
+
+// A service that crashed and was brought back by its restart policy is running again when
+// the job's failure is looked at: only the run's docker events know it died, and when.
+TEST(Compose, AServiceRestartedAfterACrashIsStillNamed) {
+  Cluster c;
+  c.dir.write("docker-compose.yml", R"Y(version: "2.4"
+services:
+  db:
+    image: pcr-busybox:test
+    restart: on-failure
+    command: ["sh", "-c", "[ -e /crashed ] && exec sleep 3600; while [ ! -e /crash ]; do sleep 0.1; done; touch /crashed; echo db lost its disk; exit 3"]
+)Y");
+  auto r = run_yaml(c.dir, c.pipeline(R"Y(  - name: tests
+    setup: docker-compose up -d 2>&1
+    for_each: [t]
+    timeout: 60s
+    run: |
+      {exec db} touch /crash
+      until [ "$(docker inspect -f '{{{{.RestartCount}}}} {{{{.State.Running}}}}' $(docker-compose ps -q db))" = "1 true" ]; do sleep 0.2; done
+      exit 1
+)Y"),
+                    {"--no-color"});
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("db exited with code 3, [0-9]+\\.[0-9] s into the job"))) << r.out;
+  EXPECT_NE(r.out.find("db lost its disk"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("timed out"), std::string::npos) << "the job never saw db back: " << r.out;
   EXPECT_EQ(docker_leftovers(c.base), "");
 }

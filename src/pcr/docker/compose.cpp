@@ -96,30 +96,118 @@ constexpr std::size_t k_service_log_bytes = 1u << 20;
 long stop_seconds(std::chrono::milliseconds t) { return static_cast<long>((t.count() + 999) / 1000); }
 
 
-// The services of `dir`'s state.txt (logs.sh) that exited non-zero, died, were
-// OOM-killed or are unhealthy, each with its last log lines: what to read first.
-std::string troubled_services(const std::string& dir) {
+// What the run's `docker events` watcher said of one container of a project: a line
+// of k_events_format, parsed.
+struct ServiceEvent {
+  std::int64_t ns = 0;  // when, on the wall clock (UNIX nanoseconds)
+  std::string service, action, exit_code, signal;
+};
+
+// One line per event, '|' between fields (no project or service name holds one):
+// time, project, service, exit code (die), signal (kill), action ("health_status: x").
+constexpr const char* k_events_format =
+    "{{.TimeNano}}|{{index .Actor.Attributes \"com.docker.compose.project\"}}|"
+    "{{index .Actor.Attributes \"com.docker.compose.service\"}}|{{index .Actor.Attributes \"exitCode\"}}|"
+    "{{index .Actor.Attributes \"signal\"}}|{{.Action}}";
+
+// Events kept per project: a service in a crash loop does not grow the run's memory.
+constexpr std::size_t k_events_per_project = 64;
+
+// `line` as an event with its project, or nullopt for a line that is not one.
+std::optional<std::pair<std::string, ServiceEvent>> parse_event(std::string_view line) {
+  std::vector<std::string> f;
+  for (std::size_t from = 0;;) {
+    const auto bar = line.find('|', from);
+    f.emplace_back(line.substr(from, bar == std::string_view::npos ? std::string_view::npos : bar - from));
+    if (bar == std::string_view::npos || f.size() == 6) break;
+    from = bar + 1;
+  }
+  if (f.size() != 6 || f[1].empty() || f[2].empty()) return std::nullopt;
+  ServiceEvent e;
+  try {
+    e.ns = std::stoll(f[0]);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  e.service = f[2], e.exit_code = f[3], e.signal = f[4], e.action = f[5];
+  return std::make_pair(f[1], e);
+}
+
+// `ns` after `started`, in seconds with one decimal: "12.3 s into the job".
+std::string into_job(std::int64_t ns, std::chrono::system_clock::time_point started) {
+  const auto start_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(started.time_since_epoch()).count();
+  const double s = static_cast<double>(ns - start_ns) / 1e9;
+  return s >= 0 ? fmt::format("{:.1f} s into the job", s) : fmt::format("{:.1f} s before the job started", -s);
+}
+
+// What `events` (one project's, in order) say of its services since `started`: those that
+// died (exit code not 0, a kill, OOM) or turned unhealthy, first death first; by service.
+std::map<std::string, std::string> troubles_from_events(const std::vector<ServiceEvent>& events,
+                                                        std::chrono::system_clock::time_point started) {
+  const auto start_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(started.time_since_epoch()).count();
+  std::map<std::string, std::string> out;
+  std::map<std::string, std::string> killed;  // service → signal of a `docker kill` before its death
+  std::map<std::string, bool> oom;
+  std::map<std::string, unsigned> more;  // deaths after the first one named
+  for (const auto& e : events) {
+    if (e.ns < start_ns) continue;
+    if (e.action == "kill") {
+      killed[e.service] = e.signal;
+    } else if (e.action == "oom") {
+      oom[e.service] = true;
+    } else if (e.action == "die") {
+      const bool by_oom = oom[e.service];
+      const auto k = killed.find(e.service);
+      const bool failed = e.exit_code != "0" || by_oom;
+      if (failed && out.count(e.service) && out[e.service].rfind("turned", 0) != 0) {
+        ++more[e.service];
+      } else if (failed) {
+        std::string what = fmt::format("exited with code {}", e.exit_code.empty() ? "?" : e.exit_code);
+        if (by_oom) what += ", OOM-killed";
+        if (k != killed.end()) what += fmt::format(" (docker kill, signal {})", k->second);
+        out[e.service] = what + ", " + into_job(e.ns, started);
+      }
+      killed.erase(e.service);
+      oom.erase(e.service);
+    } else if (e.action.rfind("health_status", 0) == 0 && e.action.find("unhealthy") != std::string::npos &&
+               !out.count(e.service)) {
+      out[e.service] = "turned unhealthy " + into_job(e.ns, started);
+    }
+  }
+  for (const auto& [service, n] : more) out[service] += fmt::format(" (and {} time{} more)", n, n == 1 ? "" : "s");
+  return out;
+}
+
+// The services that died or turned unhealthy — from the run's events (`from_events`, by
+// service), else from `dir`'s state.txt (logs.sh: exited non-zero, dead, OOM-killed,
+// unhealthy) — each with its last log lines: what to read first.
+std::string troubled_services(const std::string& dir, std::map<std::string, std::string> from_events) {
   auto state = util::read_file(dir + "/state.txt", 1u << 20);
-  if (!state) return "";
-  std::string out;
-  for (const auto& line : util::split_lines(*state)) {
+  std::map<std::string, std::string> troubles = std::move(from_events);
+  for (const auto& line : util::split_lines(state.value_or(""))) {
     if (line.empty() || line[0] == ' ') continue;
     std::istringstream in(line);
     std::string service, status, exit, oom, health, finished;
     in >> service >> status >> exit >> oom >> health >> finished;
+    if (troubles.count(service)) continue;  // the events said it, with when
     const std::string code = exit.rfind("exit=", 0) == 0 ? exit.substr(5) : "";
     const bool oom_killed = oom == "oom=true";
     const bool unhealthy = health == "health=unhealthy";
     const bool died = (status == "exited" && code != "0") || status == "dead";
     if (!died && !oom_killed && !unhealthy) continue;
-    std::string what = died ? fmt::format("{} exited with code {}", service, code) : service + " is " + status;
+    std::string what = died ? fmt::format("exited with code {}", code) : "is " + status;
     if (oom_killed) what += ", OOM-killed";
     if (unhealthy) what += ", unhealthy";
     // When it died (UTC, to the second): beside the job's own times, was it first?
     if (died && finished.rfind("finished=", 0) == 0 && finished.size() >= 28)
       what += " at " + finished.substr(20, 8) + " UTC";
-    out += what + "\n";
-    for (const auto& l : util::split_lines(util::tail_lines(fmt::format("{}/{}.log", dir, service), 5))) out += "  │ " + l + "\n";
+    troubles[service] = what;
+  }
+  std::string out;
+  for (const auto& [service, what] : troubles) {
+    out += service + " " + what + "\n";
+    for (const auto& l : util::split_lines(util::tail_lines(fmt::format("{}/{}.log", dir, service), 5)))
+      out += "  │ " + l + "\n";
   }
   return out;
 }
@@ -153,6 +241,8 @@ struct State {
   ComposeConfig config;
   std::map<std::string, ProjectRecord> handed_out;  // by record name (project[@host]), in name order
   std::set<std::string> down_hosts;                 // hosts that stopped answering
+  // What the run's `docker events` said of each handed-out project's containers, in order.
+  std::map<std::string, std::vector<ServiceEvent>> events;
 
   // Worker `ctx.number`'s project: with the run id, or, kept, with the checkout's tag.
   std::string project_of(const JobContext& ctx) const {
@@ -506,7 +596,33 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
     return util::shell_join({script, compose, dir, std::to_string(k_service_log_bytes),
                              state->compose_version() == ComposeVersion::v2 ? "v2" : "v1"});
   };
-  ext.summarize = [](const std::string& dir) { return troubled_services(dir); };
+  ext.summarize = [state](const JobContext& ctx, const std::string& dir, std::chrono::system_clock::time_point started) {
+    const auto it = state->events.find(record_key(state->project_of(ctx), ctx.host));
+    return troubled_services(dir, it == state->events.end() ? std::map<std::string, std::string>{}
+                                                           : troubles_from_events(it->second, started));
+  };
+  // One `docker events` per host for the whole run, for the deaths, OOM kills and health
+  // changes of compose's containers; kept for the projects this run handed out. Only
+  // when logs are saved: that is where what it knows is shown.
+  if (state->config.logs != ComposeConfig::Logs::never) {
+    ext.watch = util::shell_join({"docker", "events", "--filter", "type=container", "--filter",
+                                  "label=com.docker.compose.project", "--filter", "event=die", "--filter",
+                                  "event=oom", "--filter", "event=kill", "--filter", "event=health_status",
+                                  "--format", k_events_format});
+    // Where `compose: env:` names the engine (and no `hosts:` does): watch that one.
+    for (const auto& [k, v] : state->config.env)
+      if (k == "DOCKER_HOST" && p.hosts.empty()) ext.watch = "DOCKER_HOST=" + util::shell_quote(v) + " " + ext.watch;
+    ext.watch = "exec " + ext.watch;
+    ext.watched = [state](const std::string& host, std::string_view line) {
+      auto event = parse_event(line);
+      if (!event) return;
+      const std::string key = record_key(event->first, host);
+      if (!state->handed_out.count(key)) return;  // another run's, or another pipeline's
+      auto& kept = state->events[key];
+      if (kept.size() >= k_events_per_project) kept.erase(kept.begin());
+      kept.push_back(std::move(event->second));
+    };
+  }
   // The run's own projects, only when a teardown was asked for; the teardown step in the
   // supervisor's cleanup run knows nothing was handed out in its process.
   ext.engine_died = [state](const std::string& run_id, std::string& log) {

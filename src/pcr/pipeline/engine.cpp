@@ -33,6 +33,7 @@ using proc::Clock;
 
 namespace {
 
+constexpr std::size_t k_max_watched_line = 64 * 1024;
 constexpr const char* k_cleanup_done_file = "cleanup.done";  // in the run's spool folder
 
 Millis since(Clock::time_point t) { return std::chrono::duration_cast<Millis>(Clock::now() - t); }
@@ -97,6 +98,7 @@ class Engine {
   void timed_out();
   void probe_hosts();
   void probe(std::size_t host, std::function<void()> then);
+  void start_watchers();
   void host_lost(std::size_t host, bool at_start);
   const std::vector<const Step*>& current_list() const {
     return m_phase == Phase::steps ? m_steps : m_cleanup;
@@ -125,6 +127,7 @@ class Engine {
   std::vector<Probe> m_probes;  // as `pipeline.hosts`
   unsigned m_first_probes = 0;  // start-up probes still running
   unsigned m_probe_count = 0;   // probes so far (spool names)
+  std::vector<proc::ProcessSet::Id> m_watchers;  // the extensions' `watch` commands
 };
 
 bool Engine::make_spool() {
@@ -198,10 +201,12 @@ int Engine::run() {
   m_probes.resize(p.hosts.size());
   m_run.pool = m_run.hosts.capacity_up();
   m_loop.post([this] {
-    if (m_run.hosts.empty())
+    if (m_run.hosts.empty()) {
+      start_watchers();
       next();
-    else
+    } else {
       probe_hosts();
+    }
   });
   m_loop.run();
 
@@ -246,8 +251,48 @@ void Engine::probe_hosts() {
         m_run.observer.note({NoteKind::host_required});
         m_failed = m_run.other_failures = true;
       }
+      start_watchers();
       next();
     });
+  }
+}
+
+// Each extension's `watch` command, once per host that answers (once without hosts), for
+// the whole run; its lines go to the extension's `watched`. Its output is not the user's:
+// only a tail of it is kept, in memory.
+void Engine::start_watchers() {
+  const Pipeline& p = m_run.pipeline;
+  if (m_run.options.cleanup_only) return;  // a dead engine's cleanup: nothing runs to watch
+  for (const Extension& ext : p.extensions) {
+    if (ext.watch.empty() || !ext.watched) continue;
+    auto watch_on = [&](const std::string& host, const Vars& vars) {
+      const std::string spool = fmt::format("{}/watch-{}.log", m_run.spool_dir, m_watchers.size() + 1);
+      proc::Spawn spawn = make_spawn(ext.watch, vars, base_dir_of(p), spool, {});
+      spawn.spool_tail = 4096;
+      auto pending = std::make_shared<std::string>();
+      auto on_output = [&ext, host, pending](proc::Stream, std::string_view data) {
+        pending->append(data);
+        std::size_t from = 0;
+        for (std::size_t nl; (nl = pending->find('\n', from)) != std::string::npos; from = nl + 1)
+          ext.watched(host, std::string_view(*pending).substr(from, nl - from));
+        pending->erase(0, from);
+        if (pending->size() > k_max_watched_line) pending->clear();  // no event is that long
+      };
+      // It ends when the run does (killed in finish()) or by itself (its engine gone): either
+      // way jobs' failures are still explained from what `collect` saves.
+      m_watchers.push_back(m_procs.spawn(std::move(spawn), std::move(on_output), [](const proc::Exit&) {}));
+    };
+    if (p.hosts.empty()) {
+      watch_on("", m_run.base_env);
+      continue;
+    }
+    for (std::size_t h = 0; h < p.hosts.size(); ++h) {
+      if (!m_run.hosts.up(h)) continue;
+      Vars vars = m_run.base_env;
+      for (const auto& [k, v] : p.hosts[h].env) vars[k] = v;
+      vars["CI_HOST"] = p.hosts[h].name;
+      watch_on(p.hosts[h].name, vars);
+    }
   }
 }
 
@@ -371,6 +416,7 @@ void Engine::finish() {
   m_phase = Phase::done;
   if (m_tick) m_loop.cancel(m_tick);
   RunResult& result = m_run.result;
+  for (auto id : m_watchers) m_procs.stop(id, true);
   result.orphans_killed = m_procs.kill_orphans();
   const std::string error = m_run.options.save_timings ? m_run.timings.save(m_timings_path) : "";
   if (!error.empty()) m_run.observer.note({NoteKind::timings_not_saved, error});

@@ -2,10 +2,12 @@
 
 #include <pcr/util/duration.hpp>
 
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -183,9 +185,19 @@ struct Extension {
   // nothing to save (compose `logs: on-failure` and a job that passed). The engine masks
   // the files it wrote and hands them to the observers with the job's result.
   std::function<std::optional<std::string>(const JobContext&, bool failed, const std::string& dir)> collect;
-  // Of the files `collect` wrote into `dir`, what a reader should see at once (compose:
-  // the services that exited or are unhealthy, with their last log lines); "" for none.
-  std::function<std::string(const std::string& dir)> summarize;
+  // Of the files `collect` wrote into `dir` for the job (or set-up) of `ctx` that started
+  // at `started`, what a reader should see at once (compose: the services that died or
+  // turned unhealthy, when, with their last log lines); "" for none.
+  std::function<std::string(const JobContext& ctx, const std::string& dir,
+                            std::chrono::system_clock::time_point started)>
+      summarize;
+  // A command kept running beside the whole run, once per host the run uses (once, with
+  // host "", without `hosts:`): started before the first step with that host's
+  // environment, ended with the run. Each line it prints goes to `watched`, from the loop.
+  // Empty: nothing to watch (compose: `docker events` of the run's projects, so a service
+  // dying under a job is known, with when, however it was restarted since).
+  std::string watch;
+  std::function<void(const std::string& host, std::string_view line)> watched;
 };
 
 struct Pipeline {

@@ -127,8 +127,10 @@ std::string StepRun::collect_command(const JobContext& ctx, bool failed, const s
 }
 
 // What the extensions saved in `dir`, masked in place (a service may log a secret), into
-// `r`: the folder, its files, and what to read first.
-void StepRun::take_saved(const std::string& dir, JobResult& r) const {
+// `r`: the folder, its files, and what to read first about the job of `ctx` that started
+// at `started`.
+void StepRun::take_saved(const std::string& dir, const JobContext& ctx, std::chrono::system_clock::time_point started,
+                         JobResult& r) const {
   std::error_code ec;
   if (dir.empty() || !std::filesystem::is_directory(dir, ec)) return;
   const util::Masker mask(m_run.options.secrets);
@@ -146,7 +148,7 @@ void StepRun::take_saved(const std::string& dir, JobResult& r) const {
   r.saved_dir = dir;
   r.saved_files = std::move(files);
   for (const auto& ext : m_run.pipeline.extensions)
-    if (ext.summarize) r.saved_summary += mask.mask(ext.summarize(dir));
+    if (ext.summarize) r.saved_summary += mask.mask(ext.summarize(ctx, dir, started));
 }
 
 // What a job took, for the next run's queue order: per item for for_each jobs.

@@ -408,8 +408,10 @@ void StepRun::start_task(unsigned worker, JobKind kind) {
         const std::string saved = setup && failed_by_itself(exit) ? saved_dir_for("setup", worker, 0) : "";
         const std::string collect = collect_command(ctx, true, saved);
         if (!collect.empty()) {
-          run_helper(collect, ctx, m_tasks[worker].spool + ".saved", 0, [this, worker, exit, r, saved]() mutable {
-            take_saved(saved, r);
+          const auto started = std::chrono::system_clock::now() - exit.duration;
+          run_helper(collect, ctx, m_tasks[worker].spool + ".saved", 0,
+                     [this, worker, exit, r, saved, ctx, started]() mutable {
+            take_saved(saved, ctx, started, r);
             task_ended(worker, exit, std::move(r));
           });
           return;
@@ -649,7 +651,10 @@ void StepRun::ended(std::size_t index, const proc::Exit& exit, const std::string
   if (job.slow_timer) m_run.loop.cancel(std::exchange(job.slow_timer, 0));
   JobResult r = classify(exit, build_error, m_run.timed_out && !m_info.cleanup);
   r.own_fault = job.own_fault;
-  take_saved(std::exchange(job.saved_dir, ""), r);
+  // When the job started, on the wall clock the extensions' worlds keep (docker events).
+  const auto started = std::chrono::system_clock::now() -
+                       std::chrono::duration_cast<std::chrono::system_clock::duration>(proc::Clock::now() - job.started_at);
+  take_saved(std::exchange(job.saved_dir, ""), job.ctx, started, r);
   if (!r.output_error.empty()) {
     // Said on the job, and the run fails for it at the end.
     add_detail(r, "its output could not all be kept (" + r.output_error + ")");

@@ -142,7 +142,8 @@ class StepRun : public sched::JobRunner {
   void task_ended(unsigned worker, const proc::Exit& exit, JobResult result);
   std::string saved_dir_for(const std::string& name, unsigned worker, unsigned attempt) const;
   std::string collect_command(const JobContext& ctx, bool failed, const std::string& dir) const;
-  void take_saved(const std::string& dir, JobResult& r) const;
+  void take_saved(const std::string& dir, const JobContext& ctx, std::chrono::system_clock::time_point started,
+                  JobResult& r) const;
   void record_timing(const Job& job, const JobResult& r);
   void ended(std::size_t index, const proc::Exit& exit, const std::string& build_error);
   void conclude(std::size_t index, JobResult r, std::optional<std::size_t> host);
