@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 build_dir=${1:-build}
 
 packages=(build-essential cmake ninja-build pkg-config libuv1-dev libyaml-cpp-dev libcli11-dev
-          libfmt-dev nlohmann-json3-dev libre2-dev libxml2-dev libgtest-dev libgmock-dev bsdutils procps
+          libfmt-dev nlohmann-json3-dev libre2-dev libxml2-dev libhiredis-dev libgtest-dev libgmock-dev bsdutils procps
           ${PCR_EXTRA_PACKAGES:-})
 # Docker, Compose and debootstrap, for the compose example scripts/example.sh runs first
 # (PCR_NO_DOCKER=1 leaves them out).

@@ -13,9 +13,9 @@ cd "$(dirname "$0")/.."
 # engine with Compose v1 and a static busybox for the compose tests (the `docker.ready`
 # test starts dockerd when it is not running), and an sshd (openssh-server) for the
 # test of a docker host over ssh:// (Compose v1 needs paramiko for ssh:// hosts); pytest
-# (a real JUnit writer for `results: {junit: ...}`); clang
+# (a real JUnit writer for `results: {junit: ...}`); redis-server (the shared queue's tests); clang
 # and its sanitizer and libFuzzer runtimes for --sanitize.
-export PCR_EXTRA_PACKAGES="libxml2-utils chromium imagemagick docker.io docker-compose busybox-static debootstrap openssh-server python3-paramiko python3-pytest clang libclang-rt-dev"
+export PCR_EXTRA_PACKAGES="libxml2-utils chromium imagemagick docker.io docker-compose busybox-static debootstrap openssh-server python3-paramiko python3-pytest redis-server clang libclang-rt-dev"
 
 if [ "${1:-}" = "--sanitize" ]; then
   shift
@@ -23,7 +23,7 @@ if [ "${1:-}" = "--sanitize" ]; then
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=1"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
   cd build-sanitize
-  if [ "$#" -eq 0 ]; then set -- -L 'unit|proc|e2e|fuzz'; fi
+  if [ "$#" -eq 0 ]; then set -- -L 'unit|proc|e2e|queue|fuzz'; fi
   ctest --output-on-failure --timeout 600 "$@"
   seconds=${PCR_FUZZ_SECONDS:-60}
   for target in loader template mask results; do

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <deque>
 #include <map>
 
 using namespace pcr::sched;
@@ -350,4 +351,106 @@ TEST(Scheduler, AWoundDownWorkerTakesAJobThatCameBack) {
   r.running.erase(0);
   s.finished(0, Ended::passed);
   EXPECT_TRUE(s.done());
+}
+
+// A shared queue held in memory: what other machines hold is `elsewhere` (later until
+// they give it back), and what this machine was told is recorded.
+struct FakeShared : SharedQueue {
+  std::deque<size_t> items;
+  size_t elsewhere = 0;  // items other machines are running
+  std::vector<std::pair<size_t, Outcome>> told;
+  std::map<size_t, unsigned> tries;
+  bool broken = false;
+  Next next() override {
+    Next n;
+    if (broken) {
+      n.kind = Next::Kind::broken;
+    } else if (!items.empty()) {
+      n.kind = Next::Kind::job, n.job = items.front(), n.attempt = tries[items.front()];
+      items.pop_front();
+    } else {
+      n.kind = elsewhere > 0 ? Next::Kind::later : Next::Kind::drained;
+    }
+    return n;
+  }
+  Ack finished(size_t job, Outcome outcome, bool retry) override {
+    told.emplace_back(job, outcome);
+    if (outcome == Outcome::cancelled || (outcome == Outcome::failed && retry)) {
+      if (outcome == Outcome::failed) ++tries[job];
+      items.push_back(job);
+      return Ack::requeued;
+    }
+    return Ack::done;
+  }
+  std::string error() const override { return broken ? "lost" : ""; }
+  std::string where() const override { return "fake"; }
+};
+
+// Shared: jobs come from the queue, a retry goes back through it (its attempt counted
+// there), and the step waits while other machines hold items that may come back.
+TEST(Scheduler, SharedQueueFeedsTheWorkersAndTakesRetriesBack) {
+  FakeRunner r;
+  FakeShared q;
+  q.items = {2, 0, 1};
+  q.elsewhere = 1;
+  Options o;
+  o.workers = 2;
+  o.retries = 1;
+  Scheduler s(iota(4), o, r);
+  s.share(q);
+  s.start();
+  ASSERT_EQ(r.starts.size(), 2u);
+  EXPECT_EQ(r.starts[0].job, 2u);
+  EXPECT_EQ(r.starts[1].job, 0u);
+  r.running.erase(2);
+  s.finished(2, Ended::failed);  // retried through the queue, not on the same worker at once
+  ASSERT_EQ(r.starts.size(), 3u);
+  EXPECT_EQ(r.starts[2].job, 1u);
+  r.running.erase(0);
+  s.finished(0, Ended::passed);
+  ASSERT_EQ(r.starts.size(), 4u);
+  EXPECT_EQ(r.starts[3].job, 2u);
+  EXPECT_EQ(r.starts[3].attempt, 1u);
+  for (size_t job : {1u, 2u}) {
+    r.running.erase(job);
+    s.finished(job, Ended::passed);
+  }
+  EXPECT_FALSE(s.done()) << "another machine still holds an item";
+  EXPECT_TRUE(s.waiting());
+  q.elsewhere = 0;
+  s.poll();
+  EXPECT_TRUE(s.done());
+  EXPECT_FALSE(s.failed());
+}
+
+// Shared: a stop gives the running jobs back to the queue (cancelled), and a broken queue
+// fails the step and hands out nothing more.
+TEST(Scheduler, SharedQueueCancelledJobsGoBackAndABrokenQueueFails) {
+  FakeRunner r;
+  FakeShared q;
+  q.items = {0, 1, 2};
+  Options o;
+  o.workers = 2;
+  Scheduler s(iota(3), o, r);
+  s.share(q);
+  s.start();
+  s.cancel(false);
+  for (size_t job : {0u, 1u}) {
+    r.running.erase(job);
+    s.finished(job, Ended::cancelled);
+  }
+  EXPECT_TRUE(s.done());
+  ASSERT_EQ(q.told.size(), 2u);
+  EXPECT_EQ(q.told[0].second, SharedQueue::Outcome::cancelled);
+  EXPECT_EQ(q.items.size(), 3u) << "the cancelled jobs went back for the others";
+
+  FakeRunner r2;
+  FakeShared broken;
+  broken.broken = true;
+  Scheduler s2(iota(3), o, r2);
+  s2.share(broken);
+  s2.start();
+  EXPECT_TRUE(s2.done());
+  EXPECT_TRUE(s2.failed());
+  EXPECT_TRUE(r2.starts.empty());
 }

@@ -84,6 +84,15 @@ void add_run_flags(CLI::App& cmd, RunFlags& f) {
   cmd.add_flag("--keep-clusters", f.keep_clusters,
                "Keep the compose clusters up after the run, under stable names, and reuse them in the next "
                "--keep-clusters run (local runs only: ignored under CI=true)");
+  cmd.add_option("--queue", f.queue,
+                 "Share every for_each step's items with the build's other machines through Redis: "
+                 "redis://HOST:PORT/NAME, the same NAME on every machine of the build")
+      ->type_name("URL");
+  cmd.add_option("--queue-timeout", f.queue_timeout,
+                 "With --queue: a machine silent this long (killed, cut off, stopped) loses its items to the "
+                 "others (default 30s)");
+  cmd.add_option("--queue-machine", f.queue_machine,
+                 "With --queue: this machine's name in the build's results (default: host name and pid)");
   cmd.add_flag("--require-all-hosts", f.require_all_hosts,
                "Fail the run when a docker host of `hosts:` is unreachable at the start");
   cmd.add_option("--heartbeat", f.heartbeat,
@@ -275,6 +284,16 @@ int main(int argc, char** argv) {
   split->add_option("ITEMS", split_items,
                     "The items; read from stdin, one per line, when none is given");
 
+  session::ReportFlags report_flags;
+  auto* report = app.add_subcommand(
+      "report", "Print the result of a build run by several machines from one queue (`pcr run --queue`)");
+  report->add_option("--queue", report_flags.queue, "The build's queue: redis://HOST:PORT/NAME")
+      ->type_name("URL")
+      ->required();
+  report->add_option("--timeout", report_flags.timeout,
+                     "Wait at most this long for the machines still running (default 30m)");
+  report->add_option("--junit", report_flags.junit, "Write the whole build's JUnit XML report to FILE");
+
   std::string merge_out = ".pcr/timings.json";
   std::vector<std::string> merge_files;
   auto* timings_cmd = app.add_subcommand("timings", "Work with recorded timings files");
@@ -304,6 +323,7 @@ int main(int argc, char** argv) {
             (check_json ? std::cerr : std::cout) << util::visible(mask.mask(warning)) << "\n";
       return code;
     }
+    if (*report) return session::report_queue(report_flags);
     if (*clean) {
       return session::clean(clean_file);
     }

@@ -3,7 +3,10 @@
 #include <pcr/pipeline/events.hpp>
 #include <pcr/pipeline/model.hpp>
 #include <pcr/pipeline/rerun.hpp>
+#include <pcr/sched/shared_queue.hpp>
 
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,6 +15,13 @@ namespace pcr::pipeline {
 // How much of a streamed job's output its spool keeps (RunOptions::only_jobs_streamed): as
 // much as the console's summary and the HTML report show of a failed job.
 inline constexpr std::size_t k_streamed_tail = 64 * 1024;
+
+// A step's jobs as offered to a shared queue (RunOptions::shared_queue).
+struct SharedJobs {
+  std::string step;
+  std::vector<std::pair<std::size_t, std::string>> jobs;  // local index, identity (items)
+  std::function<std::string(std::size_t job)> result_of;   // JSON: name, status, duration_ms, tail
+};
 
 struct RunOptions {
   unsigned jobs = 0;      // cap on jobs running at once across the run; 0: none
@@ -61,6 +71,11 @@ struct RunOptions {
   // outcome it had.
   std::optional<LastRun> last_run;
   std::string last_run_path;
+  // `--queue`: each main for_each step takes its jobs from a queue shared with the build's
+  // other machines. Given the step, its jobs' identities (their items) in queue order and
+  // how to describe a job's result (JSON), returns that queue; throws saying why it cannot.
+  std::function<std::unique_ptr<sched::SharedQueue>(const SharedJobs&)> shared_queue;
+  Millis shared_heartbeat{10'000};  // how often the queue hears this machine is alive
 };
 
 // Where `pipeline`'s runs under `options` (its shard) leave their record for

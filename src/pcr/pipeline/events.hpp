@@ -169,6 +169,7 @@ enum class NoteKind {
   timings_not_saved,    // detail: the file and why
   record_not_saved,     // detail: the file and why (the record --rerun-failed reads)
   shard,                // index (1-based), total
+  shared_queue,         // step, count (jobs run here), total (the step's), detail (the queue)
   supervisor_gone,      // (pcr's supervisor process died: the engine stops and cleans up)
   pipeline_timeout,     // limit
   interrupted,          // signal; again: the second one, which kills at once

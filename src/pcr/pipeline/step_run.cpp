@@ -8,6 +8,7 @@
 #include <pcr/util/text.hpp>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <sys/stat.h>
 
@@ -114,6 +115,45 @@ StepRun::StepRun(RunState& run, const Step& step, StepInfo info)
 StepRun::~StepRun() {
   for (auto& job : m_jobs)
     if (job.slow_timer) m_run.loop.cancel(job.slow_timer);  // they call back into this step
+  stop_sharing();
+}
+
+// --queue: this step's jobs come from the build's shared queue (filled by the first
+// machine to arrive, in `order`); a queue that cannot be reached fails the step as pcr's
+// own failure. Idle workers ask again every 200 ms; the leases are kept alive on a timer.
+void StepRun::share(const std::vector<std::size_t>& order) {
+  SharedJobs offer;
+  offer.step = m_info.name;
+  for (std::size_t i : order) {
+    std::string identity;
+    for (const auto& item : m_jobs[i].plan.items) identity += (identity.empty() ? "" : "\n") + item;
+    offer.jobs.emplace_back(i, identity);
+  }
+  m_shared_results.assign(m_jobs.size(), "{}");
+  offer.result_of = [this](std::size_t job) { return job < m_shared_results.size() ? m_shared_results[job] : "{}"; };
+  try {
+    m_shared = m_run.options.shared_queue(offer);
+  } catch (const std::exception& e) {
+    m_result.error = e.what();
+    m_shared_failed = true;
+    m_scheduler->cancel(true);
+    return;
+  }
+  m_scheduler->share(*m_shared);
+  m_heartbeat = m_run.loop.add_timer(m_run.options.shared_heartbeat, m_run.options.shared_heartbeat,
+                                     [this] { m_shared->heartbeat(); });
+  m_poll = m_run.loop.add_timer(Millis(200), Millis(200), [this] {
+    if (m_scheduler->waiting()) m_scheduler->poll();
+  });
+}
+
+void StepRun::stop_sharing() {
+  if (m_heartbeat) m_run.loop.cancel(std::exchange(m_heartbeat, 0));
+  if (m_poll) m_run.loop.cancel(std::exchange(m_poll, 0));
+  if (m_shared && m_result.error.empty() && !m_shared->error().empty()) {
+    m_result.error = m_shared->error();
+    m_shared_failed = true;
+  }
 }
 
 void StepRun::start(std::function<void()> done) {
@@ -273,8 +313,15 @@ void StepRun::launch(const std::vector<std::string>& all_items) {
   so.teardown = static_cast<bool>(m_step.teardown);
   m_tasks.resize(m_info.workers + 1);
   m_task_process.resize(m_info.workers + 1);
+  const std::vector<std::size_t> order = layout.order;
   m_scheduler = std::make_unique<sched::Scheduler>(std::move(layout.order), so, *this);
-  m_scheduler->on_done = [this] { m_run.loop.post([this] { m_done(); }); };
+  m_scheduler->on_done = [this] {
+    stop_sharing();
+    m_run.loop.post([this] { m_done(); });
+  };
+  if (m_run.options.shared_queue && m_step.form == Form::for_each && !m_info.cleanup && !m_jobs.empty() &&
+      !m_step.per_host)
+    share(order);
   if (on_hosts) leave_down_hosts();
   if (on_hosts && m_step.per_host)
     for (std::size_t h : m_job_host) m_info.worker_hosts.push_back(m_run.pipeline.hosts[h].name);
@@ -299,8 +346,18 @@ StepResult StepRun::finish(Millis duration) {
   // too: the step was cut short, it did not pass.
   const std::size_t ended = r.passed + r.failed + r.cancelled;
   if ((m_run.interrupt || m_run.timed_out) && m_scheduler && ended < m_jobs.size()) r.cancelled += m_jobs.size() - ended;
+  stop_sharing();
+  if (r.error.empty()) r.error = m_result.error;
+  if (m_shared) {
+    Note n{NoteKind::shared_queue};
+    n.step = m_info.name;
+    n.count = r.passed + r.failed + r.cancelled;
+    n.total = m_jobs.size();
+    n.detail = m_shared->where();
+    m_run.observer.note(n);
+  }
   const bool failed = (m_scheduler && m_scheduler->failed()) || !r.error.empty();
-  if (!r.error.empty()) m_run.other_failures = true;
+  if (!r.error.empty()) (m_shared_failed ? m_run.own_failures : m_run.other_failures) = true;
   record_outcome(failed);
   if (failed)
     r.outcome = StepOutcome::failed;
@@ -765,6 +822,14 @@ void StepRun::conclude(std::size_t index, JobResult r, std::optional<std::size_t
     (r.own_fault ? m_run.own_failures : m_run.other_failures) = true;
   }
   if (ended == sched::Ended::cancelled) ++m_result.cancelled;
+  if (m_shared) {
+    nlohmann::json j = {{"name", job.info.name},
+                        {"status", r.status == JobStatus::passed ? (r.flaky ? "flaky" : "passed") : "failed"},
+                        {"duration_ms", r.duration.count()},
+                        {"attempt", job.info.attempt + 1},
+                        {"tail", r.status == JobStatus::passed ? "" : util::tail_lines(job.info.spool, 20)}};
+    m_shared_results[index] = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
   m_run.observer.job_finished(job.info, r);
   m_scheduler->finished(index, ended);
 }

@@ -172,6 +172,14 @@ class StepRun : public sched::JobRunner {
   std::vector<proc::ProcessSet::Id> m_task_process;
   std::vector<std::size_t> m_job_host;  // per_host: job → host
   std::function<void()> m_done;
+  // --queue: the queue shared with the build's other machines, its timers, and each job's
+  // last result as the queue records it.
+  void share(const std::vector<std::size_t>& order);
+  void stop_sharing();
+  std::unique_ptr<sched::SharedQueue> m_shared;
+  proc::Loop::TimerId m_heartbeat = 0, m_poll = 0;
+  std::vector<std::string> m_shared_results;
+  bool m_shared_failed = false;  // the queue itself failed: pcr's fault (exit 3), not the jobs'
 };
 
 }  // namespace pcr::pipeline

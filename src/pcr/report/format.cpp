@@ -276,6 +276,10 @@ std::string note_text(const pipeline::Note& n) {
     case NoteKind::record_not_saved: return "could not save what failed, for --rerun-failed: " + n.detail;
     case NoteKind::shard:
       return fmt::format("shard {} of {}: running this shard's share of every for_each step", n.index, n.total);
+    case NoteKind::shared_queue:
+      return fmt::format("{}: {} of its {} job(s) ran here, the others on the build's other machines ({}; "
+                         "`pcr report --queue` gives the whole build's result)",
+                         n.step, n.count, n.total, n.detail);
     case NoteKind::supervisor_gone:
       return "pcr's supervisor process is gone (killed?): stopping the jobs and cleaning up";
     case NoteKind::pipeline_timeout:
@@ -322,6 +326,7 @@ std::string_view note_kind(pipeline::NoteKind kind) {
     case NoteKind::timings_not_saved: return "timings_not_saved";
     case NoteKind::record_not_saved: return "record_not_saved";
     case NoteKind::shard: return "shard";
+    case NoteKind::shared_queue: return "shared_queue";
     case NoteKind::supervisor_gone: return "supervisor_gone";
     case NoteKind::pipeline_timeout: return "pipeline_timeout";
     case NoteKind::interrupted: return "interrupted";

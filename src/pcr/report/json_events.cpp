@@ -199,6 +199,9 @@ void JsonEvents::note(const pipeline::Note& n) {
     case NoteKind::shard:
       j["index"] = n.index, j["total"] = n.total;
       break;
+    case NoteKind::shared_queue:
+      j["step"] = text(n.step), j["count"] = n.count, j["total"] = n.total, j["detail"] = text(n.detail);
+      break;
     case NoteKind::pipeline_timeout:
       j["limit_ms"] = n.limit.count();
       break;

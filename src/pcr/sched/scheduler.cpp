@@ -35,8 +35,42 @@ void Scheduler::launch(std::size_t job, unsigned worker) {
   m_runner.start(job, worker, j.attempts++);
 }
 
+// Shared: each ready worker asks the queue for a job until it has none for now.
+void Scheduler::take_shared() {
+  m_waiting = false;
+  while (!m_drained && !m_stopping && !capped()) {
+    unsigned worker = 0;
+    for (unsigned w = 1; w <= m_options.workers && worker == 0; ++w)
+      if (m_workers[w] == Worker::ready || (m_workers[w] == Worker::fresh && !m_options.setup)) worker = w;
+    if (worker == 0) break;
+    const SharedQueue::Next next = m_shared->next();
+    if (next.kind == SharedQueue::Next::Kind::later) {
+      m_waiting = true;
+      break;
+    }
+    if (next.kind != SharedQueue::Next::Kind::job || next.job >= m_jobs.size() ||
+        m_jobs[next.job].state == JobState::running) {
+      m_drained = true;  // done, broken, or not one of this machine's jobs: take nothing more
+      if (next.kind == SharedQueue::Next::Kind::broken) m_failed = true;
+      break;
+    }
+    m_jobs[next.job].attempts = next.attempt;
+    launch(next.job, worker);
+  }
+  if (!m_options.setup || m_drained || m_stopping) return;
+  // Every fresh worker is set up while the queue may still hand out work.
+  for (unsigned w = 1; w <= m_options.workers && !capped(); ++w) {
+    if (m_workers[w] != Worker::fresh) continue;
+    m_workers[w] = Worker::setting_up;
+    m_worked[w] = true;
+    ++m_running;
+    m_runner.start_setup(w);
+  }
+}
+
 void Scheduler::fill() {
   if (m_stopping) return;
+  if (m_shared) return take_shared();
   // Queued jobs go to ready workers, lowest number first (pinned: to their own worker).
   for (auto it = m_queue.begin(); it != m_queue.end() && !capped();) {
     std::size_t job = *it;
@@ -88,9 +122,11 @@ void Scheduler::wind_down() {
     for (std::size_t job : m_queue) m_jobs[job].state = JobState::cancelled;
     m_queue.clear();
   }
+  // Shared: what this machine cannot take stays in the queue for the others.
+  if (m_shared && (!any_can_work || m_stopping)) m_drained = true;
   // Tear-downs run like cleanup, also after an interrupt that killed the jobs at once; a
   // further interrupt kills the ones running then (cancel).
-  if (!m_queue.empty()) return;
+  if (more()) return;
   for (unsigned w = 1; w <= m_options.workers; ++w) {
     Worker s = m_workers[w];
     if (s != Worker::ready && s != Worker::broken && s != Worker::fresh) continue;
@@ -181,6 +217,28 @@ void Scheduler::finished(std::size_t job, Ended ended) {
   Job& j = m_jobs[job];
   if (j.state != JobState::running) return;
   --m_running;
+  if (m_shared) {
+    // A retry goes back through the shared queue, to whichever machine takes it first.
+    using Outcome = SharedQueue::Outcome;
+    const auto ack = m_shared->finished(job,
+                                        ended == Ended::passed   ? Outcome::passed
+                                        : ended == Ended::failed ? Outcome::failed
+                                                                 : Outcome::cancelled,
+                                        will_retry(job, ended) && !m_drained);
+    const bool retry = ack == SharedQueue::Ack::requeued && ended != Ended::cancelled;
+    if (ack == SharedQueue::Ack::broken) m_drained = m_failed = true;
+    j.state = retry                      ? JobState::queued
+              : ended == Ended::passed   ? JobState::passed
+              : ended == Ended::failed   ? JobState::failed
+                                         : JobState::cancelled;
+    m_workers[j.worker] = m_retired[j.worker] ? Worker::finished : Worker::ready;
+    if (ended == Ended::failed && !retry) {
+      m_failed = true;
+      if (m_options.fail_fast) cancel(false);
+    }
+    settle();
+    return;
+  }
   if (will_retry(job, ended) && !m_retired[j.worker]) {
     ++m_running;  // same worker: it may own resources the job needs
     j.state = JobState::running;
@@ -212,7 +270,7 @@ void Scheduler::worker_task_finished(unsigned worker, bool passed) {
                                 : Worker::broken;
     if (!passed && !m_stopping) m_failed = true;  // stopped (an interrupt): not a failure of its own
   } else {  // a job came back to the queue while it tore down: it takes jobs again
-    s = !m_queue.empty() && !m_retired[worker] && !m_stopping ? Worker::fresh : Worker::finished;
+    s = more() && !m_retired[worker] && !m_stopping ? Worker::fresh : Worker::finished;
   }
   settle();
 }
@@ -231,7 +289,7 @@ void Scheduler::cancel(bool immediately) {
 }
 
 void Scheduler::check_done() {
-  if (m_done || !m_started || m_running > 0 || !m_queue.empty()) return;
+  if (m_done || !m_started || m_running > 0 || more()) return;
   m_done = true;
   if (on_done) on_done();
 }

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <pcr/sched/shared_queue.hpp>
+
 #include <cstddef>
 #include <deque>
 #include <functional>
@@ -35,6 +37,7 @@ struct Options {
   bool teardown = false;   // and a tear-down after its last (always, once set up)
 };
 
+// `queued`, at the end of a shared step, is a job that ran on another machine.
 enum class JobState { queued, running, passed, failed, cancelled };
 enum class Ended { passed, failed, cancelled };
 
@@ -48,6 +51,13 @@ class Scheduler {
  public:
   // `order` is the queue: job indices in the order they should start (each exactly once).
   Scheduler(std::vector<std::size_t> order, Options options, JobRunner& runner);
+
+  // Take jobs from `queue` (shared with other machines) instead of `order`, before
+  // start(): a retry goes back through it, and the step is done when it is drained.
+  void share(SharedQueue& queue) { m_shared = &queue; m_queue.clear(); }
+  // Shared: the queue said `later` — ask it again (the runner calls this on a timer).
+  void poll() { if (m_started && !m_done) settle(); }
+  bool waiting() const { return m_waiting; }
 
   // Start as many jobs as the workers allow. Calls `on_done` at once for an empty queue.
   void start();
@@ -108,6 +118,8 @@ class Scheduler {
   void wind_down();
   void check_done();
   bool capped() const;
+  bool more() const { return m_shared ? !m_drained : !m_queue.empty(); }
+  void take_shared();
 
   Options m_options;
   JobRunner& m_runner;
@@ -122,6 +134,9 @@ class Scheduler {
   bool m_failed = false;
   bool m_done = false;
   bool m_started = false;
+  SharedQueue* m_shared = nullptr;
+  bool m_drained = false;  // shared: the queue said every item is done (or it broke)
+  bool m_waiting = false;  // shared: it said `later` at the last ask
 };
 
 }  // namespace pcr::sched

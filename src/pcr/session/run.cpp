@@ -3,6 +3,7 @@
 #include <pcr/docker/compose.hpp>
 #include <pcr/pipeline/engine.hpp>
 #include <pcr/proc/runs.hpp>
+#include <pcr/queue/redis.hpp>
 #include <pcr/report/console.hpp>
 #include <pcr/report/json_events.hpp>
 #include <pcr/session/internal.hpp>
@@ -141,6 +142,35 @@ std::optional<int> plan_rerun(const pipeline::Pipeline& p, const RunFlags& f, pi
   return std::nullopt;
 }
 
+// `--queue`: each for_each step's jobs come from the build's queue in Redis.
+std::optional<int> plan_queue(const RunFlags& f, pipeline::RunOptions& ro) {
+  if (f.queue.empty()) return std::nullopt;
+  auto url = queue::parse_url(f.queue);
+  if (!url) {
+    std::cerr << fmt::format("pcr: --queue: {}\n", url.error());
+    return k_exit_usage;
+  }
+  auto lease = util::parse_duration(f.queue_timeout);
+  if (!lease || lease->count() < 1000) {
+    std::cerr << fmt::format("pcr: --queue-timeout: {}\n", lease ? "at least 1s" : lease.error());
+    return k_exit_usage;
+  }
+  if (ro.shard_total > 0 || f.rerun_failed || !f.only.empty()) {
+    std::cerr << "pcr: --queue shares every item among the build's machines: it does not go with --shard, "
+                 "--rerun-failed or --only\n";
+    return k_exit_usage;
+  }
+  queue::Options options;
+  options.lease = *lease;
+  options.machine = f.queue_machine;
+  ro.shared_heartbeat = std::max(pipeline::Millis(200), *lease / 3);
+  if (!url->password.empty()) ro.secrets.push_back(url->password);
+  ro.shared_queue = [url = *url, options](const pipeline::SharedJobs& jobs) -> std::unique_ptr<sched::SharedQueue> {
+    return std::make_unique<queue::RedisQueue>(url, options, queue::SharedStep{jobs.step, jobs.jobs, jobs.result_of});
+  };
+  return std::nullopt;
+}
+
 // The run's options from its flags; an exit code when the flags cannot be run (a bad
 // shard, an unknown step) or nothing is to run (--rerun-failed after a pass).
 std::optional<int> options_from(const pipeline::Pipeline& p, const RunFlags& f, pipeline::RunOptions& ro) {
@@ -153,6 +183,7 @@ std::optional<int> options_from(const pipeline::Pipeline& p, const RunFlags& f, 
   ro.output_unread = stdout_is_dev_null() && f.log_dir.empty() && f.junit.empty() &&
                      f.json.empty() && f.html.empty();
   if (!apply_shard(f.shard, ro)) return k_exit_usage;
+  if (const auto code = plan_queue(f, ro)) return *code;
   if (const auto code = plan_rerun(p, f, ro)) return *code;
   if (!f.step.empty() && !pipeline::has_step(p, f.step)) {
     std::string names;
@@ -206,7 +237,7 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
     ro.supervisor_fd = supervisor_fd();
   }
   ro.saved_dir = saved_dir(p, f.log_dir, ro.run_id);
-  ro.secrets = secret_values(p);
+  for (auto& secret : secret_values(p)) ro.secrets.push_back(std::move(secret));
   Outputs outputs(f, ro.secrets);
   if (const int code = outputs.open(); code != 0) return code;
   g_run_started = true;

@@ -32,7 +32,21 @@ struct RunFlags {
   bool rerun_failed = false;
   bool keep_clusters = false;
   std::vector<std::string> only;
+  std::string queue;                   // --queue redis://HOST:PORT/NAME
+  std::string queue_timeout = "30s";   // a machine silent this long loses its items
+  std::string queue_machine;           // this machine's name in the queue
 };
+
+// `pcr report --queue URL`: waits (up to `timeout`) until every item of the build is
+// done or no machine is alive, prints the build's result, writes `junit` when given;
+// 0 when every item passed, 1 otherwise, 2 for a bad URL, 3 when Redis cannot be read.
+struct ReportFlags {
+  std::string queue;
+  std::string timeout = "30m";
+  std::string junit;
+  bool no_color = false;
+};
+int report_queue(const ReportFlags& f);
 
 // Run `p` as `f` asks; the exit code (docs/cli.md). In the supervisor it returns when the
 // run is over; the engine it forks returns from it too, with the run's own code.
