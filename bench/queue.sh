@@ -3,8 +3,8 @@
 # I/3`), on a redis-server of its own (loopback, no persistence).
 #   bench/queue.sh [PCR_BINARY]     (ITEMS=300)
 # The "machines" are three `pcr run` processes here, 2 workers each. The items have mixed
-# lengths (one in ten takes 0.5 s, the rest 0.05 s), and the recorded timings are stale on
-# purpose: recorded by a run where the lengths were the other way round.
+# lengths (the last tenth take 0.5 s each, the rest 0.05 s), and the recorded timings are
+# stale on purpose: recorded by a run where the first tenth were the long ones.
 # 1. shards vs queue, nobody dies: the build's makespan (its slowest machine);
 # 2. the queue with machine 3 killed (kill -9, all its processes) at half time: the
 #    makespan of the two survivors, against the bound of the work left for their 4 workers;
@@ -23,7 +23,7 @@ trap 'kill -9 $redis 2> /dev/null; pkill -9 -f "queue-machine qb-" 2> /dev/null;
 for _ in $(seq 50); do [ "$(redis-cli -p "$port" ping 2> /dev/null)" = PONG ] && break; sleep 0.1; done
 
 list=$(seq -f 'i%03g' 1 "$items" | paste -sd, -)
-# Item iNNN takes 0.5 s when NNN is a multiple of 10, else 0.05 s; STALE=1 swaps them.
+# Item iNNN takes 0.5 s in the last tenth, else 0.05 s; STALE=1: the first tenth instead.
 cat > "$work/ci.yaml" << YAML
 steps:
   - name: tests
@@ -31,8 +31,8 @@ steps:
     for_each: [$list]
     output: hide
     run: |
-      n=\$(echo {items} | sed 's/^i0*//'); long=\$(( n % 10 == 0 ))
-      [ "\${STALE:-0}" = 1 ] && long=\$(( 1 - long ))
+      n=\$(echo {items} | sed 's/^i0*//'); long=\$(( n > $items - $items / 10 ))
+      [ "\${STALE:-0}" = 1 ] && long=\$(( n <= $items / 10 ))
       if [ \$long = 1 ]; then sleep 0.5; else sleep 0.05; fi
       echo {items} >> $work/done.log
 YAML
@@ -96,6 +96,7 @@ t_kill=$(echo "$(now) - $s" | bc -l)
 pkill -9 -f "queue-machine qb-kill-3" || true
 for p in "${pids[@]:0:2}"; do wait "$p" || true; done
 e=$(now)
+"$pcr" clean "$work/ci.yaml" > /dev/null 2>&1 || true  # what the dead machine left
 wait "${pids[2]}" 2> /dev/null || true
 t_dead=$(echo "$e - $s" | bc -l)
 # 6 workers until the kill, 4 after: T >= t_kill + (work - 6 t_kill) / 4.

@@ -242,6 +242,17 @@ TEST(Queue, AFailureAnywhereFailsTheReportAndARetryGoesThroughTheQueue) {
   EXPECT_NE(r.out.find("8 item(s) — 7 passed (1 after a retry), 1 failed"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("✗ tests › t03: failed on m"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("disk is full"), std::string::npos) << r.out;
+  // A CI retry of the machine that failed (same NAME, same machine name) runs only what
+  // failed on it.
+  const std::string failed_on = c1 == 1 ? "m1" : "m2";
+  const auto before = logged(dir, "start");
+  Machine again(dir, failed_on, args);
+  EXPECT_EQ(again.wait(), 1) << again.output();
+  auto after = logged(dir, "start");
+  for (const auto& [item, machines] : after) {
+    const std::size_t more = machines.size() - (before.count(item) ? before.at(item).size() : 0);
+    EXPECT_EQ(more, item == "t03" ? 1u : 0u) << item;
+  }
 }
 
 // Two builds (two NAMEs) on one Redis never mix.

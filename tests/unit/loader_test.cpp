@@ -296,3 +296,17 @@ TEST(Loader, SecretValuesComeFromEveryEnvironment) {
 TEST(Loader, ComposeThatIsNotAMappingIsAnError) {
   expect_error("compose: mma}\nsteps:\n  - run: \"true\"\n", 1, 10, "compose: expected a mapping");
 }
+
+// `queue:` takes $VAR / ${VAR} from the environment (the CI's build id) and must be a
+// queue URL; an unset variable or a bad URL is an error at its place.
+TEST(Loader, QueueTakesTheBuildIdFromTheEnvironment) {
+  ::setenv("PCR_TEST_BUILD_ID", "4711", 1);
+  auto p = config::load_string("queue: redis://ci-redis:6379/${PCR_TEST_BUILD_ID}-$PCR_TEST_BUILD_ID\nsteps:\n  - run: \"true\"\n",
+                               "ci.yaml");
+  EXPECT_EQ(p.queue, "redis://ci-redis:6379/4711-4711");
+  ::unsetenv("PCR_TEST_BUILD_ID_UNSET");
+  expect_error("queue: redis://h:6379/$PCR_TEST_BUILD_ID_UNSET\nsteps:\n  - run: \"true\"\n", 1, 8,
+               "$PCR_TEST_BUILD_ID_UNSET is not set");
+  expect_error("queue: http://h/b\nsteps:\n  - run: \"true\"\n", 1, 8, "a queue is redis://");
+  expect_error("queue: redis://h:6379/${x\nsteps:\n  - run: \"true\"\n", 1, 8, "a '$' starts a variable");
+}

@@ -1,6 +1,7 @@
 #include <pcr/config/limits.hpp>
 #include <pcr/config/checks.hpp>
 #include <pcr/config/loader.hpp>
+#include <pcr/queue/redis.hpp>
 #include <pcr/docker/compose.hpp>
 #include <pcr/docker/lint.hpp>
 #include <pcr/docker/hosts.hpp>
@@ -16,6 +17,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cstdlib>
 #include <cstdlib>
 #include <filesystem>
 #include <set>
@@ -37,8 +40,8 @@ std::string shown(std::string_view value) { return util::elide(value, 80); }
 
 namespace {
 
-const std::vector<std::string> k_top_keys = {"name",  "timeout", "env",     "secrets", "defaults",
-                                             "steps", "cleanup", "compose", "hosts"};
+const std::vector<std::string> k_top_keys = {"name",  "timeout", "env",   "secrets", "defaults",
+                                             "steps", "cleanup", "compose", "hosts", "queue"};
 const std::vector<std::string> k_option_keys = {
     "timeout", "idle_timeout", "slow", "setup_timeout", "kill_grace", "retries", "fail_fast",
     "output",  "capture",      "expect",     "env",     "workdir", "results"};
@@ -92,6 +95,7 @@ class Loader {
     check_keys(root, k_top_keys, "the pipeline");
     if (auto n = root["name"]) p.name = scalar(n, "name");
     if (auto n = root["timeout"]) p.timeout = duration(n);
+    if (auto n = root["queue"]) p.queue = queue_url(n);
     if (auto n = root["env"]) p.env = env(n);
     if (auto n = root["secrets"]) {
       for (const auto& s : sequence(n, "secrets")) {
@@ -269,6 +273,37 @@ class Loader {
     int column = mark.column >= 0 ? mark.column + 1 : 1;
     m_errors.push_back({m_file, line, column, std::move(message)});
   }
+  // `queue:` — the build's queue (`pcr run --queue`): $VAR and ${VAR} taken from the
+  // environment (the CI's build id), checked as a queue URL.
+  std::string queue_url(const YAML::Node& n) {
+    const std::string text = scalar(n, "queue");
+    std::string url;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      if (text[i] != '$') {
+        url += text[i];
+        continue;
+      }
+      const bool braced = i + 1 < text.size() && text[i + 1] == '{';
+      std::size_t start = i + (braced ? 2 : 1), end = start;
+      while (end < text.size() && (std::isalnum(static_cast<unsigned char>(text[end])) || text[end] == '_')) ++end;
+      if (end == start || (braced && (end >= text.size() || text[end] != '}'))) {
+        error(n, "queue: a '$' starts a variable: $NAME or ${NAME}");
+        return "";
+      }
+      const std::string var = text.substr(start, end - start);
+      const char* value = std::getenv(var.c_str());
+      if (!value || !*value) {
+        error(n, fmt::format("queue: ${} is not set (the build's name usually comes from the CI, e.g. "
+                             "$CI_PIPELINE_ID)", var));
+        return "";
+      }
+      url += value;
+      i = braced ? end : end - 1;
+    }
+    if (auto parsed = queue::parse_url(url); !parsed) error(n, "queue: " + parsed.error());
+    return url;
+  }
+
   void error(const YAML::Node& node, std::string message) {
     error(node.Mark(), std::move(message));
   }

@@ -217,6 +217,9 @@ struct Pipeline {
   // no longer answers is quarantined and the job runs again on another host.
   std::vector<Host> hosts;
   std::string host_probe;
+  // `queue:` (redis://HOST:PORT/NAME, variables expanded): the build's shared queue, as
+  // `pcr run --queue` gives it (the flag wins). Empty: none.
+  std::string queue;
   Millis probe_timeout{20'000};
 };
 

@@ -36,9 +36,14 @@ std::string save_last_run(const std::string& path, const LastRun& run) {
     step["not_passed"] = s.not_passed;
     j["steps"][name] = std::move(step);
   }
+  const std::string text = j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  // The same outcome as last time (the usual case of a passing pipeline run again): the
+  // record stands; a new file and a rename cost more than the whole of a small run's
+  // bookkeeping otherwise.
+  if (const auto old = util::read_file(path, text.size() + 1); old && *old == text) return "";
   const std::string dir = fs::path(path).parent_path().string();
   if (!util::make_private_dirs(dir)) return fmt::format("{}: {}", dir, std::strerror(errno));
-  return util::replace_file(path, j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  return util::replace_file(path, text);
 }
 
 util::Expected<LastRun> load_last_run(const std::string& path) {

@@ -39,6 +39,26 @@ redis.call('SADD', KEYS[4], ARGV[2])
 return 1
 )LUA";
 
+// A machine run again under the same name (a CI retry of that machine) gives the items
+// that failed on it back to the queue, to run them again. KEYS: done results queue;
+// ARGV: machine → how many.
+constexpr const char* k_retry_mine = R"LUA(
+local n = 0
+local done = redis.call('HGETALL', KEYS[1])
+for i = 1, #done, 2 do
+  if done[i + 1] == 'failed' then
+    local ok, r = pcall(cjson.decode, redis.call('HGET', KEYS[2], done[i]) or '{}')
+    if ok and type(r) == 'table' and r['machine'] == ARGV[1] then
+      redis.call('HDEL', KEYS[1], done[i])
+      redis.call('HDEL', KEYS[2], done[i])
+      redis.call('RPUSH', KEYS[3], done[i])
+      n = n + 1
+    end
+  end
+end
+return n
+)LUA";
+
 // Takes the next item: one whose lease expired (its machine stopped answering) first,
 // else the queue's head. KEYS: queue leased owner tries leases; ARGV: machine lease_ms
 // → {'job', item, token, tries} | {'later'} | {'drained'}.
@@ -217,6 +237,7 @@ util::Expected<Url> parse_url(const std::string& text) {
 
 RedisQueue::RedisQueue(const Url& url, const Options& options, SharedStep step)
     : m_url(url), m_options(options), m_step(std::move(step)) {
+  m_options.named = !m_options.machine.empty();
   if (m_options.machine.empty()) m_options.machine = default_machine();
   if (m_options.max_requeues == 0) m_options.max_requeues = 10 + static_cast<unsigned>(m_step.jobs.size() / 10);
   for (const auto& [index, id] : m_step.jobs) m_index.emplace(id, index);
@@ -230,6 +251,10 @@ RedisQueue::RedisQueue(const Url& url, const Options& options, SharedStep step)
         "{}: step '{}' of this machine has other items than the queue's (another pipeline, checkout or "
         "--only under the same NAME?)",
         m_url.shown, m_step.step));
+  // Run again under its own name: what failed here last time runs again.
+  if (filled->type == REDIS_REPLY_INTEGER && filled->integer == 0 && m_options.named)
+    m_requeued = static_cast<std::size_t>(
+        m_redis->eval(k_retry_mine, {key("done"), key("results"), key("queue")}, {m_options.machine})->integer);
   heartbeat();
 }
 

@@ -45,6 +45,7 @@ struct Options {
   std::chrono::milliseconds io_timeout{5'000};  // a Redis call that takes longer fails the queue
   unsigned max_requeues = 0;  // retries through the queue for the whole build; 0: 10 + the items / 10
   std::string machine;        // this machine's name; empty: host name and pid
+  bool named = false;         // `machine` was given: a rerun under it retries its failures
 };
 
 class Connection;
@@ -60,7 +61,10 @@ class RedisQueue final : public sched::SharedQueue {
   std::string error() const override { return m_error; }
   std::string where() const override { return m_url.shown; }
   // Keep this machine's leases (the run calls it every lease / 3).
-  void heartbeat();
+  void heartbeat() override;
+  // Items that had failed on this machine (same name) in an earlier attempt of the build
+  // and went back to the queue when it joined.
+  std::size_t requeued() const { return m_requeued; }
 
  private:
   std::string key(const std::string& what) const;
@@ -73,6 +77,7 @@ class RedisQueue final : public sched::SharedQueue {
   std::map<std::string, std::size_t> m_index;   // identity → local job
   std::map<std::size_t, std::string> m_tokens;  // local job → the lease it runs under
   std::string m_error;
+  std::size_t m_requeued = 0;
 };
 
 // What `pcr report --queue` shows of a build: every item of every step.

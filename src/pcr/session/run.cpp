@@ -143,9 +143,10 @@ std::optional<int> plan_rerun(const pipeline::Pipeline& p, const RunFlags& f, pi
 }
 
 // `--queue`: each for_each step's jobs come from the build's queue in Redis.
-std::optional<int> plan_queue(const RunFlags& f, pipeline::RunOptions& ro) {
-  if (f.queue.empty()) return std::nullopt;
-  auto url = queue::parse_url(f.queue);
+std::optional<int> plan_queue(const pipeline::Pipeline& p, const RunFlags& f, pipeline::RunOptions& ro) {
+  const std::string& given = f.queue.empty() ? p.queue : f.queue;
+  if (given.empty()) return std::nullopt;
+  auto url = queue::parse_url(given);
   if (!url) {
     std::cerr << fmt::format("pcr: --queue: {}\n", url.error());
     return k_exit_usage;
@@ -156,7 +157,7 @@ std::optional<int> plan_queue(const RunFlags& f, pipeline::RunOptions& ro) {
     return k_exit_usage;
   }
   if (ro.shard_total > 0 || f.rerun_failed || !f.only.empty()) {
-    std::cerr << "pcr: --queue shares every item among the build's machines: it does not go with --shard, "
+    std::cerr << "pcr: --queue (or queue:) shares every item among the build's machines: it does not go with --shard, "
                  "--rerun-failed or --only\n";
     return k_exit_usage;
   }
@@ -183,7 +184,7 @@ std::optional<int> options_from(const pipeline::Pipeline& p, const RunFlags& f, 
   ro.output_unread = stdout_is_dev_null() && f.log_dir.empty() && f.junit.empty() &&
                      f.json.empty() && f.html.empty();
   if (!apply_shard(f.shard, ro)) return k_exit_usage;
-  if (const auto code = plan_queue(f, ro)) return *code;
+  if (const auto code = plan_queue(p, f, ro)) return *code;
   if (const auto code = plan_rerun(p, f, ro)) return *code;
   if (!f.step.empty() && !pipeline::has_step(p, f.step)) {
     std::string names;
