@@ -7,6 +7,7 @@
 #include <pcr/util/text.hpp>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <fcntl.h>
 #include <signal.h>
@@ -242,6 +243,18 @@ TEST(Queue, AFailureAnywhereFailsTheReportAndARetryGoesThroughTheQueue) {
   EXPECT_NE(r.out.find("8 item(s) — 7 passed (1 after a retry), 1 failed"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("✗ tests › t03: failed on m"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("disk is full"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("items by machine: m1 "), std::string::npos) << r.out;
+  // The merged reports: JSON and HTML of the whole build.
+  auto files = run_pcr_once({"report", "--queue", redis.url("b4"), "--json", dir.file("b.json"), "--html",
+                             dir.file("b.html")});
+  EXPECT_EQ(files.exit_code, 1) << files.err;
+  const auto j = nlohmann::json::parse(read_file(dir.file("b.json")));
+  ASSERT_EQ(j.at("items").size(), 8u) << j.dump();
+  for (const auto& item : j.at("items"))
+    EXPECT_EQ(item.at("status"), item.at("item") == "t03" ? "failed" : "passed") << item.dump();
+  const std::string html = read_file(dir.file("b.html"));
+  EXPECT_NE(html.find("<tr class=\"failed\"><td>t03</td>"), std::string::npos) << html;
+  EXPECT_NE(html.find("disk is full"), std::string::npos) << html;
   // A CI retry of the machine that failed (same NAME, same machine name) runs only what
   // failed on it.
   const std::string failed_on = c1 == 1 ? "m1" : "m2";

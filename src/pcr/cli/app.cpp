@@ -293,6 +293,8 @@ int main(int argc, char** argv) {
   report->add_option("--timeout", report_flags.timeout,
                      "Wait at most this long for the machines still running (default 30m)");
   report->add_option("--junit", report_flags.junit, "Write the whole build's JUnit XML report to FILE");
+  report->add_option("--json", report_flags.json, "Write the whole build's items as one JSON document to FILE");
+  report->add_option("--html", report_flags.html, "Write a self-contained HTML page of the whole build to FILE");
 
   std::string merge_out = ".pcr/timings.json";
   std::vector<std::string> merge_files;

@@ -9,7 +9,9 @@
 #include <pcr/util/text.hpp>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <map>
@@ -51,6 +53,57 @@ std::string junit_of(const queue::Build& b, const std::string& name) {
   return out + "</testsuites>\n";
 }
 
+// The build as one JSON document: every item with its step, status, machine, duration,
+// failed attempts requeued, and a failed item's output tail.
+std::string json_of(const queue::Build& b, const std::string& name) {
+  nlohmann::ordered_json items = nlohmann::ordered_json::array();
+  for (const auto& i : b.items)
+    items.push_back({{"step", i.step},
+                     {"item", i.item},
+                     {"name", i.name.empty() ? i.item : i.name},
+                     {"status", i.status},
+                     {"machine", i.machine},
+                     {"duration_ms", i.duration_ms},
+                     {"requeued", i.tries},
+                     {"tail", i.tail}});
+  nlohmann::ordered_json j = {{"build", name}, {"finished", b.finished}, {"machines_alive", b.machines_alive},
+                              {"items", items}};
+  return j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+// A self-contained HTML page: a table per step, failed items first, with their output.
+std::string html_of(const queue::Build& b, const std::string& name, const std::string& summary) {
+  using util::html_escape;
+  std::map<std::string, std::vector<const queue::ItemResult*>> steps;
+  for (const auto& i : b.items) steps[i.step].push_back(&i);
+  std::string out = fmt::format(
+      "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\n"
+      "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n"
+      "<title>pcr build {0}</title>\n<style>body{{font:14px sans-serif;margin:2em}}table{{border-collapse:collapse}}"
+      "td,th{{border:1px solid #ccc;padding:2px 8px;text-align:left}}.failed{{background:#fdd}}.passed{{background:#dfd}}"
+      ".flaky{{background:#ffd}}pre{{margin:0;white-space:pre-wrap}}</style></head><body>\n<h1>build {0}</h1>\n<p>{1}</p>\n",
+      html_escape(name), html_escape(summary));
+  for (auto& [step, items] : steps) {
+    std::stable_sort(items.begin(), items.end(), [](const auto* a, const auto* c) {
+      return (a->status == "failed") > (c->status == "failed");
+    });
+    out += fmt::format("<h2>{}</h2>\n<table><tr><th>item</th><th>status</th><th>machine</th><th>time</th></tr>\n",
+                       html_escape(step));
+    for (const auto* i : items) {
+      const std::string css = i->status == "failed" ? "failed" : i->tries > 0 ? "flaky" : i->status == "passed" ? "passed" : "";
+      out += fmt::format("<tr class=\"{}\"><td>{}</td><td>{}{}</td><td>{}</td><td>{:.1f} s</td></tr>\n", css,
+                         html_escape(i->name.empty() ? i->item : i->name), html_escape(i->status),
+                         i->tries > 0 ? fmt::format(" (after {} failed)", i->tries) : "", html_escape(i->machine),
+                         static_cast<double>(i->duration_ms) / 1000);
+      if (!i->tail.empty())
+        out += fmt::format("<tr class=\"{}\"><td colspan=\"4\"><pre>{}</pre></td></tr>\n", css,
+                           html_escape(util::valid_utf8(i->tail)));
+    }
+    out += "</table>\n";
+  }
+  return out + "</body></html>\n";
+}
+
 }  // namespace
 
 int report_queue(const ReportFlags& f) {
@@ -89,9 +142,17 @@ int report_queue(const ReportFlags& f) {
     else if (i.status == "not run") ++not_run;
     else ++passed, flaky += i.tries > 0 || i.status == "flaky";
   }
-  std::cout << fmt::format("build {}: {} item(s) — {} passed{}, {} failed{} — on {} machine(s)\n", url->name,
-                           b.items.size(), passed, flaky ? fmt::format(" ({} after a retry)", flaky) : "", failed,
-                           not_run ? fmt::format(", {} not run", not_run) : "", machines.size());
+  const std::string summary =
+      fmt::format("{} item(s) — {} passed{}, {} failed{} — on {} machine(s)", b.items.size(), passed,
+                  flaky ? fmt::format(" ({} after a retry)", flaky) : "", failed,
+                  not_run ? fmt::format(", {} not run", not_run) : "", machines.size());
+  std::cout << fmt::format("build {}: {}\n", url->name, summary);
+  std::map<std::string, std::size_t> per_machine;
+  for (const auto& i : b.items)
+    if (!i.machine.empty()) ++per_machine[i.machine];
+  std::string shares;
+  for (const auto& [m, n] : per_machine) shares += fmt::format("{}{} {}", shares.empty() ? "" : ", ", util::visible(m), n);
+  if (!shares.empty()) std::cout << "  items by machine: " << shares << "\n";
   if (b.items.empty()) std::cout << "  no machine has filled this build's queue (is the NAME right?)\n";
   for (const auto& i : b.items) {
     if (i.status != "failed" && i.status != "not run") continue;
@@ -101,8 +162,11 @@ int report_queue(const ReportFlags& f) {
   }
   if (!b.finished && !b.machines_alive.empty())
     std::cout << fmt::format("  still running after {} on: ", f.timeout) << fmt::format("{}\n", fmt::join(b.machines_alive, ", "));
-  if (!f.junit.empty()) {
-    const std::string error = util::replace_file(f.junit, junit_of(b, url->name), 0644);
+  for (const auto& [path, text] : {std::pair{f.junit, f.junit.empty() ? "" : junit_of(b, url->name)},
+                                    std::pair{f.json, f.json.empty() ? "" : json_of(b, url->name)},
+                                    std::pair{f.html, f.html.empty() ? "" : html_of(b, url->name, summary)}}) {
+    if (path.empty()) continue;
+    const std::string error = util::replace_file(path, text, 0644);
     if (!error.empty()) {
       std::cerr << fmt::format("pcr report: error: {}\n", error);
       return k_exit_internal;

@@ -43,7 +43,7 @@ struct RunFlags {
 struct ReportFlags {
   std::string queue;
   std::string timeout = "30m";
-  std::string junit;
+  std::string junit, json, html;
   bool no_color = false;
 };
 int report_queue(const ReportFlags& f);
