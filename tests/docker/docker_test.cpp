@@ -761,10 +761,12 @@ TEST(Compose, KeptClustersAreReusedResetAndCleaned) {
   const std::string steps = R"(steps:
   - name: tests
     workers: 2
-    setup: docker-compose up -d 2>&1
+    setup: echo "$CI_CLUSTER_REUSED" >> reused && docker-compose up -d 2>&1
     for_each: [a, b, c, d]
     run: "{exec web} true"
 )";
+  // What each worker's set-up was told, run after run.
+  const auto told = [&c] { return sh("sort '" + c.dir.file("reused") + "' | uniq -c | tr -s ' '"); };
   // `reset:` with a placeholder: it reaches the worker's own cluster.
   c.dir.write("ci.yaml", "name: " + c.base +
                              "\ncompose:\n  file: docker-compose.yml\n  reset: \"{exec web} true && echo reset >> resets\"\n" +
@@ -786,6 +788,12 @@ TEST(Compose, KeptClustersAreReusedResetAndCleaned) {
   ASSERT_EQ(second.exit_code, 0) << second.out << second.err;
   EXPECT_EQ(container_ids(c.base), ids) << "the same containers, reused";
   EXPECT_EQ(sh("cat '" + c.dir.file("resets") + "' | wc -l"), "4\n");
+  EXPECT_EQ(told(), " 2 false\n 2 true\n") << "kept, unchanged, running: reused";
+  // One container stopped: that worker's cluster is not reused as it is.
+  sh("docker stop -t 0 $(docker ps -q --filter name=" + c.base + " | head -n 1) > /dev/null");
+  auto stopped = run_pcr({"run", "--no-color", "--keep-clusters"}, in_dir);
+  ASSERT_EQ(stopped.exit_code, 0) << stopped.out << stopped.err;
+  EXPECT_EQ(told(), " 3 false\n 3 true\n");
   // A changed compose file: the kept clusters go, and come up afresh.
   c.dir.write("docker-compose.yml", cluster_compose(true) + "# changed\n");
   auto third = run_pcr({"run", "--no-color", "--keep-clusters"}, in_dir);
@@ -793,6 +801,7 @@ TEST(Compose, KeptClustersAreReusedResetAndCleaned) {
   const std::string fresh = container_ids(c.base);
   EXPECT_NE(fresh, "");
   EXPECT_NE(fresh, ids);
+  EXPECT_EQ(told(), " 5 false\n 3 true\n") << "changed compose files: not reused";
   // Under CI, refused: torn down as usual.
   PcrOptions ci = in_dir;
   ci.env = {"CI=true"};

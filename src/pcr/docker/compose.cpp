@@ -319,6 +319,32 @@ struct State {
   }
   std::map<std::string, ProjectRecord> planned;  // what a plan expects to hand out
 
+  // --keep-clusters: whether worker project `project` was kept by an earlier run and is
+  // up and unchanged now (its record's compose files and env as this run's, every one of
+  // its containers running) — asked once per project and run, before it is handed out,
+  // and given to its jobs as CI_CLUSTER_REUSED, so a set-up may skip its `up`.
+  bool cluster_reused(const std::string& project, const JobContext& ctx) {
+    if (!config.keep || ctx.planned()) return false;
+    const std::string key = record_key(project, ctx.host);
+    if (const auto it = reused.find(key); it != reused.end()) return it->second;
+    bool up = false;
+    const ProjectRecord probe = record_for(project, ctx);
+    const auto before = parse_record(util::read_file(record_path(config.state_dir, probe)).value_or(""));
+    if (before && before->kept && before->config_hash == config_hash()) {
+      std::vector<std::string> argv = {"docker"};
+      if (!before->docker_host.empty()) argv.insert(argv.end(), {"-H", before->docker_host});
+      argv.insert(argv.end(), {"ps", "-a", "--filter", "label=com.docker.compose.project=" + project, "--format",
+                               "{{.State}}"});
+      const auto ps = proc::run_capture(argv, std::chrono::seconds(20));
+      const auto states = util::split_lines(ps.output);
+      up = ps.exit_code == 0 && !states.empty() &&
+           std::all_of(states.begin(), states.end(), [](const std::string& st) { return st == "running"; });
+    }
+    reused[key] = up;
+    return up;
+  }
+  std::map<std::string, bool> reused;  // by record name: cluster_reused's answers
+
   // Note that `project` is in use on the job's host; record it on disk the first time.
   void hand_out(const std::string& project, const JobContext& ctx, const std::string& docker_host) {
     const std::string key = record_key(project, ctx.host);
@@ -503,6 +529,7 @@ void install(pipeline::Pipeline& p, ComposeConfig config) {
     env.emplace_back("COMPOSE_PROJECT_NAME", project);
     env.emplace_back("PROJECT_NAME", project);
     env.emplace_back("COMPOSE_FILE", files);
+    if (state->config.keep) env.emplace_back("CI_CLUSTER_REUSED", state->cluster_reused(project, ctx) ? "true" : "false");
     if (separator != ":") env.emplace_back("COMPOSE_PATH_SEPARATOR", separator);
     return env;
   };
