@@ -240,7 +240,10 @@ RedisQueue::RedisQueue(const Url& url, const Options& options, SharedStep step)
   m_options.named = !m_options.machine.empty();
   if (m_options.machine.empty()) m_options.machine = default_machine();
   if (m_options.max_requeues == 0) m_options.max_requeues = 10 + static_cast<unsigned>(m_step.jobs.size() / 10);
-  for (const auto& [index, id] : m_step.jobs) m_index.emplace(id, index);
+  for (const auto& [index, id] : m_step.jobs) {
+    m_index.emplace(id, index);
+    m_identity[index] = id;
+  }
   m_redis = std::make_unique<Connection>(m_url, m_options.io_timeout);
   std::vector<std::string> args = {digest(m_step.jobs), m_step.step};
   for (const auto& [index, id] : m_step.jobs) args.push_back(id);
@@ -314,9 +317,7 @@ sched::SharedQueue::Ack RedisQueue::finished(std::size_t job, Outcome outcome, b
   const std::string tok = token->second;
   m_tokens.erase(token);
   if (!m_error.empty()) return Ack::broken;
-  std::string id;
-  for (const auto& [index, identity] : m_step.jobs)
-    if (index == job) id = identity;
+  const std::string& id = m_identity[job];
   try {
     const auto r = m_redis->eval(
         k_finish, {key("owner"), key("leased"), key("queue"), key("done"), key("tries"), key("requeues"), key("results")},
@@ -334,8 +335,7 @@ void RedisQueue::heartbeat() {
   if (!m_error.empty()) return;
   std::vector<std::string> args = {std::to_string(m_options.lease.count()), m_options.machine};
   for (const auto& [job, tok] : m_tokens) {
-    for (const auto& [index, identity] : m_step.jobs)
-      if (index == job) args.push_back(identity);
+    args.push_back(m_identity[job]);
     args.push_back(tok);
   }
   try {

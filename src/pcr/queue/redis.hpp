@@ -75,6 +75,7 @@ class RedisQueue final : public sched::SharedQueue {
   Options m_options;
   SharedStep m_step;
   std::map<std::string, std::size_t> m_index;   // identity → local job
+  std::map<std::size_t, std::string> m_identity;  // local job → identity
   std::map<std::size_t, std::string> m_tokens;  // local job → the lease it runs under
   std::string m_error;
   std::size_t m_requeued = 0;
