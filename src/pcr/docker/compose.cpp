@@ -147,21 +147,19 @@ std::map<std::string, std::string> troubles_from_events(const std::vector<Servic
   const auto start_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(started.time_since_epoch()).count();
   std::map<std::string, std::string> out;
   std::map<std::string, std::string> killed;  // service → signal of a `docker kill` before its death
-  std::map<std::string, bool> oom;
-  std::map<std::string, unsigned> more;  // deaths after the first one named
+  std::set<std::string> oom;                  // OOM-killed, its death not seen yet
+  std::map<std::string, unsigned> died;       // deaths named, by service
   for (const auto& e : events) {
     if (e.ns < start_ns) continue;
     if (e.action == "kill") {
       killed[e.service] = e.signal;
     } else if (e.action == "oom") {
-      oom[e.service] = true;
+      oom.insert(e.service);
     } else if (e.action == "die") {
-      const bool by_oom = oom[e.service];
+      const bool by_oom = oom.count(e.service) > 0;
       const auto k = killed.find(e.service);
       const bool failed = e.exit_code != "0" || by_oom;
-      if (failed && out.count(e.service) && out[e.service].rfind("turned", 0) != 0) {
-        ++more[e.service];
-      } else if (failed) {
+      if (failed && died[e.service]++ == 0) {
         std::string what = fmt::format("exited with code {}", e.exit_code.empty() ? "?" : e.exit_code);
         if (by_oom) what += ", OOM-killed";
         if (k != killed.end()) what += fmt::format(" (docker kill, signal {})", k->second);
@@ -174,7 +172,8 @@ std::map<std::string, std::string> troubles_from_events(const std::vector<Servic
       out[e.service] = "turned unhealthy " + into_job(e.ns, started);
     }
   }
-  for (const auto& [service, n] : more) out[service] += fmt::format(" (and {} time{} more)", n, n == 1 ? "" : "s");
+  for (const auto& [service, n] : died)
+    if (n > 1) out[service] += fmt::format(" (and {} time{} more)", n - 1, n == 2 ? "" : "s");
   return out;
 }
 

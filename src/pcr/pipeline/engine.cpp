@@ -99,6 +99,7 @@ class Engine {
   void probe_hosts();
   void probe(std::size_t host, std::function<void()> then);
   void start_watchers();
+  Vars host_vars(std::size_t host) const;
   void host_lost(std::size_t host, bool at_start);
   const std::vector<const Step*>& current_list() const {
     return m_phase == Phase::steps ? m_steps : m_cleanup;
@@ -257,6 +258,15 @@ void Engine::probe_hosts() {
   }
 }
 
+// pcr's environment, the pipeline's, then host `host`'s (its DOCKER_HOST wins), and its name.
+Vars Engine::host_vars(std::size_t host) const {
+  const Host& h = m_run.pipeline.hosts[host];
+  Vars vars = m_run.base_env;
+  for (const auto& [k, v] : h.env) vars[k] = v;
+  vars["CI_HOST"] = h.name;
+  return vars;
+}
+
 // Each extension's `watch` command, once per host that answers (once without hosts), for
 // the whole run; its lines go to the extension's `watched`. Its output is not the user's:
 // only a tail of it is kept, in memory.
@@ -286,13 +296,8 @@ void Engine::start_watchers() {
       watch_on("", m_run.base_env);
       continue;
     }
-    for (std::size_t h = 0; h < p.hosts.size(); ++h) {
-      if (!m_run.hosts.up(h)) continue;
-      Vars vars = m_run.base_env;
-      for (const auto& [k, v] : p.hosts[h].env) vars[k] = v;
-      vars["CI_HOST"] = p.hosts[h].name;
-      watch_on(p.hosts[h].name, vars);
-    }
+    for (std::size_t h = 0; h < p.hosts.size(); ++h)
+      if (m_run.hosts.up(h)) watch_on(p.hosts[h].name, host_vars(h));
   }
 }
 
@@ -308,11 +313,7 @@ void Engine::probe(std::size_t host, std::function<void()> then) {
   if (state.running) return;
   state.running = true;
   const Pipeline& p = m_run.pipeline;
-  const Host& h = p.hosts[host];
-  // pcr's environment, the pipeline's, then the host's: the host's DOCKER_HOST wins.
-  Vars vars = m_run.base_env;
-  for (const auto& [k, v] : h.env) vars[k] = v;
-  vars["CI_HOST"] = h.name;
+  const Vars vars = host_vars(host);
   const std::string spool =
       fmt::format("{}/probe-{}-{}.log", m_run.spool_dir, host, ++m_probe_count);
   state.process = m_procs.spawn(

@@ -41,7 +41,7 @@ void Scheduler::take_shared() {
   while (!m_drained && !m_stopping && !capped()) {
     unsigned worker = 0;
     for (unsigned w = 1; w <= m_options.workers && worker == 0; ++w)
-      if (m_workers[w] == Worker::ready || (m_workers[w] == Worker::fresh && !m_options.setup)) worker = w;
+      if (takes_jobs(w)) worker = w;
     if (worker == 0) break;
     const SharedQueue::Next next = m_shared->next();
     if (next.kind == SharedQueue::Next::Kind::later) {
@@ -59,13 +59,20 @@ void Scheduler::take_shared() {
   }
   if (!m_options.setup || m_drained || m_stopping) return;
   // Every fresh worker is set up while the queue may still hand out work.
-  for (unsigned w = 1; w <= m_options.workers && !capped(); ++w) {
-    if (m_workers[w] != Worker::fresh) continue;
-    m_workers[w] = Worker::setting_up;
-    m_worked[w] = true;
-    ++m_running;
-    m_runner.start_setup(w);
-  }
+  for (unsigned w = 1; w <= m_options.workers && !capped(); ++w)
+    if (m_workers[w] == Worker::fresh) set_up(w);
+}
+
+// A fresh worker with nothing to set up can take a job at once.
+bool Scheduler::takes_jobs(unsigned w) const {
+  return m_workers[w] == Worker::ready || (m_workers[w] == Worker::fresh && !m_options.setup);
+}
+
+void Scheduler::set_up(unsigned w) {
+  m_workers[w] = Worker::setting_up;
+  m_worked[w] = true;
+  ++m_running;
+  m_runner.start_setup(w);
 }
 
 void Scheduler::fill() {
@@ -77,12 +84,10 @@ void Scheduler::fill() {
     unsigned worker = 0;
     if (m_options.pinned) {
       unsigned own = static_cast<unsigned>(job) + 1;
-      if (m_workers[own] == Worker::ready || (m_workers[own] == Worker::fresh && !m_options.setup))
-        worker = own;
+      if (takes_jobs(own)) worker = own;
     } else {
       for (unsigned w = 1; w <= m_options.workers && worker == 0; ++w)
-        if (m_workers[w] == Worker::ready || (m_workers[w] == Worker::fresh && !m_options.setup))
-          worker = w;
+        if (takes_jobs(w)) worker = w;
     }
     if (worker == 0) {
       if (!m_options.pinned) break;
@@ -101,11 +106,8 @@ void Scheduler::fill() {
     if (m_workers[w] != Worker::fresh) continue;
     if (m_options.pinned && std::find(m_queue.begin(), m_queue.end(), w - 1) == m_queue.end())
       continue;
-    m_workers[w] = Worker::setting_up;
-    m_worked[w] = true;
-    ++m_running;
     --waiting;
-    m_runner.start_setup(w);
+    set_up(w);
   }
 }
 
@@ -218,34 +220,27 @@ void Scheduler::finished(std::size_t job, Ended ended) {
   if (j.state != JobState::running) return;
   --m_running;
   if (m_shared) {
-    // A retry goes back through the shared queue, to whichever machine takes it first.
+    // A retry goes back through the shared queue, to whichever machine takes it first;
+    // whatever else ends here as it does unshared (below).
     using Outcome = SharedQueue::Outcome;
     const auto ack = m_shared->finished(job,
                                         ended == Ended::passed   ? Outcome::passed
                                         : ended == Ended::failed ? Outcome::failed
                                                                  : Outcome::cancelled,
                                         will_retry(job, ended) && !m_drained);
-    const bool retry = ack == SharedQueue::Ack::requeued && ended != Ended::cancelled;
     if (ack == SharedQueue::Ack::broken) m_drained = m_failed = true;
-    j.state = retry                      ? JobState::queued
-              : ended == Ended::passed   ? JobState::passed
-              : ended == Ended::failed   ? JobState::failed
-                                         : JobState::cancelled;
-    m_workers[j.worker] = m_retired[j.worker] ? Worker::finished : Worker::ready;
-    if (ended == Ended::failed && !retry) {
-      m_failed = true;
-      if (m_options.fail_fast) cancel(false);
+    if (ack == SharedQueue::Ack::requeued && ended != Ended::cancelled) {
+      j.state = JobState::queued;
+      m_workers[j.worker] = m_retired[j.worker] ? Worker::finished : Worker::ready;
+      settle();
+      return;
     }
-    settle();
-    return;
-  }
-  if (will_retry(job, ended) && !m_retired[j.worker]) {
+  } else if (will_retry(job, ended) && !m_retired[j.worker]) {
     ++m_running;  // same worker: it may own resources the job needs
     j.state = JobState::running;
     m_runner.start(job, j.worker, j.attempts++);
     return;
-  }
-  if (will_retry(job, ended)) {  // its worker is gone: the retry goes to another
+  } else if (will_retry(job, ended)) {  // its worker is gone: the retry goes to another
     back_to_queue(job);
     return;
   }

@@ -120,6 +120,8 @@ class Scheduler {
   bool capped() const;
   bool more() const { return m_shared ? !m_drained : !m_queue.empty(); }
   void take_shared();
+  bool takes_jobs(unsigned worker) const;
+  void set_up(unsigned worker);
 
   Options m_options;
   JobRunner& m_runner;
