@@ -8,10 +8,12 @@
 #include <fmt/format.h>
 
 #include <signal.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -512,9 +514,12 @@ bool has_step(const Pipeline& pipeline, const std::string& name) {
 }
 
 std::string make_run_id() {
-  std::random_device rd;
-  std::mt19937_64 gen((static_cast<uint64_t>(rd()) << 32) ^ rd() ^
-                      static_cast<uint64_t>(::getpid()));
+  // getrandom(2), not std::random_device: its set-up probes the CPU (cpuid), which a
+  // virtual machine traps, and a run id is made on every start.
+  uint64_t seed = 0;
+  if (::getrandom(&seed, sizeof seed, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof seed))
+    seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  std::mt19937_64 gen(seed ^ static_cast<uint64_t>(::getpid()));
   static const char k_alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
   std::string id;
   for (int i = 0; i < 8; ++i) id += k_alphabet[gen() % 36];

@@ -1,10 +1,8 @@
 #include <pcr/results/junit.hpp>
+#include <pcr/results/libxml.hpp>
 #include <pcr/results/text.hpp>
 
 #include <fmt/format.h>
-#include <libxml/parser.h>
-#include <libxml/xmlerror.h>
-#include <libxml/xmlreader.h>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -16,7 +14,6 @@
 #include <cmath>
 #include <cstring>
 #include <iterator>
-#include <mutex>
 #include <optional>
 #include <string_view>
 #include <utility>
@@ -110,22 +107,24 @@ void ignore_generic(void*, const char*, ...) {}
 // reader's: while a file is read they go to the sink too, and never to stderr.
 class ErrorRoute {
  public:
-  explicit ErrorRoute(ErrorSink* sink)
-      : m_generic(xmlGenericError),
-        m_generic_context(xmlGenericErrorContext),
-        m_structured(xmlStructuredError),
-        m_structured_context(xmlStructuredErrorContext) {
-    xmlSetGenericErrorFunc(nullptr, ignore_generic);
-    xmlSetStructuredErrorFunc(sink, on_error);
+  ErrorRoute(const LibXml& x, ErrorSink* sink)
+      : m_x(x),
+        m_generic(*x.generic_error()),
+        m_generic_context(*x.generic_error_context()),
+        m_structured(*x.structured_error()),
+        m_structured_context(*x.structured_error_context()) {
+    x.set_generic_error(nullptr, ignore_generic);
+    x.set_structured_error(sink, on_error);
   }
   ErrorRoute(const ErrorRoute&) = delete;
   ErrorRoute& operator=(const ErrorRoute&) = delete;
   ~ErrorRoute() {
-    xmlSetGenericErrorFunc(m_generic_context, m_generic);
-    xmlSetStructuredErrorFunc(m_structured_context, m_structured);
+    m_x.set_generic_error(m_generic_context, m_generic);
+    m_x.set_structured_error(m_structured_context, m_structured);
   }
 
  private:
+  const LibXml& m_x;
   xmlGenericErrorFunc m_generic;
   void* m_generic_context;
   xmlStructuredErrorFunc m_structured;
@@ -136,11 +135,11 @@ std::string_view view(const xmlChar* s) {
   return s == nullptr ? std::string_view() : std::string_view(reinterpret_cast<const char*>(s));
 }
 
-std::string attribute(xmlTextReaderPtr reader, const char* name, std::size_t cap) {
-  xmlChar* value = xmlTextReaderGetAttribute(reader, reinterpret_cast<const xmlChar*>(name));
+std::string attribute(const LibXml& x, xmlTextReaderPtr reader, const char* name, std::size_t cap) {
+  xmlChar* value = x.attribute(reader, reinterpret_cast<const xmlChar*>(name));
   if (value == nullptr) return {};
   std::string out = detail::capped(view(value), cap);
-  xmlFree(value);
+  (*x.free)(value);
   return out;
 }
 
@@ -168,7 +167,7 @@ struct Frame {
 
 // Reads the tests of one file into `tests`. Returns why it could not, or "" when it could.
 // `budget` is what is left of limits::tests for the job; `details` spans the job.
-std::string read_file(const std::string& path, std::vector<Test>& tests, std::size_t budget,
+std::string read_file(const LibXml& x, const std::string& path, std::vector<Test>& tests, std::size_t budget,
                       detail::DetailsWriter& details, bool& too_many) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);  // a FIFO: no hang
   if (fd < 0) return fmt::format("cannot open: {}", std::strerror(errno));
@@ -182,14 +181,14 @@ std::string read_file(const std::string& path, std::vector<Test>& tests, std::si
   Input input;
   input.fd = fd;
   ErrorSink sink;
-  const ErrorRoute route(&sink);
+  const ErrorRoute route(x, &sink);
   // No XML_PARSE_NOENT (entities stay references), no DTDLOAD/DTDATTR (nothing fetched or
   // defaulted), NONET, and no HUGE: libxml2's own size and amplification limits hold.
   const int options = XML_PARSE_NONET | XML_PARSE_NOCDATA | XML_PARSE_COMPACT;
   xmlTextReaderPtr reader =
-      xmlReaderForIO(read_input, close_input, &input, path.c_str(), nullptr, options);
+      x.reader_for_io(read_input, close_input, &input, path.c_str(), nullptr, options);
   if (reader == nullptr) return "cannot read: libxml2 failed to start";
-  xmlTextReaderSetStructuredErrorHandler(reader, on_error, &sink);
+  x.set_reader_error_handler(reader, on_error, &sink);
 
   std::vector<Frame> stack;
   std::string problem;
@@ -206,14 +205,14 @@ std::string read_file(const std::string& path, std::vector<Test>& tests, std::si
   };
 
   int rc = 0;
-  while (problem.empty() && (rc = xmlTextReaderRead(reader)) == 1) {
-    const int type = xmlTextReaderNodeType(reader);
+  while (problem.empty() && (rc = x.read(reader)) == 1) {
+    const int type = x.node_type(reader);
     if (type == XML_READER_TYPE_ELEMENT) {
-      if (xmlTextReaderDepth(reader) >= limits::xml_depth) {
+      if (x.depth(reader) >= limits::xml_depth) {
         problem = fmt::format("elements nested deeper than {}", limits::xml_depth);
         break;
       }
-      const std::string_view name = view(xmlTextReaderConstLocalName(reader));
+      const std::string_view name = view(x.local_name(reader));
       const Kind parent = stack.empty() ? Kind::other : stack.back().kind;
       Frame frame;
       if (stack.empty() && name != "testsuites" && name != "testsuite") {
@@ -223,36 +222,36 @@ std::string read_file(const std::string& path, std::vector<Test>& tests, std::si
       }
       if (name == "testsuite" && (stack.empty() || parent == Kind::suite)) {
         frame.kind = Kind::suite;
-        frame.name = attribute(reader, "name", limits::name);
+        frame.name = attribute(x, reader, "name", limits::name);
       } else if (name == "testsuites" && stack.empty()) {
         frame.kind = Kind::suite;  // its name, if any, is not a suite's
       } else if (name == "testcase" && parent == Kind::suite) {
         frame.kind = Kind::testcase;
         current = Test{};
-        current.name = attribute(reader, "name", limits::name);
-        current.classname = attribute(reader, "classname", limits::name);
+        current.name = attribute(x, reader, "name", limits::name);
+        current.classname = attribute(x, reader, "classname", limits::name);
         current.suite = current.classname;
         for (auto it = stack.rbegin(); current.suite.empty() && it != stack.rend(); ++it)
           current.suite = it->name;
-        current.time = seconds(attribute(reader, "time", 64));
+        current.time = seconds(attribute(x, reader, "time", 64));
         current.number = ++position;
         details.next_test();
       } else if ((name == "failure" || name == "error") && parent == Kind::testcase) {
         frame.kind = Kind::failure;
         if (current.outcome == Outcome::failed) details.add(current.details, "\n");
         if (current.outcome != Outcome::failed || current.reason.empty())
-          current.reason = attribute(reader, "message", limits::message);
+          current.reason = attribute(x, reader, "message", limits::message);
         current.outcome = Outcome::failed;
       } else if (name == "skipped" && parent == Kind::testcase) {
         frame.kind = Kind::skipped;
         if (current.outcome != Outcome::failed) {
           current.outcome = Outcome::skipped;
-          current.reason = attribute(reader, "message", limits::message);
+          current.reason = attribute(x, reader, "message", limits::message);
         }
       }
       frame.capture = frame.kind == Kind::failure || frame.kind == Kind::skipped ||
                       (!stack.empty() && stack.back().capture);
-      if (xmlTextReaderIsEmptyElement(reader)) {
+      if (x.is_empty_element(reader)) {
         if (frame.kind == Kind::testcase) finish_test();
       } else {
         stack.push_back(std::move(frame));
@@ -264,14 +263,14 @@ std::string read_file(const std::string& path, std::vector<Test>& tests, std::si
     } else if (type == XML_READER_TYPE_TEXT || type == XML_READER_TYPE_CDATA ||
                type == XML_READER_TYPE_SIGNIFICANT_WHITESPACE) {
       if (!stack.empty() && stack.back().capture)
-        details.add(current.details, view(xmlTextReaderConstValue(reader)));
+        details.add(current.details, view(x.value(reader)));
     }
     // Entity references stay unexpanded; comments, processing instructions and the
     // doctype are not results.
   }
   // Errors libxml2 raises outside the parser (encoding conversion) carry no line.
-  if (sink.set && sink.line <= 0) sink.line = xmlTextReaderGetParserLineNumber(reader);
-  xmlFreeTextReader(reader);
+  if (sink.set && sink.line <= 0) sink.line = x.line_number(reader);
+  x.free_reader(reader);
 
   if (!problem.empty()) return problem;
   if (input.too_large) return fmt::format("larger than {} MiB", limits::junit_file >> 20);
@@ -285,11 +284,15 @@ std::string read_file(const std::string& path, std::vector<Test>& tests, std::si
 }  // namespace
 
 Results read_junit(const std::vector<std::string>& paths) {
-  static std::once_flag init;
-  std::call_once(init, [] { xmlInitParser(); });
   Results results;
   if (paths.empty()) {
     results.unreadable = "no JUnit XML file";
+    return results;
+  }
+  std::string error;
+  const LibXml* x = libxml(error);
+  if (x == nullptr) {
+    results.unreadable = error;
     return results;
   }
   detail::DetailsWriter details;
@@ -299,7 +302,7 @@ Results read_junit(const std::vector<std::string>& paths) {
     std::vector<Test> tests;
     bool too_many = false;
     std::string why =
-        read_file(path, tests, limits::tests - results.tests.size(), details, too_many);
+        read_file(*x, path, tests, limits::tests - results.tests.size(), details, too_many);
     if (too_many) {
       // Past the job's limit nothing is kept: the counts would be wrong.
       results = Results{};

@@ -196,7 +196,15 @@ std::string update_file(const std::string& path, const std::function<void(Timing
   }
   // Under the lock: what is on disk now may include another run's samples.
   Timings::Pipelines table = read_pipelines(path, nullptr);
+  const Timings::Pipelines before = table;
   update(table);
+  // Smoothed times often land where they were: then the file already says it all, and is
+  // not rewritten (a rename over it costs more than the rest of a short run's record).
+  if (table == before && fs::is_regular_file(target, ec)) {
+    ::flock(lock, LOCK_UN);
+    ::close(lock);
+    return "";
+  }
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
   std::string error;
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

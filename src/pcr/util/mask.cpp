@@ -1,4 +1,5 @@
 #include <pcr/util/mask.hpp>
+#include <pcr/util/cpu.hpp>
 
 #include <algorithm>
 #include <cstring>
@@ -43,7 +44,7 @@ __attribute__((target("avx2"))) std::size_t find_avx2(std::string_view text, std
 std::size_t find_secret(std::string_view text, std::size_t from, std::string_view needle) {
   if (from >= text.size()) return std::string_view::npos;
 #if defined(__x86_64__)
-  static const bool avx2 = __builtin_cpu_supports("avx2");
+  static const bool avx2 = has_avx2();
   if (avx2 && needle.size() >= 2) return find_avx2(text, from, needle);
 #endif
   return text.find(needle, from);

@@ -1,3 +1,4 @@
+#include <pcr/util/cpu.hpp>
 #include <pcr/util/text.hpp>
 
 #include <algorithm>
@@ -127,7 +128,7 @@ __attribute__((target("avx2"))) bool has_controls_avx2(std::string_view s) {
 
 bool has_controls(std::string_view s) {
 #if defined(__x86_64__)
-  static const bool avx2 = __builtin_cpu_supports("avx2");
+  static const bool avx2 = has_avx2();
   return avx2 ? has_controls_avx2(s) : has_controls_sse2(s);
 #else
   return has_controls_bytewise(s, 0);
