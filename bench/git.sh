@@ -9,8 +9,12 @@
 # t/'s trash directories and test-results/), output into a file. Like for like: no tool
 # chain-lints the scripts (GIT_TEST_EXT_CHAIN_LINT=0, make's TEST_LINT=, as `make test`
 # does for the scripts once it has linted them all), and every tool takes the list in the
-# same order (pcr gets a fresh --timings file each round; PCR_TIMINGS=keep lets it order
-# rounds 2+ longest first from the previous rounds). make runs with -k: without it, the
+# same order (pcr gets a fresh --timings file each round). PCR_TIMINGS=keep: each tool that
+# can order scripts by what it recorded of earlier runs does, as a team running its suite
+# every day would have it — pcr keeps one --timings file (longest first), prove runs with
+# --state=slow,save; make and parallel take the list as it is. SEED=1 (with keep): one
+# untimed run of pcr and of prove before the rounds records the first times, so every
+# round is ordered. make runs with -k: without it, the
 # first failing script stops it starting the rest. The tools take turns going first.
 # Measured: each round's wall times and pcr/make, pcr/prove, pcr/parallel; the medians of
 # the per-round ratios. Checked: every script's pass/fail under pcr (from --json) is the
@@ -39,7 +43,10 @@ flock -n 9 || { echo "another bench/git.sh is running git's tests in $tdir"; exi
 work=$(mktemp -d)
 printf '%s\n' "${list[@]}" > "$work/list"
 reset_t() { rm -rf "$tdir/test-results" "$tdir"/'trash directory.'*; }
-trap 'reset_t; rm -rf "$work" "$tdir/chainlinttmp" "$tdir/greplinttmp" "$tdir/mesontmp"' EXIT
+trap 'reset_t; rm -rf "$work" "$tdir/chainlinttmp" "$tdir/greplinttmp" "$tdir/mesontmp" "$tdir/.prove"' EXIT
+rm -f "$tdir/.prove"
+keep=0
+[ "${PCR_TIMINGS:-fresh}" = keep ] && keep=1
 unset MAKEFLAGS MFLAGS MAKELEVEL GIT_TEST_OPTS
 export GIT_TEST_EXT_CHAIN_LINT=0
 
@@ -57,7 +64,7 @@ export GIT_TEST_EXT_CHAIN_LINT=0
 # Each runner leaves "SCRIPT pass|fail" lines, one per script of the list, in $work/TOOL.res.
 run_pcr() {
   local timings="$work/timings.$1.json"
-  [ "${PCR_TIMINGS:-fresh}" = keep ] && timings="$work/timings.json"
+  [ $keep = 1 ] && timings="$work/timings.json"
   rm -f "$work/pcr.json"
   "$pcr" run --no-color --timings "$timings" --json "$work/pcr.json" "$work/ci.yaml" > "$work/pcr.out" 2> "$work/pcr.err" || true
 }
@@ -74,7 +81,11 @@ res_make() {  # "*** t0001-init.sh ***" as each starts; make[1]: *** [Makefile:8
   { grep -oE '\*\*\* \[([^]]*: )?t[0-9]{4}-[^] ]*\.sh\]' "$work/make.err" || true; } |
     { grep -oE 't[0-9]{4}-[^] ]*\.sh' || true; } | awk '{ print $1, "fail" }'
 }
-run_prove() { (cd "$tdir" && prove -j2 --exec sh "${list[@]}") > "$work/prove.out" 2> "$work/prove.err" || true; }
+run_prove() {
+  local state=()
+  [ $keep = 1 ] && state=(--state=slow,save)
+  (cd "$tdir" && prove -j2 "${state[@]}" --exec sh "${list[@]}") > "$work/prove.out" 2> "$work/prove.err" || true
+}
 res_prove() {  # "t0000-basic.sh .... ok" or ".... skipped: why"; anything else is a failure
   { grep -oE '^t[0-9]{4}-[^ ]*\.sh \.+ (ok|skipped:)' "$work/prove.out" || true; } | awk '{ print $1, "pass" }' |
     by_list fail
@@ -110,6 +121,15 @@ if [ "${SERIAL:-0}" = 1 ]; then
     "$(echo "$(date +%s.%N) - $s0" | bc -l)" "$(grep -c ' pass$' "$work/serial.res" || true)" "${#list[@]}"
   ref=serial
 fi
+
+if [ $keep = 1 ] && [ "${SEED:-0}" = 1 ]; then
+  for tool in pcr prove; do
+    reset_t
+    printf 'seed: %s, untimed, to record times: %.1f s\n' "$tool" "$(timed "run_$tool" seed)"
+  done
+  reset_t
+fi
+[ $keep = 1 ] && echo "order: pcr from its kept timings (longest first), prove --state=slow,save; make and parallel as listed"
 
 tools=(pcr make prove parallel)
 declare -A times=()
