@@ -313,3 +313,18 @@ TEST(Lifetime, TimingsIntoDevNullLeaveTheDeviceAlone) {
   ASSERT_EQ(::stat("/dev/null", &st), 0);
   EXPECT_TRUE(S_ISCHR(st.st_mode)) << "/dev/null is no longer a device";
 }
+
+// A C++ program that calls run_main goes on after it once: in the process that called it
+// (the supervisor), not also in the engine, which is a fork of the program. Without and
+// with the supervisor, the program's own code after the run runs in exactly one process.
+TEST(Lifetime, ACppProgramGoesOnAfterRunMainOnce) {
+  for (const char* supervisor : {"1", "0"}) {
+    TempDir d;
+    const std::string out = sh("cd '" + d.path() + "' && PCR_SUPERVISOR=" + supervisor + " " +
+                               PCR_API_AFTER_RUN_MAIN + " --no-color 2>&1; echo \"exit $?\"");
+    EXPECT_NE(out.find("the job ran"), std::string::npos) << out;
+    EXPECT_EQ(occurrences(out, "after run_main: 0"), 1u) << "PCR_SUPERVISOR=" << supervisor << "\n" << out;
+    EXPECT_EQ(occurrences(read_file(d.file("after.log")), "after run_main: 0"), 1u) << out;
+    EXPECT_NE(out.find("exit 0"), std::string::npos) << out;
+  }
+}

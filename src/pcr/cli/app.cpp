@@ -130,15 +130,8 @@ int guarded(CLI::App& app, int argc, char** argv, Fn after_parse) {
   } catch (const config::LoadError& e) {
     std::cerr << e.what() << "\n";
     return k_exit_usage;
-  } catch (const std::exception& e) {
-    // Nothing may abort pcr with a bare "terminate called": say what happened. Before a
-    // run nothing ran (2); an exception out of a run is pcr's own failure (3), and the
-    // engine's ProcessSet has killed every job on the way out.
-    std::cerr << fmt::format("pcr: error: {}\n", util::visible(e.what()));
-    return session::run_started() ? k_exit_internal : k_exit_usage;
   } catch (...) {
-    std::cerr << "pcr: error: an unknown exception\n";
-    return session::run_started() ? k_exit_internal : k_exit_usage;
+    return session::exit_code_after(std::current_exception());
   }
 }
 

@@ -15,9 +15,12 @@
 #include <fmt/format.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -222,21 +225,8 @@ void after_run(const pipeline::Pipeline& p, const RunFlags& f, const pipeline::R
   if (supervisor_gone()) proc::remove_run_record(proc::runs_dir(pipeline_dir(p)), ro.run_id);
 }
 
-}  // namespace
-
-bool run_started() { return g_run_started; }
-
-int execute(const pipeline::Pipeline& p, const RunFlags& f) {
-  pipeline::RunOptions ro;
-  if (const auto code = options_from(p, f, ro)) return *code;
-  warn_about_leftovers(p, f.keep_clusters && !ci_run());
-  if (f.dry_run) return print_plan(p, ro, f.no_color);
-  warn_about_isolation(p);
-  if (supervision_enabled()) {
-    // Returns in the supervisor when the run is over; the engine goes on from here.
-    if (auto code = supervise_run(p, f, ro.run_id)) return *code;
-    ro.supervisor_fd = supervisor_fd();
-  }
+// The run itself, in the engine (or in the one process, without a supervisor).
+int run_engine(const pipeline::Pipeline& p, const RunFlags& f, pipeline::RunOptions& ro) {
   ro.saved_dir = saved_dir(p, f.log_dir, ro.run_id);
   for (auto& secret : secret_values(p)) ro.secrets.push_back(std::move(secret));
   Outputs outputs(f, ro.secrets);
@@ -247,6 +237,54 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f) {
   if (!outputs.finish() && code == 0) code = k_exit_internal;
   after_run(p, f, ro);
   return code;
+}
+
+// The engine is a fork of the program that started the run — pcr, or a C++ program that
+// called run_main — so it ends here, its output flushed, rather than returning into that
+// program: what the program does after run_main it does once, in the supervisor. (It
+// also spares the engine freeing a copy of the program's memory, page by page.)
+[[noreturn]] void end_engine(int code) {
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
+  ::_exit(code);
+}
+
+}  // namespace
+
+bool run_started() { return g_run_started; }
+
+int exit_code_after(const std::exception_ptr& error) {
+  // Nothing may abort pcr with a bare "terminate called": say what happened. Before a run
+  // nothing ran (2); an exception out of a run is pcr's own failure (3), and the engine's
+  // ProcessSet has killed every job on the way out.
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    std::cerr << fmt::format("pcr: error: {}\n", util::visible(e.what()));
+  } catch (...) {
+    std::cerr << "pcr: error: an unknown exception\n";
+  }
+  return run_started() ? k_exit_internal : k_exit_usage;
+}
+
+int execute(const pipeline::Pipeline& p, const RunFlags& f) {
+  pipeline::RunOptions ro;
+  if (const auto code = options_from(p, f, ro)) return *code;
+  warn_about_leftovers(p, f.keep_clusters && !ci_run());
+  if (f.dry_run) return print_plan(p, ro, f.no_color);
+  warn_about_isolation(p);
+  if (!supervision_enabled()) return run_engine(p, f, ro);
+  // Returns in the supervisor when the run is over; the engine goes on from here, and ends.
+  if (auto code = supervise_run(p, f, ro.run_id)) return *code;
+  ro.supervisor_fd = supervisor_fd();
+  int code = k_exit_internal;
+  try {
+    code = run_engine(p, f, ro);
+  } catch (...) {
+    code = exit_code_after(std::current_exception());
+  }
+  end_engine(code);
 }
 
 }  // namespace pcr::session

@@ -3,6 +3,7 @@
 #include <pcr/pipeline/engine.hpp>
 #include <pcr/pipeline/model.hpp>
 
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -48,13 +49,19 @@ struct ReportFlags {
 };
 int report_queue(const ReportFlags& f);
 
-// Run `p` as `f` asks; the exit code (docs/cli.md). In the supervisor it returns when the
-// run is over; the engine it forks returns from it too, with the run's own code.
+// Run `p` as `f` asks; the exit code (docs/cli.md). It returns in the supervisor, the
+// process that called it, when the run is over; the engine it forks ends its process
+// with the run's own code instead of returning (so a C++ program's code after run_main
+// runs once).
 int execute(const pipeline::Pipeline& p, const RunFlags& f);
 
 // Whether a run has started in this process: an exception out of it is then pcr's own
 // failure (3), not a usage error (2).
 bool run_started();
+
+// An exception that left pcr's code, said on stderr ("pcr: error: …"); the exit code
+// for it: 3 once a run has started, else 2.
+int exit_code_after(const std::exception_ptr& error);
 
 // Whether this run keeps its clusters: asked with --keep-clusters, and not under CI=true
 // (a CI machine's clusters would outlive the job that could clean them; said once here).
