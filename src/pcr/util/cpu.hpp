@@ -6,7 +6,15 @@
 
 #if defined(__x86_64__) && defined(__has_include)
 #if __has_include(<sys/platform/x86.h>)
+#if defined(__clang__)
+// glibc's header declares its two helpers with C's _Bool, which g++ takes in C++ and
+// clang does not.
+#define _Bool bool
 #include <sys/platform/x86.h>
+#undef _Bool
+#else
+#include <sys/platform/x86.h>
+#endif
 #define PCR_GLIBC_CPU_FEATURES 1
 #endif
 #endif
