@@ -200,22 +200,8 @@ std::string update_file(const std::string& path, const std::function<void(Timing
   update(table);
   // Smoothed times often land where they were: then the file already says it all, and is
   // not rewritten (a rename over it costs more than the rest of a short run's record).
-  if (table == before && fs::is_regular_file(target, ec)) {
-    ::flock(lock, LOCK_UN);
-    ::close(lock);
-    return "";
-  }
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  std::string error;
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    error = tmp + ": " + std::strerror(errno);
-  } else {
-    if (!util::write_all(fd, Timings::to_json(table))) error = tmp + ": " + std::strerror(errno);
-    ::close(fd);
-    if (error.empty() && ::rename(tmp.c_str(), path.c_str()) != 0) error = path + ": " + std::strerror(errno);
-    if (!error.empty()) ::unlink(tmp.c_str());
-  }
+  const bool unchanged = table == before && fs::is_regular_file(target, ec);
+  const std::string error = unchanged ? "" : util::replace_file(path, Timings::to_json(table));
   ::flock(lock, LOCK_UN);
   ::close(lock);
   return error;
