@@ -154,6 +154,86 @@ TEST(Lifetime, KillNineOfTheEngineIsCleanedUpByTheSupervisor) {
   EXPECT_EQ(r.out.find("PASSED"), std::string::npos) << r.out;
 }
 
+// `pcr run` forks its engine before loading the pipeline; the engine hands the supervisor
+// the text it loaded. Killed after the file changed on disk (here: no longer valid), the
+// run still ends with the cleanup it started with, not the file as it is now.
+TEST(Lifetime, AKilledEngineIsCleanedUpWithThePipelineItLoaded) {
+  TempDir d;
+  fs::create_directories(d.file("tmp"));
+  PcrOptions o;
+  o.env = {"TMPDIR=" + d.file("tmp")};
+  o.while_running = [&](pid_t pid) {
+    ASSERT_TRUE(wait_until([&] { return exists(d.file("started")); }));
+    d.write("ci.yaml", "steps: [\ncleanup:\n  - run: touch new-cleanup\n");
+    auto kids = children(pid);
+    ASSERT_EQ(kids.size(), 1u) << "the supervisor has one child, the engine";
+    ::kill(kids[0], SIGKILL);
+  };
+  auto r = run_yaml(d, "steps:\n  - run: touch started; sleep 300\ncleanup:\n  - run: touch old-cleanup\n", {}, o);
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find("ran 1 cleanup step(s), removed 1 spool folder(s)"), std::string::npos) << r.err;
+  EXPECT_TRUE(exists(d.file("old-cleanup"))) << r.err;
+  EXPECT_FALSE(exists(d.file("new-cleanup")));
+  EXPECT_FALSE(spool_left(d));
+  EXPECT_TRUE(!fs::exists(d.file(".pcr/runs")) || fs::is_empty(d.file(".pcr/runs")));
+}
+
+// The same for a C++ pipeline, whose engine is forked when run_main runs: the supervisor
+// has the pipeline itself.
+TEST(Lifetime, AKilledEngineOfACppPipelineIsCleanedUp) {
+  TempDir d;
+  fs::create_directories(d.file("tmp"));
+  PcrOptions o;
+  o.cwd = d.path();
+  o.env = {"TMPDIR=" + d.file("tmp"), "PCR_TEST_HOLD=1"};
+  o.program = PCR_API_AFTER_RUN_MAIN;
+  o.while_running = [&](pid_t pid) {
+    ASSERT_TRUE(wait_until([&] { return exists(d.file("started")); }));
+    auto kids = children(pid);
+    ASSERT_EQ(kids.size(), 1u) << "the supervisor has one child, the engine";
+    ::kill(kids[0], SIGKILL);
+  };
+  auto r = run_pcr_once({"--no-color"}, o);
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find("ran 1 cleanup step(s), removed 1 spool folder(s)"), std::string::npos) << r.err;
+  EXPECT_TRUE(exists(d.file("cleaned"))) << r.err;
+  EXPECT_EQ(occurrences(read_file(d.file("after.log")), "after run_main: 3"), 1u);
+  EXPECT_FALSE(spool_left(d));
+  EXPECT_TRUE(!fs::exists(d.file(".pcr/runs")) || fs::is_empty(d.file(".pcr/runs")));
+}
+
+// Before its run starts (here: opening a FIFO as its pipeline file, which blocks until a
+// writer comes), the engine has nothing to clean up: an interrupt ends pcr as it would
+// end one process, killed by the same signal; a kill -9 of the engine is said as such.
+TEST(Lifetime, TheEngineEndedWhileLoadingEndsPcrPlainly) {
+  for (const int sig : {SIGINT, SIGKILL}) {
+    TempDir d;
+    ASSERT_EQ(::mkfifo(d.file("ci.yaml").c_str(), 0600), 0);
+    PcrOptions o;
+    o.cwd = d.path();
+    o.while_running = [&](pid_t pid) {
+      pid_t engine = 0;
+      // The engine is in open(2) on the FIFO (syscall 257, openat).
+      ASSERT_TRUE(wait_until([&] {
+        auto kids = children(pid);
+        if (kids.size() != 1) return false;
+        engine = kids[0];
+        return read_file("/proc/" + std::to_string(engine) + "/syscall").rfind("257 ", 0) == 0;
+      }));
+      ::kill(sig == SIGINT ? pid : engine, sig);  // an interrupt goes to pcr, and on
+    };
+    auto r = run_pcr_once({"run", "ci.yaml"}, o);
+    if (sig == SIGINT) {
+      EXPECT_EQ(r.signal, SIGINT) << r.exit_code << r.err;
+      EXPECT_EQ(r.err, "");
+    } else {
+      EXPECT_EQ(r.exit_code, 3) << r.err;
+      EXPECT_NE(r.err.find("was killed by SIGKILL before the run started"), std::string::npos) << r.err;
+    }
+    EXPECT_FALSE(fs::exists(d.file(".pcr/runs")));
+  }
+}
+
 // The engine killed during cleanup step 2 of 3: the supervisor runs steps 2 and 3, not
 // the first again (a cleanup that posts a message or drops a table ran twice).
 TEST(Lifetime, KillNineOfTheEngineDuringCleanupRunsOnlyWhatWasLeft) {

@@ -42,6 +42,7 @@ struct PcrOptions {
   std::string stdout_path;  // instead of capturing: e.g. /dev/null for huge output
   bool stdout_nonblocking = false;  // pcr's stdout is O_NONBLOCK, as some parents leave it
   std::string stdin_path;           // pcr's stdin (default /dev/null)
+  std::string program;              // instead of pcr: a C++ pipeline program (run_main)
 };
 
 // `pcr ARGS`, once.
@@ -61,7 +62,7 @@ inline PcrRun run_pcr_once(const std::vector<std::string>& args, const PcrOption
     for (const auto& e : o.env) ::putenv(const_cast<char*>(e.c_str()));
     ::unsetenv("TERM");
     std::vector<char*> argv;
-    std::string bin = PCR_BINARY;
+    std::string bin = o.program.empty() ? PCR_BINARY : o.program;
     argv.push_back(bin.data());
     std::vector<std::string> copy = args;
     for (auto& a : copy) argv.push_back(a.data());

@@ -225,6 +225,10 @@ int split_items_command(std::size_t split_total, std::size_t split_index, const 
 }  // namespace
 
 int main(int argc, char** argv) {
+  // `pcr run`: the supervisor forks its engine before anything else is done (parsing,
+  // loading), so that the fork copies little; everything below runs in the engine.
+  if (argc > 1 && std::string_view(argv[1]) == "run")
+    if (const auto code = session::supervise_first()) return *code;
   CLI::App app{
       "pcr — the Parallel CI Runner: runs a CI pipeline's steps of shell commands, many at once"};
   app.set_version_flag("--version", std::string("pcr ") + PCR_VERSION);
@@ -325,8 +329,9 @@ int main(int argc, char** argv) {
     if (*split) return split_items_command(split_total, split_index, split_timings, split_step, split_items);
     auto machine = config::docker_machine();
     machine.keep_clusters = session::keep_clusters(run_flags);
-    auto p = config::load_file(run_file, machine);
-    return session::execute(p, run_flags);
+    const std::string text = config::read_pipeline_file(run_file);
+    auto p = config::load_string(text, run_file, machine);
+    return session::execute(p, run_flags, &text);
   });
 }
 

@@ -802,7 +802,7 @@ Pipeline load_string(const std::string& text, const std::string& path, const Mac
   return p;
 }
 
-Pipeline load_file(const std::string& path, const Machine& machine) {
+std::string read_pipeline_file(const std::string& path) {
   // One byte past the bound tells it is passed: a FIFO or /dev/zero never ends, and a
   // huge file need not be read whole to be refused.
   auto text = util::read_file(path, limits::file_bytes + 1);
@@ -818,7 +818,11 @@ Pipeline load_file(const std::string& path, const Machine& machine) {
                                   ec || size == 0 ? "" : fmt::format("{} bytes, ", size),
                                   limits::file_bytes >> 20)}});
   }
-  return load_string(*text, path, machine);
+  return std::move(*text);
+}
+
+Pipeline load_file(const std::string& path, const Machine& machine) {
+  return load_string(read_pipeline_file(path), path, machine);
 }
 
 }  // namespace pcr::config

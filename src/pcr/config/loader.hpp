@@ -59,7 +59,12 @@ Machine docker_machine();
 // folder that holds it. Throws LoadError naming file, line and column of each problem.
 pipeline::Pipeline load_file(const std::string& path, const Machine& machine = {});
 
-// The same from `text`, as if read from `path` (for tests and stdin).
+// What `load_file` loads: the text of `path`, within the size a pipeline file may have.
+// Throws LoadError when it cannot be read or is too big.
+std::string read_pipeline_file(const std::string& path);
+
+// The same from `text`, as if read from `path` (for tests, and for the supervisor, which
+// loads again what its engine read).
 pipeline::Pipeline load_string(const std::string& text, const std::string& path,
                                const Machine& machine = {});
 

@@ -23,11 +23,20 @@ void warn_about_leftovers(const pipeline::Pipeline& p, bool keeping);
 // The extensions' warnings `pcr check` prints (a fixed container_name), once.
 void warn_about_isolation(const pipeline::Pipeline& p);
 
-// The supervisor (supervisor.cpp): forks the engine and returns nullopt in it; in the
-// supervisor, waits and returns the run's exit code, ending what a killed engine left.
-std::optional<int> supervise_run(const pipeline::Pipeline& p, const RunFlags& f, std::string& run_id);
-// In the engine: the supervisor's pipe (-1 without one) and whether the supervisor is gone.
+// The supervisor of a C++ pipeline, already built (supervisor.cpp; `pcr run` forks its
+// engine earlier, supervise_first in run.hpp): nullopt in the engine, and in the
+// supervisor the run's exit code once the engine has ended, having ended what a killed
+// engine left.
+std::optional<int> supervise_run(const pipeline::Pipeline& p, const RunFlags& f);
+// PCR_SUPERVISOR=0 turns the split off: one process.
+bool supervision_enabled();
+// In the engine, before the run: the brief for the supervisor (the pipeline's `text`, when
+// the supervisor did not load it) and the run's record in `.pcr/runs`; returns the run id.
+std::string engine_started(const pipeline::Pipeline& p, const RunFlags& f, const std::string* text);
+// In the engine: the supervisor's pipe (-1 without one), whether this is a supervised
+// engine, and whether the supervisor is gone.
 int supervisor_fd();
+bool supervised_engine();
 bool supervisor_gone();
 
 // The kill_grace of the step a process belongs to (its CI_STEP), else the longest.

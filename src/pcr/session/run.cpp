@@ -34,11 +34,6 @@ namespace {
 
 bool g_run_started = false;
 
-bool supervision_enabled() {
-  const char* v = std::getenv("PCR_SUPERVISOR");  // "0": one process (debugging, strace)
-  return !(v && std::string(v) == "0");
-}
-
 // Whether pcr's standard output is /dev/null (the character device 1,3), where whatever
 // the console writes is gone: `pcr run > /dev/null`.
 bool stdout_is_dev_null() {
@@ -221,8 +216,9 @@ void after_run(const pipeline::Pipeline& p, const RunFlags& f, const pipeline::R
                                up.size(), util::visible(mask.mask(up.front().project)), up.size() > 1 ? ", …" : "",
                                p.source.empty() ? "" : " " + util::shell_quote(p.source));
   }
-  // The supervisor removes the run's record; when it was killed, the engine does.
-  if (supervisor_gone()) proc::remove_run_record(proc::runs_dir(pipeline_dir(p)), ro.run_id);
+  // The engine wrote the run's record (engine_started), and removes it; the supervisor
+  // does only when the engine was killed.
+  if (supervised_engine()) proc::remove_run_record(proc::runs_dir(pipeline_dir(p)), ro.run_id);
 }
 
 // The run itself, in the engine (or in the one process, without a supervisor).
@@ -268,15 +264,20 @@ int exit_code_after(const std::exception_ptr& error) {
   return run_started() ? k_exit_internal : k_exit_usage;
 }
 
-int execute(const pipeline::Pipeline& p, const RunFlags& f) {
+int execute(const pipeline::Pipeline& p, const RunFlags& f, const std::string* text) {
   pipeline::RunOptions ro;
   if (const auto code = options_from(p, f, ro)) return *code;
   warn_about_leftovers(p, f.keep_clusters && !ci_run());
   if (f.dry_run) return print_plan(p, ro, f.no_color);
   warn_about_isolation(p);
-  if (!supervision_enabled()) return run_engine(p, f, ro);
-  // Returns in the supervisor when the run is over; the engine goes on from here, and ends.
-  if (auto code = supervise_run(p, f, ro.run_id)) return *code;
+  if (!supervised_engine()) {
+    // `pcr run` forked its engine before loading (supervise_first); a C++ pipeline is
+    // forked here. Returns in the supervisor when the run is over; the engine goes on
+    // from here, and ends.
+    if (!supervision_enabled()) return run_engine(p, f, ro);
+    if (auto code = supervise_run(p, f)) return *code;
+  }
+  ro.run_id = engine_started(p, f, text);
   ro.supervisor_fd = supervisor_fd();
   int code = k_exit_internal;
   try {

@@ -4,6 +4,7 @@
 #include <pcr/pipeline/model.hpp>
 
 #include <exception>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,7 +54,15 @@ int report_queue(const ReportFlags& f);
 // process that called it, when the run is over; the engine it forks ends its process
 // with the run's own code instead of returning (so a C++ program's code after run_main
 // runs once).
-int execute(const pipeline::Pipeline& p, const RunFlags& f);
+// `text`: what `p` was loaded from, when pcr read it from a file (the supervisor keeps it,
+// to run the cleanup steps should the engine die).
+int execute(const pipeline::Pipeline& p, const RunFlags& f, const std::string* text = nullptr);
+
+// `pcr run`, before anything is parsed or loaded: fork the engine (proc/supervise.hpp).
+// Returns nullopt in the engine, which goes on to load and run the pipeline; in the
+// supervisor, the run's exit code once the engine has ended, having ended what it left
+// if it was killed. Nothing happens (nullopt) under PCR_SUPERVISOR=0.
+std::optional<int> supervise_first();
 
 // Whether a run has started in this process: an exception out of it is then pcr's own
 // failure (3), not a usage error (2).
