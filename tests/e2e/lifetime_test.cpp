@@ -19,8 +19,10 @@ namespace {
 namespace fs = std::filesystem;
 
 // Jobs that escape in every way: a double fork, setsid, and a shell that ignores SIGTERM.
+// They print, so that the run has a spool folder (made on the first byte) to remove.
 std::string escaping_jobs(const std::string& marker) {
   return "    run: |\n"
+         "      echo job {n}\n"
          "      (sh -c 'sleep 300' " + marker + " &)\n"
          "      setsid sh -c 'sleep 310' " + marker + " &\n"
          "      touch started-{n}\n"
@@ -163,13 +165,18 @@ TEST(Lifetime, AKilledEngineIsCleanedUpWithThePipelineItLoaded) {
   PcrOptions o;
   o.env = {"TMPDIR=" + d.file("tmp")};
   o.while_running = [&](pid_t pid) {
-    ASSERT_TRUE(wait_until([&] { return exists(d.file("started")); }));
+    // Two jobs, so that their output is spooled as it comes (a step's only job is streamed,
+    // and only its tail is written, at its end): the run has a spool folder to remove.
+    ASSERT_TRUE(wait_until([&] { return exists(d.file("started-1")) && exists(d.file("started-2")) && spool_left(d); }));
     d.write("ci.yaml", "steps: [\ncleanup:\n  - run: touch new-cleanup\n");
     auto kids = children(pid);
     ASSERT_EQ(kids.size(), 1u) << "the supervisor has one child, the engine";
     ::kill(kids[0], SIGKILL);
   };
-  auto r = run_yaml(d, "steps:\n  - run: touch started; sleep 300\ncleanup:\n  - run: touch old-cleanup\n", {}, o);
+  auto r = run_yaml(d,
+                    "steps:\n  - parallel: 2\n    run: echo started; touch started-{n}; sleep 300\n"
+                    "cleanup:\n  - run: touch old-cleanup\n",
+                    {}, o);
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_NE(r.err.find("ran 1 cleanup step(s), removed 1 spool folder(s)"), std::string::npos) << r.err;
   EXPECT_TRUE(exists(d.file("old-cleanup"))) << r.err;
@@ -195,7 +202,8 @@ TEST(Lifetime, AKilledEngineOfACppPipelineIsCleanedUp) {
   };
   auto r = run_pcr_once({"--no-color"}, o);
   EXPECT_EQ(r.exit_code, 3) << r.err;
-  EXPECT_NE(r.err.find("ran 1 cleanup step(s), removed 1 spool folder(s)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("ran 1 cleanup step(s), removed 0 spool folder(s)"), std::string::npos)
+      << "its only job streams, and was killed before its tail was written\n" << r.err;
   EXPECT_TRUE(exists(d.file("cleaned"))) << r.err;
   EXPECT_EQ(occurrences(read_file(d.file("after.log")), "after run_main: 3"), 1u);
   EXPECT_FALSE(spool_left(d));

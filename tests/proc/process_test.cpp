@@ -181,6 +181,47 @@ TEST(ProcessSet, SpoolFilesAreTheUsersOnly) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
+// The run's spool folder is made when the first spool byte is written (0700), never for
+// processes that print nothing; one already there is refused, as mkdtemp's name would be.
+TEST(ProcessSet, TheSpoolFolderIsMadeOnTheFirstByte) {
+  TempDir dir;
+  const std::string folder_path = dir.file("spool");
+  SpoolFolder folder;
+  folder.reset(folder_path, false);
+  Loop loop;
+  ProcessSet set(loop);
+  set.spool_in(&folder);
+  auto run = [&](const std::string& command, const std::string& name) {
+    Spawn s = job(command);
+    s.env = our_env();
+    s.spool_path = folder_path + "/" + name + ".log";
+    Exit exit;
+    set.spawn(s, nullptr, [&](const Exit& e) {
+      exit = e;
+      loop.stop();
+    });
+    loop.run();
+    return exit;
+  };
+  EXPECT_EQ(run("true", "silent").spool_error, "");
+  EXPECT_FALSE(folder.made());
+  EXPECT_FALSE(test::exists(folder_path));
+  EXPECT_EQ(run("echo hi", "speaks").spool_error, "");
+  EXPECT_TRUE(folder.made());
+  struct stat st {};
+  ASSERT_EQ(::stat(folder_path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  EXPECT_EQ(test::read_file(folder_path + "/speaks.log"), "hi\n");
+
+  // Someone else's folder under that name: not written into.
+  const std::string taken = dir.file("taken");
+  ASSERT_EQ(::mkdir(taken.c_str(), 0777), 0);
+  folder.reset(taken, false);
+  const Exit refused = run("echo hi", "x");
+  EXPECT_NE(refused.spool_error.find("File exists"), std::string::npos) << refused.spool_error;
+  EXPECT_FALSE(test::exists(taken + "/x.log"));
+}
+
 TEST(ProcessSet, StdinIsDevNull) {
   auto start = Clock::now();
   auto o = run_one(job("cat; echo read-eof"));

@@ -5,6 +5,8 @@
 #include <pcr/pipeline/host_pool.hpp>
 #include <pcr/pipeline/layout.hpp>
 
+#include "../support/support.hpp"
+
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -56,7 +58,8 @@ TEST(Layout, BatchesAndSeparateItems) {
 }
 
 TEST(Layout, RecordedTimingsPutTheLongestFirstAndBalanceGroups) {
-  const std::string path = testing::TempDir() + "/layout-timings.json";
+  pcr::test::TempDir dir;
+  const std::string path = dir.file("layout-timings.json");
   std::ofstream(path) << R"({"version": 1, "unit": "ms", "steps": {"t": {"short": 10, "long": 1000, "mid": 500, "mid2": 490}}})";
   std::string warning;
   const auto t = pcr::sched::Timings::load(path, "ci.yaml", &warning);

@@ -9,6 +9,7 @@
 
 #include <signal.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -82,6 +83,7 @@ class Engine {
   Engine(const Pipeline& p, const RunOptions& o, Observer& obs)
       : m_procs(m_loop), m_run(p, o, obs, m_loop, m_procs) {
     m_procs.mask(o.secrets);  // no secret reaches a spool file, where a killed run may leave it
+    m_procs.spool_in(&m_spool);
   }
 
   int run();
@@ -108,6 +110,7 @@ class Engine {
   }
 
   proc::Loop m_loop;
+  proc::SpoolFolder m_spool;  // declared before m_procs, which writes into it
   proc::ProcessSet m_procs;
   RunState m_run;
   bool m_own_spool = false;
@@ -141,15 +144,28 @@ bool Engine::make_spool() {
     fs::create_directories(m_run.spool_dir, ec);
     // A job that cannot write its spool says so on its result; nothing to add here.
     fs::permissions(m_run.spool_dir, fs::perms::owner_all, ec);
+    m_spool.reset(m_run.spool_dir, true);
     return true;
   }
+  // Named now, made when something is first written in it (proc::SpoolFolder): a name no
+  // one can guess, as mkdtemp's. The parent is checked now, so that a TMPDIR pcr cannot
+  // write in still stops the run before anything runs.
   const char* tmp = std::getenv("TMPDIR");
-  std::string templ = fmt::format("{}/pcr-{}-XXXXXX", tmp && *tmp ? tmp : "/tmp", m_run.run_id);
-  if (::mkdtemp(templ.data()) == nullptr) {
-    m_run.observer.note({NoteKind::spool_unavailable, fmt::format("{}: {}", templ, std::strerror(errno))});
+  const std::string parent = tmp && *tmp ? tmp : "/tmp";
+  m_run.spool_dir = fmt::format("{}/pcr-{}-{}", parent, m_run.run_id, make_run_id().substr(0, 6));
+  int error = 0;
+  struct stat st {};
+  if (::stat(parent.c_str(), &st) != 0)
+    error = errno;
+  else if (!S_ISDIR(st.st_mode))
+    error = ENOTDIR;
+  else if (::access(parent.c_str(), W_OK | X_OK) != 0)
+    error = errno;
+  if (error != 0) {
+    m_run.observer.note({NoteKind::spool_unavailable, fmt::format("{}: {}", m_run.spool_dir, std::strerror(error))});
     return false;
   }
-  m_run.spool_dir = templ;
+  m_spool.reset(m_run.spool_dir, false);
   m_own_spool = true;
   return true;
 }
@@ -213,7 +229,7 @@ int Engine::run() {
   });
   m_loop.run();
 
-  if (m_own_spool) {
+  if (m_own_spool && m_spool.made()) {
     std::error_code ec;
     // Best effort: the supervisor removes what is left of the spool after the run too.
     fs::remove_all(m_run.spool_dir, ec);
@@ -406,7 +422,7 @@ void Engine::step_done() {
   if (!m_current->info().cleanup && r.outcome == StepOutcome::failed) m_failed = true;
   // For a supervisor that outlives this engine: the cleanup steps done need not run again
   // (a cleanup that posts a message or drops a table ran twice).
-  if (m_current->info().cleanup && m_own_spool) {
+  if (m_current->info().cleanup && m_own_spool && m_spool.make()) {
     std::ofstream(fs::path(m_run.spool_dir) / k_cleanup_done_file, std::ios::trunc) << m_index + 1 << "\n";
   }
   m_run.observer.step_finished(m_current->info(), r);

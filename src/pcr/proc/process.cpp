@@ -49,8 +49,9 @@ constexpr int k_pipe_size = 1024 * 1024;
 // Only a process that left the group (and kept the pipe) makes us wait this long.
 constexpr Millis k_drain_window{500};
 
-int open_spool(const std::string& path) {
+int open_spool(SpoolFolder* folder, const std::string& path) {
   if (path.empty()) return -1;
+  if (folder && !folder->make()) return -1;
   return ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 }
 
@@ -289,7 +290,7 @@ struct ProcessSet::Child {
   // Append `data` to the spool file at `path` (fd -1: not made yet; -2: could not be).
   void spool(int& fd, const std::string& path, std::string_view data) {
     if (path.empty() || fd == -2) return;
-    if (fd == -1 && (fd = open_spool(path)) < 0) {
+    if (fd == -1 && (fd = open_spool(set->m_folder, path)) < 0) {
       spool_failed(path);
       fd = -2;
       return;
@@ -534,6 +535,13 @@ void ProcessSet::drain_and_finish(Child* c) {
   finish(c);
 }
 
+bool SpoolFolder::make() {
+  if (m_made) return true;
+  if (m_path.empty() || ::mkdir(m_path.c_str(), 0700) != 0) return false;
+  m_made = true;
+  return true;
+}
+
 ProcessSet::~ProcessSet() {
   for (auto& [id, child] : m_children) {
     child->signal_group(SIGKILL);
@@ -570,7 +578,9 @@ ProcessSet::Id ProcessSet::spawn(Spawn spec, OnOutput on_output, OnExit on_exit)
   c->started = c->last_output = Clock::now();
 
   int read_ends[2] = {-1, -1};
-  const auto spawned = spawn_shell(c->spec, read_ends);
+  const auto spawned = runs_from_script(c->spec) && m_folder && !m_folder->make()
+                           ? util::Expected<Shell>::failure(m_folder->path() + ": " + std::strerror(errno))
+                           : spawn_shell(c->spec, read_ends);
   if (!spawned) {
     c->result.spawn_error = spawned.error();
     c->result.exit_code = 127;

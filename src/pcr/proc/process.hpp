@@ -41,6 +41,27 @@ struct Spawn {
   Millis kill_grace{10'000};     // between SIGTERM and SIGKILL
 };
 
+// The folder a run's spool files go in, made when the first of them is written (0700, and
+// new: mkdir fails on a folder already there, as mkdtemp's does), so that a run whose
+// processes print nothing makes none (its mkdir and rmdir were a twentieth of a one-job
+// run's time here).
+class SpoolFolder {
+ public:
+  // `path`, made already (`made`) or to make when first needed.
+  void reset(std::string path, bool made) {
+    m_path = std::move(path);
+    m_made = made;
+  }
+  const std::string& path() const { return m_path; }
+  bool made() const { return m_made; }
+  // Make it, unless made already: false, with errno set, when it cannot be.
+  bool make();
+
+ private:
+  std::string m_path;
+  bool m_made = false;
+};
+
 enum class Stream { out, err };
 
 // How a process ended. Exactly one story is true: it could not be started
@@ -90,6 +111,10 @@ class ProcessSet {
   // reads from it (items, captured values) must stay what the job printed.
   void mask(std::vector<std::string> secrets) { m_secrets = util::Masker(std::move(secrets)); }
 
+  // The folder every spool, stdout and script file of this set's processes is in, made
+  // (`SpoolFolder::make`) before the first is written. Null: they are made as they are.
+  void spool_in(SpoolFolder* folder) { m_folder = folder; }
+
   // End job `id`: SIGTERM to its group and SIGKILL after its grace, or SIGKILL now when
   // `immediately`. The exit is reported with `stopped` set. No-op for a finished job.
   void stop(Id id, bool immediately);
@@ -121,6 +146,7 @@ class ProcessSet {
   void finish(Child* child);
   Loop& m_loop;
   util::Masker m_secrets;
+  SpoolFolder* m_folder = nullptr;
   std::unordered_map<Id, Child*> m_children;
   std::unordered_set<pid_t> m_job_pids;  // job shells not reaped yet
   std::unordered_map<pid_t, Child*> m_by_pid;

@@ -12,7 +12,7 @@ int main(int argc, char** argv) {
   pcr::Pipeline pipeline;
   pipeline.name = "after run_main";
   if (std::getenv("PCR_TEST_HOLD")) {
-    pipeline.steps.push_back(pcr::run_step("one", pcr::command("touch started; sleep 300")));
+    pipeline.steps.push_back(pcr::run_step("one", pcr::command("echo started; touch started; sleep 300")));
     pipeline.cleanup.push_back(pcr::run_step("clean", pcr::command("touch cleaned")));
   } else {
     pipeline.steps.push_back(pcr::run_step("one", pcr::command("echo the job ran")));
