@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,6 +36,32 @@ TEST(Timings, SaveSmoothsIntoTheFileAndLoadReadsItBack) {
   for (const auto& e : std::filesystem::directory_iterator(d.file(".pcr"))) left.push_back(e.path().filename().string());
   std::sort(left.begin(), left.end());
   EXPECT_EQ(left, (std::vector<std::string>{"timings.json", "timings.json.lock"}));
+}
+
+// A run whose times, smoothed into its pipeline's table as loaded, change nothing leaves
+// the file alone: not replaced, not even locked. One that changes a time saves it.
+TEST(Timings, ASaveThatChangesNothingTouchesNothing) {
+  TempDir d;
+  const std::string path = d.file("t.json");
+  Timings first = Timings::load(path, "ci.yaml", nullptr);
+  first.record("s", "a", 10);
+  ASSERT_EQ(first.save(path), "");
+  ASSERT_EQ(::unlink((path + ".lock").c_str()), 0);
+  struct stat before {};
+  ASSERT_EQ(::stat(path.c_str(), &before), 0);
+
+  Timings same = Timings::load(path, "ci.yaml", nullptr);
+  same.record("s", "a", 10);
+  ASSERT_EQ(same.save(path), "");
+  struct stat after {};
+  ASSERT_EQ(::stat(path.c_str(), &after), 0);
+  EXPECT_EQ(after.st_ino, before.st_ino) << "replaced";
+  EXPECT_FALSE(test::exists(path + ".lock")) << "locked";
+
+  Timings changed = Timings::load(path, "ci.yaml", nullptr);
+  changed.record("s", "a", 30);
+  ASSERT_EQ(changed.save(path), "");
+  EXPECT_EQ(Timings::load(path, "ci.yaml", nullptr).get("s", "a"), 20);
 }
 
 // A key that is not UTF-8 (an item from a command's output) is stored as valid UTF-8 and

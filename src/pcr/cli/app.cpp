@@ -222,23 +222,43 @@ int split_items_command(std::size_t split_total, std::size_t split_index, const 
   return 0;
 }
 
+constexpr const char* k_about =
+    "pcr — the Parallel CI Runner: runs a CI pipeline's steps of shell commands, many at once";
+
+// `pcr [--version] run …` as the whole app declares it.
+CLI::App* add_run(CLI::App& app, std::string& file, RunFlags& flags) {
+  app.set_version_flag("--version", std::string("pcr ") + PCR_VERSION);
+  app.require_subcommand(1);
+  auto* run = app.add_subcommand("run", "Run the pipeline (default ./ci.yaml)");
+  run->add_option("FILE", file, "The pipeline file");
+  add_run_flags(*run, flags);
+  return run;
+}
+
+int run_file(const std::string& file, const RunFlags& flags) {
+  auto machine = config::docker_machine();
+  machine.keep_clusters = session::keep_clusters(flags);
+  const std::string text = config::read_pipeline_file(file);
+  auto p = config::load_string(text, file, machine);
+  return session::execute(p, flags, &text);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  // `pcr run`: the supervisor forks its engine before anything else is done (parsing,
-  // loading), so that the fork copies little; everything below runs in the engine.
-  if (argc > 1 && std::string_view(argv[1]) == "run")
-    if (const auto code = session::supervise_first()) return *code;
-  CLI::App app{
-      "pcr — the Parallel CI Runner: runs a CI pipeline's steps of shell commands, many at once"};
-  app.set_version_flag("--version", std::string("pcr ") + PCR_VERSION);
-  app.require_subcommand(1);
-
   RunFlags run_flags;
-  std::string run_file = "ci.yaml";
-  auto* run = app.add_subcommand("run", "Run the pipeline (default ./ci.yaml)");
-  run->add_option("FILE", run_file, "The pipeline file");
-  add_run_flags(*run, run_flags);
+  std::string run_path = "ci.yaml";
+  if (argc > 1 && std::string_view(argv[1]) == "run") {
+    // The supervisor forks its engine before anything else is done (parsing, loading), so
+    // that the fork copies little; everything below runs in the engine. Which parses
+    // `pcr run` alone: the other commands' options would cost every run their making.
+    if (const auto code = session::supervise_first()) return *code;
+    CLI::App app{k_about};
+    add_run(app, run_path, run_flags);
+    return guarded(app, argc, argv, [&] { return run_file(run_path, run_flags); });
+  }
+  CLI::App app{k_about};
+  auto* run = add_run(app, run_path, run_flags);
 
   std::string check_file = "ci.yaml";
   std::string check_timings;
@@ -327,11 +347,8 @@ int main(int argc, char** argv) {
       return session::clean(clean_file);
     }
     if (*split) return split_items_command(split_total, split_index, split_timings, split_step, split_items);
-    auto machine = config::docker_machine();
-    machine.keep_clusters = session::keep_clusters(run_flags);
-    const std::string text = config::read_pipeline_file(run_file);
-    auto p = config::load_string(text, run_file, machine);
-    return session::execute(p, run_flags, &text);
+    if (*run) return run_file(run_path, run_flags);
+    return k_exit_usage;  // require_subcommand(1): not reached
   });
 }
 

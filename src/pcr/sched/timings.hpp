@@ -70,6 +70,7 @@ class Timings {
  private:
   std::string m_pipeline;  // the key of the pipeline this view belongs to
   Table m_table;           // as loaded (plus merges)
+  bool m_found_own = false;  // the file had this pipeline's own table
   Table m_samples;         // this run's
   util::Masker m_mask;
   std::string m_run_id, m_folder;
