@@ -33,11 +33,10 @@ bool supervision_enabled();
 // In the engine, before the run: the brief for the supervisor (the pipeline's `text`, when
 // the supervisor did not load it) and the run's record in `.pcr/runs`; returns the run id.
 std::string engine_started(const pipeline::Pipeline& p, const RunFlags& f, const std::string* text);
-// In the engine: the supervisor's pipe (-1 without one), whether this is a supervised
-// engine, and whether the supervisor is gone.
+// In the engine: the supervisor's pipe (-1 without one), and whether this is a supervised
+// engine.
 int supervisor_fd();
 bool supervised_engine();
-bool supervisor_gone();
 
 // The kill_grace of the step a process belongs to (its CI_STEP), else the longest.
 std::function<pipeline::Millis(pid_t)> grace_of(const pipeline::Pipeline* p);

@@ -198,7 +198,7 @@ std::optional<int> options_from(const pipeline::Pipeline& p, const RunFlags& f, 
 }
 
 // After the run: the clusters it left up (kept on purpose, or a teardown cut short) and
-// how to take them down; the run's record, when the supervisor is gone.
+// how to take them down.
 void after_run(const pipeline::Pipeline& p, const RunFlags& f, const pipeline::RunOptions& ro) {
   const bool kept = f.keep_clusters && !ci_run();
   const util::Masker mask(secret_values(p));
@@ -216,9 +216,6 @@ void after_run(const pipeline::Pipeline& p, const RunFlags& f, const pipeline::R
                                up.size(), util::visible(mask.mask(up.front().project)), up.size() > 1 ? ", …" : "",
                                p.source.empty() ? "" : " " + util::shell_quote(p.source));
   }
-  // The engine wrote the run's record (engine_started), and removes it; the supervisor
-  // does only when the engine was killed.
-  if (supervised_engine()) proc::remove_run_record(proc::runs_dir(pipeline_dir(p)), ro.run_id);
 }
 
 // The run itself, in the engine (or in the one process, without a supervisor).
@@ -285,6 +282,9 @@ int execute(const pipeline::Pipeline& p, const RunFlags& f, const std::string* t
   } catch (...) {
     code = exit_code_after(std::current_exception());
   }
+  // The engine wrote the run's record (engine_started), and removes it, also after an
+  // exception; the supervisor does only when the engine was killed.
+  proc::remove_run_record(proc::runs_dir(pipeline_dir(p)), ro.run_id);
   end_engine(code);
 }
 

@@ -118,8 +118,6 @@ bool supervision_enabled() {
 
 int supervisor_fd() { return g_supervisor_fd; }
 
-bool supervisor_gone() { return g_supervisor_fd >= 0 && ::getppid() != g_supervisor; }
-
 bool supervised_engine() { return g_supervisor_fd >= 0; }
 
 std::string signal_words(int sig) {
