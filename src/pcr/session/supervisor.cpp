@@ -146,11 +146,25 @@ std::function<pipeline::Millis(pid_t)> grace_of(const pipeline::Pipeline* p) {
 
 namespace {
 
-// The engine's side of a split: where the supervisor is.
-void became_engine(const proc::Split& split, const std::string& run_id) {
-  g_supervisor_fd = split.fd;
+enum class Side { engine, supervisor, failed };
+
+// Fork the engine of run `run_id` (proc::split). The engine learns where its supervisor
+// is; the supervisor waits, and gets how the engine ended in `exit`. `failed`: no engine
+// could be started (said here).
+Side fork_engine(const std::string& run_id, proc::EngineExit& exit) {
+  auto split = proc::split(nullptr);
+  if (!split) {
+    std::cerr << fmt::format("pcr: error: {}\n", split.error());
+    return Side::failed;
+  }
+  if (!split->engine) {
+    exit = split->exit;
+    return Side::supervisor;
+  }
+  g_supervisor_fd = split->fd;
   g_supervisor = ::getppid();
   g_run_id = run_id;
+  return Side::engine;
 }
 
 }  // namespace
@@ -165,17 +179,16 @@ std::optional<int> supervise_first() {
   const std::string run_id = pipeline::make_run_id();
   const int brief = ::memfd_create("pcr-brief", MFD_CLOEXEC);
   if (brief < 0) return std::nullopt;  // no memory file: supervised later, as a C++ pipeline is
-  auto split = proc::split(nullptr);
-  if (!split) {
-    std::cerr << fmt::format("pcr: error: {}\n", split.error());
-    return k_exit_internal;
+  proc::EngineExit engine;
+  switch (fork_engine(run_id, engine)) {
+    case Side::failed:
+      return k_exit_internal;
+    case Side::engine:
+      g_brief_fd = brief;
+      return std::nullopt;
+    case Side::supervisor:
+      break;
   }
-  if (split->engine) {
-    became_engine(*split, run_id);
-    g_brief_fd = brief;
-    return std::nullopt;
-  }
-  const proc::EngineExit& engine = split->exit;
   if (engine.signal == 0) {
     // The run is over and said so (the engine removed its record): nothing of the
     // supervisor's to flush or destroy, so no exit handlers either.
@@ -222,16 +235,16 @@ std::optional<int> supervise_first() {
 std::optional<int> supervise_run(const pipeline::Pipeline& p, const RunFlags& f) {
   const auto started = std::chrono::steady_clock::now();
   const std::string run_id = pipeline::make_run_id();
-  auto split = proc::split(nullptr);
-  if (!split) {
-    std::cerr << fmt::format("pcr: error: {}\n", split.error());
-    return k_exit_internal;
+  proc::EngineExit engine;
+  switch (fork_engine(run_id, engine)) {
+    case Side::failed:
+      return k_exit_internal;
+    case Side::engine:
+      return std::nullopt;
+    case Side::supervisor:
+      break;
   }
-  if (split->engine) {
-    became_engine(*split, run_id);
-    return std::nullopt;
-  }
-  if (split->exit.signal == 0) return split->exit.exit_code;
+  if (engine.signal == 0) return engine.exit_code;  // back into the C++ program, once
   DeadRun run;
   run.pipeline = &p;
   run.runs_dir = proc::runs_dir(pipeline_dir(p));
@@ -239,7 +252,7 @@ std::optional<int> supervise_run(const pipeline::Pipeline& p, const RunFlags& f)
   run.json = f.json;
   run.no_color = f.no_color;
   run.started = started;
-  return after_engine_died(split->exit, run);
+  return after_engine_died(engine, run);
 }
 
 std::string engine_started(const pipeline::Pipeline& p, const RunFlags& f, const std::string* text) {
