@@ -66,7 +66,7 @@ std::optional<Brief> decode(std::string_view in) {
   Brief b;
   for (std::string* field : {&b.runs_dir, &b.source, &b.text, &b.json}) {
     const auto nl = in.find('\n');
-    if (nl == std::string_view::npos || nl == 0 || nl > 20) return std::nullopt;
+    if (nl == std::string_view::npos || nl == 0 || nl > 19) return std::nullopt;  // no overflow
     std::size_t size = 0;
     for (char c : in.substr(0, nl)) {
       if (c < '0' || c > '9') return std::nullopt;
@@ -296,7 +296,22 @@ namespace {
 // The engine was killed (kill -9, the OOM killer) or crashed. Its jobs are ours now: end
 // them, run the cleanup steps it had not, take down its compose projects, remove its
 // spool and its record.
+int end_what_it_left(const proc::EngineExit& engine, const DeadRun& run);
+
+// The supervisor's last work, outside any other handler (`pcr run` forks before the CLI
+// guards anything): nothing in it may end pcr with a bare "terminate called".
 int after_engine_died(const proc::EngineExit& engine, const DeadRun& run) {
+  try {
+    return end_what_it_left(engine, run);
+  } catch (const std::exception& e) {
+    std::cerr << fmt::format("pcr: error: ending what the engine left: {}\n", util::visible(e.what()));
+  } catch (...) {
+    std::cerr << "pcr: error: ending what the engine left: an unknown exception\n";
+  }
+  return k_exit_internal;
+}
+
+int end_what_it_left(const proc::EngineExit& engine, const DeadRun& run) {
   const pipeline::Pipeline* p = run.pipeline;
   std::cerr << fmt::format(
       "pcr: error: pcr's engine (pid {}) was killed by {}: ending what it started\n",
