@@ -12,7 +12,6 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -83,18 +82,11 @@ std::optional<Brief> decode(std::string_view in) {
   return b;
 }
 
+// From the start: the engine's writes moved the offset the two processes share.
 std::optional<Brief> read_brief(int fd) {
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || st.st_size <= 0) return std::nullopt;
-  std::string text(static_cast<std::size_t>(st.st_size), '\0');
-  std::size_t got = 0;
-  while (got < text.size()) {
-    const ssize_t n = ::pread(fd, text.data() + got, text.size() - got, static_cast<off_t>(got));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return std::nullopt;
-    got += static_cast<std::size_t>(n);
-  }
-  return decode(text);
+  if (::lseek(fd, 0, SEEK_SET) != 0) return std::nullopt;
+  const auto text = util::read_all(fd);
+  return text ? decode(*text) : std::nullopt;
 }
 
 // What the supervisor knows of a run whose engine died.

@@ -35,9 +35,7 @@ std::optional<std::string> read_file(const std::string& path) {
 // Plain reads into a buffer sized by the file's length: an `ifstream` read in 64 KiB
 // pieces zeroed 16 pages for a 23-byte file, at every start (pcr reads two or three
 // small files before its first job).
-std::optional<std::string> read_file(const std::string& path, std::size_t limit) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
+std::optional<std::string> read_all(int fd, std::size_t limit) {
   struct stat st {};
   // A regular file says its length (one more byte shows the end); a FIFO, a device or
   // a /proc file says 0 and is read in growing pieces.
@@ -53,17 +51,21 @@ std::optional<std::string> read_file(const std::string& path, std::size_t limit)
     }
     const ssize_t n = ::read(fd, text.data() + used, text.size() - used);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int error = errno;
-      ::close(fd);
-      errno = error;
-      return std::nullopt;
-    }
+    if (n < 0) return std::nullopt;
     if (n == 0) break;
     used += static_cast<std::size_t>(n);
   }
   text.resize(used);
+  return text;
+}
+
+std::optional<std::string> read_file(const std::string& path, std::size_t limit) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  auto text = read_all(fd, limit);
+  const int error = errno;
   ::close(fd);
+  errno = error;
   return text;
 }
 

@@ -16,6 +16,9 @@ bool write_all(int fd, std::string_view data);
 
 // The whole content of file `path`, or nullopt when it cannot be opened (errno says why).
 std::optional<std::string> read_file(const std::string& path);
+// What is left to read from `fd` (to its end, or `limit` bytes), or nullopt when a read
+// fails (errno says why).
+std::optional<std::string> read_all(int fd, std::size_t limit = std::string::npos);
 // At most the first `limit` bytes of `path` (anything: a FIFO, /dev/zero), so that a
 // caller with a bound never holds more than it; nullopt as `read_file`.
 std::optional<std::string> read_file(const std::string& path, std::size_t limit);
