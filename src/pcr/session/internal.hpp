@@ -28,6 +28,8 @@ void warn_about_isolation(const pipeline::Pipeline& p);
 // supervisor the run's exit code once the engine has ended, having ended what a killed
 // engine left.
 std::optional<int> supervise_run(const pipeline::Pipeline& p, const RunFlags& f);
+// keep_clusters (run.hpp) without its word: what the pipeline was loaded with.
+bool clusters_kept(const RunFlags& f);
 // PCR_SUPERVISOR=0 turns the split off: one process.
 bool supervision_enabled();
 // In the engine, before the run: the brief for the supervisor (the pipeline's `text`, when

@@ -50,13 +50,12 @@ bool ci_run() {
 
 }  // namespace
 
+bool clusters_kept(const RunFlags& f) { return f.keep_clusters && !ci_run(); }
+
 bool keep_clusters(const RunFlags& f) {
-  if (!f.keep_clusters) return false;
-  if (ci_run()) {
+  if (f.keep_clusters && ci_run())
     std::cerr << "pcr: --keep-clusters is for local runs: ignored under CI=true (the clusters are torn down)\n";
-    return false;
-  }
-  return true;
+  return clusters_kept(f);
 }
 
 // `--shard TEXT` (none when empty) into `ro`; false, having said why, when it is bad.
@@ -200,7 +199,7 @@ std::optional<int> options_from(const pipeline::Pipeline& p, const RunFlags& f, 
 // After the run: the clusters it left up (kept on purpose, or a teardown cut short) and
 // how to take them down.
 void after_run(const pipeline::Pipeline& p, const RunFlags& f, const pipeline::RunOptions& ro) {
-  const bool kept = f.keep_clusters && !ci_run();
+  const bool kept = clusters_kept(f);
   const util::Masker mask(secret_values(p));
   if (!p.extensions.empty()) {
     const auto up = docker::still_up(docker::state_dir(pipeline_dir(p)), ro.run_id);
@@ -264,7 +263,7 @@ int exit_code_after(const std::exception_ptr& error) {
 int execute(const pipeline::Pipeline& p, const RunFlags& f, const std::string* text) {
   pipeline::RunOptions ro;
   if (const auto code = options_from(p, f, ro)) return *code;
-  warn_about_leftovers(p, f.keep_clusters && !ci_run());
+  warn_about_leftovers(p, clusters_kept(f));
   if (f.dry_run) return print_plan(p, ro, f.no_color);
   warn_about_isolation(p);
   if (!supervised_engine()) {

@@ -258,7 +258,7 @@ std::string engine_started(const pipeline::Pipeline& p, const RunFlags& f, const
     if (text) b.text = *text;
     b.json = f.json;
     b.no_color = f.no_color;
-    b.keep_clusters = f.keep_clusters;
+    b.keep_clusters = clusters_kept(f);  // as loaded: --keep-clusters is off under CI=true
     if (!util::write_all(g_brief_fd, encode(b)))
       std::cerr << fmt::format(
           "pcr: warning: cannot brief the supervisor ({}): if pcr's engine is killed, its "
